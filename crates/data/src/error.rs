@@ -14,8 +14,10 @@ pub enum DataErrorKind {
     Value,
     /// The file could not be read or written, or is not valid CSV / Parquet.
     Io,
-    /// The file format (extension) is not supported.
+    /// The file format (extension) is not supported, or a column has an unsupported type.
     Format,
+    /// The file has no header (CSV) or no content at all.
+    Empty,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,15 @@ impl DataError {
     }
     pub fn io(msg: impl Into<String>) -> DataError {
         DataError { kind: DataErrorKind::Io, message: msg.into() }
+    }
+    pub fn columns(msg: impl Into<String>) -> DataError {
+        DataError { kind: DataErrorKind::Columns, message: msg.into() }
+    }
+    pub fn value(msg: impl Into<String>) -> DataError {
+        DataError { kind: DataErrorKind::Value, message: msg.into() }
+    }
+    pub fn format(msg: impl Into<String>) -> DataError {
+        DataError { kind: DataErrorKind::Format, message: msg.into() }
     }
 }
 

@@ -1,12 +1,45 @@
 //! Declaration data layer: schema, readers (CSV, Parquet), validation with rejects, writers.
 //!
-//! Owns: what a valid declaration is, and turning files into validated [`Batch`]es.
+//! Owns: what a valid declaration is, and turning files (or JSON records) into validated
+//! [`Batch`]es, with every rejected row reported by line, column, value and reason; writing
+//! batches, score tables and reject files.
 //! Must not: know about features, models or scoring.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use cr_data::{open, OnError, ReadOptions, Schema};
+//!
+//! let schema = Schema::from_path(Path::new("data/schemas/kcs.toml"))?;
+//! let opts = ReadOptions { on_error: OnError::Skip, ..ReadOptions::default() };
+//! let mut reader = open(Path::new("train.csv"), &schema, &opts)?;
+//! for chunk in &mut reader {
+//!     let chunk = chunk?;
+//!     println!("{} rows ok, {} rejected", chunk.batch.len(), chunk.rejects.len());
+//! }
+//! println!("{} rows read", reader.rows_read());
+//! # Ok::<(), cr_data::DataError>(())
+//! ```
 
 pub mod batch;
+mod columns;
+mod csv_read;
 pub mod error;
+mod json;
+mod parquet_read;
+pub mod read;
+pub mod reject;
+pub mod report;
 pub mod schema;
+pub mod table;
+mod validate;
+pub mod write;
 
 pub use batch::Batch;
 pub use error::{DataError, DataErrorKind};
+pub use json::batch_from_json;
+pub use read::{open, read_all, FileFormat, OnError, ReadChunk, ReadOptions, Reader};
+pub use reject::{Problem, Reject};
+pub use report::{validate_file, ValidationReport};
 pub use schema::{CategoricalKind, NumericKind, Schema, Selection};
+pub use table::{write_rejects, ColType, Column, RejectWriter, TableWriter};
+pub use write::write_batch;

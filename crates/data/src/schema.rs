@@ -285,6 +285,11 @@ impl Schema {
 
     /// The one place schema validation happens.
     pub fn from_raw(raw: RawSchema) -> Result<Schema, DataError> {
+        if let Some(f) = &raw.date.format {
+            chrono::format::StrftimeItems::new(f)
+                .parse()
+                .map_err(|e| DataError::schema(format!("date.format = {f:?} is not a valid chrono format: {e}")))?;
+        }
         let date_min = parse_bound(&raw.date.min, (1990, 1, 1), "min")?;
         let date_max = parse_bound(&raw.date.max, (2100, 12, 31), "max")?;
         if date_min > date_max {
@@ -435,5 +440,7 @@ label = { column = "fraud" }
         assert!(err.message.contains("importer"), "{err}");
         let odd = MINI.replace("width = 6", "width = 5");
         assert!(Schema::from_toml(&odd).is_err());
+        let fmt = MINI.replace("{ column = \"date\" }", "{ column = \"date\", format = \"%Y-%Q\" }");
+        assert!(Schema::from_toml(&fmt).unwrap_err().message.contains("date.format"));
     }
 }

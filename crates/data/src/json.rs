@@ -1,0 +1,107 @@
+//! JSON records (the HTTP service path): an array of objects keyed by column name.
+
+use serde_json::Value;
+
+use crate::batch::Batch;
+use crate::columns::ColumnMap;
+use crate::reject::{Problem, Reject};
+use crate::schema::Schema;
+use crate::validate::{Cell, Row, Validator};
+
+struct JsonRow<'a> {
+    cells: Vec<Cell<'a>>,
+    record: &'a Value,
+}
+
+impl Row for JsonRow<'_> {
+    fn cell(&self, idx: usize) -> Cell<'_> {
+        self.cells.get(idx).copied().unwrap_or(Cell::Absent)
+    }
+    fn raw(&self) -> Vec<String> {
+        vec![self.record.to_string()]
+    }
+}
+
+fn to_cell(v: &Value) -> Cell<'_> {
+    match v {
+        Value::Null => Cell::Null,
+        Value::Bool(b) => Cell::Bool(*b),
+        Value::String(s) => Cell::Str(s),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Cell::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Cell::UInt(u)
+            } else {
+                n.as_f64().map_or(Cell::Nested(v), Cell::Float)
+            }
+        }
+        Value::Array(_) | Value::Object(_) => Cell::Nested(v),
+    }
+}
+
+/// Validate JSON records (objects keyed by the schema's column names) into a batch.
+///
+/// Same rules as the file readers, per record: numbers or strings are accepted for numeric,
+/// HS code and id fields; `null` is an empty cell. A record that is not an object, has a field
+/// the schema does not know (and does not ignore), lacks a scoring field, or has a bad value
+/// is rejected whole. Label, revenue and inspection fields are optional. Ids must be unique
+/// within `records`. `Reject::line` and `Batch::lines` are 1-based indexes in `records`;
+/// `Reject::raw` holds the record as JSON text.
+pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Batch, Vec<Reject>) {
+    let map = ColumnMap::for_schema(schema);
+    let names = map.names.clone();
+    let mut validator = Validator::new(schema, map);
+    let mut batch = Batch::empty(schema, source);
+    let mut rejects = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let line = i as u64 + 1;
+        let Some(obj) = record.as_object() else {
+            let p = Problem::new(None, None, "not an object", "record is not a JSON object");
+            rejects.push(Reject::from_problems(line, vec![p], vec![record.to_string()]));
+            continue;
+        };
+        let mut cells = vec![Cell::Absent; names.len()];
+        let mut problems = Vec::new();
+        for (key, value) in obj {
+            match names.iter().position(|n| n == key) {
+                Some(idx) => cells[idx] = to_cell(value),
+                None if schema.ignore.iter().any(|n| n == key) => {}
+                None => problems.push(Problem::new(Some(key), None, "unknown field", "field not in the schema")),
+            }
+        }
+        let row = JsonRow { cells, record };
+        match validator.push(&row, line, &mut batch) {
+            None if problems.is_empty() => {}
+            None => {
+                // The row was accepted by the validator but has structural problems: undo.
+                undo_last(&mut batch);
+                rejects.push(Reject::from_problems(line, problems, row.raw()));
+            }
+            Some(mut r) => {
+                problems.extend(std::mem::take(&mut r.problems));
+                rejects.push(Reject::from_problems(line, problems, r.raw));
+            }
+        }
+    }
+    (batch, rejects)
+}
+
+/// Remove the last row of a batch.
+fn undo_last(b: &mut Batch) {
+    b.lines.pop();
+    b.ids.pop();
+    b.dates.pop();
+    b.hs.pop();
+    for c in &mut b.categorical {
+        c.pop();
+    }
+    for c in &mut b.numeric {
+        c.pop();
+    }
+    b.label.pop();
+    b.revenue.pop();
+    b.inspected.pop();
+    b.selection.pop();
+    b.propensity.pop();
+}

@@ -1,0 +1,108 @@
+//! Whole-file validation summary (`customs-risk validate`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DataError;
+use crate::read::{open, ReadOptions};
+use crate::schema::ymd_from_days;
+use crate::table::RejectWriter;
+
+/// Counts over one file. With [`crate::OnError::Skip`], `accepted + rejected == rows_read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub file: String,
+    pub schema: String,
+    pub rows_read: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Bad cells (or row-level problems) by category, e.g. `"below minimum"`.
+    pub by_reason: BTreeMap<String, u64>,
+    /// Bad cells by column (`"(row)"` for row-level problems such as a wrong field count).
+    pub by_column: BTreeMap<String, u64>,
+    /// Accepted rows with a label.
+    pub labelled: u64,
+    /// Accepted rows with a positive label.
+    pub positives: u64,
+    /// Earliest / latest date among accepted rows (`YYYY-MM-DD`), `None` without rows.
+    pub date_min: Option<String>,
+    pub date_max: Option<String>,
+}
+
+/// Read a whole file with `opts`, counting accepted and rejected rows; rejects are streamed to
+/// `rejects_out` (CSV, see [`crate::write_rejects`]) when given. Memory stays bounded by one
+/// chunk plus the id set. Column mismatches, unreadable files and (with
+/// [`crate::OnError::Fail`]) the first bad row are errors.
+pub fn validate_file(
+    path: &Path,
+    schema: &crate::Schema,
+    opts: &ReadOptions,
+    rejects_out: Option<&Path>,
+) -> Result<ValidationReport, DataError> {
+    let mut reader = open(path, schema, opts)?;
+    let mut out = rejects_out.map(RejectWriter::create).transpose()?;
+    let mut rep = ValidationReport {
+        file: reader.source().to_string(),
+        schema: schema.name.clone(),
+        rows_read: 0,
+        accepted: 0,
+        rejected: 0,
+        by_reason: BTreeMap::new(),
+        by_column: BTreeMap::new(),
+        labelled: 0,
+        positives: 0,
+        date_min: None,
+        date_max: None,
+    };
+    let (mut dmin, mut dmax) = (i32::MAX, i32::MIN);
+    for chunk in &mut reader {
+        let chunk = chunk?;
+        let b = &chunk.batch;
+        rep.accepted += b.len() as u64;
+        rep.rejected += chunk.rejects.len() as u64;
+        rep.labelled += b.label.iter().filter(|l| l.is_some()).count() as u64;
+        rep.positives += b.label.iter().filter(|l| **l == Some(true)).count() as u64;
+        for &d in &b.dates {
+            dmin = dmin.min(d);
+            dmax = dmax.max(d);
+        }
+        for r in &chunk.rejects {
+            for p in &r.problems {
+                *rep.by_reason.entry(p.category.clone()).or_default() += 1;
+                *rep.by_column.entry(p.column.clone().unwrap_or_else(|| "(row)".into())).or_default() += 1;
+            }
+        }
+        if let Some(w) = out.as_mut() {
+            w.write(&chunk.rejects)?;
+        }
+    }
+    rep.rows_read = reader.rows_read();
+    if dmin <= dmax {
+        rep.date_min = Some(ymd_from_days(dmin));
+        rep.date_max = Some(ymd_from_days(dmax));
+    }
+    if let Some(w) = out {
+        w.finish()?;
+    }
+    Ok(rep)
+}
+
+impl fmt::Display for ValidationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} (schema {}): {} rows read, {} accepted, {} rejected", self.file, self.schema, self.rows_read, self.accepted, self.rejected)?;
+        if let (Some(a), Some(b)) = (&self.date_min, &self.date_max) {
+            writeln!(f, "  dates {a} .. {b}")?;
+        }
+        writeln!(f, "  labelled {}, positive {}", self.labelled, self.positives)?;
+        for (k, v) in &self.by_reason {
+            writeln!(f, "  reason {k}: {v}")?;
+        }
+        for (k, v) in &self.by_column {
+            writeln!(f, "  column {k}: {v}")?;
+        }
+        Ok(())
+    }
+}
