@@ -1,0 +1,212 @@
+use std::collections::BTreeMap;
+
+use cr_data::Batch;
+use cr_features::{assign_folds, fit, key_string, FeatureDef, KeyPart, PipelineConfig};
+
+use crate::common::{auc, push, schema, schema_from, synthetic};
+
+fn cfg(m: f64) -> PipelineConfig {
+    PipelineConfig { smoothing: m, folds: 2, seed: 3, pairs: Some(vec![]), min_count: 1 }
+}
+
+fn col(x: &cr_features::FeatureMatrix, name: &str) -> Vec<f32> {
+    let c = x.column_index(name).unwrap_or_else(|| panic!("no column {name} in {:?}", x.names));
+    x.column(c)
+}
+
+/// importer A: 1,1,0; B: 0,0; C: 1; E only unlabelled. prior = 3/6.
+fn tiny() -> Batch {
+    let s = schema();
+    let mut b = Batch::empty(&s, "tiny");
+    for (imp, y) in [("A", Some(true)), ("A", Some(true)), ("A", Some(false)), ("B", Some(false)), ("B", Some(false)), ("C", Some(true)), ("E", None)] {
+        push(&mut b, 19_000, 10_101, &[imp, "d", "o"], &[1.0, 1.0], y);
+    }
+    b
+}
+
+fn scoring(imps: &[&str]) -> Batch {
+    let s = schema();
+    let mut b = Batch::empty(&s, "score");
+    for imp in imps {
+        push(&mut b, 19_000, 10_101, &[imp, "d", "o"], &[1.0, 1.0], None);
+    }
+    b
+}
+
+#[test]
+fn smoothing_formula_from_first_principles() {
+    let (p, _) = fit(&schema(), &tiny(), &cfg(2.0)).expect("fit");
+    assert_eq!(p.prior, 0.5);
+    let x = p.transform(&scoring(&["A", "B", "C", "D", "E"])).expect("transform");
+    let rate = col(&x, "risk_rate[importer]");
+    let count = col(&x, "risk_count[importer]");
+    // (pos + m * prior) / (n + m), m = 2, prior = 1/2.
+    let expect_rate = [(2.0 + 1.0) / (3.0 + 2.0), (0.0 + 1.0) / (2.0 + 2.0), (1.0 + 1.0) / (1.0 + 2.0), 0.5, 0.5];
+    for (got, want) in rate.iter().zip(expect_rate) {
+        assert_eq!(*got, want as f32);
+    }
+    // Unseen "D" and unlabelled-only "E" -> prior and count 0.
+    assert_eq!(count, vec![3.0, 2.0, 1.0, 0.0, 0.0]);
+    // The same through the serialized table.
+    let def = p.features.iter().find(|f| f.name() == "risk_rate[importer]").expect("def");
+    if let FeatureDef::RiskRate { table, default, .. } = def {
+        let want: BTreeMap<String, f32> =
+            [("A".to_string(), 0.6f32), ("B".into(), 0.25), ("C".into(), (2.0f64 / 3.0) as f32)].into();
+        assert_eq!(table, &want);
+        assert_eq!(*default, 0.5);
+    } else {
+        panic!("not a rate def");
+    }
+    // smoothing 0: raw rates.
+    let (p0, _) = fit(&schema(), &tiny(), &cfg(0.0)).expect("fit");
+    let r0 = col(&p0.transform(&scoring(&["A", "B", "C"])).expect("t"), "risk_rate[importer]");
+    assert_eq!(r0, vec![(2.0f64 / 3.0) as f32, 0.0, 1.0]);
+}
+
+#[test]
+fn min_count_collapses_rare_keys_to_unseen() {
+    let mut c = cfg(2.0);
+    c.min_count = 2;
+    let (p, _) = fit(&schema(), &tiny(), &c).expect("fit");
+    let x = p.transform(&scoring(&["A", "C"])).expect("transform");
+    assert_eq!(col(&x, "risk_rate[importer]"), vec![0.6, 0.5]);
+    assert_eq!(col(&x, "risk_count[importer]"), vec![3.0, 0.0]);
+}
+
+#[test]
+fn out_of_fold_features_do_not_leak_the_label() {
+    let s = schema();
+    let mut b = Batch::empty(&s, "leak");
+    let mut g = crate::common::Gen(99);
+    let mut y = Vec::new();
+    for i in 0..400 {
+        let lab = g.below(100) < 30;
+        y.push(lab);
+        // unique per row: in-sample its smoothed rate reveals the row's own label
+        push(&mut b, 19_000, 10_101, &[&format!("row{i}"), "d", "o"], &[1.0, 1.0], Some(lab));
+    }
+    let c = PipelineConfig { pairs: Some(vec![]), ..PipelineConfig::default() };
+    let (p, oof) = fit(&s, &b, &c).expect("fit");
+    let in_sample = p.transform(&b).expect("transform");
+    let ins = col(&in_sample, "risk_rate[importer]");
+    assert_eq!(auc(&ins, &y), 1.0, "in-sample target encoding must be perfect (that is the leak)");
+    let o = col(&oof, "risk_rate[importer]");
+    let a = auc(&o, &y);
+    assert!(a < 0.7 && a > 0.3, "out-of-fold AUC {a} should be near 0.5");
+    // every key is unseen out of fold
+    assert!(col(&oof, "risk_count[importer]").iter().all(|&c| c == 0.0));
+}
+
+#[test]
+fn out_of_fold_values_match_brute_force_per_fold_tables() {
+    let s = schema();
+    let b = synthetic(600, 11, 70);
+    let c = PipelineConfig { smoothing: 5.0, folds: 4, seed: 17, pairs: None, min_count: 2 };
+    let (p, oof) = fit(&s, &b, &c).expect("fit");
+    let full = p.transform(&b).expect("transform");
+    let labelled: Vec<usize> = (0..b.len()).filter(|&r| b.label[r].is_some()).collect();
+    let folds = assign_folds(labelled.len(), 4, 17);
+    let mut fold_of = vec![None; b.len()];
+    for (j, &r) in labelled.iter().enumerate() {
+        fold_of[r] = Some(folds[j]);
+    }
+    let mut checked = 0;
+    for f in &p.features {
+        let (name, key, is_rate) = match f {
+            FeatureDef::RiskRate { name, key, .. } => (name, key, true),
+            FeatureDef::RiskCount { name, key, .. } => (name, key, false),
+            _ => continue,
+        };
+        let ci = oof.column_index(name).expect("col");
+        for r in 0..b.len() {
+            let got = oof.get(r, ci).expect("cell");
+            let Some(fr) = fold_of[r] else {
+                // unlabelled rows get the full-table values
+                assert_eq!(got.to_bits(), full.get(r, ci).expect("cell").to_bits(), "{name} row {r}");
+                continue;
+            };
+            let k = key_string(&s, key, &b, r).expect("key");
+            let others = labelled.iter().filter(|&&q| fold_of[q] != Some(fr));
+            let (mut n_out, mut pos_out, mut n_key, mut pos_key) = (0u64, 0u64, 0u64, 0u64);
+            for &q in others {
+                let yq = b.label[q] == Some(true);
+                n_out += 1;
+                pos_out += yq as u64;
+                if key_string(&s, key, &b, q).expect("key") == k {
+                    n_key += 1;
+                    pos_key += yq as u64;
+                }
+            }
+            let prior = pos_out as f64 / n_out as f64;
+            let want = if n_key >= 2 {
+                if is_rate {
+                    ((pos_key as f64 + 5.0 * prior) / (n_key as f64 + 5.0)) as f32
+                } else {
+                    n_key as f32
+                }
+            } else if is_rate {
+                prior as f32
+            } else {
+                0.0
+            };
+            assert_eq!(got.to_bits(), want.to_bits(), "{name} row {r}: got {got}, want {want}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "checked {checked}");
+}
+
+#[test]
+fn default_keys_and_hs_keys_with_leading_zero() {
+    let s = schema();
+    let mut b = Batch::empty(&s, "hs");
+    push(&mut b, 0, 71_080, &["imp", "", "FR"], &[1.0, 1.0], Some(true));
+    push(&mut b, 0, 71_080, &["imp", "dec", "FR"], &[1.0, 1.0], Some(false));
+    let h = |d: u8| key_string(&s, &[KeyPart::Hs(d)], &b, 0).expect("key");
+    assert_eq!((h(6), h(4), h(2)), ("71080".to_string(), "710".to_string(), "7".to_string()));
+    let pair = [KeyPart::Categorical(1), KeyPart::Hs(4)];
+    assert_eq!(key_string(&s, &pair, &b, 0).expect("key"), "|710");
+    assert_eq!(key_string(&s, &pair, &b, 1).expect("key"), "dec|710");
+    let c = PipelineConfig { folds: 2, ..PipelineConfig::default() };
+    let (p, x) = fit(&s, &b, &c).expect("fit");
+    assert_eq!(x.get(0, x.column_index("hs2").expect("hs2")), Some(7.0));
+    assert_eq!(x.get(0, x.column_index("hs4").expect("hs4")), Some(710.0));
+    let names = p.feature_names();
+    for n in [
+        "risk_rate[importer]",
+        "risk_count[origin]",
+        "risk_rate[hs6]",
+        "risk_rate[hs4]",
+        "risk_count[hs2]",
+        "risk_rate[importer|declarant]",
+        "risk_rate[importer|hs4]",
+        "risk_rate[origin|hs6]",
+        "risk_count[declarant|origin]",
+    ] {
+        assert!(names.iter().any(|x| x == n), "missing {n} in {names:?}");
+    }
+    // no office column -> no office pair
+    assert!(!names.iter().any(|x| x.contains("office")));
+    // HS tables are keyed by the unpadded decimal prefix
+    let t = p.features.iter().find_map(|f| match f {
+        FeatureDef::RiskCount { key, table, .. } if key == &vec![KeyPart::Hs(4)] => Some(table.clone()),
+        _ => None,
+    });
+    assert_eq!(t.expect("hs4 table").keys().collect::<Vec<_>>(), vec!["710"]);
+}
+
+#[test]
+fn keys_follow_string_semantics_even_with_separator_in_cells() {
+    // ("a|b", "c") and ("a", "b|c") have the same key string "a|b|c": one table entry.
+    let s = schema_from(&crate::common::SCHEMA.replace("{ column = \"origin\", kind = \"country_of_origin\" },", ""));
+    let mut train = Batch::empty(&s, "sep");
+    push(&mut train, 0, 10_101, &["a|b", "c"], &[1.0, 1.0], Some(true));
+    push(&mut train, 0, 10_101, &["x", "y"], &[1.0, 1.0], Some(false));
+    let c = PipelineConfig { folds: 2, smoothing: 0.0, ..PipelineConfig::default() };
+    let (p, _) = fit(&s, &train, &c).expect("fit");
+    let mut score = Batch::empty(&s, "score");
+    push(&mut score, 0, 10_101, &["a", "b|c"], &[1.0, 1.0], None);
+    let x = p.transform(&score).expect("transform");
+    assert_eq!(col(&x, "risk_rate[importer|declarant]"), vec![1.0]);
+    assert_eq!(col(&x, "risk_count[importer|declarant]"), vec![1.0]);
+}
