@@ -1,1 +1,52 @@
-fn main() {}
+//! `customs-risk`: the command-line entry point. Argument parsing and wiring only; every piece
+//! of logic lives in a library crate (see ARCHITECTURE.md).
+
+mod cmd;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Machine-learning risk targeting for customs: learn from inspection outcomes which import
+/// declarations to inspect, export models as ONNX, score files and single declarations, and
+/// compare model versions at inspection budgets.
+///
+/// A first run, on generated demo data:
+///
+///   customs-risk demo                       # generate → train → score → evaluate, in ./out/demo
+///
+/// The same by hand:
+///
+///   customs-risk generate --rows 200000 --out data.csv
+///   customs-risk validate --data data.csv --schema data/schemas/synthetic.toml
+///   customs-risk train --data data.csv --schema data/schemas/synthetic.toml --out models/gbdt
+///   customs-risk score --model models/gbdt.onnx --data data.csv --out scores.csv --budget 5%
+///   customs-risk evaluate --model models/gbdt.onnx --data data.csv --report report.html
+#[derive(Parser, Debug)]
+#[command(name = "customs-risk", version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate synthetic declarations (CSV or Parquet) with planted fraud and an inspection process.
+    Generate(cmd::generate::Args),
+    /// Check a declarations file against a schema; print counts, optionally write rejected rows.
+    Validate(cmd::validate::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,75 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args as ClapArgs, ValueEnum};
+use cr_data::{OnError, ReadOptions};
+
+/// Check a declarations file against a schema before training or scoring. Every rejected value
+/// is reported with file, line, column, value and reason. With `--on-error fail` (default) the
+/// first bad row stops the run with a non-zero exit; with `--on-error skip` bad rows are counted
+/// (and written to `--rejects`), and accepted + rejected = rows read.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Declarations file (.csv, .tsv or .parquet).
+    #[arg(long)]
+    data: PathBuf,
+    /// Schema TOML (see data/schemas/). Default: the bundled synthetic schema.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// What to do with a bad row.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
+    /// With --on-error skip: write rejected rows with their reasons to this CSV file.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// CSV delimiter (one byte), e.g. ';'.
+    #[arg(long, default_value = ",")]
+    delimiter: char,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum OnErrorArg {
+    Fail,
+    Skip,
+}
+
+impl From<OnErrorArg> for OnError {
+    fn from(a: OnErrorArg) -> OnError {
+        match a {
+            OnErrorArg::Fail => OnError::Fail,
+            OnErrorArg::Skip => OnError::Skip,
+        }
+    }
+}
+
+pub fn delimiter_byte(c: char) -> anyhow::Result<u8> {
+    if c.is_ascii() { Ok(c as u8) } else { anyhow::bail!("--delimiter {c:?} must be one ASCII character") }
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let schema = super::load_schema(a.schema.as_deref())?;
+    let opts = ReadOptions {
+        on_error: a.on_error.into(),
+        delimiter: delimiter_byte(a.delimiter)?,
+        ..ReadOptions::default()
+    };
+    if a.rejects.is_some() && matches!(a.on_error, OnErrorArg::Fail) {
+        anyhow::bail!("--rejects needs --on-error skip (with fail, the first bad row stops the run)");
+    }
+    let rep = cr_data::validate_file(&a.data, &schema, &opts, a.rejects.as_deref())
+        .with_context(|| format!("validating {}", a.data.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        println!("{rep}");
+    }
+    if rep.rejected > 0 {
+        if let Some(r) = &a.rejects {
+            eprintln!("{} rejected rows written to {}", rep.rejected, r.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh machine, then run the whole test suite.
+# Installs: Debian chromium (report rendering test), the Python reference libraries
+# (scikit-learn, LightGBM, XGBoost, ONNX Runtime, converters) and the ONNX Runtime shared library.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+fi
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+./scripts/setup-ort.sh
+export OMP_WAIT_POLICY=PASSIVE
+cargo test --workspace
