@@ -1,0 +1,108 @@
+//! The SQLite file shared by the registry, the key store and the audit trail.
+//!
+//! One file holds four tables: `models` (one row per registered version, mutable status),
+//! `model_events` (append-only history of register / promote / retire / challenger changes),
+//! `api_keys` (salted hashes only) and `audit` (append-only, one row per decision).
+//! Append-only is enforced by triggers that abort any UPDATE or DELETE, so even a client with
+//! raw SQL access cannot rewrite history without dropping the trigger first.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::{Result, ServiceError};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models (
+    version          TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    path             TEXT NOT NULL,
+    sha256           TEXT NOT NULL,
+    card             TEXT NOT NULL,
+    yellow           REAL NOT NULL,
+    red              REAL NOT NULL,
+    reference_scores TEXT,
+    status           TEXT NOT NULL CHECK (status IN ('registered', 'champion', 'challenger', 'retired')),
+    registered_by    TEXT NOT NULL,
+    registered_at    TEXT NOT NULL,
+    promoted_by      TEXT,
+    promoted_at      TEXT,
+    retired_by       TEXT,
+    retired_at       TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS models_one_champion ON models(status) WHERE status = 'champion';
+CREATE UNIQUE INDEX IF NOT EXISTS models_one_challenger ON models(status) WHERE status = 'challenger';
+
+CREATE TABLE IF NOT EXISTS model_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      TEXT NOT NULL,
+    version TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    by      TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS model_events_no_update BEFORE UPDATE ON model_events
+BEGIN SELECT RAISE(ABORT, 'model_events is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS model_events_no_delete BEFORE DELETE ON model_events
+BEGIN SELECT RAISE(ABORT, 'model_events is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('score', 'admin')),
+    salt       TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS audit (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             TEXT NOT NULL,
+    key_id         TEXT NOT NULL,
+    request_id     TEXT NOT NULL,
+    declaration_id TEXT NOT NULL,
+    model_version  TEXT NOT NULL,
+    score          REAL NOT NULL,
+    percentile     REAL,
+    channel        TEXT NOT NULL,
+    shadow_version TEXT,
+    shadow_score   REAL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+"#;
+
+/// Open (creating if needed) the registry database and bring its schema up to date.
+///
+/// WAL mode lets the audit writer, the registry and the CLI use the file at the same time.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(ServiceError::db(format!("cannot open registry {}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(ServiceError::db("setting busy timeout"))?;
+    // journal_mode returns a row, so it cannot go through execute_batch on every SQLite build.
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(ServiceError::db(format!("cannot enable WAL on {}", path.display())))?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(ServiceError::db("setting pragmas"))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(ServiceError::db(format!("cannot create tables in {}", path.display())))?;
+    Ok(conn)
+}
+
+/// Current UTC time as RFC 3339 with microseconds and a `Z` suffix. Such strings sort in time
+/// order, which `audit export --since` relies on.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}

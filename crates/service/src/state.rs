@@ -1,0 +1,409 @@
+//! Shared server state: the deployed models (swapped atomically), keys, audit writer, metrics.
+//!
+//! The deployment (champion + optional challenger) lives in an `RwLock<Arc<Deployment>>`: a
+//! request takes the read lock only long enough to clone the `Arc`, then scores every
+//! declaration of the request with that snapshot, so a promotion in the middle of a request
+//! can never produce a mixed or partial response. Promotion loads and verifies the new model
+//! first, then swaps the `Arc` under the write lock (nanoseconds).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rand::RngCore;
+use tokio::sync::Semaphore;
+
+use crate::audit::AuditWriter;
+use crate::error::{Result, ServiceError};
+use crate::keys::{Caller, KeyStore};
+use crate::metrics::Metrics;
+use crate::registry::{Channel, ModelStatus, ModelVersion, Registry};
+use crate::scorer::{ModelLoader, RiskScorer, ScoreError};
+
+/// Request limits and scheduling knobs.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body in bytes (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Most declarations in one batch request (default 1000).
+    pub max_batch: usize,
+    /// Requests with at most this many declarations are scored directly on the async worker
+    /// thread (a single declaration of a 100-tree model takes microseconds, less than the
+    /// hand-off to a blocking thread); larger ones go to `spawn_blocking`. Default 16.
+    pub inline_max_declarations: usize,
+    /// Concurrent blocking scoring tasks (default: number of CPUs).
+    pub blocking_permits: usize,
+    /// Queued audit messages (requests) before handlers wait for the writer (default 65536).
+    pub audit_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_batch: 1000,
+            inline_max_declarations: 16,
+            blocking_permits: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            audit_queue: 65536,
+        }
+    }
+}
+
+/// A model version with its loaded scorer.
+pub struct LoadedModel {
+    pub meta: ModelVersion,
+    pub scorer: Arc<dyn RiskScorer>,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel").field("version", &self.meta.version).finish_non_exhaustive()
+    }
+}
+
+/// What answers right now.
+#[derive(Debug, Default)]
+pub struct Deployment {
+    pub champion: Option<Arc<LoadedModel>>,
+    pub challenger: Option<Arc<LoadedModel>>,
+}
+
+/// One decision for one declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub declaration_id: String,
+    pub score: f32,
+    pub percentile: Option<f64>,
+    pub channel: Channel,
+    pub shadow_score: Option<f32>,
+}
+
+/// Score `records` with the deployment's champion (and the challenger in shadow). CPU-bound:
+/// call inline only for small requests.
+pub fn decide(dep: &Deployment, records: &[serde_json::Value]) -> Result<Vec<Decision>, DecideError> {
+    let champion = dep.champion.as_ref().ok_or(DecideError::NoChampion)?;
+    let scored = champion.scorer.score(records).map_err(DecideError::Score)?;
+    if scored.len() != records.len() {
+        return Err(DecideError::Score(ScoreError::Internal(format!(
+            "model {} returned {} scores for {} declarations",
+            champion.meta.version,
+            scored.len(),
+            records.len()
+        ))));
+    }
+    let shadow: Option<Vec<f32>> = dep.challenger.as_ref().and_then(|c| match c.scorer.score(records) {
+        Ok(s) if s.len() == records.len() => Some(s.into_iter().map(|s| s.score).collect()),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(challenger = %c.meta.version, error = %e, "shadow scoring failed");
+            None
+        }
+    });
+    Ok(scored
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let score = f64::from(s.score);
+            Decision {
+                percentile: champion.meta.percentile(score),
+                channel: champion.meta.thresholds.channel(score),
+                declaration_id: s.id,
+                score: s.score,
+                shadow_score: shadow.as_ref().and_then(|v| v.get(i).copied()),
+            }
+        })
+        .collect())
+}
+
+/// Why [`decide`] failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecideError {
+    NoChampion,
+    Score(ScoreError),
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("registry", &self.inner.registry_path).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub limits: Limits,
+    pub registry_path: PathBuf,
+    pub loader: Arc<dyn ModelLoader>,
+    pub deployment: RwLock<Arc<Deployment>>,
+    pub keys: RwLock<Arc<KeyStore>>,
+    /// Loaded scorers by version (with the sha256 they were verified against). Looked up by
+    /// key only; pruned to the deployed versions plus the previous champion after each change.
+    pub cache: Mutex<HashMap<String, (String, Arc<dyn RiskScorer>)>>,
+    /// Serialises model changes (HTTP admin calls and registry polling).
+    pub admin: tokio::sync::Mutex<()>,
+    pub audit: AuditWriter,
+    pub metrics: Metrics,
+    pub blocking: Arc<Semaphore>,
+    request_prefix: String,
+    request_seq: AtomicU64,
+}
+
+impl AppState {
+    /// Open the registry at `registry_path` (creating it if needed), load keys and the
+    /// champion/challenger, start the audit writer. Fails when a deployed model cannot be
+    /// loaded or its file no longer matches its hash. Must be called outside an async
+    /// context or inside `spawn_blocking` (it loads models).
+    pub fn open(registry_path: &Path, limits: Limits) -> Result<AppState> {
+        Self::open_with_loader(registry_path, limits, Arc::new(crate::infer::InferLoader::default()))
+    }
+
+    /// [`AppState::open`] with a specific model loader.
+    pub fn open_with_loader(registry_path: &Path, limits: Limits, loader: Arc<dyn ModelLoader>) -> Result<AppState> {
+        let registry = Registry::open_with_loader(registry_path, Arc::clone(&loader))?;
+        let keys = KeyStore::load(&registry)?;
+        let audit = AuditWriter::start(registry_path, limits.audit_queue)?;
+        let mut prefix = [0u8; 6];
+        rand::rng().fill_bytes(&mut prefix);
+        let state = AppState {
+            inner: Arc::new(Inner {
+                blocking: Arc::new(Semaphore::new(limits.blocking_permits.max(1))),
+                limits,
+                registry_path: registry_path.to_path_buf(),
+                loader,
+                deployment: RwLock::new(Arc::new(Deployment::default())),
+                keys: RwLock::new(Arc::new(keys)),
+                cache: Mutex::new(HashMap::new()),
+                admin: tokio::sync::Mutex::new(()),
+                audit,
+                metrics: Metrics::default(),
+                request_prefix: hex::encode(prefix),
+                request_seq: AtomicU64::new(0),
+            }),
+        };
+        state.sync_blocking(&registry)?;
+        Ok(state)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub fn registry_path(&self) -> &Path {
+        &self.inner.registry_path
+    }
+
+    /// A fresh registry connection (for admin operations, off the async runtime).
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::open_with_loader(&self.inner.registry_path, Arc::clone(&self.inner.loader))
+    }
+
+    /// The current deployment snapshot.
+    pub fn deployment(&self) -> Arc<Deployment> {
+        match self.inner.deployment.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn install(&self, dep: Deployment) {
+        let dep = Arc::new(dep);
+        match self.inner.deployment.write() {
+            Ok(mut g) => *g = dep,
+            Err(poisoned) => *poisoned.into_inner() = dep,
+        }
+    }
+
+    /// Verify a caller's key against the in-memory key table.
+    pub fn authenticate(&self, presented: &str) -> Option<Caller> {
+        let keys = match self.inner.keys.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        keys.verify(presented)
+    }
+
+    /// Re-read active keys from the registry (blocking).
+    pub fn reload_keys_blocking(&self, registry: &Registry) -> Result<()> {
+        let keys = Arc::new(KeyStore::load(registry)?);
+        match self.inner.keys.write() {
+            Ok(mut g) => *g = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        Ok(())
+    }
+
+    pub fn audit(&self) -> &AuditWriter {
+        &self.inner.audit
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// A new request id: a per-process random prefix and a counter (unique, cheap).
+    pub fn next_request_id(&self) -> String {
+        let n = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:010}", self.inner.request_prefix)
+    }
+
+    fn scorer_for(&self, registry: &Registry, mv: &ModelVersion) -> Result<Arc<dyn RiskScorer>> {
+        let cached = self
+            .inner
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&mv.version).filter(|(sha, _)| *sha == mv.sha256).map(|(_, s)| Arc::clone(s)));
+        if let Some(s) = cached {
+            // Loaded earlier from verified bytes; still refuse if the file has since changed,
+            // so a tampered file is noticed at the next promotion.
+            mv.verify_file()?;
+            return Ok(s);
+        }
+        let scorer = registry.load(mv)?;
+        if let Ok(mut c) = self.inner.cache.lock() {
+            c.insert(mv.version.clone(), (mv.sha256.clone(), Arc::clone(&scorer)));
+        }
+        Ok(scorer)
+    }
+
+    /// Make the in-memory deployment match the registry's champion and challenger (blocking:
+    /// may load models). Keeps the current deployment when loading fails.
+    pub fn sync_blocking(&self, registry: &Registry) -> Result<()> {
+        let current = self.deployment();
+        let champion = registry.champion()?;
+        let challenger = registry.challenger()?;
+        let same = |loaded: &Option<Arc<LoadedModel>>, want: &Option<ModelVersion>| match (loaded, want) {
+            (None, None) => true,
+            (Some(l), Some(w)) => l.meta == *w,
+            _ => false,
+        };
+        if same(&current.champion, &champion) && same(&current.challenger, &challenger) {
+            return Ok(());
+        }
+        let load = |mv: Option<ModelVersion>| -> Result<Option<Arc<LoadedModel>>> {
+            match mv {
+                None => Ok(None),
+                Some(meta) => {
+                    let scorer = self.scorer_for(registry, &meta)?;
+                    Ok(Some(Arc::new(LoadedModel { meta, scorer })))
+                }
+            }
+        };
+        let new = Deployment { champion: load(champion)?, challenger: load(challenger)? };
+        let previous = current.champion.as_ref().map(|c| c.meta.version.clone());
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            let keep: Vec<String> = [&new.champion, &new.challenger]
+                .into_iter()
+                .flatten()
+                .map(|m| m.meta.version.clone())
+                .chain(previous)
+                .collect();
+            cache.retain(|v, _| keep.contains(v));
+        }
+        tracing::info!(
+            champion = new.champion.as_ref().map(|m| m.meta.version.as_str()).unwrap_or("-"),
+            challenger = new.challenger.as_ref().map(|m| m.meta.version.as_str()).unwrap_or("-"),
+            "deployment changed"
+        );
+        self.install(new);
+        Ok(())
+    }
+
+    /// Re-read keys and deployment from the registry (picks up CLI changes).
+    pub async fn refresh(&self) -> Result<()> {
+        let _guard = self.inner.admin.lock().await;
+        let this = self.clone();
+        run_blocking(move || {
+            let reg = this.registry()?;
+            this.reload_keys_blocking(&reg)?;
+            this.sync_blocking(&reg)
+        })
+        .await
+    }
+
+    /// Promote `version` to champion: verify and load it first, then record the promotion and
+    /// swap it in atomically.
+    pub async fn promote(&self, version: &str, by: &str) -> Result<ModelVersion> {
+        let _guard = self.inner.admin.lock().await;
+        let (this, version, by) = (self.clone(), version.to_string(), by.to_string());
+        run_blocking(move || {
+            let mut reg = this.registry()?;
+            let mv = reg.get(&version)?;
+            if mv.status == ModelStatus::Retired {
+                return Err(ServiceError::Conflict(format!("version {version:?} is retired")));
+            }
+            // A model that cannot load (or whose file changed) never becomes champion.
+            this.scorer_for(&reg, &mv)?;
+            let mv = reg.promote(&version, &by)?;
+            this.sync_blocking(&reg)?;
+            Ok(mv)
+        })
+        .await
+    }
+
+    /// Retire `version` (refused for the champion).
+    pub async fn retire(&self, version: &str, by: &str) -> Result<ModelVersion> {
+        let _guard = self.inner.admin.lock().await;
+        let (this, version, by) = (self.clone(), version.to_string(), by.to_string());
+        run_blocking(move || {
+            let mut reg = this.registry()?;
+            let mv = reg.retire(&version, &by)?;
+            this.sync_blocking(&reg)?;
+            Ok(mv)
+        })
+        .await
+    }
+
+    /// Make `version` the shadow challenger (loaded and verified first).
+    pub async fn set_challenger(&self, version: &str, by: &str) -> Result<ModelVersion> {
+        let _guard = self.inner.admin.lock().await;
+        let (this, version, by) = (self.clone(), version.to_string(), by.to_string());
+        run_blocking(move || {
+            let mut reg = this.registry()?;
+            let mv = reg.get(&version)?;
+            if mv.status == ModelStatus::Retired {
+                return Err(ServiceError::Conflict(format!("version {version:?} is retired")));
+            }
+            this.scorer_for(&reg, &mv)?;
+            let mv = reg.set_challenger(&version, &by)?;
+            this.sync_blocking(&reg)?;
+            Ok(mv)
+        })
+        .await
+    }
+
+    /// Stop shadow scoring.
+    pub async fn clear_challenger(&self, by: &str) -> Result<()> {
+        let _guard = self.inner.admin.lock().await;
+        let (this, by) = (self.clone(), by.to_string());
+        run_blocking(move || {
+            let mut reg = this.registry()?;
+            reg.clear_challenger(&by)?;
+            this.sync_blocking(&reg)
+        })
+        .await
+    }
+
+    /// All registered versions.
+    pub async fn list_models(&self) -> Result<Vec<ModelVersion>> {
+        let this = self.clone();
+        run_blocking(move || this.registry()?.list()).await
+    }
+
+    /// Wait until every decision so far is committed to the audit trail.
+    pub async fn flush_audit(&self) -> Result<()> {
+        self.inner.audit.flush().await
+    }
+}
+
+/// Run blocking work off the async runtime.
+pub(crate) async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?
+}
