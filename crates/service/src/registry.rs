@@ -181,15 +181,31 @@ pub struct ModelEvent {
     pub by: String,
 }
 
-/// Percentile of `score` in sorted `reference`: `100 * (#below + #equal / 2) / n`.
+/// Percentile (0..=100) of `score` in the sorted `reference`: the inverse of
+/// [`score_at_percentile`]. The reference is read as evenly spaced quantiles (point `i` of `n`
+/// sits at `100 * i / (n - 1)`) with linear interpolation between them; a score equal to a
+/// run of tied points gets the middle of the run; scores outside the range clamp to 0 / 100.
 pub fn percentile_of(reference: &[f64], score: f64) -> Option<f64> {
-    if reference.is_empty() || score.is_nan() {
+    let n = reference.len();
+    if n == 0 || score.is_nan() {
         return None;
     }
-    let below = reference.partition_point(|&r| r < score);
-    let not_above = reference.partition_point(|&r| r <= score);
-    let equal = not_above - below;
-    Some(100.0 * (below as f64 + equal as f64 / 2.0) / reference.len() as f64)
+    let lo = reference.partition_point(|&r| r < score); // first index >= score
+    let hi = reference.partition_point(|&r| r <= score); // first index > score
+    if n == 1 {
+        return Some(if score < reference[0] { 0.0 } else if score > reference[0] { 100.0 } else { 50.0 });
+    }
+    let pos = if lo < hi {
+        (lo + hi - 1) as f64 / 2.0
+    } else if lo == 0 {
+        0.0
+    } else if lo == n {
+        (n - 1) as f64
+    } else {
+        let (a, b) = (reference[lo - 1], reference[lo]);
+        (lo - 1) as f64 + (score - a) / (b - a)
+    };
+    Some(100.0 * pos / (n - 1) as f64)
 }
 
 /// Score at percentile `p` (0..=100) of sorted `reference`, linear interpolation between order
@@ -211,11 +227,12 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// Reference distribution from the card's `reference_scores` or the metadata key
-/// [`REFERENCE_KEY`]; sorted, all finite.
+/// Reference distribution: the card's `score_quantiles` (written by `cr-train`: quantiles 0,
+/// 1, ..., 100 % of the validation scores) or `reference_scores` (any sorted or unsorted sample),
+/// else the metadata key [`REFERENCE_KEY`]; sorted, all finite.
 fn reference_from(card: &serde_json::Value, scorer: &dyn RiskScorer) -> Result<Option<Vec<f64>>> {
     let parsed_meta;
-    let raw = match card.get("reference_scores") {
+    let raw = match card.get("score_quantiles").or_else(|| card.get("reference_scores")) {
         Some(v) => v,
         None => match scorer.metadata().get(REFERENCE_KEY) {
             Some(text) => {
@@ -591,14 +608,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentile_mid_rank() {
+    fn percentile_inverts_score_at_percentile() {
+        // Points at 0, 33.3, 66.7, 100 %; the tie (2.0 at 1 and 2) maps to its middle, 50 %.
         let r = [1.0, 2.0, 2.0, 3.0];
         assert_eq!(percentile_of(&r, 0.5), Some(0.0));
         assert_eq!(percentile_of(&r, 2.0), Some(50.0));
-        assert_eq!(percentile_of(&r, 2.5), Some(75.0));
+        assert_eq!(percentile_of(&r, 2.5), Some(100.0 * 2.5 / 3.0));
         assert_eq!(percentile_of(&r, 9.0), Some(100.0));
         assert_eq!(percentile_of(&[], 1.0), None);
         assert_eq!(percentile_of(&r, f64::NAN), None);
+        let grid: Vec<f64> = (0..=100).map(|i| (i as f64 / 100.0).powi(2)).collect();
+        for p in [0.0, 1.5, 37.25, 90.0, 98.0, 100.0] {
+            let s = score_at_percentile(&grid, p).unwrap();
+            assert!((percentile_of(&grid, s).unwrap() - p).abs() < 1e-9, "{p}");
+        }
     }
 
     #[test]
