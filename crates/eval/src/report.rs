@@ -156,8 +156,10 @@ pub struct EvaluationReport {
     pub config: EvalConfig,
     /// One entry per available estimator, in `config.estimators` order.
     pub estimators: Vec<EstimatorReport>,
-    /// Period breakdown first (if any), then one per segment column.
-    pub breakdowns: Vec<Breakdown>,
+    /// Per-period breakdown (when `rows.period` was given).
+    pub by_period: Option<Breakdown>,
+    /// One breakdown per segment column, in input order.
+    pub by_segment: Vec<Breakdown>,
     pub drift: DriftReport,
     pub notes: Vec<String>,
     pub generator: String,
@@ -299,13 +301,13 @@ pub(crate) fn evaluate_sorted(
     let estimators: Vec<EstimatorReport> =
         av.available.iter().map(|&e| estimator_report(&p, e, order, &settings)).collect();
 
-    let mut breakdowns = Vec::new();
-    if let Some(period) = &rows.period {
+    let by_period = rows.period.as_ref().map(|period| {
         let (name, keys) = period_keys(period);
-        breakdowns.push(breakdown(&p, &name, &keys, None, order, av.primary, cfg.headline_budget, cfg.confidence));
-    }
+        breakdown(&p, &name, &keys, None, order, av.primary, cfg.headline_budget, cfg.confidence)
+    });
+    let mut by_segment = Vec::new();
     for s in &rows.segments {
-        breakdowns.push(breakdown(
+        by_segment.push(breakdown(
             &p,
             &s.name,
             &s.values,
@@ -332,7 +334,8 @@ pub(crate) fn evaluate_sorted(
         primary_estimator: av.primary,
         config: cfg.clone(),
         estimators,
-        breakdowns,
+        by_period,
+        by_segment,
         drift: DriftReport { flag: cfg.psi_flag, ..DriftReport::default() },
         notes: av.notes,
         generator: format!("cr-eval {}", env!("CARGO_PKG_VERSION")),
