@@ -1,1 +1,49 @@
-//! TODO
+//! Training runs: read seizure data, split by time, fit the feature pipeline, train a GBDT or a
+//! logistic regression, measure it on the latest period, write the model card, and export
+//! pipeline + model as one self-contained ONNX file.
+//!
+//! Owns: the training workflow ([`run`]), time-aware validation, model cards ([`ModelCard`]),
+//! the ONNX export of our models ([`export`]).
+//! Must not: be linked by the serving path (`cr-service`, `cr-infer` never depend on it).
+//!
+//! ```no_run
+//! use cr_train::{run, TrainConfig, Algo};
+//! let schema = cr_data::Schema::from_path("data/schemas/synthetic.toml".as_ref())?;
+//! let cfg = TrainConfig::new("data.csv".into(), schema, Algo::Gbdt, "models/gbdt".into());
+//! let outcome = run(&cfg, &mut |_event| {})?;
+//! println!("{}", outcome.onnx_path.display());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod card;
+pub mod config;
+pub mod export;
+mod run;
+
+pub use card::ModelCard;
+pub use config::{Algo, TrainConfig};
+pub use run::{run, Event, TrainOutcome};
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] cr_data::DataError),
+    #[error(transparent)]
+    Features(#[from] cr_features::FeatureError),
+    #[error(transparent)]
+    Gbdt(#[from] cr_gbdt::GbdtError),
+    #[error(transparent)]
+    Linear(#[from] cr_linear::LinearError),
+    #[error(transparent)]
+    Onnx(#[from] cr_onnx::OnnxError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Split(String),
+    #[error("ONNX export: {0}")]
+    Export(String),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}

@@ -1,0 +1,74 @@
+//! One self-contained ONNX file per model: raw declaration fields in, risk score out.
+//!
+//! Graph: raw inputs → [`pipeline`] (the fitted feature pipeline) → `features: float [N, F]` →
+//! [`trees`] or [`linear`] → `probabilities: float [N, 2]` (column 1 is the risk score).
+//! `metadata_props` carry the model card and everything the native engine needs:
+//!
+//! | key | value |
+//! |---|---|
+//! | `customs_risk.card` | the model card (JSON, see [`crate::ModelCard`]) |
+//! | `customs_risk.pipeline` | the fitted pipeline (JSON, `cr_features::FittedPipeline`), schema included |
+//! | `customs_risk.kind` | `gbdt` or `logistic` |
+//! | `customs_risk.features` | the name of the feature tensor inside the graph |
+//! | `customs_risk.logistic` | logistic models: the preprocessing and coefficients (JSON) |
+
+pub mod linear;
+pub mod pipeline;
+pub mod trees;
+
+use cr_features::FittedPipeline;
+use cr_onnx::proto::ModelProto;
+use cr_onnx::{Dim, ElemType, GraphBuilder, ModelBuilder};
+
+use crate::card::ModelCard;
+use crate::TrainError;
+
+pub const META_CARD: &str = "customs_risk.card";
+pub const META_PIPELINE: &str = "customs_risk.pipeline";
+pub const META_KIND: &str = "customs_risk.kind";
+pub const META_FEATURES: &str = "customs_risk.features";
+pub const META_LOGISTIC: &str = "customs_risk.logistic";
+
+/// The trained model inside an export.
+pub enum Trained<'a> {
+    Gbdt(&'a cr_gbdt::GbdtModel),
+    Logistic(&'a cr_linear::LogisticModel),
+}
+
+/// Builds the full graph (pipeline + model) with its metadata.
+pub fn to_onnx(pipeline: &FittedPipeline, model: Trained<'_>, card: &ModelCard) -> Result<ModelProto, TrainError> {
+    let mut g = GraphBuilder::new(&format!("customs-risk {}", card.name));
+    let features = pipeline::emit(pipeline, &mut g)?;
+    let n_features = pipeline.features.len() as i64;
+    g.add_value_info(&features, ElemType::F32, &[Dim::batch(), Dim::Known(n_features)]);
+    let (kind, probs, extra) = match model {
+        Trained::Gbdt(m) => {
+            if m.n_features != pipeline.features.len() {
+                return Err(TrainError::Export(format!(
+                    "model expects {} features, pipeline gives {}",
+                    m.n_features,
+                    pipeline.features.len()
+                )));
+            }
+            ("gbdt", trees::emit(m, &features, &mut g)?, None)
+        }
+        Trained::Logistic(m) => {
+            let json = serde_json::to_string(m).map_err(|e| TrainError::Export(e.to_string()))?;
+            ("logistic", linear::emit(m, &features, &mut g)?, Some(json))
+        }
+    };
+    let out_dims = if probs.starts_with("probabilities") { [Dim::batch(), Dim::Known(2)] } else { [Dim::batch(), Dim::Known(1)] };
+    g.add_output(&probs, ElemType::F32, &out_dims);
+    g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
+    let card_json = serde_json::to_string_pretty(card).map_err(|e| TrainError::Export(e.to_string()))?;
+    let mut mb = ModelBuilder::new(g.build())
+        .doc_string(&format!("{} ({})", card.name, card.algo))
+        .metadata(META_CARD, &card_json)
+        .metadata(META_PIPELINE, &pipeline.to_json())
+        .metadata(META_KIND, kind)
+        .metadata(META_FEATURES, &features);
+    if let Some(j) = extra {
+        mb = mb.metadata(META_LOGISTIC, &j);
+    }
+    Ok(mb.build())
+}

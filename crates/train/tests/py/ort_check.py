@@ -1,0 +1,45 @@
+"""Score a customs-risk ONNX model with ONNX Runtime on the raw columns of a file.
+
+usage: ort_check.py MODEL.onnx DATA.csv SCHEMA.json OUT_DIR
+
+Writes OUT_DIR/ort_scores.txt (one float per row, column 1 of `probabilities`) and
+OUT_DIR/ort_features.bin (the graph's feature tensor, float32 row-major), so the Rust test can
+compare both with its own pipeline and model. Independent of our Rust code: pandas parses the
+file, ONNX Runtime runs the graph.
+"""
+import json
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+
+model_path, data_path, schema_path, out_dir = sys.argv[1:5]
+schema = json.load(open(schema_path))
+m = onnx.load(model_path)
+meta = {p.key: p.value for p in m.metadata_props}
+feat_name = meta["customs_risk.features"]
+# expose the feature tensor as an extra output
+m.graph.output.append(onnx.helper.make_tensor_value_info(feat_name, onnx.TensorProto.FLOAT, None))
+so = ort.SessionOptions()
+so.intra_op_num_threads = 1
+sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+cat_cols = [c["name"] for c in schema["categorical"]]
+num_cols = [c["name"] for c in schema["numeric"]]
+df = pd.read_csv(data_path, dtype={c: str for c in cat_cols + [schema["date"]]}, keep_default_na=False, na_values={c: [""] for c in num_cols})
+feeds = {}
+for i in sess.get_inputs():
+    name = i.name
+    col = df[name]
+    if i.type == "tensor(string)":
+        feeds[name] = col.astype(str).str.strip().to_numpy(dtype=object).reshape(-1, 1)
+    elif i.type == "tensor(int64)":
+        feeds[name] = col.astype(np.int64).to_numpy().reshape(-1, 1)
+    else:
+        feeds[name] = pd.to_numeric(col, errors="raise").astype(np.float64).astype(np.float32).to_numpy().reshape(-1, 1)
+probs, feats = sess.run(["probabilities", feat_name], feeds)
+np.savetxt(f"{out_dir}/ort_scores.txt", probs[:, 1].astype(np.float64), fmt="%.9g")
+np.ascontiguousarray(feats, dtype=np.float32).tofile(f"{out_dir}/ort_features.bin")
+print(len(probs))
