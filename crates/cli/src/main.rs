@@ -34,6 +34,8 @@ enum Command {
     Generate(cmd::generate::Args),
     /// Check a declarations file against a schema; print counts, optionally write rejected rows.
     Validate(cmd::validate::Args),
+    /// Train a GBDT or logistic model on inspection outcomes; export it as ONNX with a model card.
+    Train(cmd::train::Args),
 }
 
 fn main() {
@@ -41,6 +43,7 @@ fn main() {
     let result = match cli.command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Validate(a) => cmd::validate::run(a),
+        Command::Train(a) => cmd::train::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

@@ -1,6 +1,7 @@
 //! One module per subcommand: `Args` (clap) and `run(args) -> anyhow::Result<()>`.
 
 pub mod generate;
+pub mod train;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
