@@ -26,7 +26,7 @@
 //! };
 //! let report = evaluate(&input, &EvalConfig::default()).unwrap();
 //! let auc = report.estimator(Estimator::Inspected).unwrap().roc_auc.unwrap();
-//! assert!((auc.value - 0.6).abs() < 1e-12); // 9 of 15 pairs ordered correctly
+//! assert!((auc.value - 10.0 / 15.0).abs() < 1e-12); // 10 of 15 pos/neg pairs ordered correctly
 //! let html = cr_eval::render_evaluation_html(&report);
 //! assert!(html.contains("<svg"));
 //! ```

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::eval::{axis_top, calibration_series, gains_series, month_series, pr_series, roc_series};
-use super::svg::{bar_chart, line_chart, Axis, Bar, LineChart, Series, PALETTE};
+use super::svg::{bar_chart, line_chart, Axis, Bar, Legend, LineChart, Series, PALETTE};
 use super::{esc, notes, num, page, pct, DEFINITIONS};
 use crate::compare::{ComparisonReport, Diff};
 
@@ -101,8 +101,12 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
                 if let Some(d) = &pe.delong {
                     let _ = write!(
                         o,
-                        "; DeLong: SE {:.4}, z = {:.2}, p = {:.3}, <span class=\"ci\">[{:+.4}, {:+.4}]</span>",
-                        d.se_diff, d.z, d.p_value, d.ci_low, d.ci_high
+                        "; DeLong: SE {:.4}, z = {:.2}, p {}, <span class=\"ci\">[{:+.4}, {:+.4}]</span>",
+                        d.se_diff,
+                        d.z,
+                        if d.p_value < 0.001 { "< 0.001".to_string() } else { format!("= {:.3}", d.p_value) },
+                        d.ci_low,
+                        d.ci_high
                     );
                 }
                 o.push_str("</p>");
@@ -142,7 +146,7 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             diagonal: Some("random order".into()),
             id: "chart-gains".into(),
         },
-        true,
+        Legend::BottomRight,
     ));
     o.push_str(&line_chart(
         &LineChart {
@@ -153,7 +157,7 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             diagonal: None,
             id: "chart-pr".into(),
         },
-        true,
+        Legend::TopRight,
     ));
     o.push_str(&line_chart(
         &LineChart {
@@ -164,7 +168,7 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             diagonal: Some("chance".into()),
             id: "chart-roc".into(),
         },
-        false,
+        Legend::BottomRight,
     ));
     let mut top: f64 = 0.05;
     let series: Vec<Series> = prim
@@ -185,7 +189,7 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             diagonal: Some("perfect calibration".into()),
             id: "chart-calibration".into(),
         },
-        false,
+        Legend::TopLeft,
     ));
     let months: Vec<Series> = r
         .evaluations
@@ -207,7 +211,7 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
                 diagonal: None,
                 id: "chart-by-period".into(),
             },
-            true,
+            Legend::TopRight,
         ));
     }
     // Differences in hit rate with intervals, per challenger and budget.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::svg::{bar_chart, line_chart, Axis, Bar, LineChart, Series, Threshold};
+use super::svg::{bar_chart, line_chart, Axis, Bar, Legend, LineChart, Series, Threshold};
 use super::{color_of, esc, est_name, notes, num, page, pct, DEFINITIONS};
 use crate::breakdown::Breakdown;
 use crate::drift::DriftLevel;
@@ -185,7 +185,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
             diagonal: Some("random order".into()),
             id: "chart-gains".into(),
         },
-        true,
+        Legend::BottomRight,
     ));
     // lift
     let max_rate = 0.2;
@@ -203,7 +203,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
             diagonal: None,
             id: "chart-lift".into(),
         },
-        true,
+        Legend::TopRight,
     ));
     // PR
     let mut series: Vec<Series> =
@@ -220,7 +220,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
             diagonal: None,
             id: "chart-pr".into(),
         },
-        true,
+        Legend::TopRight,
     ));
     // ROC
     let series = r.estimators.iter().map(|e| roc_series(e, e.estimator.title(), color_of(e.estimator))).collect();
@@ -233,7 +233,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
             diagonal: Some("chance".into()),
             id: "chart-roc".into(),
         },
-        false,
+        Legend::BottomRight,
     ));
     // calibration
     let mut top: f64 = 0.05;
@@ -256,7 +256,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
             diagonal: Some("perfect calibration".into()),
             id: "chart-calibration".into(),
         },
-        false,
+        Legend::TopLeft,
     ));
     // hit rate by period
     if let Some(b) = &r.by_period {
@@ -274,7 +274,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
                 diagonal: None,
                 id: "chart-by-period".into(),
             },
-            true,
+            Legend::TopRight,
         ));
     }
     // drift

@@ -61,7 +61,7 @@ pub struct LineChart {
 
 /// "Nice" tick step for a range (1, 2, 2.5, 5 × 10^k), aiming at about `target` ticks.
 pub fn nice_step(range: f64, target: f64) -> f64 {
-    if !(range > 0.0) || !range.is_finite() {
+    if range.is_nan() || range <= 0.0 || !range.is_finite() {
         return 1.0;
     }
     let raw = range / target;
@@ -130,6 +130,16 @@ fn open_svg(out: &mut String, id: &str, title: &str) {
     );
 }
 
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
 fn axes(out: &mut String, f: &Frame, x: &Axis, y: &Axis) {
     let (l, r, t, b) = (ML, W - MR, MT, H - MB);
     // y ticks + grid
@@ -148,11 +158,25 @@ fn axes(out: &mut String, f: &Frame, x: &Axis, y: &Axis) {
     match &x.categories {
         Some(cats) => {
             let every = (cats.len() / 12).max(1);
+            let room = (W - ML - MR) / cats.len().max(1) as f64;
+            let horizontal = cats.iter().all(|c| c.chars().count() as f64 * 6.0 <= room) || room >= 90.0;
             for (i, c) in cats.iter().enumerate() {
                 if i % every != 0 {
                     continue;
                 }
                 let px = f.px(i as f64);
+                if horizontal {
+                    let max = ((room / 6.0) as usize).max(4);
+                    let _ = write!(
+                        out,
+                        r##"<line x1="{px:.1}" x2="{px:.1}" y1="{b}" y2="{b2}" stroke="#444"/><text x="{px:.1}" y="{ty}" text-anchor="middle" font-size="11"><title>{full}</title>{lab}</text>"##,
+                        b2 = b + 4.0,
+                        ty = b + 17.0,
+                        full = esc(c),
+                        lab = esc(&short(c, max))
+                    );
+                    continue;
+                }
                 let _ = write!(
                     out,
                     r##"<line x1="{px:.1}" x2="{px:.1}" y1="{b}" y2="{b2}" stroke="#444"/><text x="{px:.1}" y="{ty}" text-anchor="end" font-size="10" transform="rotate(-35 {px:.1} {ty})">{lab}</text>"##,
@@ -188,14 +212,22 @@ fn axes(out: &mut String, f: &Frame, x: &Axis, y: &Axis) {
     );
 }
 
-fn legend(out: &mut String, items: &[(String, String, bool)], right: bool) {
+/// Where the legend box goes inside the plot area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legend {
+    TopLeft,
+    TopRight,
+    BottomRight,
+}
+
+fn legend(out: &mut String, items: &[(String, String, bool)], pos: Legend) {
     if items.is_empty() {
         return;
     }
     let width = items.iter().map(|(n, _, _)| n.chars().count()).max().unwrap_or(4) as f64 * 6.4 + 34.0;
-    let x = if right { W - MR - width - 6.0 } else { ML + 8.0 };
-    let y = MT + 6.0;
     let h = items.len() as f64 * 17.0 + 6.0;
+    let x = if pos == Legend::TopLeft { ML + 8.0 } else { W - MR - width - 6.0 };
+    let y = if pos == Legend::BottomRight { H - MB - h - 8.0 } else { MT + 6.0 };
     let _ = write!(out, r##"<g class="legend"><rect x="{x}" y="{y}" width="{width:.0}" height="{h}" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>"##);
     for (i, (name, color, dashed)) in items.iter().enumerate() {
         let ly = y + 14.0 + i as f64 * 17.0;
@@ -215,8 +247,8 @@ fn legend(out: &mut String, items: &[(String, String, bool)], right: bool) {
     out.push_str("</g>");
 }
 
-/// Render a line chart. `legend_right`: place the legend top-right instead of top-left.
-pub fn line_chart(c: &LineChart, legend_right: bool) -> String {
+/// Render a line chart.
+pub fn line_chart(c: &LineChart, legend_pos: Legend) -> String {
     let mut out = String::new();
     open_svg(&mut out, &c.id, &c.title);
     let f = Frame { x0: c.x.min, x1: c.x.max, y0: c.y.min, y1: c.y.max };
@@ -284,7 +316,7 @@ pub fn line_chart(c: &LineChart, legend_right: bool) -> String {
         }
         items.push((s.name.clone(), s.color.clone(), s.dashed));
     }
-    legend(&mut out, &items, legend_right);
+    legend(&mut out, &items, legend_pos);
     out.push_str("</svg>");
     out
 }
@@ -353,7 +385,7 @@ pub fn bar_chart(id: &str, title: &str, y: &Axis, x_label: &str, bars: &[Bar], t
         );
         items.push((t.label.clone(), t.color.clone(), true));
     }
-    legend(&mut out, &items, true);
+    legend(&mut out, &items, Legend::TopRight);
     out.push_str("</svg>");
     out
 }
