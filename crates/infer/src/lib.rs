@@ -1,1 +1,49 @@
-//! TODO
+//! Scoring ONNX models: ONNX Runtime (`ort`) for any graph, and a native compiled evaluator
+//! for tree ensembles and linear models that gives the same scores (within 1e-6, usually
+//! bit-identical) several times faster.
+//!
+//! Owns: model loading and checking ([`Model::load`]), engine choice ([`Engine`]), the native
+//! evaluator ([`CompiledEnsemble`], [`CompiledLinear`], [`NativeScorer`]), the ORT session pool,
+//! and batch-parallel scoring with rayon (fixed-size row chunks, input order preserved).
+//!
+//! Must not: train, know learner types (cr-gbdt/cr-linear/cr-train), or implement the feature
+//! pipeline — raw-field models plug theirs in through [`FeatureTransform`].
+//!
+//! ```no_run
+//! use cr_infer::{Engine, LoadOptions, Model};
+//! let model = Model::load("model.onnx", &LoadOptions { engine: Engine::Auto, threads: 0 })?;
+//! let x = vec![0.0f32; 2 * 25]; // 2 rows x 25 features, row-major
+//! let scores = model.score_matrix(&x, 2)?; // positive-class probabilities
+//! # Ok::<(), cr_infer::InferError>(())
+//! ```
+//!
+//! ONNX Runtime is loaded at run time from `ORT_DYLIB_PATH` (see `scripts/setup-ort.sh`); when
+//! it is missing, natively supported models still load and score.
+
+pub mod error;
+pub mod input;
+pub mod linear;
+pub mod math;
+pub mod model;
+pub mod ort_engine;
+pub mod plan;
+pub mod tree;
+
+pub use error::{InferError, ORT_HINT};
+pub use input::{InputColumn, InputKind};
+pub use linear::CompiledLinear;
+pub use model::{Engine, FeatureTransform, LoadOptions, Model, PIPELINE_METADATA_KEY};
+pub use ort_engine::ort_available;
+pub use plan::{compile_for_tensor, Core, NativeScorer};
+pub use tree::{compile_tree_node, CompiledEnsemble};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn model_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::Model>();
+        check::<crate::CompiledEnsemble>();
+        check::<crate::NativeScorer>();
+    }
+}

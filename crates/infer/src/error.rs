@@ -1,0 +1,44 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// How to make ONNX Runtime available; part of every error that needs it.
+pub const ORT_HINT: &str = "install ONNX Runtime with `scripts/setup-ort.sh` (it writes .ort/libonnxruntime.so) \
+     and set ORT_DYLIB_PATH to the shared library (cargo sets it from .cargo/config.toml)";
+
+/// Errors of loading and scoring models.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InferError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The file is not a usable ONNX model (bad protobuf, malformed graph or attributes).
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+    /// The requested engine cannot run this graph; `hint` says what would.
+    #[error("unsupported: {op}; {hint}")]
+    Unsupported { op: String, hint: String },
+    /// ONNX Runtime failed (not installed, session creation or run failed).
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    /// The caller's input does not fit the model.
+    #[error("input {name:?}: {why}")]
+    Input { name: String, why: String },
+}
+
+impl From<cr_onnx::OnnxError> for InferError {
+    fn from(e: cr_onnx::OnnxError) -> InferError {
+        match e {
+            cr_onnx::OnnxError::Io { path, source, .. } => InferError::Io { path, source },
+            other => InferError::InvalidModel(other.to_string()),
+        }
+    }
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> InferError {
+    InferError::InvalidModel(msg.into())
+}
+
+pub(crate) fn unsupported(op: impl Into<String>, hint: impl Into<String>) -> InferError {
+    InferError::Unsupported { op: op.into(), hint: hint.into() }
+}

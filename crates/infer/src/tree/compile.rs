@@ -1,0 +1,326 @@
+//! Compiling an [`EnsembleSpec`] into flat node arrays.
+//!
+//! Layout: all trees in one `Vec<Node>` of 16-byte nodes. Each tree is laid out breadth-first
+//! from its root; the two children of an internal node are adjacent (`child` = the child taken
+//! when the split condition holds, `child + 1` the other one), so a step is
+//! `idx = child + !cond`. Leaves point to themselves and always satisfy the condition, so
+//! extra steps are harmless and a group of rows can be advanced in lock-step without branches.
+//!
+//! Fast layout (every split is `<=`, `<`, `>=` or `>`): splits are rewritten to `x <= t`
+//! with exact f32 rules: `x < t` is `x <= next_down(t)`; `x > t` and `x >= t` swap the
+//! children (and the missing-value direction) of `x <= t` / `x < t`. Graphs with `==`/`!=`
+//! splits keep their modes and use the general (branchy) kernel.
+//!
+//! Shared subtrees (ORT accepts DAGs, e.g. LightGBM categorical `BRANCH_EQ` chains) are
+//! duplicated; cycles and runaway growth are rejected.
+
+use std::collections::BTreeMap;
+
+use super::spec::{Aggregate, EnsembleSpec, Head, Mode, PostTransform};
+use crate::error::{invalid, unsupported, InferError};
+
+pub(crate) const MISSING_BIT: u32 = 1 << 31;
+pub(crate) const INDEX_MASK: u32 = !MISSING_BIT;
+const MAX_DEPTH: u32 = 4096;
+
+/// One tree node (16 bytes). `child` holds the index of the condition-true child in its low
+/// 31 bits and "missing values take the condition-true child" in bit 31.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C, align(16))]
+pub(crate) struct Node {
+    pub thr: f32,
+    pub feat: u32,
+    pub child: u32,
+    /// Leaf value (single-output ensembles) or the leaf's ordinal as bits (multi-output).
+    pub value: f32,
+}
+
+/// Per-node split mode for the general kernel.
+pub(crate) mod gmode {
+    pub const LEAF: u8 = 0;
+    pub const LEQ: u8 = 1;
+    pub const LT: u8 = 2;
+    pub const GTE: u8 = 3;
+    pub const GT: u8 = 4;
+    pub const EQ: u8 = 5;
+    pub const NEQ: u8 = 6;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TreeInfo {
+    pub root: u32,
+    /// Steps after which some row may be at a leaf / all rows are.
+    pub min_depth: u32,
+    pub max_depth: u32,
+}
+
+/// What a leaf contributes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Payload {
+    /// One value per leaf (`Node::value`) added into score slot `slot`.
+    Single { slot: usize },
+    /// Leaf ordinal `k` (in `Node::value` bits) owns `weights[offsets[k]..offsets[k + 1]]`.
+    Multi { offsets: Vec<u32>, weights: Vec<(u32, f32)> },
+}
+
+/// A tree ensemble compiled for batch evaluation, with ONNX Runtime's semantics.
+///
+/// Built by [`crate::compile_tree_node`] (or through [`crate::Model`]); evaluate with
+/// [`CompiledEnsemble::predict`] / [`CompiledEnsemble::predict_column`].
+#[derive(Debug, Clone)]
+pub struct CompiledEnsemble {
+    pub(crate) op: String,
+    pub(crate) nodes: Vec<Node>,
+    /// Empty for the fast layout; else one mode per node.
+    pub(crate) modes: Vec<u8>,
+    pub(crate) trees: Vec<TreeInfo>,
+    pub(crate) min_features: usize,
+    pub(crate) payload: Payload,
+    pub(crate) n_slots: usize,
+    pub(crate) head: Head,
+    pub(crate) aggregate: Aggregate,
+    pub(crate) post: PostTransform,
+    pub(crate) base_values: Vec<f32>,
+}
+
+fn next_down(t: f32) -> f32 {
+    if t.is_nan() || t == f32::NEG_INFINITY {
+        return f32::NAN; // `x < -inf` never holds; `x <= NaN` never holds either
+    }
+    if t == 0.0 {
+        return -f32::from_bits(1);
+    }
+    let b = t.to_bits();
+    if t > 0.0 {
+        f32::from_bits(b - 1)
+    } else {
+        f32::from_bits(b + 1)
+    }
+}
+
+struct Raw<'a> {
+    spec: &'a EnsembleSpec,
+    index: BTreeMap<(i64, i64), usize>,
+}
+
+impl Raw<'_> {
+    fn child(&self, i: usize, id: i64, which: &str) -> Result<usize, InferError> {
+        let n = &self.spec.nodes[i];
+        let j = *self.index.get(&(n.tree, id)).ok_or_else(|| {
+            invalid(format!("{}: tree {} node {} has {which} node {id}, which does not exist", self.spec.op, n.tree, n.id))
+        })?;
+        if j == i {
+            return Err(invalid(format!("{}: tree {} node {} points to itself", self.spec.op, n.tree, n.id)));
+        }
+        Ok(j)
+    }
+}
+
+pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferError> {
+    let op = spec.op.clone();
+    let n_slots = match spec.head {
+        Head::Classifier { n_classes, .. } => n_classes,
+        Head::Regressor { n_targets } => n_targets,
+    };
+    if n_slots == 0 {
+        return Err(invalid(format!("{op}: no class labels / n_targets is 0")));
+    }
+    if let Head::Classifier { n_classes: 1, .. } = spec.head {
+        return Err(unsupported(format!("{op} with a single class label"), "use Engine::Ort"));
+    }
+    if matches!(spec.head, Head::Classifier { n_classes, .. } if spec.base_values.len() > n_classes) {
+        return Err(invalid(format!("{op}: more base_values than classes")));
+    }
+    if matches!(spec.head, Head::Classifier { .. }) && spec.nodes.is_empty() {
+        return Err(invalid(format!("{op}: no nodes")));
+    }
+
+    // (tree, id) -> raw index; trees in order of first appearance, each contiguous.
+    let mut index = BTreeMap::new();
+    let mut roots: Vec<usize> = Vec::new();
+    let mut seen_trees = std::collections::BTreeSet::new();
+    let mut prev: Option<i64> = None;
+    for (i, n) in spec.nodes.iter().enumerate() {
+        if index.insert((n.tree, n.id), i).is_some() {
+            return Err(invalid(format!("{op}: node {} of tree {} appears twice", n.id, n.tree)));
+        }
+        if prev != Some(n.tree) {
+            if !seen_trees.insert(n.tree) {
+                return Err(invalid(format!("{op}: the nodes of tree {} are not contiguous", n.tree)));
+            }
+            roots.push(i);
+            prev = Some(n.tree);
+        }
+        if n.mode != Mode::Leaf && n.feature < 0 {
+            return Err(invalid(format!("{op}: tree {} node {} has feature id {}", n.tree, n.id, n.feature)));
+        }
+    }
+    let raw = Raw { spec, index };
+
+    // Leaf weights, in ORT's order: sorted by (tree, node), then attribute order.
+    let mut order: Vec<usize> = (0..spec.targets.len()).collect();
+    order.sort_by_key(|&k| (spec.targets[k].tree, spec.targets[k].node, k));
+    let mut leaf_weights: Vec<Vec<(u32, f32)>> = vec![Vec::new(); spec.nodes.len()];
+    for k in order {
+        let t = &spec.targets[k];
+        let i = *raw.index.get(&(t.tree, t.node)).ok_or_else(|| {
+            invalid(format!("{op}: a weight refers to node {} of tree {}, which does not exist", t.node, t.tree))
+        })?;
+        if spec.nodes[i].mode != Mode::Leaf {
+            continue; // ORT ignores weights on internal nodes (old onnxmltools exports)
+        }
+        if t.slot < 0 || t.slot as usize >= n_slots {
+            return Err(invalid(format!("{op}: class/target id {} out of range 0..{n_slots}", t.slot)));
+        }
+        leaf_weights[i].push((t.slot as u32, t.weight));
+    }
+
+    // Single-value leaves where ORT's arithmetic is one running value per row.
+    let single_slot = match spec.head {
+        Head::Regressor { n_targets: 1 } => Some(0usize),
+        Head::Classifier { binary_case: true, .. }
+            if spec.nodes.iter().zip(&leaf_weights).all(|(n, w)| n.mode != Mode::Leaf || w.len() == 1) =>
+        {
+            spec.targets.first().map(|t| t.slot as usize)
+        }
+        _ => None,
+    };
+    // PROBIT with a single score column: ORT writes probit(s) and leaves column 1 unwritten.
+    if let Head::Classifier { n_classes: 2, .. } = spec.head {
+        let class1_everywhere =
+            spec.nodes.iter().zip(&leaf_weights).all(|(n, w)| n.mode != Mode::Leaf || w.iter().any(|x| x.0 == 1));
+        if spec.post == PostTransform::Probit && spec.base_values.len() != 2 && !class1_everywhere {
+            return Err(unsupported(
+                format!("{op}: PROBIT on a one-column binary output (ORT leaves column 1 undefined)"),
+                "use Engine::Ort",
+            ));
+        }
+    }
+    let fast = spec.nodes.iter().all(|n| matches!(n.mode, Mode::Leaf | Mode::Leq | Mode::Lt | Mode::Gte | Mode::Gt));
+
+    let cap = spec.nodes.len().saturating_mul(4) + 4096;
+    let mut nodes: Vec<Node> = Vec::with_capacity(spec.nodes.len());
+    let mut modes: Vec<u8> = Vec::new();
+    let mut trees = Vec::with_capacity(roots.len());
+    let mut offsets: Vec<u32> = vec![0];
+    let mut weights: Vec<(u32, f32)> = Vec::new();
+    let mut min_features = 0usize;
+
+    for &r in &roots {
+        let root_slot = nodes.len() as u32;
+        nodes.push(Node::default());
+        modes.push(gmode::LEAF);
+        let mut queue = std::collections::VecDeque::new();
+        queue.push_back((root_slot, r, 0u32));
+        let (mut min_d, mut max_d) = (u32::MAX, 0u32);
+        while let Some((slot, i, depth)) = queue.pop_front() {
+            if depth > MAX_DEPTH {
+                return Err(invalid(format!("{op}: a tree is deeper than {MAX_DEPTH} (cycle?)")));
+            }
+            if nodes.len() > cap {
+                return Err(unsupported(
+                    format!("{op}: shared subtrees too large to expand"),
+                    "use Engine::Ort",
+                ));
+            }
+            let n = &spec.nodes[i];
+            let s = slot as usize;
+            if n.mode == Mode::Leaf {
+                min_d = min_d.min(depth);
+                max_d = max_d.max(depth);
+                let value = match single_slot {
+                    Some(_) => leaf_weights[i].first().map(|w| w.1).unwrap_or(n.value),
+                    None => {
+                        let k = offsets.len() as u32 - 1;
+                        weights.extend_from_slice(&leaf_weights[i]);
+                        offsets.push(weights.len() as u32);
+                        f32::from_bits(k)
+                    }
+                };
+                nodes[s] = Node { thr: f32::INFINITY, feat: 0, child: slot | MISSING_BIT, value };
+                modes[s] = gmode::LEAF;
+                continue;
+            }
+            let (ti, fi) = (raw.child(i, n.true_id, "true")?, raw.child(i, n.false_id, "false")?);
+            let c = nodes.len() as u32;
+            if c >= INDEX_MASK - 2 {
+                return Err(unsupported(format!("{op}: too many nodes"), "use Engine::Ort"));
+            }
+            nodes.push(Node::default());
+            nodes.push(Node::default());
+            modes.push(gmode::LEAF);
+            modes.push(gmode::LEAF);
+            let feat = n.feature as u32;
+            min_features = min_features.max(feat as usize + 1);
+            let t = n.value;
+            // (threshold, swap children, mode for the general kernel)
+            let (thr, swap, gm) = if fast {
+                match n.mode {
+                    Mode::Leq => (t, false, gmode::LEQ),
+                    Mode::Lt => (next_down(t), false, gmode::LEQ),
+                    Mode::Gt if t.is_nan() => (f32::NAN, false, gmode::LEQ),
+                    Mode::Gte if t.is_nan() => (f32::NAN, false, gmode::LEQ),
+                    Mode::Gt => (t, true, gmode::LEQ),
+                    Mode::Gte => (next_down(t), true, gmode::LEQ),
+                    _ => return Err(invalid(format!("{op}: internal error: mode {:?} in fast layout", n.mode))),
+                }
+            } else {
+                let gm = match n.mode {
+                    Mode::Leq => gmode::LEQ,
+                    Mode::Lt => gmode::LT,
+                    Mode::Gte => gmode::GTE,
+                    Mode::Gt => gmode::GT,
+                    Mode::Eq => gmode::EQ,
+                    Mode::Neq => gmode::NEQ,
+                    Mode::Leaf => gmode::LEAF,
+                };
+                (t, false, gm)
+            };
+            let missing = n.missing_true != swap;
+            nodes[s] = Node { thr, feat, child: c | if missing { MISSING_BIT } else { 0 }, value: 0.0 };
+            modes[s] = gm;
+            let (first, second) = if swap { (fi, ti) } else { (ti, fi) };
+            queue.push_back((c, first, depth + 1));
+            queue.push_back((c + 1, second, depth + 1));
+        }
+        trees.push(TreeInfo { root: root_slot, min_depth: min_d.min(max_d), max_depth: max_d });
+    }
+    if fast {
+        modes.clear();
+    }
+    let payload = match single_slot {
+        Some(slot) => Payload::Single { slot },
+        None => Payload::Multi { offsets, weights },
+    };
+    Ok(CompiledEnsemble {
+        op,
+        nodes,
+        modes,
+        trees,
+        min_features,
+        payload,
+        n_slots,
+        head: spec.head.clone(),
+        aggregate: spec.aggregate,
+        post: spec.post,
+        base_values: spec.base_values.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_down_is_exact() {
+        for &t in &[1.0f32, -1.0, 0.5, 1e-30, -3.3e7, f32::MAX, f32::INFINITY] {
+            let d = next_down(t);
+            assert!(d < t);
+            for v in [d, t, (d + t) / 2.0] {
+                assert_eq!(v < t, v <= d, "t={t} v={v}");
+            }
+        }
+        assert_eq!(-0.0f32 < 0.0, -0.0f32 <= next_down(0.0));
+        assert!(next_down(f32::NEG_INFINITY).is_nan());
+    }
+}

@@ -1,0 +1,474 @@
+//! Batch evaluation of a [`CompiledEnsemble`] and ONNX Runtime's finalisation rules.
+//!
+//! Rows are processed in blocks of [`BLOCK`]; within a block, trees are the outer loop (a
+//! tree's ~2 KB of nodes stays in L1) and rows advance [`GROUP`] at a time in lock-step
+//! (independent dependency chains, no data-dependent branches in the fast kernel). Each row's
+//! leaf values are summed in f32 in tree order, exactly as ORT's `TreeAggregatorSum` does.
+
+use super::compile::{gmode, CompiledEnsemble, Node, Payload, INDEX_MASK, MISSING_BIT};
+use super::spec::{Aggregate, Head, PostTransform};
+use crate::error::{InferError};
+use crate::math::{ort_logistic, ort_probit, ort_softmax, ort_softmax_zero};
+
+/// Rows per block (the unit of cache blocking; also the granularity of parallel tasks'
+/// inner loop).
+pub(crate) const BLOCK: usize = 128;
+/// Rows advanced together through one tree.
+const GROUP: usize = 16;
+
+/// ORT's `ScoreValue`: a running value and whether any leaf contributed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Score {
+    pub v: f32,
+    pub has: bool,
+}
+
+impl Score {
+    #[inline]
+    fn val(self) -> f32 {
+        if self.has {
+            self.v
+        } else {
+            0.0
+        }
+    }
+}
+
+impl CompiledEnsemble {
+    /// Number of output columns (ORT's `[N, n_targets_or_classes]` scores/probabilities).
+    pub fn n_outputs(&self) -> usize {
+        self.n_slots
+    }
+
+    /// Smallest number of input features the trees read (max feature id + 1).
+    pub fn min_features(&self) -> usize {
+        self.min_features
+    }
+
+    pub fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// The op this was compiled from (`TreeEnsembleClassifier`, ...).
+    pub fn op(&self) -> &str {
+        &self.op
+    }
+
+    /// Whether the branch-free kernel is used (all splits are `<`, `<=`, `>`, `>=`).
+    pub fn is_fast_layout(&self) -> bool {
+        self.modes.is_empty()
+    }
+
+    fn check(&self, x: &[f32], n_features: usize, n_rows: usize, out_len: usize, want: usize) -> Result<(), InferError> {
+        if n_features < self.min_features {
+            return Err(InferError::Input {
+                name: "X".into(),
+                why: format!("{} reads feature {} but rows have {n_features} features", self.op, self.min_features - 1),
+            });
+        }
+        if x.len() != n_rows * n_features {
+            return Err(InferError::Input {
+                name: "X".into(),
+                why: format!("{} values for {n_rows} rows x {n_features} features", x.len()),
+            });
+        }
+        if out_len != want {
+            return Err(InferError::Input { name: "output".into(), why: format!("buffer of {out_len}, need {want}") });
+        }
+        Ok(())
+    }
+
+    /// ORT's output matrix `Z` (`n_rows x n_outputs()`, row-major) for row-major `x`
+    /// (`n_rows x n_features`). Sequential; parallelise over row ranges outside.
+    pub fn predict(&self, x: &[f32], n_features: usize, n_rows: usize, out: &mut [f32]) -> Result<(), InferError> {
+        self.check(x, n_features, n_rows, out.len(), n_rows * self.n_slots)?;
+        self.run(x, n_features, n_rows, |r, z| out[r * self.n_slots..(r + 1) * self.n_slots].copy_from_slice(z));
+        Ok(())
+    }
+
+    /// Column `column` of `Z` only (e.g. 1 = positive-class probability of a binary classifier).
+    pub fn predict_column(
+        &self,
+        x: &[f32],
+        n_features: usize,
+        n_rows: usize,
+        column: usize,
+        out: &mut [f32],
+    ) -> Result<(), InferError> {
+        self.check(x, n_features, n_rows, out.len(), n_rows)?;
+        if column >= self.n_slots {
+            return Err(InferError::Input {
+                name: "column".into(),
+                why: format!("{column} >= {} outputs", self.n_slots),
+            });
+        }
+        self.run(x, n_features, n_rows, |r, z| out[r] = z[column]);
+        Ok(())
+    }
+
+    fn run(&self, x: &[f32], nf: usize, n_rows: usize, mut emit: impl FnMut(usize, &[f32])) {
+        let mut z = vec![0.0f32; self.n_slots.max(2)];
+        let mut scores = vec![Score::default(); BLOCK * self.n_slots.max(2)];
+        let mut acc = [0.0f32; BLOCK];
+        let mut has = [false; BLOCK];
+        let mut leaves = [0u32; BLOCK];
+        let mut start = 0;
+        while start < n_rows {
+            let len = BLOCK.min(n_rows - start);
+            let xb = &x[start * nf..(start + len) * nf];
+            let nan = xb.iter().any(|v| v.is_nan());
+            match &self.payload {
+                Payload::Single { slot } => {
+                    let init = match self.aggregate {
+                        Aggregate::Sum | Aggregate::Average => 0.0,
+                        Aggregate::Min | Aggregate::Max => 0.0,
+                    };
+                    acc[..len].fill(init);
+                    has[..len].fill(false);
+                    for t in &self.trees {
+                        self.leaves(t, xb, nf, len, nan, &mut leaves);
+                        match self.aggregate {
+                            Aggregate::Sum | Aggregate::Average => {
+                                for r in 0..len {
+                                    acc[r] += self.nodes[leaves[r] as usize].value;
+                                }
+                            }
+                            Aggregate::Min => {
+                                for r in 0..len {
+                                    let v = self.nodes[leaves[r] as usize].value;
+                                    if !has[r] || v < acc[r] {
+                                        acc[r] = v;
+                                    }
+                                    has[r] = true;
+                                }
+                            }
+                            Aggregate::Max => {
+                                for r in 0..len {
+                                    let v = self.nodes[leaves[r] as usize].value;
+                                    if !has[r] || v > acc[r] {
+                                        acc[r] = v;
+                                    }
+                                    has[r] = true;
+                                }
+                            }
+                        }
+                    }
+                    let any_tree = !self.trees.is_empty();
+                    for r in 0..len {
+                        let s = Score { v: acc[r], has: any_tree };
+                        match self.head {
+                            Head::Regressor { n_targets: 1 } => {
+                                z[0] = self.finalize_regressor1(s);
+                            }
+                            _ => {
+                                let row = &mut scores[..self.n_slots];
+                                row.fill(Score::default());
+                                row[*slot] = s;
+                                self.finalize(row, &mut z);
+                            }
+                        }
+                        emit(start + r, &z[..self.n_slots]);
+                    }
+                }
+                Payload::Multi { offsets, weights } => {
+                    let ns = self.n_slots;
+                    scores[..len * ns].fill(Score::default());
+                    for t in &self.trees {
+                        self.leaves(t, xb, nf, len, nan, &mut leaves);
+                        for r in 0..len {
+                            let k = self.nodes[leaves[r] as usize].value.to_bits() as usize;
+                            let row = &mut scores[r * ns..(r + 1) * ns];
+                            for &(slot, w) in &weights[offsets[k] as usize..offsets[k + 1] as usize] {
+                                let sc = &mut row[slot as usize];
+                                match self.aggregate {
+                                    Aggregate::Sum | Aggregate::Average => sc.v += w,
+                                    Aggregate::Min => {
+                                        if !sc.has || w < sc.v {
+                                            sc.v = w
+                                        }
+                                    }
+                                    Aggregate::Max => {
+                                        if !sc.has || w > sc.v {
+                                            sc.v = w
+                                        }
+                                    }
+                                }
+                                sc.has = true;
+                            }
+                        }
+                    }
+                    for r in 0..len {
+                        let row = &mut scores[r * ns..(r + 1) * ns];
+                        self.finalize(row, &mut z);
+                        emit(start + r, &z[..ns]);
+                    }
+                }
+            }
+            start += len;
+        }
+    }
+
+    /// Leaf index of each of the `len` rows of `xb` in tree `t`.
+    #[inline]
+    fn leaves(&self, t: &super::compile::TreeInfo, xb: &[f32], nf: usize, len: usize, nan: bool, out: &mut [u32; BLOCK]) {
+        if !self.modes.is_empty() {
+            for r in 0..len {
+                out[r] = general_leaf(&self.nodes, &self.modes, t.root, &xb[r * nf..(r + 1) * nf]);
+            }
+            return;
+        }
+        let mut g = 0;
+        while g + GROUP <= len {
+            let res = if nan {
+                fast_group::<true>(&self.nodes, t, xb, nf, g)
+            } else {
+                fast_group::<false>(&self.nodes, t, xb, nf, g)
+            };
+            out[g..g + GROUP].copy_from_slice(&res);
+            g += GROUP;
+        }
+        for r in g..len {
+            out[r] = fast_one(&self.nodes, t.root, &xb[r * nf..(r + 1) * nf]);
+        }
+    }
+
+    /// ORT `FinalizeScores1` for single-target regressors.
+    fn finalize_regressor1(&self, s: Score) -> f32 {
+        let origin = if self.base_values.len() == 1 { self.base_values[0] } else { 0.0 };
+        let v = match self.aggregate {
+            Aggregate::Sum => s.v + origin,
+            Aggregate::Average => s.v / self.trees.len() as f32 + origin,
+            Aggregate::Min | Aggregate::Max => {
+                if s.has {
+                    s.v + origin
+                } else {
+                    origin
+                }
+            }
+        };
+        if self.post == PostTransform::Probit {
+            ort_probit(v)
+        } else {
+            v
+        }
+    }
+
+    /// ORT `FinalizeScores` (N outputs) of the regressor / classifier aggregators, writing
+    /// the `Z` row; entries ORT leaves unwritten are NaN.
+    pub(crate) fn finalize(&self, p: &mut [Score], z: &mut [f32]) {
+        let ns = self.n_slots;
+        let base = &self.base_values;
+        match self.head {
+            Head::Regressor { n_targets: 1 } => {
+                z[0] = self.finalize_regressor1(p[0]);
+            }
+            Head::Regressor { .. } => {
+                let use_base = base.len() == ns;
+                let n_trees = self.trees.len() as f32;
+                for (j, s) in p.iter_mut().enumerate() {
+                    match self.aggregate {
+                        Aggregate::Sum => {
+                            if use_base {
+                                s.v += base[j]
+                            }
+                        }
+                        Aggregate::Average => {
+                            s.v = if use_base { s.v / n_trees + base[j] } else { s.v / n_trees };
+                        }
+                        Aggregate::Min | Aggregate::Max => {
+                            let mut val = if use_base { base[j] } else { 0.0 };
+                            val += if s.has { s.v } else { 0.0 };
+                            s.v = val;
+                        }
+                    }
+                }
+                write_scores_n(p, self.post, z);
+            }
+            Head::Classifier { n_classes, binary_case, all_positive } => {
+                if n_classes > 2 {
+                    for (k, b) in base.iter().enumerate() {
+                        if !p[k].has {
+                            p[k] = Score { v: *b, has: true };
+                        } else {
+                            p[k].v += b;
+                        }
+                    }
+                    write_scores_n(p, self.post, z);
+                    return;
+                }
+                let mut wa: i32 = -1;
+                let mut size = 2;
+                match base.len() {
+                    2 => {
+                        if p[1].has {
+                            p[1].v = base[1] + p[0].v;
+                            p[0].v = -p[1].v;
+                            p[1].has = true;
+                        } else {
+                            p[1].v += base[1];
+                            p[0].v += base[0];
+                        }
+                    }
+                    1 => {
+                        p[0].v += base[0];
+                        if !p[1].has {
+                            size = 1;
+                        }
+                    }
+                    0 => {
+                        wa = 3;
+                        if !p[1].has {
+                            size = 1;
+                        }
+                    }
+                    _ => {}
+                }
+                if binary_case {
+                    let pos = if size == 2 && p[1].has {
+                        p[1].v
+                    } else if p[0].has {
+                        p[0].v
+                    } else {
+                        0.0
+                    };
+                    wa = if all_positive {
+                        if pos > 0.5 {
+                            0
+                        } else {
+                            1
+                        }
+                    } else if pos > 0.0 {
+                        2
+                    } else {
+                        3
+                    };
+                }
+                if size == 2 {
+                    write_scores_n(&mut p[..2], self.post, z);
+                    return;
+                }
+                // One score column (ORT 1.31 `write_scores`, binary branch, checked against
+                // onnxruntime): LOGISTIC gives [logistic(-s), logistic(s)]; otherwise
+                // [1 - s, s] (all weights >= 0) or [-s, s]. (PROBIT: column 1 undefined; such
+                // models are refused at compile time, this only guards rows without scores.)
+                let s0 = p[0].val();
+                if self.post == PostTransform::Probit {
+                    z[0] = ort_probit(s0);
+                    z[1] = f32::NAN;
+                    return;
+                }
+                match wa {
+                    0..=3 if self.post == PostTransform::Logistic => {
+                        z[0] = ort_logistic(-s0);
+                        z[1] = ort_logistic(s0);
+                    }
+                    0 | 1 => {
+                        z[0] = 1.0 - s0;
+                        z[1] = s0;
+                    }
+                    2 | 3 => {
+                        z[0] = -s0;
+                        z[1] = s0;
+                    }
+                    _ => {
+                        z[0] = s0;
+                        z[1] = f32::NAN; // ORT leaves this column unwritten
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ORT `write_scores` for two or more values.
+fn write_scores_n(p: &mut [Score], post: PostTransform, z: &mut [f32]) {
+    let n = p.len();
+    for (o, s) in z[..n].iter_mut().zip(p.iter()) {
+        *o = s.val();
+    }
+    match post {
+        PostTransform::None => {}
+        PostTransform::Probit => z[..n].iter_mut().for_each(|v| *v = ort_probit(*v)),
+        PostTransform::Logistic => z[..n].iter_mut().for_each(|v| *v = ort_logistic(*v)),
+        PostTransform::Softmax => ort_softmax(&mut z[..n]),
+        PostTransform::SoftmaxZero => ort_softmax_zero(&mut z[..n]),
+    }
+}
+
+/// Advance `GROUP` rows (starting at row `g` of the block) through one tree, branch-free.
+#[inline(always)]
+fn fast_group<const NAN: bool>(nodes: &[Node], t: &super::compile::TreeInfo, xb: &[f32], nf: usize, g: usize) -> [u32; GROUP] {
+    let mut idx = [t.root; GROUP];
+    let mut off = [0usize; GROUP];
+    for (k, o) in off.iter_mut().enumerate() {
+        *o = (g + k) * nf;
+    }
+    debug_assert!(xb.len() >= (g + GROUP) * nf);
+    #[inline(always)]
+    fn step<const NAN: bool>(nodes: &[Node], xb: &[f32], i: u32, o: usize) -> u32 {
+        // SAFETY: `compile` guarantees every child index is < nodes.len() and every feature
+        // id is < min_features; `check` guarantees rows have at least min_features values and
+        // `xb` holds the whole group, so `o + feat < xb.len()`.
+        let n = unsafe { *nodes.get_unchecked(i as usize) };
+        let v = unsafe { *xb.get_unchecked(o + n.feat as usize) };
+        let go_true = if NAN { (v <= n.thr) | (v.is_nan() & (n.child & MISSING_BIT != 0)) } else { v <= n.thr };
+        (n.child & INDEX_MASK) + (!go_true) as u32
+    }
+    for _ in 0..t.min_depth {
+        for k in 0..GROUP {
+            idx[k] = step::<NAN>(nodes, xb, idx[k], off[k]);
+        }
+    }
+    for _ in t.min_depth..t.max_depth {
+        let mut moved = false;
+        for k in 0..GROUP {
+            let n = step::<NAN>(nodes, xb, idx[k], off[k]);
+            moved |= n != idx[k];
+            idx[k] = n;
+        }
+        if !moved {
+            break;
+        }
+    }
+    idx
+}
+
+/// One row through one tree with the fast layout (tail rows of a block).
+#[inline]
+fn fast_one(nodes: &[Node], root: u32, row: &[f32]) -> u32 {
+    let mut i = root;
+    loop {
+        let n = nodes[i as usize];
+        let v = row[n.feat as usize];
+        let go_true = (v <= n.thr) | (v.is_nan() & (n.child & MISSING_BIT != 0));
+        let next = (n.child & INDEX_MASK) + (!go_true) as u32;
+        if next == i {
+            return i;
+        }
+        i = next;
+    }
+}
+
+/// One row through one tree with per-node modes (ORT's mixed-mode loop).
+fn general_leaf(nodes: &[Node], modes: &[u8], root: u32, row: &[f32]) -> u32 {
+    let mut i = root as usize;
+    loop {
+        let m = modes[i];
+        if m == gmode::LEAF {
+            return i as u32;
+        }
+        let n = nodes[i];
+        let v = row[n.feat as usize];
+        let t = n.thr;
+        let c = match m {
+            gmode::LEQ => v <= t,
+            gmode::LT => v < t,
+            gmode::GTE => v >= t,
+            gmode::GT => v > t,
+            gmode::EQ => v == t,
+            _ => v != t,
+        };
+        let go_true = c || (n.child & MISSING_BIT != 0 && v.is_nan());
+        i = ((n.child & INDEX_MASK) + (!go_true) as u32) as usize;
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of cr-infer: one binary, a module per area.
+
+mod common;
+mod foreign;
+mod gen;
+mod random_ensembles;
+mod semantics;
