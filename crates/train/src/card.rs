@@ -39,6 +39,18 @@ pub struct ModelCard {
     /// Quantiles 0, 1, ..., 100 % of the validation scores: the reference distribution for
     /// percentiles and channel thresholds when scoring.
     pub score_quantiles: Vec<f32>,
+    /// Training distribution of every feature (10 quantile bins + a missing bin), the
+    /// reference for feature drift (PSI) when the model is evaluated on new data.
+    pub feature_bins: Vec<FeatureBins>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureBins {
+    pub feature: String,
+    /// Interior bin edges (strictly increasing); m edges give m + 1 value bins.
+    pub edges: Vec<f64>,
+    /// Training share per bin: m + 1 value bins, then the missing (NaN) bin.
+    pub expected: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use cr_gbdt::{ImportanceType, Objective};
 use ndarray::ArrayView2;
 use sha2::{Digest, Sha256};
 
-use crate::card::{BudgetMetrics, DataInfo, Importance, ModelCard, SchemaInfo, SplitInfo, ValidationMetrics, CARD_VERSION};
+use crate::card::{FeatureBins, BudgetMetrics, DataInfo, Importance, ModelCard, SchemaInfo, SplitInfo, ValidationMetrics, CARD_VERSION};
 use crate::config::{Algo, TrainConfig};
 use crate::export::{self, Trained};
 use crate::TrainError;
@@ -201,6 +201,7 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     };
     let validation = validation_metrics(&valid_scores, &yva, revenue.as_deref())?;
     let score_quantiles = quantiles(&valid_scores);
+    let feature_bins = feature_bins(&names, &xtr, nf)?;
     timings.insert("validate".to_string(), t.elapsed().as_secs_f64());
 
     // ---- card + export
@@ -242,6 +243,7 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
         importance,
         best_iteration,
         score_quantiles,
+        feature_bins,
     };
     let trained = match (&gbdt, &logistic) {
         (Some(m), _) => Trained::Gbdt(m),
@@ -260,6 +262,22 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     let card_json = serde_json::to_string_pretty(&card).map_err(|e| TrainError::Export(e.to_string()))?;
     std::fs::write(&card_path, card_json).map_err(|e| TrainError::Io { path: card_path.display().to_string(), message: e.to_string() })?;
     Ok(TrainOutcome { onnx_path, card_path, card, gbdt, logistic })
+}
+
+/// 10 quantile bins per feature over the training matrix, with the share of each bin.
+fn feature_bins(names: &[String], x: &[f32], nf: usize) -> Result<Vec<FeatureBins>, TrainError> {
+    let n = if nf == 0 { 0 } else { x.len() / nf };
+    let err = |e: cr_eval::EvalError| TrainError::Export(format!("feature bins: {e}"));
+    names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let col: Vec<f64> = (0..n).map(|i| f64::from(x[i * nf + j])).collect();
+            let edges = cr_eval::drift::quantile_edges(&col, 10);
+            let expected = cr_eval::drift::bin_proportions(&col, &edges).map_err(err)?;
+            Ok(FeatureBins { feature: name.clone(), edges, expected })
+        })
+        .collect()
 }
 
 /// Logistic models take `sign(x)·ln(1+|x|)` of heavy-tailed features: raw numerics, unit
