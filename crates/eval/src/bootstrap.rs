@@ -28,94 +28,135 @@ pub(crate) struct ModelView<'a> {
 pub(crate) struct Shared<'a> {
     pub y: &'a [bool],
     pub rev: &'a [f64],
-    /// Sample weights per estimator.
+    /// Sample weights per estimator (at most 3).
     pub weights: Vec<&'a [f64]>,
-    /// Budget sizes (any order).
-    pub ks: &'a [usize],
 }
 
-/// One pass over `m.order` computing every estimator's budget sums and AUC.
-pub(crate) fn model_stats(m: &ModelView, s: &Shared, counts: Option<&[u32]>) -> Vec<Stats> {
-    let ne = s.weights.len();
-    let nk = s.ks.len();
+/// Up to this many estimators per pass.
+const MAX_EST: usize = 3;
+
+/// One row in a model's score order, with everything a pass needs stored contiguously, so that
+/// a replicate touches memory sequentially except for the row's count.
+#[derive(Clone, Copy)]
+struct Packed {
+    row: u32,
+    /// First row of a tie group (score differs from the previous row).
+    new_group: bool,
+    y: bool,
+    rev: f64,
+    w: [f64; MAX_EST],
+}
+
+/// A model's rows in its order, packed.
+pub(crate) struct PackedModel {
+    rows: Vec<Packed>,
+}
+
+pub(crate) fn pack(m: &ModelView, s: &Shared) -> PackedModel {
+    let mut prev = f64::NAN;
+    let rows = m
+        .order
+        .iter()
+        .map(|&r| {
+            let i = r as usize;
+            let sc = m.scores[i];
+            let new_group = sc != prev;
+            prev = sc;
+            let mut w = [0.0; MAX_EST];
+            for (e, ws) in s.weights.iter().enumerate().take(MAX_EST) {
+                w[e] = ws[i];
+            }
+            Packed { row: r, new_group, y: s.y[i], rev: s.rev[i], w }
+        })
+        .collect();
+    PackedModel { rows }
+}
+
+/// One pass over a packed model computing every estimator's budget sums and AUC.
+pub(crate) fn model_stats(m: &PackedModel, ne: usize, ks: &[usize], counts: Option<&[u32]>) -> Vec<Stats> {
+    debug_assert!(ne <= MAX_EST);
+    let nk = ks.len();
     let mut kidx: Vec<usize> = (0..nk).collect();
-    kidx.sort_by_key(|&i| s.ks[i]);
+    kidx.sort_by_key(|&i| ks[i]);
     // cumulative (sw, swy, swr) per estimator
-    let mut cum = vec![[0.0f64; 3]; ne];
-    let mut snap = vec![vec![[0.0f64; 3]; nk]; ne];
-    let mut pos_above = vec![0.0; ne];
-    let mut num = vec![0.0; ne];
-    let mut w_neg = vec![0.0; ne];
-    let mut pg = vec![0.0; ne];
-    let mut ng = vec![0.0; ne];
+    let mut cum = [[0.0f64; 3]; MAX_EST];
+    let mut snap = vec![[[0.0f64; 3]; MAX_EST]; nk];
+    let mut pos_above = [0.0; MAX_EST];
+    let mut num = [0.0; MAX_EST];
+    let mut w_neg = [0.0; MAX_EST];
+    let mut pg = [0.0; MAX_EST];
+    let mut ng = [0.0; MAX_EST];
     let mut taken = 0.0f64;
     let mut next = 0usize;
-    let order = m.order;
-    let mut start = 0;
-    while start < order.len() {
-        let v = m.scores[order[start] as usize];
-        let mut end = start;
-        while end < order.len() && m.scores[order[end] as usize] == v {
-            let r = order[end] as usize;
-            end += 1;
-            let c = counts.map_or(1.0, |c| c[r] as f64);
-            if c == 0.0 {
-                continue;
-            }
-            let y = s.y[r];
-            let yv = if y { 1.0 } else { 0.0 };
-            let rv = s.rev[r];
-            while next < nk && taken + c >= s.ks[kidx[next]] as f64 {
-                let frac = s.ks[kidx[next]] as f64 - taken;
-                for e in 0..ne {
-                    let w = s.weights[e][r] * frac;
-                    snap[e][kidx[next]] = [cum[e][0] + w, cum[e][1] + w * yv, cum[e][2] + w * rv];
-                }
-                next += 1;
-            }
+    let mut next_k = kidx.first().map_or(f64::INFINITY, |&i| ks[i] as f64);
+    for p in &m.rows {
+        if p.new_group {
             for e in 0..ne {
-                let w = s.weights[e][r] * c;
-                if w > 0.0 {
-                    cum[e][0] += w;
-                    cum[e][1] += w * yv;
-                    cum[e][2] += w * rv;
-                    if y {
-                        pg[e] += w;
-                    } else {
-                        ng[e] += w;
-                    }
-                }
+                num[e] += ng[e] * (pos_above[e] + 0.5 * pg[e]);
+                pos_above[e] += pg[e];
+                w_neg[e] += ng[e];
+                pg[e] = 0.0;
+                ng[e] = 0.0;
             }
-            taken += c;
+        }
+        let c = counts.map_or(1.0, |c| c[p.row as usize] as f64);
+        if c == 0.0 {
+            continue;
+        }
+        let yv = if p.y { 1.0 } else { 0.0 };
+        while taken + c >= next_k {
+            let frac = next_k - taken;
+            for e in 0..ne {
+                let w = p.w[e] * frac;
+                snap[kidx[next]][e] = [cum[e][0] + w, cum[e][1] + w * yv, cum[e][2] + w * p.rev];
+            }
+            next += 1;
+            next_k = kidx.get(next).map_or(f64::INFINITY, |&i| ks[i] as f64);
         }
         for e in 0..ne {
-            num[e] += ng[e] * (pos_above[e] + 0.5 * pg[e]);
-            pos_above[e] += pg[e];
-            w_neg[e] += ng[e];
-            pg[e] = 0.0;
-            ng[e] = 0.0;
+            let w = p.w[e] * c;
+            if w > 0.0 {
+                cum[e][0] += w;
+                cum[e][1] += w * yv;
+                cum[e][2] += w * p.rev;
+                if p.y {
+                    pg[e] += w;
+                } else {
+                    ng[e] += w;
+                }
+            }
         }
-        start = end;
+        taken += c;
+    }
+    for e in 0..ne {
+        num[e] += ng[e] * (pos_above[e] + 0.5 * pg[e]);
+        pos_above[e] += pg[e];
+        w_neg[e] += ng[e];
     }
     while next < nk {
-        for e in 0..ne {
-            snap[e][kidx[next]] = cum[e];
-        }
+        snap[kidx[next]] = cum;
         next += 1;
     }
     let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     (0..ne)
         .map(|e| Stats {
-            precision: snap[e].iter().map(|x| div(x[1], x[0])).collect(),
-            recall: snap[e].iter().map(|x| div(x[1], cum[e][1])).collect(),
-            revenue_share: snap[e].iter().map(|x| div(x[2], cum[e][2])).collect(),
+            precision: snap.iter().map(|x| div(x[e][1], x[e][0])).collect(),
+            recall: snap.iter().map(|x| div(x[e][1], cum[e][1])).collect(),
+            revenue_share: snap.iter().map(|x| div(x[e][2], cum[e][2])).collect(),
             auc: div(num[e], pos_above[e] * w_neg[e]),
         })
         .collect()
 }
 
 /// `reps[b][model][estimator]` for b in 0..reps.
-pub(crate) fn paired_bootstrap(models: &[ModelView], s: &Shared, n: usize, reps: usize, seed: u64) -> Vec<Vec<Vec<Stats>>> {
+pub(crate) fn paired_bootstrap(
+    models: &[PackedModel],
+    ne: usize,
+    ks: &[usize],
+    n: usize,
+    reps: usize,
+    seed: u64,
+) -> Vec<Vec<Vec<Stats>>> {
     if n == 0 {
         return Vec::new();
     }
@@ -131,8 +172,33 @@ pub(crate) fn paired_bootstrap(models: &[ModelView], s: &Shared, n: usize, reps:
                 for _ in 0..n {
                     counts[rng.random_range(0..n32) as usize] += 1;
                 }
-                models.iter().map(|m| model_stats(m, s, Some(counts))).collect()
+                models.iter().map(|m| model_stats(m, ne, ks, Some(counts))).collect()
             },
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicated_row_straddling_k_counts_fractionally() {
+        // order 0, 1, 2 (scores 0.9, 0.5, 0.1); labels 1, 0, 1; counts 1, 3, 0.
+        let scores = [0.9, 0.5, 0.1];
+        let order = [0u32, 1, 2];
+        let w = [1.0, 1.0, 1.0];
+        let s = Shared { y: &[true, false, true], rev: &[10.0, 0.0, 5.0], weights: vec![&w] };
+        let m = pack(&ModelView { order: &order, scores: &scores }, &s);
+        let st = model_stats(&m, 1, &[2, 4], Some(&[1, 3, 0]));
+        // k = 2: row 0 + one copy of row 1 -> 1 hit in 2; k = 4: 1 hit in 4.
+        assert_eq!(st[0].precision, vec![0.5, 0.25]);
+        assert_eq!(st[0].recall, vec![1.0, 1.0]);
+        // AUC over the resample: positive (count 1) above 3 negatives -> 1.
+        assert_eq!(st[0].auc, 1.0);
+        let plain = model_stats(&m, 1, &[1, 2, 3], None);
+        assert_eq!(plain[0].precision, vec![1.0, 0.5, 2.0 / 3.0]);
+        assert_eq!(plain[0].revenue_share, vec![10.0 / 15.0, 10.0 / 15.0, 1.0]);
+        assert_eq!(plain[0].auc, 0.5);
+    }
 }

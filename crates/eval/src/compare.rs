@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bootstrap::{model_stats, paired_bootstrap, ModelView, Shared, Stats};
+use crate::bootstrap::{model_stats, pack, paired_bootstrap, ModelView, Shared, Stats};
 use crate::budget::Budget;
 use crate::core::{self, sort_order};
 use crate::error::EvalError;
@@ -297,11 +297,13 @@ pub fn compare(models: &[(String, Vec<f64>)], rows: &EvalRows, cfg: &EvalConfig)
     let av = availability(&p0, cfg)?;
     let weights: Vec<Vec<f64>> = av.available.iter().map(|&e| p0.weights(e)).collect();
     let ks: Vec<usize> = cfg.budgets.iter().map(|b| b.k(n)).collect();
-    let shared = Shared { y: &p0.y, rev: &p0.rev, weights: weights.iter().map(|w| w.as_slice()).collect(), ks: &ks };
+    let shared = Shared { y: &p0.y, rev: &p0.rev, weights: weights.iter().map(|w| w.as_slice()).collect() };
     let views: Vec<ModelView> =
         models.iter().zip(&orders).map(|((_, s), o)| ModelView { order: o, scores: s }).collect();
-    let points: Vec<Vec<Stats>> = views.iter().map(|m| model_stats(m, &shared, None)).collect();
-    let reps = paired_bootstrap(&views, &shared, n, cfg.bootstrap_reps, cfg.seed);
+    let packed: Vec<_> = views.iter().map(|m| pack(m, &shared)).collect();
+    let ne = av.available.len();
+    let points: Vec<Vec<Stats>> = packed.iter().map(|m| model_stats(m, ne, &ks, None)).collect();
+    let reps = paired_bootstrap(&packed, ne, &ks, n, cfg.bootstrap_reps, cfg.seed);
     let conf = cfg.confidence;
 
     let mut pairs = Vec::new();

@@ -23,17 +23,23 @@ pub(crate) fn sort_order(scores: &[f64]) -> Result<Vec<u32>, EvalError> {
     if scores.len() > u32::MAX as usize {
         return Err(EvalError::Config(format!("{} rows is more than the supported {}", scores.len(), u32::MAX)));
     }
-    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-    let cmp = |a: &u32, b: &u32| {
-        let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
-        // finite, so partial_cmp never fails; -0.0 and 0.0 compare equal.
-        sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b))
-    };
-    if order.len() > 50_000 {
-        order.par_sort_unstable_by(cmp);
+    // Sort (key, index) pairs: the key maps a finite f64 to a u64 whose ascending order is the
+    // score's descending order (-0.0 is first turned into 0.0 so the two tie).
+    let mut keyed: Vec<(u64, u32)> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let bits = (s + 0.0).to_bits();
+            let asc = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            (!asc, i as u32)
+        })
+        .collect();
+    if keyed.len() > 50_000 {
+        keyed.par_sort_unstable();
     } else {
-        order.sort_unstable_by(cmp);
+        keyed.sort_unstable();
     }
+    let order: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
     Ok(order)
 }
 

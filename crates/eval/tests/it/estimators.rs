@@ -65,6 +65,23 @@ fn comparison_finds_the_better_model_and_says_so() {
     assert!(d.diff > 0.0, "B is built with less noise: {d:?}");
     assert_eq!(pair.sentences.len(), cfg.budgets.len());
     assert!(pair.sentences[2].starts_with("B finds") && pair.sentences[2].contains("at 5 % (1500 inspections)"), "{}", pair.sentences[2]);
+    // The comparison's point estimates are the evaluations' numbers (two code paths).
+    for (m, ev) in rep.evaluations.iter().enumerate() {
+        for pe in &pair.by_estimator {
+            let er = ev.estimator(pe.estimator).unwrap();
+            for (bd, be) in pe.budgets.iter().zip(&er.budgets) {
+                let d = bd.precision.unwrap();
+                let mine = if m == 0 { d.baseline } else { d.challenger };
+                assert!((mine - be.precision.unwrap().value).abs() < 1e-12, "{:?} {:?}", pe.estimator, bd.budget);
+                let r = bd.recall.unwrap();
+                let mine = if m == 0 { r.baseline } else { r.challenger };
+                assert!((mine - be.recall.unwrap().value).abs() < 1e-12);
+            }
+            let a = pe.auc.unwrap();
+            let mine = if m == 0 { a.baseline } else { a.challenger };
+            assert!((mine - er.roc_auc.unwrap().value).abs() < 1e-12);
+        }
+    }
     // Overlap by hand.
     let k = Budget::Rate(0.05).k(w.truth.len());
     let top = |s: &[f64]| cr_eval::top_k(s, k).unwrap();
