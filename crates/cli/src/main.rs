@@ -36,14 +36,35 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Train a GBDT or logistic model on inspection outcomes; export it as ONNX with a model card.
     Train(cmd::train::Args),
+    /// Score a file of declarations with an ONNX model (ours or skl2onnx / onnxmltools exports).
+    Score(cmd::score::Args),
+}
+
+/// Point ONNX Runtime at the library `scripts/setup-ort.sh` installs when ORT_DYLIB_PATH is not
+/// set: `.ort/libonnxruntime.so` in the working directory or above the executable.
+fn find_onnxruntime() {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        return;
+    }
+    let mut candidates = vec![std::path::PathBuf::from(".ort/libonnxruntime.so")];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|d| d.join(".ort/libonnxruntime.so")));
+    }
+    if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
+        let abs = std::fs::canonicalize(&found).unwrap_or(found);
+        // Set before any other thread exists.
+        std::env::set_var("ORT_DYLIB_PATH", abs);
+    }
 }
 
 fn main() {
+    find_onnxruntime();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Train(a) => cmd::train::run(a),
+        Command::Score(a) => cmd::score::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

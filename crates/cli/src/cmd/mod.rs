@@ -1,6 +1,8 @@
 //! One module per subcommand: `Args` (clap) and `run(args) -> anyhow::Result<()>`.
 
+pub mod foreign;
 pub mod generate;
+pub mod score;
 pub mod train;
 pub mod validate;
 

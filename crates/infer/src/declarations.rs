@@ -1,0 +1,184 @@
+//! Our own models: raw declaration fields in, one risk score per declaration out.
+//!
+//! A model exported by `cr-train` is one ONNX graph (raw fields → feature pipeline → trees or
+//! linear → probabilities) whose `metadata_props` carry the fitted pipeline
+//! (`customs_risk.pipeline`, schema included) and the name of the feature tensor
+//! (`customs_risk.features`). [`DeclarationModel`] scores validated [`cr_data::Batch`]es:
+//!
+//! - **native** (the default when the core compiles): the pipeline in Rust
+//!   ([`cr_features::CompiledPipeline`], bit-exact with the graph's pipeline nodes) and the
+//!   graph's tree/linear core compiled by [`crate::compile_for_tensor`];
+//! - **ONNX Runtime** (fallback, or forced with [`Engine::Ort`]): the whole graph, fed the raw
+//!   columns as the exporter declares them (date `YYYY-MM-DD` string, HS code int64,
+//!   categoricals string, numerics float).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cr_data::{Batch, Schema};
+use cr_features::{CompiledPipeline, FittedPipeline};
+use rayon::prelude::*;
+
+use crate::{compile_for_tensor, Engine, InferError, InputColumn, InputKind, LoadOptions, Model, NativeScorer, PIPELINE_METADATA_KEY};
+
+/// Metadata key naming the feature tensor inside the graph (written by `cr-train`).
+pub const FEATURES_METADATA_KEY: &str = "customs_risk.features";
+/// Metadata key of the model card (JSON).
+pub const CARD_METADATA_KEY: &str = "customs_risk.card";
+
+/// Rows per parallel scoring task.
+const SCORE_BLOCK: usize = 4096;
+
+enum Core {
+    Native(NativeScorer),
+    Ort(Box<Model>),
+}
+
+/// A loaded customs-risk model (see the module docs). `Send + Sync`: share it across threads.
+pub struct DeclarationModel {
+    metadata: BTreeMap<String, String>,
+    pipeline: CompiledPipeline,
+    core: Core,
+    threads: usize,
+}
+
+impl std::fmt::Debug for DeclarationModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeclarationModel").field("engine", &self.engine_used()).finish_non_exhaustive()
+    }
+}
+
+/// Whether `path` holds one of our raw-field models (has the pipeline metadata).
+pub fn is_declaration_model(model: &cr_onnx::proto::ModelProto) -> bool {
+    model.metadata_props.iter().any(|p| p.key.as_deref() == Some(PIPELINE_METADATA_KEY))
+}
+
+impl DeclarationModel {
+    /// Load and check `path`: the pipeline is parsed and compiled, the core compiled natively
+    /// or an ONNX Runtime session opened, once.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<DeclarationModel, InferError> {
+        let proto = cr_onnx::load_model(path)?;
+        DeclarationModel::from_proto(&proto, opts)
+    }
+
+    pub fn from_proto(proto: &cr_onnx::proto::ModelProto, opts: &LoadOptions) -> Result<DeclarationModel, InferError> {
+        let metadata = cr_onnx::metadata_map(proto);
+        let pipeline_json = metadata.get(PIPELINE_METADATA_KEY).ok_or_else(|| {
+            InferError::InvalidModel(format!(
+                "no {PIPELINE_METADATA_KEY} metadata: not a customs-risk model with raw declaration fields as inputs \
+                 (score foreign models with a feature matrix instead)"
+            ))
+        })?;
+        let pipeline = FittedPipeline::from_json(pipeline_json)
+            .and_then(|p| p.compile())
+            .map_err(|e| InferError::InvalidModel(format!("metadata {PIPELINE_METADATA_KEY}: {e}")))?;
+        let native = || -> Result<NativeScorer, InferError> {
+            let tensor = metadata
+                .get(FEATURES_METADATA_KEY)
+                .ok_or_else(|| InferError::InvalidModel(format!("no {FEATURES_METADATA_KEY} metadata (feature tensor name)")))?;
+            let s = compile_for_tensor(proto, tensor)?;
+            if s.n_features() != pipeline.feature_names().len() {
+                return Err(InferError::InvalidModel(format!(
+                    "the pipeline makes {} features, tensor {tensor:?} has {}",
+                    pipeline.feature_names().len(),
+                    s.n_features()
+                )));
+            }
+            Ok(s)
+        };
+        let ort = || -> Result<Core, InferError> {
+            let m = Model::from_proto(proto, &LoadOptions { engine: Engine::Ort, threads: opts.threads })?;
+            Ok(Core::Ort(Box::new(m)))
+        };
+        let core = match opts.engine {
+            Engine::Native => Core::Native(native()?),
+            Engine::Ort => ort()?,
+            Engine::Auto => match native() {
+                Ok(s) => Core::Native(s),
+                Err(native_err) => ort().map_err(|ort_err| InferError::Unsupported {
+                    op: format!("native engine: {native_err}"),
+                    hint: format!("ONNX Runtime fallback failed too: {ort_err}"),
+                })?,
+            },
+        };
+        Ok(DeclarationModel { metadata, pipeline, core, threads: opts.threads })
+    }
+
+    /// `Native` or `Ort` (never `Auto`).
+    pub fn engine_used(&self) -> Engine {
+        match self.core {
+            Core::Native(_) => Engine::Native,
+            Core::Ort(_) => Engine::Ort,
+        }
+    }
+
+    /// The schema declarations must follow (the one the model was trained with).
+    pub fn schema(&self) -> &Schema {
+        self.pipeline.schema()
+    }
+
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The compiled feature pipeline (for drift checks and explanations).
+    pub fn pipeline(&self) -> &CompiledPipeline {
+        &self.pipeline
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// One risk score per row of `batch`, in row order.
+    pub fn score_batch(&self, batch: &Batch) -> Result<Vec<f32>, InferError> {
+        let n = batch.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let scores = match &self.core {
+            Core::Native(s) => {
+                let x = self.pipeline.transform(batch).map_err(|e| InferError::Input { name: "declarations".into(), why: e.to_string() })?;
+                let mut out = vec![0f32; n];
+                let nf = x.n_cols.max(1);
+                // fixed-size row blocks: results never depend on the thread count
+                out.par_chunks_mut(SCORE_BLOCK)
+                    .zip(x.data.par_chunks(SCORE_BLOCK * nf))
+                    .try_for_each(|(o, xs)| s.score_into(xs, o.len(), o))?;
+                out
+            }
+            Core::Ort(m) => {
+                let cols = raw_columns(m, self.schema(), batch)?;
+                m.score_columns(&cols, n)?
+            }
+        };
+        if let Some(bad) = scores.iter().position(|s| !s.is_finite()) {
+            return Err(InferError::Runtime(format!("{}: line {}: the model gave a non-finite score", batch.source, batch.lines.get(bad).copied().unwrap_or(0))));
+        }
+        Ok(scores)
+    }
+}
+
+/// The graph's raw inputs from a validated batch.
+fn raw_columns(model: &Model, s: &Schema, batch: &Batch) -> Result<Vec<(String, InputColumn)>, InferError> {
+    let InputKind::NamedColumns(inputs) = model.input_kind() else {
+        return Err(InferError::InvalidModel("a customs-risk model has named raw-field inputs".into()));
+    };
+    inputs
+        .iter()
+        .map(|(name, _)| {
+            let col = if *name == s.date {
+                InputColumn::Str(batch.dates.iter().map(|&d| cr_data::schema::ymd_from_days(d)).collect())
+            } else if *name == s.hs_code {
+                InputColumn::I64(batch.hs.iter().map(|&h| i64::try_from(h).unwrap_or(i64::MAX)).collect())
+            } else if let Some(i) = s.categorical.iter().position(|c| c.name == *name) {
+                InputColumn::Str(batch.categorical[i].clone())
+            } else if let Some(i) = s.numeric.iter().position(|c| c.name == *name) {
+                InputColumn::F32(batch.numeric[i].clone())
+            } else {
+                return Err(InferError::InvalidModel(format!("graph input {name:?} is not a column of the model's schema")));
+            };
+            Ok((name.clone(), col))
+        })
+        .collect()
+}
