@@ -126,7 +126,7 @@ impl FittedPipeline {
             )));
         }
         let s = &self.schema;
-        if s.hs_width < 2 || s.hs_width > 12 || s.hs_width % 2 != 0 {
+        if !(2..=12).contains(&s.hs_width) || s.hs_width & 1 != 0 {
             return Err(FeatureError::format(format!("schema hs_width {} is invalid", s.hs_width)));
         }
         if self.features.is_empty() {
