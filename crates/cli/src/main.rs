@@ -38,6 +38,10 @@ enum Command {
     Train(cmd::train::Args),
     /// Score a file of declarations with an ONNX model (ours or skl2onnx / onnxmltools exports).
     Score(cmd::score::Args),
+    /// Evaluate a model at inspection budgets, selection-aware; HTML report with plots, JSON.
+    Evaluate(cmd::evaluate::Args),
+    /// Compare model versions on the same rows with paired confidence intervals.
+    Compare(cmd::compare::Args),
 }
 
 /// Point ONNX Runtime at the library `scripts/setup-ort.sh` installs when ORT_DYLIB_PATH is not
@@ -65,6 +69,8 @@ fn main() {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Score(a) => cmd::score::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");
