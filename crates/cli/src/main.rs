@@ -30,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The whole loop on generated demo data: generate, train, score, evaluate, compare.
+    Demo(cmd::demo::Args),
     /// Generate synthetic declarations (CSV or Parquet) with planted fraud and an inspection process.
     Generate(cmd::generate::Args),
     /// Check a declarations file against a schema; print counts, optionally write rejected rows.
@@ -65,6 +67,7 @@ fn main() {
     find_onnxruntime();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Train(a) => cmd::train::run(a),

@@ -1,6 +1,7 @@
 //! One module per subcommand: `Args` (clap) and `run(args) -> anyhow::Result<()>`.
 
 pub mod compare;
+pub mod demo;
 pub mod evaluate;
 pub mod foreign;
 pub mod generate;
