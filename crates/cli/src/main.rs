@@ -44,6 +44,14 @@ enum Command {
     Evaluate(cmd::evaluate::Args),
     /// Compare model versions on the same rows with paired confidence intervals.
     Compare(cmd::compare::Args),
+    /// Serve scores over HTTP (champion/challenger from the registry, API keys, audit trail).
+    Serve(cmd::service::ServeArgs),
+    /// Register, list, promote, shadow and retire model versions in the SQLite registry.
+    Models(cmd::service::ModelsArgs),
+    /// Create, list and revoke API keys.
+    Keys(cmd::service::KeysArgs),
+    /// Export the audit trail of decisions.
+    Audit(cmd::service::AuditArgs),
 }
 
 /// Point ONNX Runtime at the library `scripts/setup-ort.sh` installs when ORT_DYLIB_PATH is not
@@ -74,6 +82,10 @@ fn main() {
         Command::Score(a) => cmd::score::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Serve(a) => cmd::service::serve(a),
+        Command::Models(a) => cmd::service::models(a),
+        Command::Keys(a) => cmd::service::keys(a),
+        Command::Audit(a) => cmd::service::audit(a),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

@@ -95,6 +95,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         Err(e) => println!("5. skipped the comparison: the logistic model needs ONNX Runtime ({e}); run scripts/setup-ort.sh"),
     }
+    // the registry the service reads (SQLite)
+    let reg_path = a.dir.join("registry.db");
+    let _ = std::fs::remove_file(&reg_path);
+    let mut reg = cr_service::Registry::open(&reg_path)?;
+    let champion = reg.register(&outcomes[0].onnx_path, &cr_service::RegisterOptions { name: "gbdt".into(), version: None, thresholds: cr_service::ThresholdSpec::default(), registered_by: "demo".into() })?;
+    reg.promote(&champion.version, "demo")?;
+    println!("6. registered {} as champion in {} (serve it: customs-risk serve --registry {})", champion.version, reg_path.display(), reg_path.display());
     println!("done in {:.1}s; everything is in {}", t0.elapsed().as_secs_f64(), a.dir.display());
     Ok(())
 }

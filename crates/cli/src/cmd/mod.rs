@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod foreign;
 pub mod generate;
 pub mod score;
+pub mod service;
 pub mod train;
 pub mod validate;
 

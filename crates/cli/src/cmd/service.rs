@@ -1,0 +1,261 @@
+//! `serve`, `models`, `keys`, `audit`: the HTTP scoring service and its SQLite registry.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args as ClapArgs, Subcommand};
+use cr_service::{ExportFormat, LogFormat, RegisterOptions, Registry, Role, ServeConfig, ThresholdSpec};
+
+/// Serve risk scores over HTTP for single declarations or batches.
+///
+/// POST /v1/score with one declaration (a JSON object keyed by the model's schema columns) or
+/// {"declarations": [...]}; answers score, percentile, channel (green/yellow/red by the
+/// version's thresholds), model version and request id. The registry's champion answers; a
+/// challenger runs in shadow (audited, not returned). Every decision is appended to the audit
+/// trail. Needs an API key (header `Authorization: Bearer KEY`, see `keys create`).
+/// GET /healthz, /readyz, /metrics (Prometheus). Ctrl-C / SIGTERM drains in-flight requests.
+///
+/// Environment: CUSTOMS_RISK_REGISTRY, CUSTOMS_RISK_ADDR, CUSTOMS_RISK_MAX_BODY_BYTES,
+/// CUSTOMS_RISK_MAX_BATCH, CUSTOMS_RISK_SHUTDOWN_TIMEOUT_SECS, RUST_LOG.
+///
+/// Example:
+///   customs-risk models register --registry reg.db --model models/gbdt.onnx --name gbdt --promote
+///   customs-risk keys create --registry reg.db --role score --name pre-arrival
+///   customs-risk serve --registry reg.db --addr 127.0.0.1:8080
+#[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ServeArgs {
+    /// Registry SQLite file.
+    #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+    registry: PathBuf,
+    /// Listen address.
+    #[arg(long, env = "CUSTOMS_RISK_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: LogFormat,
+}
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    cr_service::init_tracing(a.log_format);
+    let cfg = ServeConfig::new(a.registry, a.addr).apply_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(cr_service::run(cfg, cr_service::shutdown_signal()))?;
+    Ok(())
+}
+
+/// Manage model versions in the registry: register, list, promote to champion, set a shadow
+/// challenger, retire. A version stores its ONNX file's sha256 (a changed file is refused),
+/// its model card, channel thresholds, who and when.
+#[derive(ClapArgs, Debug)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    cmd: ModelsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCmd {
+    /// Add a model version.
+    Register {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        /// Model name (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Version label (default: NAME-<sha256 prefix>).
+        #[arg(long)]
+        version: Option<String>,
+        /// Yellow channel from this score (with --red-score), or ...
+        #[arg(long, requires = "red_score")]
+        yellow_score: Option<f64>,
+        #[arg(long)]
+        red_score: Option<f64>,
+        /// ... from this percentile of the model's validation scores (default 90, red 98).
+        #[arg(long, conflicts_with = "yellow_score")]
+        yellow_percentile: Option<f64>,
+        #[arg(long, conflicts_with = "red_score")]
+        red_percentile: Option<f64>,
+        /// Make it the champion right away.
+        #[arg(long)]
+        promote: bool,
+        /// Who registers (default $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// List versions with status, thresholds and validation ROC-AUC.
+    List {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version the champion (the one that answers).
+    Promote {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        version: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Run a version in shadow next to the champion.
+    Challenger {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        version: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Take a version out of service.
+    Retire {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        version: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+fn who(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into())
+}
+
+pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
+    match a.cmd {
+        ModelsCmd::Register { registry, model, name, version, yellow_score, red_score, yellow_percentile, red_percentile, promote, by } => {
+            let mut reg = Registry::open(&registry).with_context(|| format!("opening {}", registry.display()))?;
+            let thresholds = match (yellow_score, red_score) {
+                (Some(yellow), Some(red)) => ThresholdSpec::Scores { yellow, red },
+                _ => ThresholdSpec::Percentiles { yellow: yellow_percentile.unwrap_or(90.0), red: red_percentile.unwrap_or(98.0) },
+            };
+            let name = name.unwrap_or_else(|| super::evaluate::model_name(&model));
+            let by = who(by);
+            let mv = reg.register(&model, &RegisterOptions { name, version, thresholds, registered_by: by.clone() })?;
+            println!("registered {} ({}; yellow from {:.4}, red from {:.4})", mv.version, mv.sha256, mv.thresholds.yellow, mv.thresholds.red);
+            if promote {
+                reg.promote(&mv.version, &by)?;
+                println!("{} is the champion", mv.version);
+            }
+        }
+        ModelsCmd::List { registry, json } => {
+            let reg = Registry::open(&registry)?;
+            let list = reg.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<32} {:<11} {:>8} {:>8} {:>9}  registered", "version", "status", "yellow", "red", "ROC-AUC");
+                for m in list {
+                    let auc = m.card.pointer("/validation/roc_auc").and_then(|v| v.as_f64()).map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+                    println!("{:<32} {:<11} {:>8.4} {:>8.4} {:>9}  {} by {}", m.version, m.status.as_str(), m.thresholds.yellow, m.thresholds.red, auc, m.registered_at, m.registered_by);
+                }
+            }
+        }
+        ModelsCmd::Promote { registry, version, by } => {
+            Registry::open(&registry)?.promote(&version, &who(by))?;
+            println!("{version} is the champion");
+        }
+        ModelsCmd::Challenger { registry, version, by } => {
+            Registry::open(&registry)?.set_challenger(&version, &who(by))?;
+            println!("{version} runs in shadow");
+        }
+        ModelsCmd::Retire { registry, version, by } => {
+            Registry::open(&registry)?.retire(&version, &who(by))?;
+            println!("{version} is retired");
+        }
+    }
+    Ok(())
+}
+
+/// API keys for the service: `create` prints the key once (only a salted hash is stored),
+/// `list`, `revoke`. Roles: score (POST /v1/score) and admin (also model promotion over HTTP).
+#[derive(ClapArgs, Debug)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    cmd: KeysCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    Create {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        /// score or admin.
+        #[arg(long)]
+        role: String,
+        /// Who or what uses the key.
+        #[arg(long)]
+        name: String,
+    },
+    List {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+    },
+    Revoke {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        id: String,
+    },
+}
+
+pub fn keys(a: KeysArgs) -> anyhow::Result<()> {
+    match a.cmd {
+        KeysCmd::Create { registry, role, name } => {
+            let Some(role) = Role::parse(&role) else { bail!("--role {role:?}: expected score or admin") };
+            let k = Registry::open(&registry)?.create_key(role, &name)?;
+            eprintln!("key {} ({}) for {:?} — shown once, store it now:", k.info.id, k.info.role.as_str(), k.info.name);
+            println!("{}", k.key);
+        }
+        KeysCmd::List { registry } => {
+            for k in Registry::open(&registry)?.list_keys()? {
+                println!("{} {:<6} {:<24} created {}{}", k.id, k.role.as_str(), k.name, k.created_at, k.revoked_at.map(|r| format!(", revoked {r}")).unwrap_or_default());
+            }
+        }
+        KeysCmd::Revoke { registry, id } => {
+            Registry::open(&registry)?.revoke_key(&id)?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+/// The append-only audit trail of every decision the service made.
+#[derive(ClapArgs, Debug)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    cmd: AuditCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Export decisions since a date (YYYY-MM-DD or RFC 3339) as CSV or JSON lines.
+    Export {
+        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+        registry: PathBuf,
+        #[arg(long)]
+        since: String,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: ExportFormat,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
+    match a.cmd {
+        AuditCmd::Export { registry, since, format, out } => {
+            let n = match out {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?);
+                    cr_service::export_audit(&registry, &since, format, &mut f)?
+                }
+                None => cr_service::export_audit(&registry, &since, format, &mut std::io::stdout().lock())?,
+            };
+            eprintln!("{n} decisions exported");
+        }
+    }
+    Ok(())
+}
