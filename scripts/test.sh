@@ -11,4 +11,4 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 ./scripts/setup-ort.sh
 export OMP_WAIT_POLICY=PASSIVE
-cargo test --workspace
+cargo test --workspace --no-fail-fast

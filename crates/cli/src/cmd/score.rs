@@ -157,21 +157,37 @@ fn run_in_pool(a: &Args) -> anyhow::Result<()> {
             quantiles: card_quantiles(model.metadata()),
         };
         let ropts = ReadOptions { batch_rows: a.batch_rows.max(1), delimiter: delimiter_byte(a.delimiter)?, on_error: a.on_error.into(), require_label: false };
-        let mut reader = cr_data::open(&a.data, model.schema(), &ropts).with_context(|| format!("reading {}", a.data.display()))?;
+        let reader = cr_data::open(&a.data, model.schema(), &ropts).with_context(|| format!("reading {}", a.data.display()))?;
         let mut rej = match &a.rejects {
             Some(p) => Some(RejectWriter::create(p)?),
             None => None,
         };
         let bar = crate::progress::spinner("score", a.quiet);
-        for chunk in &mut reader {
-            let chunk = chunk?;
-            if let Some(r) = &mut rej {
-                r.write(&chunk.rejects)?;
+        // Reading and validating run on their own thread, one chunk ahead of scoring and
+        // writing (a bounded channel keeps memory flat).
+        let reader = std::thread::scope(|scope| -> anyhow::Result<cr_data::Reader> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<cr_data::ReadChunk, cr_data::DataError>>(2);
+            let producer = scope.spawn(move || {
+                let mut reader = reader;
+                for chunk in &mut reader {
+                    let stop = chunk.is_err();
+                    if tx.send(chunk).is_err() || stop {
+                        break;
+                    }
+                }
+                reader
+            });
+            for chunk in rx {
+                let chunk = chunk?;
+                if let Some(r) = &mut rej {
+                    r.write(&chunk.rejects)?;
+                }
+                let scores = model.score_batch(&chunk.batch)?;
+                bar.inc(chunk.batch.len() as u64);
+                sink.push(chunk.batch.ids, scores)?;
             }
-            let scores = model.score_batch(&chunk.batch)?;
-            bar.inc(chunk.batch.len() as u64);
-            sink.push(chunk.batch.ids, scores)?;
-        }
+            producer.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))
+        })?;
         bar.finish_and_clear();
         if let Some(r) = rej {
             r.finish()?;
