@@ -280,6 +280,22 @@ pub fn evaluate(input: &EvalInput, cfg: &EvalConfig) -> Result<EvaluationReport,
     Ok(report)
 }
 
+/// The per-row fields of `rows` in `order` (period and segments left out).
+fn permute_rows(rows: &EvalRows, order: &[u32]) -> EvalRows {
+    fn pick<T: Copy>(v: &[T], order: &[u32]) -> Vec<T> {
+        order.iter().map(|&i| v[i as usize]).collect()
+    }
+    EvalRows {
+        label: pick(&rows.label, order),
+        inspected: pick(&rows.inspected, order),
+        selection: pick(&rows.selection, order),
+        propensity: pick(&rows.propensity, order),
+        revenue: pick(&rows.revenue, order),
+        period: None,
+        segments: Vec::new(),
+    }
+}
+
 /// Evaluation given an already computed order (no drift). Inputs are already checked.
 pub(crate) fn evaluate_sorted(
     model: &str,
@@ -298,8 +314,14 @@ pub(crate) fn evaluate_sorted(
         calibration_bins: cfg.calibration_bins,
         curve_points: cfg.curve_points,
     };
+    // The estimator passes run over rows permuted into score order, so that every pass reads
+    // memory sequentially (identity order); results are identical.
+    let sorted_scores: Vec<f64> = order.iter().map(|&i| scores[i as usize]).collect();
+    let sorted_rows = permute_rows(rows, order);
+    let ident: Vec<u32> = (0..order.len() as u32).collect();
+    let ps = Prepared::new(&sorted_scores, &sorted_rows);
     let estimators: Vec<EstimatorReport> =
-        av.available.iter().map(|&e| estimator_report(&p, e, order, &settings)).collect();
+        av.available.iter().map(|&e| estimator_report(&ps, e, &ident, &settings)).collect();
 
     let by_period = rows.period.as_ref().map(|period| {
         let (name, keys) = period_keys(period);

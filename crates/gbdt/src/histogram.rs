@@ -190,8 +190,7 @@ fn kernel_idx(
     let nfg = loc.len();
     let n_rows = gh.len();
     assert!(n_rows * nf <= bins.len() && f0 + nfg <= nf);
-    for &r in idx {
-        let r = r as usize;
+    let row_body = |r: usize, hist: &mut [HistBin]| {
         debug_assert!(r < n_rows);
         // SAFETY: row indices come from the data partition, which only holds `0..n_rows`.
         let [g, h] = unsafe { *gh.get_unchecked(r) };
@@ -205,7 +204,36 @@ fn kernel_idx(
             e[0] += g;
             e[1] += h;
         }
+    };
+    // Rows of a leaf are scattered: prefetch the bins and gradients of the row PREFETCH
+    // positions ahead (LightGBM does the same), the loop is otherwise bound by cache misses.
+    let n = idx.len();
+    let main = n.saturating_sub(PREFETCH);
+    for i in 0..main {
+        // SAFETY: i + PREFETCH < n.
+        let ahead = unsafe { *idx.get_unchecked(i + PREFETCH) } as usize;
+        prefetch(bins.as_ptr().wrapping_add(ahead * nf + f0));
+        prefetch(gh.as_ptr().wrapping_add(ahead) as *const u8);
+        // SAFETY: i < n.
+        row_body(unsafe { *idx.get_unchecked(i) } as usize, hist);
     }
+    for &r in &idx[main..] {
+        row_body(r as usize, hist);
+    }
+}
+
+/// How many rows ahead to prefetch in [`kernel_idx`].
+const PREFETCH: usize = 16;
+
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]

@@ -69,8 +69,34 @@ pub struct NativeScorer {
     pub(crate) n_features: usize,
     pub(crate) pre: Vec<PreOp>,
     pub(crate) core: Core,
-    pub(crate) sigmoid_after: bool,
+    pub(crate) post: Vec<PostOp>,
     pub(crate) column: usize,
+}
+
+/// Element-wise step after the core, on the score column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum PostOp {
+    /// ai.onnx `Sigmoid` (MLAS logistic).
+    Sigmoid,
+    /// `Mul` / `Add` / `Sub` / `Div` by a constant (`rev`: constant on the left).
+    Arith { op: u8, c: f32, rev: bool },
+}
+
+impl PostOp {
+    #[inline]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            PostOp::Sigmoid => mlas_logistic(v),
+            PostOp::Arith { op, c, rev } => match (op, rev) {
+                (b'*', _) => v * c,
+                (b'+', _) => v + c,
+                (b'-', false) => v - c,
+                (b'-', true) => c - v,
+                (b'/', false) => v / c,
+                _ => c / v,
+            },
+        }
+    }
 }
 
 impl NativeScorer {
@@ -129,8 +155,8 @@ impl NativeScorer {
                 }
             }
         }
-        if self.sigmoid_after {
-            out.iter_mut().for_each(|v| *v = mlas_logistic(*v));
+        for p in &self.post {
+            out.iter_mut().for_each(|v| *v = p.apply(*v));
         }
         Ok(())
     }
@@ -200,8 +226,14 @@ pub(crate) fn select_score_output(graph: &GraphProto) -> Result<String, InferErr
             if CLASSIFIERS.contains(&n.op_type()) && k == 1 {
                 return Ok(out.name().to_string());
             }
-            if matches!(n.op_type(), "Identity" | "Cast" | "ZipMap") && !n.input.is_empty() {
-                v = n.input[0].as_str();
+            if matches!(n.op_type(), "Identity" | "Cast" | "ZipMap" | "Sigmoid" | "Mul" | "Add" | "Sub" | "Div")
+                && !n.input.is_empty()
+            {
+                // follow the non-constant operand
+                v = match n.input.get(1) {
+                    Some(b) if idx.constant(n.input[0].as_str()).is_some() => b.as_str(),
+                    _ => n.input[0].as_str(),
+                };
             } else {
                 break;
             }
@@ -225,15 +257,32 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
 
     // Walk back from the output through post-ops to the core.
     let mut v = out.as_str();
-    let mut sigmoid_after = false;
+    let mut post_rev: Vec<(PostOp, Vec<f32>)> = Vec::new();
     let (core_node, out_k) = loop {
         let (n, k) = idx.node_of(v).ok_or_else(|| unsupported(format!("score output {out:?} is a graph input"), HINT))?;
         match n.op_type() {
             "Identity" | "ZipMap" => v = n.input[0].as_str(),
             "Cast" if is_cast_to_float(n) => v = n.input[0].as_str(),
-            "Sigmoid" if !sigmoid_after => {
-                sigmoid_after = true;
+            "Sigmoid" => {
+                post_rev.push((PostOp::Sigmoid, Vec::new()));
                 v = n.input[0].as_str();
+            }
+            op @ ("Mul" | "Add" | "Sub" | "Div")
+                if n.input.len() == 2
+                    && (idx.constant(&n.input[0]).is_some() != idx.constant(&n.input[1]).is_some())
+                    && !(op == "Add" && add_feeds_matmul(&idx, n)) =>
+            {
+                let rev = idx.constant(&n.input[0]).is_some();
+                let (c, x) = if rev { (&n.input[0], &n.input[1]) } else { (&n.input[1], &n.input[0]) };
+                let values = idx.constant(c).map(tensor_f32).transpose()?.unwrap_or_default();
+                let code = match op {
+                    "Mul" => b'*',
+                    "Add" => b'+',
+                    "Sub" => b'-',
+                    _ => b'/',
+                };
+                post_rev.push((PostOp::Arith { op: code, c: 0.0, rev }, values));
+                v = x.as_str();
             }
             op if TREE_OPS.contains(&op)
                 || matches!(op, "LinearClassifier" | "LinearRegressor" | "MatMul" | "Gemm" | "Add") =>
@@ -344,6 +393,21 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         (Core::Trees(t), None) => t.min_features(),
     };
     let pre: Vec<PreOp> = pre_rev.into_iter().rev().collect();
+    // Constants of post-ops: a scalar, or one value per output column (take ours).
+    let mut post = Vec::with_capacity(post_rev.len());
+    for (p, values) in post_rev.into_iter().rev() {
+        post.push(match p {
+            PostOp::Arith { op, rev, .. } => {
+                let c = match values.len() {
+                    1 => values[0],
+                    k if k == n_out => values[column],
+                    k => return Err(unsupported(format!("an element-wise constant of {k} values after the core"), HINT)),
+                };
+                PostOp::Arith { op, c, rev }
+            }
+            other => other,
+        });
+    }
     for p in &pre {
         let lens = match p {
             PreOp::Scaler { offset, scale } => vec![offset.len(), scale.len()],
@@ -353,7 +417,12 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
             return Err(unsupported("a Scaler/Imputer whose size differs from the feature count", HINT));
         }
     }
-    Ok(NativeScorer { input, n_features, pre, core, sigmoid_after, column })
+    Ok(NativeScorer { input, n_features, pre, core, post, column })
+}
+
+/// Whether this `Add` is the bias of a `MatMul` (then it is part of the linear core).
+fn add_feeds_matmul(idx: &Index<'_>, add: &NodeProto) -> bool {
+    add.input.iter().any(|i| idx.node_of(i).map(|(n, _)| n.op_type() == "MatMul").unwrap_or(false))
 }
 
 /// `MatMul(X, W)` (+ `Add(., b)`) or `Gemm(X, W, b)` with constant `W`, `b`.

@@ -204,7 +204,10 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     let mut trees = Vec::with_capacity(roots.len());
     let mut offsets: Vec<u32> = vec![0];
     let mut weights: Vec<(u32, f32)> = Vec::new();
-    let mut min_features = 0usize;
+    // Features read (max id + 1) = M. The fast kernel reads rows re-laid out as
+    // [x_0..x_{M-1}, 0.0, -x_0..-x_{M-1}] (see `eval`): leaves read the 0.0 pad.
+    let min_features = spec.nodes.iter().filter(|n| n.mode != Mode::Leaf).map(|n| n.feature as usize + 1).max().unwrap_or(0);
+    let m32 = min_features as u32;
 
     for &r in &roots {
         let root_slot = nodes.len() as u32;
@@ -237,7 +240,8 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
                         f32::from_bits(k)
                     }
                 };
-                nodes[s] = Node { thr: f32::INFINITY, feat: 0, child: slot | MISSING_BIT, value };
+                let feat = if fast { m32 } else { 0 };
+                nodes[s] = Node { thr: f32::INFINITY, feat, child: slot, value };
                 modes[s] = gmode::LEAF;
                 continue;
             }
@@ -251,7 +255,6 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
             modes.push(gmode::LEAF);
             modes.push(gmode::LEAF);
             let feat = n.feature as u32;
-            min_features = min_features.max(feat as usize + 1);
             let t = n.value;
             // (threshold, swap children, mode for the general kernel)
             let (thr, swap, gm) = if fast {
@@ -277,9 +280,26 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
                 (t, false, gm)
             };
             let missing = n.missing_true != swap;
-            nodes[s] = Node { thr, feat, child: c | if missing { MISSING_BIT } else { 0 }, value: 0.0 };
+            let (mut first, mut second) = if swap { (fi, ti) } else { (ti, fi) };
+            if fast {
+                // Fast layout: one ordered `v <= thr` per step, NaN always takes the second
+                // child. Where NaN must take the first child, negate: `!(v <= t)` on numbers
+                // is `-v <= next_down(-t)`, read from the negated copy, children swapped.
+                let (thr, feat) = if !missing {
+                    (thr, feat)
+                } else {
+                    std::mem::swap(&mut first, &mut second);
+                    if thr.is_nan() {
+                        (f32::INFINITY, feat)
+                    } else {
+                        (next_down(-thr), m32 + 1 + feat)
+                    }
+                };
+                nodes[s] = Node { thr, feat, child: c, value: 0.0 };
+            } else {
+                nodes[s] = Node { thr, feat, child: c | if missing { MISSING_BIT } else { 0 }, value: 0.0 };
+            }
             modes[s] = gm;
-            let (first, second) = if swap { (fi, ti) } else { (ti, fi) };
             queue.push_back((c, first, depth + 1));
             queue.push_back((c + 1, second, depth + 1));
         }
@@ -287,6 +307,20 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     }
     if fast {
         modes.clear();
+        // The fast kernel indexes without bounds checks: verify what makes that sound.
+        let w = 2 * min_features as u64 + 1;
+        let n = nodes.len() as u64;
+        let bad_node = |(k, nd): (usize, &Node)| {
+            let leaf = nd.child as usize == k;
+            let last_child = u64::from(nd.child) + u64::from(!leaf);
+            last_child >= n || u64::from(nd.feat) >= w
+        };
+        if let Some(bad) = nodes.iter().enumerate().position(bad_node) {
+            return Err(invalid(format!("{op}: internal error: node {bad} of the compiled layout is out of range")));
+        }
+        if trees.iter().any(|t| t.root as u64 >= n) {
+            return Err(invalid(format!("{op}: internal error: root out of range")));
+        }
     }
     let payload = match single_slot {
         Some(slot) => Payload::Single { slot },

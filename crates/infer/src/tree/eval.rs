@@ -112,11 +112,14 @@ impl CompiledEnsemble {
         let mut acc = [0.0f32; BLOCK];
         let mut has = [false; BLOCK];
         let mut leaves = [0u32; BLOCK];
+        let mut buf = if self.modes.is_empty() { vec![0.0f32; BLOCK * (2 * self.min_features + 1)] } else { Vec::new() };
         let mut start = 0;
         while start < n_rows {
             let len = BLOCK.min(n_rows - start);
             let xb = &x[start * nf..(start + len) * nf];
-            let nan = xb.iter().any(|v| v.is_nan());
+            if self.modes.is_empty() {
+                self.fill_block(xb, nf, len, &mut buf);
+            }
             match &self.payload {
                 Payload::Single { slot } => {
                     let init = match self.aggregate {
@@ -126,7 +129,7 @@ impl CompiledEnsemble {
                     acc[..len].fill(init);
                     has[..len].fill(false);
                     for t in &self.trees {
-                        self.leaves(t, xb, nf, len, nan, &mut leaves);
+                        self.leaves(t, xb, nf, &buf, len, &mut leaves);
                         match self.aggregate {
                             Aggregate::Sum | Aggregate::Average => {
                                 for r in 0..len {
@@ -174,7 +177,7 @@ impl CompiledEnsemble {
                     let ns = self.n_slots;
                     scores[..len * ns].fill(Score::default());
                     for t in &self.trees {
-                        self.leaves(t, xb, nf, len, nan, &mut leaves);
+                        self.leaves(t, xb, nf, &buf, len, &mut leaves);
                         for r in 0..len {
                             let k = self.nodes[leaves[r] as usize].value.to_bits() as usize;
                             let row = &mut scores[r * ns..(r + 1) * ns];
@@ -208,27 +211,39 @@ impl CompiledEnsemble {
         }
     }
 
-    /// Leaf index of each of the `len` rows of `xb` in tree `t`.
+    /// Leaf index of each of the `len` rows of the block in tree `t` (`xb`: raw rows for the
+    /// general kernel, `buf`: re-laid-out rows for the fast kernel).
     #[inline]
-    fn leaves(&self, t: &super::compile::TreeInfo, xb: &[f32], nf: usize, len: usize, nan: bool, out: &mut [u32; BLOCK]) {
+    fn leaves(&self, t: &super::compile::TreeInfo, xb: &[f32], nf: usize, buf: &[f32], len: usize, out: &mut [u32; BLOCK]) {
         if !self.modes.is_empty() {
             for r in 0..len {
                 out[r] = general_leaf(&self.nodes, &self.modes, t.root, &xb[r * nf..(r + 1) * nf]);
             }
             return;
         }
+        let w = 2 * self.min_features + 1;
         let mut g = 0;
         while g + GROUP <= len {
-            let res = if nan {
-                fast_group::<true>(&self.nodes, t, xb, nf, g)
-            } else {
-                fast_group::<false>(&self.nodes, t, xb, nf, g)
-            };
-            out[g..g + GROUP].copy_from_slice(&res);
+            out[g..g + GROUP].copy_from_slice(&fast_group(&self.nodes, t, buf, w, g));
             g += GROUP;
         }
         for r in g..len {
-            out[r] = fast_one(&self.nodes, t.root, &xb[r * nf..(r + 1) * nf]);
+            out[r] = fast_one(&self.nodes, t.root, &buf[r * w..(r + 1) * w]);
+        }
+    }
+
+    /// Rows of the block re-laid out for the fast kernel: `[x_0..x_{M-1}, 0, -x_0..-x_{M-1}]`.
+    fn fill_block(&self, xb: &[f32], nf: usize, len: usize, buf: &mut [f32]) {
+        let m = self.min_features;
+        let w = 2 * m + 1;
+        for r in 0..len {
+            let src = &xb[r * nf..r * nf + m];
+            let dst = &mut buf[r * w..(r + 1) * w];
+            dst[..m].copy_from_slice(src);
+            dst[m] = 0.0;
+            for (d, s) in dst[m + 1..].iter_mut().zip(src) {
+                *d = -*s;
+            }
         }
     }
 
@@ -395,34 +410,34 @@ fn write_scores_n(p: &mut [Score], post: PostTransform, z: &mut [f32]) {
     }
 }
 
-/// Advance `GROUP` rows (starting at row `g` of the block) through one tree, branch-free.
+/// Advance `GROUP` rows (starting at row `g` of the re-laid-out block `buf`, row width `w`)
+/// through one tree in lock-step, branch-free: `idx = child + !(v <= thr)`.
 #[inline(always)]
-fn fast_group<const NAN: bool>(nodes: &[Node], t: &super::compile::TreeInfo, xb: &[f32], nf: usize, g: usize) -> [u32; GROUP] {
+fn fast_group(nodes: &[Node], t: &super::compile::TreeInfo, buf: &[f32], w: usize, g: usize) -> [u32; GROUP] {
     let mut idx = [t.root; GROUP];
     let mut off = [0usize; GROUP];
     for (k, o) in off.iter_mut().enumerate() {
-        *o = (g + k) * nf;
+        *o = (g + k) * w;
     }
-    debug_assert!(xb.len() >= (g + GROUP) * nf);
+    assert!(buf.len() >= (g + GROUP) * w);
     #[inline(always)]
-    fn step<const NAN: bool>(nodes: &[Node], xb: &[f32], i: u32, o: usize) -> u32 {
-        // SAFETY: `compile` guarantees every child index is < nodes.len() and every feature
-        // id is < min_features; `check` guarantees rows have at least min_features values and
-        // `xb` holds the whole group, so `o + feat < xb.len()`.
+    fn step(nodes: &[Node], buf: &[f32], i: u32, o: usize) -> u32 {
+        // SAFETY: `compile` guarantees every child index is < nodes.len() and every `feat`
+        // is < 2M+1 = w (the re-laid-out row width); the assert above guarantees the
+        // group's rows lie inside `buf`, so `o + feat < buf.len()`.
         let n = unsafe { *nodes.get_unchecked(i as usize) };
-        let v = unsafe { *xb.get_unchecked(o + n.feat as usize) };
-        let go_true = if NAN { (v <= n.thr) | (v.is_nan() & (n.child & MISSING_BIT != 0)) } else { v <= n.thr };
-        (n.child & INDEX_MASK) + (!go_true) as u32
+        let v = unsafe { *buf.get_unchecked(o + n.feat as usize) };
+        n.child + (!(v <= n.thr)) as u32
     }
     for _ in 0..t.min_depth {
         for k in 0..GROUP {
-            idx[k] = step::<NAN>(nodes, xb, idx[k], off[k]);
+            idx[k] = step(nodes, buf, idx[k], off[k]);
         }
     }
     for _ in t.min_depth..t.max_depth {
         let mut moved = false;
         for k in 0..GROUP {
-            let n = step::<NAN>(nodes, xb, idx[k], off[k]);
+            let n = step(nodes, buf, idx[k], off[k]);
             moved |= n != idx[k];
             idx[k] = n;
         }
@@ -433,15 +448,13 @@ fn fast_group<const NAN: bool>(nodes: &[Node], t: &super::compile::TreeInfo, xb:
     idx
 }
 
-/// One row through one tree with the fast layout (tail rows of a block).
+/// One re-laid-out row through one tree with the fast layout (tail rows of a block).
 #[inline]
 fn fast_one(nodes: &[Node], root: u32, row: &[f32]) -> u32 {
     let mut i = root;
     loop {
         let n = nodes[i as usize];
-        let v = row[n.feat as usize];
-        let go_true = (v <= n.thr) | (v.is_nan() & (n.child & MISSING_BIT != 0));
-        let next = (n.child & INDEX_MASK) + (!go_true) as u32;
+        let next = n.child + (!(row[n.feat as usize] <= n.thr)) as u32;
         if next == i {
             return i;
         }

@@ -64,7 +64,9 @@ fn config() -> impl Strategy<Value = Config> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96)
+    ))]
     #[test]
     fn native_equals_ort_on_random_ensembles(seed in any::<u64>(), cfg in config(), n_rows in 1usize..200) {
         let d = native_vs_ort(seed, &cfg, n_rows);

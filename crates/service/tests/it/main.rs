@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod deps;
 mod e2e;
+mod engines;
 mod fuzz;
 mod load;
 mod registry;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Load benchmark of the scoring service (loopback only, bounded in time).
+#
+# Builds a 100-tree raw-field model (scikit-learn GBDT -> skl2onnx, with our pipeline
+# metadata; crates/service/tests/support/make_model.py), starts the release `bench_server`
+# example (same code path as `customs-risk serve`), and drives `POST /v1/score` with wrk:
+#   1. single-declaration requests at 1..64 connections -> throughput / latency curve;
+#   2. batches of 100 declarations -> declarations per second.
+# wrk is closed-loop (no constant-rate mode in this wrk build), so "p99 at half the peak rate"
+# is read at the connection count whose throughput is nearest half the peak.
+#
+# Usage: benches/service/load.sh [SECONDS_PER_POINT=5] [CONNECTIONS="1 2 4 8 16 32 64"]
+# Env: WRK_THREADS (default 1), SERVER_WORKERS (tokio workers, default: all cores),
+#      SERVER_CPUS / WRK_CPUS (taskset CPU lists, optional), INLINE_MAX (default 16).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR=${1:-5}
+CONNS=${2:-"1 2 4 8 16 32 64"}
+WRK_THREADS=${WRK_THREADS:-1}
+INLINE_MAX=${INLINE_MAX:-16}
+WORK=$(mktemp -d -t cr-service-bench-XXXXXX)
+PID=""
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+BIN=${BENCH_SERVER_BIN:-target/release/examples/bench_server}
+if [ -z "${BENCH_SERVER_BIN:-}" ]; then
+  cargo build --release -q -p cr-service --example bench_server
+fi
+python3 crates/service/tests/support/make_model.py "$WORK" 200 bench:7:100
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT/v1/score"
+pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+if [ -n "${SERVER_WORKERS:-}" ]; then export TOKIO_WORKER_THREADS=$SERVER_WORKERS; fi
+RUST_LOG=warn pin "${SERVER_CPUS:-}" "$BIN" "$WORK/registry.db" "$WORK/bench.onnx" "127.0.0.1:$PORT" "$WORK/key" "$INLINE_MAX" &
+PID=$!
+for _ in $(seq 1 100); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/readyz', timeout=1)" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+KEY=$(cat "$WORK/key")
+
+python3 - "$WORK" "$KEY" <<'PY'
+import json, sys
+work, key = sys.argv[1], sys.argv[2]
+decls = json.load(open(f"{work}/bench.decls.json"))
+def lua(bodies, path):
+    with open(path, "w") as f:
+        f.write("local bodies = {\n")
+        for b in bodies:
+            f.write("[==[" + json.dumps(b) + "]==],\n")
+        f.write("}\nlocal i = 0\n")
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+        f.write(f'wrk.headers["Authorization"] = "Bearer {key}"\n')
+        f.write("request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n")
+        f.write('response = function(status, headers, body)\n  if status ~= 200 then io.stderr:write("status " .. status .. ": " .. body .. "\\n") end\nend\n')
+lua(decls, f"{work}/single.lua")
+lua([{"declarations": decls[i:i + 100]} for i in (0, 100)], f"{work}/batch.lua")
+PY
+
+# wrk latency value ("123.45us", "1.20ms", "2.00s") -> milliseconds
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+run_wrk() { # connections script -> "rps p50 p99 errors"
+  local out
+  out=$(pin "${WRK_CPUS:-}" wrk -t"$WRK_THREADS" -c"$1" -d"${DUR}s" --latency -s "$2" "$URL" 2>"$WORK/wrk.err")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out"); non2xx=${non2xx:-0}
+  echo "$rps $p50 $p99 $non2xx"
+}
+
+echo "# cr-service load benchmark: 100-tree GBDT, single declaration per request"
+echo "# $(nproc) CPUs, wrk threads $WRK_THREADS, ${DUR}s per point, inline scoring up to $INLINE_MAX declarations"
+printf "%-12s %12s %10s %10s %8s\n" connections "requests/s" "p50 ms" "p99 ms" "non-2xx"
+declare -A RPS P99
+for c in $CONNS; do
+  read -r rps p50 p99 bad < <(run_wrk "$c" "$WORK/single.lua")
+  RPS[$c]=$rps; P99[$c]=$p99
+  printf "%-12s %12s %10s %10s %8s\n" "$c" "$rps" "$p50" "$p99" "$bad"
+done
+best=0; for c in $CONNS; do best=$(awk -v a="$best" -v b="${RPS[$c]}" 'BEGIN { print (b > a) ? b : a }'); done
+half=$(awk -v b="$best" 'BEGIN { print b / 2 }')
+pick=""; gap=""
+for c in $CONNS; do
+  d=$(awk -v r="${RPS[$c]}" -v h="$half" 'BEGIN { d = r - h; if (d < 0) d = -d; print d }')
+  if [ -z "$gap" ] || awk -v d="$d" -v g="$gap" 'BEGIN { exit !(d < g) }'; then gap=$d; pick=$c; fi
+done
+echo "peak: $best requests/s; nearest half-peak point: $pick connections at ${RPS[$pick]} requests/s, p99 ${P99[$pick]} ms"
+
+echo "# batches of 100 declarations per request"
+printf "%-12s %12s %14s %10s %10s\n" connections "requests/s" "declarations/s" "p50 ms" "p99 ms"
+for c in 2 8; do
+  read -r rps p50 p99 bad < <(run_wrk "$c" "$WORK/batch.lua")
+  printf "%-12s %12s %14s %10s %10s\n" "$c" "$rps" "$(awk -v r="$rps" 'BEGIN { printf "%.0f", r * 100 }')" "$p50" "$p99"
+done
+if [ -s "$WORK/wrk.err" ]; then echo "wrk errors:"; head -5 "$WORK/wrk.err"; fi
+kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""

@@ -1,0 +1,37 @@
+//! Benchmark server (used by `benches/service/load.sh`): registers and promotes MODEL in a
+//! fresh registry DB, writes a new score key to KEY_FILE, then serves on ADDR until Ctrl-C /
+//! SIGTERM. The same code path as `customs-risk serve` ([`cr_service::run`]).
+//!
+//! Usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX]
+
+use cr_service::{init_tracing, run, shutdown_signal, LogFormat, RegisterOptions, Registry, Role, ServeConfig, ThresholdSpec};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 5 {
+        return Err("usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX]".into());
+    }
+    init_tracing(LogFormat::Text);
+    let (db, model, addr, key_file) = (&args[1], &args[2], args[3].parse()?, &args[4]);
+    {
+        let mut reg = Registry::open(db.as_ref())?;
+        let opts = RegisterOptions {
+            name: "bench".into(),
+            version: Some("bench-1".into()),
+            thresholds: ThresholdSpec::default(),
+            registered_by: "bench".into(),
+        };
+        if reg.get("bench-1").is_err() {
+            reg.register(model.as_ref(), &opts)?;
+        }
+        reg.promote("bench-1", "bench")?;
+        std::fs::write(key_file, reg.create_key(Role::Score, "bench")?.key)?;
+    }
+    let mut config = ServeConfig::new(db, addr).apply_env()?;
+    if let Some(n) = args.get(5) {
+        config.limits.inline_max_declarations = n.parse()?;
+    }
+    run(config, shutdown_signal()).await?;
+    Ok(())
+}
