@@ -1,7 +1,9 @@
 //! CSV source: header check, then rows as borrowed byte cells (no per-cell allocation except
 //! the strings a [`crate::Batch`] keeps).
 
+use std::collections::VecDeque;
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use csv::ByteRecord;
@@ -13,8 +15,52 @@ use crate::reject::{Problem, Reject};
 use crate::schema::Schema;
 use crate::validate::{Cell, Row, Validator};
 
+/// A reader that remembers where the line-terminator bytes (`\r`, `\n`) of the input are,
+/// so that physical line numbers can be corrected.
+///
+/// The csv crate marks a record's start right after the previous record's first terminator
+/// byte, so the `\n` of a CRLF and any blank lines that follow are counted into the *previous*
+/// line (a CRLF file reports every row one line early). The true line of a record is the csv
+/// crate's line plus the `\n`s in the run of terminator bytes at the record's start.
+struct Tracked<R> {
+    inner: R,
+    offset: u64,
+    /// (byte offset, is `\n`) of terminator bytes not yet behind the current record.
+    terms: VecDeque<(u64, bool)>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for i in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
+            self.terms.push_back((self.offset + i as u64, buf[i] == b'\n'));
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Tracked<R> {
+    /// The physical line of a record the csv crate places at `csv_line`, byte `start`.
+    fn true_line(&mut self, csv_line: u64, start: u64) -> u64 {
+        while self.terms.front().is_some_and(|&(o, _)| o < start) {
+            self.terms.pop_front();
+        }
+        let mut line = csv_line;
+        let mut at = start;
+        for &(o, lf) in &self.terms {
+            if o != at {
+                break;
+            }
+            line += u64::from(lf);
+            at += 1;
+        }
+        line
+    }
+}
+
 pub(crate) struct CsvSource {
-    rdr: csv::Reader<File>,
+    rdr: csv::Reader<Tracked<File>>,
     record: ByteRecord,
     validator: Validator,
     n_fields: usize,
@@ -57,7 +103,7 @@ impl CsvSource {
             .has_headers(true)
             .flexible(true)
             .buffer_capacity(1 << 18)
-            .from_reader(file);
+            .from_reader(Tracked { inner: file, offset: 0, terms: VecDeque::new() });
         let header = rdr.byte_headers().map_err(|e| csv_error(source, &e))?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].trim_ascii().is_empty()) {
             return Err(DataError { kind: DataErrorKind::Empty, message: format!("{source}: file is empty: no header") });
@@ -82,7 +128,10 @@ impl CsvSource {
             if !more {
                 return Ok(false);
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            let line = match self.record.position() {
+                Some(p) => self.rdr.get_mut().true_line(p.line(), p.byte()),
+                None => 0,
+            };
             let reject = if self.record.len() != self.n_fields {
                 let p = Problem::new(
                     None,
