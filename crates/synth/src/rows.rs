@@ -13,9 +13,9 @@ use crate::Mechanism;
 pub(crate) const NONE32: u32 = u32::MAX;
 pub(crate) const NONE8: u8 = u8::MAX;
 
-/// Base fraud logit and per-mechanism offsets (tuned so the overall rate is ~3.5 %).
-const BASE: f32 = -6.4;
-const C_ORIGIN: f32 = 1.3;
+/// Base fraud logit and per-mechanism offsets (tuned so the overall rate is ~3.3 %).
+const BASE: f32 = -6.2;
+const C_ORIGIN: f32 = 1.0;
 const C_MISCLASS: f32 = 0.5;
 const C_UNDERVALUE: f32 = 1.1;
 const C_UNDECLARED: f32 = -0.6;
@@ -119,7 +119,7 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
     let seller = imp.sellers[rng.random_range(0..imp.sellers.len())];
     let true_origin = w.seller_country[seller as usize];
     let oc = &COUNTRIES[true_origin as usize];
-    let mut departure = if rng.random_bool(0.88) {
+    let mut departure = if rng.random_bool(0.95) {
         true_origin
     } else {
         let hub = w.hubs[rng.random_range(0..w.hubs.len())];
@@ -133,7 +133,7 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
         offs[rng.random_range(0..offs.len())]
     };
     let (mass_med, mass_sd) = MODE_MASS[mode as usize];
-    let mass = round_to((mass_med.ln() + mass_sd * normal(rng)).exp(), 0.1).max(0.1);
+    let mass = round_to((mass_med.ln() + mass_sd * normal(rng)).exp().min(100.0 * mass_med), 0.1).max(0.1);
     let unit_mass = (h.unit_mass_mu + 0.3 * normal(rng)).exp();
     let quantity = (mass / unit_mass).round().clamp(1.0, 1e9);
     let true_value = mass * (h.uv_mu + f64::from(imp.price) + h.uv_sigma * normal(rng)).exp();
@@ -204,17 +204,17 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
 
     // Legacy inspection policy: a rule with its own randomness, plus a random sample.
     let mut q: f64 = 0.0;
-    if rate >= 15.0 && COUNTRIES[origin as usize].rule_listed {
-        q = q.max(0.35);
+    if rate >= 20.0 && COUNTRIES[origin as usize].rule_listed {
+        q = q.max(0.75);
     }
-    if days_active < 60 {
-        q = q.max(0.4);
+    if days_active < 21 {
+        q = q.max(0.85);
     }
     if claim && departure != origin {
-        q = q.max(0.45);
+        q = q.max(0.8);
     }
-    if value >= 400_000.0 {
-        q = q.max(0.3);
+    if value >= 5_000_000.0 {
+        q = q.max(0.7);
     }
     let rule_hit = q > 0.0;
     let r = w.random_rate;

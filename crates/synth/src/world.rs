@@ -61,7 +61,6 @@ pub(crate) struct World {
     pub importer_names: Vec<String>,
     pub declarant_names: Vec<String>,
     pub seller_names: Vec<String>,
-    pub n_days: i32,
     /// First day of the drift period.
     pub drift_day: i32,
     pub drift: bool,
@@ -186,7 +185,8 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
     // Declarants: Zipf popularity, a few risky ones (about 3 %, at least 2).
     let n_risky = ((n_decl as f64 * 0.03).ceil() as usize).max(2);
     let mut declarant_risk = vec![0.0f32; n_decl];
-    let mut order: Vec<usize> = (0..n_decl).collect();
+    // Risky brokers are small or mid-sized: never among the five most popular.
+    let mut order: Vec<usize> = (5.min(n_decl - n_risky)..n_decl).collect();
     order.shuffle(rng);
     let risky: Vec<u32> = order[..n_risky].iter().map(|&i| i as u32).collect();
     for &r in &risky {
@@ -209,7 +209,9 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
     let mut weights = Vec::with_capacity(n_imp);
     for (i, &rank) in ranks.iter().enumerate() {
         let birth = if i == 0 || rng.random_bool(0.62) { -1000 } else { rng.random_range(0..p.n_days.max(1)) };
-        let bad = rng.random_bool(0.04);
+        // 4 % bad actors, fewer among the largest traders (top 2 % of ranks scale down
+        // linearly), which also keeps the overall fraud rate stable across seeds.
+        let bad = rng.random_bool(0.04 * ((rank as f64 + 1.0) / (0.02 * n_imp as f64)).min(1.0));
         let risk = (normal(rng) * 0.5) as f32 + if bad { 2.3 } else { 0.0 };
         let n_ch = rng.random_range(1..=3usize);
         let mut hs_list = Vec::new();
@@ -245,7 +247,7 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
             let offs = &offices_by_mode[m];
             *h = offs[rng.random_range(0..offs.len())];
         }
-        weights.push(1.0 / (rank as f64 + 5.0));
+        weights.push(1.0 / (rank as f64 + 20.0));
         importers.push(Importer {
             birth,
             risk,
@@ -285,7 +287,6 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
         importer_names: (0..n_imp).map(|i| format!("IMP{:06}", i + 1)).collect(),
         declarant_names: (0..n_decl).map(|i| format!("DCL{:04}", i + 1)).collect(),
         seller_names: (0..n_sell).map(|i| format!("SEL{:06}", i + 1)).collect(),
-        n_days: p.n_days,
         drift_day: p.n_days * 2 / 3,
         drift: p.drift,
         random_rate: p.random_rate,
