@@ -46,6 +46,24 @@ impl Batch {
         }
     }
 
+    /// An empty batch shaped for `schema`, with room for `rows` rows in every vector.
+    pub fn with_capacity(schema: &Schema, source: impl Into<String>, rows: usize) -> Batch {
+        Batch {
+            source: source.into(),
+            lines: Vec::with_capacity(rows),
+            ids: Vec::with_capacity(rows),
+            dates: Vec::with_capacity(rows),
+            hs: Vec::with_capacity(rows),
+            categorical: (0..schema.categorical.len()).map(|_| Vec::with_capacity(rows)).collect(),
+            numeric: (0..schema.numeric.len()).map(|_| Vec::with_capacity(rows)).collect(),
+            label: Vec::with_capacity(rows),
+            revenue: Vec::with_capacity(rows),
+            inspected: Vec::with_capacity(rows),
+            selection: Vec::with_capacity(rows),
+            propensity: Vec::with_capacity(rows),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

@@ -118,7 +118,7 @@ impl ColumnMap {
     pub(crate) fn for_schema(schema: &Schema) -> ColumnMap {
         let names: Vec<String> = used_columns(schema).into_iter().map(str::to_string).collect();
         let pos = |c: &str| names.iter().position(|n| n == c).unwrap_or(0);
-        let opt = |c: Option<&str>| c.map(|c| pos(c));
+        let opt = |c: Option<&str>| c.map(&pos);
         ColumnMap {
             id: pos(&schema.id),
             date: pos(&schema.date),

@@ -46,16 +46,8 @@ impl<R> Tracked<R> {
         while self.terms.front().is_some_and(|&(o, _)| o < start) {
             self.terms.pop_front();
         }
-        let mut line = csv_line;
-        let mut at = start;
-        for &(o, lf) in &self.terms {
-            if o != at {
-                break;
-            }
-            line += u64::from(lf);
-            at += 1;
-        }
-        line
+        let run = (start..).zip(&self.terms).take_while(|(at, &(o, _))| *at == o);
+        csv_line + run.filter(|(_, &(_, lf))| lf).count() as u64
     }
 }
 

@@ -107,8 +107,9 @@ enum Source {
     Parquet(Box<ParquetSource>),
 }
 
-/// Iterator of validated chunks of a file. Memory is bounded by one chunk plus the set of ids
-/// seen (ids must be unique within the file). After an `Err` the iterator ends.
+/// Iterator of validated chunks of a file. Memory is bounded by one chunk plus 24 bytes per
+/// id seen (ids must be unique within the file). After an `Err` the iterator ends; the rows
+/// of the chunk that failed count in `rows_read` but not in `accepted` / `rejected`.
 pub struct Reader {
     source: Source,
     name: String,
@@ -193,7 +194,7 @@ impl Iterator for Reader {
             return None;
         }
         let mut chunk = Chunk {
-            batch: Batch::empty(&self.schema, self.name.as_str()),
+            batch: Batch::with_capacity(&self.schema, self.name.as_str(), self.opts.batch_rows.clamp(1, 1 << 20)),
             rejects: Vec::new(),
             rows: 0,
             max_rows: self.opts.batch_rows.max(1),
@@ -205,8 +206,10 @@ impl Iterator for Reader {
             Source::Parquet(s) => s.fill(&mut chunk),
         };
         self.rows_read += chunk.rows as u64;
-        self.rejected += chunk.rejects.len() as u64;
-        self.accepted += chunk.batch.len() as u64;
+        if more.is_ok() {
+            self.rejected += chunk.rejects.len() as u64;
+            self.accepted += chunk.batch.len() as u64;
+        }
         match more {
             Err(e) => {
                 self.done = true;

@@ -59,7 +59,7 @@ impl Column {
 }
 
 enum Sink {
-    Csv(csv::Writer<BufWriter<File>>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
     Parquet(Box<ArrowWriter<File>>, SchemaRef),
 }
 
@@ -89,7 +89,7 @@ impl TableWriter {
                     .delimiter(if tab { b'\t' } else { b',' })
                     .from_writer(BufWriter::with_capacity(1 << 18, file));
                 w.write_record(columns.iter().map(|(n, _)| *n)).map_err(|e| io_err(path, "write", e))?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             FileFormat::Parquet => {
                 let fields: Vec<Field> = columns
