@@ -2,8 +2,8 @@
 //!
 //! `cargo bench -p cr-eval --bench metrics`. Data are built outside the timed closures.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use cr_eval::{compare, evaluate, roc_auc, EvalConfig, EvalInput, EvalRows, SelectionKind};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -25,9 +25,17 @@ fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>, EvalRows, Vec<bool>) {
         if random || rule {
             rows.inspected[i] = true;
             rows.label[i] = Some(truth[i]);
-            rows.selection[i] = Some(if random { SelectionKind::Random } else { SelectionKind::Rule });
+            rows.selection[i] = Some(if random {
+                SelectionKind::Random
+            } else {
+                SelectionKind::Rule
+            });
             rows.propensity[i] = Some(if rule { 1.0 } else { 0.03 });
-            rows.revenue[i] = Some(if truth[i] { 1000.0 * rng.random::<f64>() } else { 0.0 });
+            rows.revenue[i] = Some(if truth[i] {
+                1000.0 * rng.random::<f64>()
+            } else {
+                0.0
+            });
         }
     }
     (a, b, rows, truth)
@@ -38,22 +46,43 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     for n in [100_000usize, 1_000_000] {
         let (a, _b, rows, truth) = data(n, 1);
-        g.bench_with_input(BenchmarkId::new("roc_auc_fully_labelled", n), &n, |bch, _| {
-            bch.iter(|| roc_auc(&a, &truth, None).unwrap())
-        });
-        let full = EvalInput { model: "a".into(), scores: a.clone(), rows: EvalRows::fully_labelled(&truth), ..Default::default() };
-        g.bench_with_input(BenchmarkId::new("evaluate_fully_labelled", n), &n, |bch, _| {
-            bch.iter(|| evaluate(&full, &EvalConfig::default()).unwrap())
-        });
-        let partial = EvalInput { model: "a".into(), scores: a.clone(), rows, ..Default::default() };
-        g.bench_with_input(BenchmarkId::new("evaluate_partially_labelled", n), &n, |bch, _| {
-            bch.iter(|| evaluate(&partial, &EvalConfig::default()).unwrap())
-        });
+        g.bench_with_input(
+            BenchmarkId::new("roc_auc_fully_labelled", n),
+            &n,
+            |bch, _| bch.iter(|| roc_auc(&a, &truth, None).unwrap()),
+        );
+        let full = EvalInput {
+            model: "a".into(),
+            scores: a.clone(),
+            rows: EvalRows::fully_labelled(&truth),
+            ..Default::default()
+        };
+        g.bench_with_input(
+            BenchmarkId::new("evaluate_fully_labelled", n),
+            &n,
+            |bch, _| bch.iter(|| evaluate(&full, &EvalConfig::default()).unwrap()),
+        );
+        let partial = EvalInput {
+            model: "a".into(),
+            scores: a.clone(),
+            rows,
+            ..Default::default()
+        };
+        g.bench_with_input(
+            BenchmarkId::new("evaluate_partially_labelled", n),
+            &n,
+            |bch, _| bch.iter(|| evaluate(&partial, &EvalConfig::default()).unwrap()),
+        );
     }
     let (a, b, rows, _) = data(100_000, 2);
     let models = vec![("a".to_string(), a), ("b".to_string(), b)];
-    let cfg = EvalConfig { bootstrap_reps: 200, ..EvalConfig::default() };
-    g.bench_function("compare_100k_rows_200_reps", |bch| bch.iter(|| compare(&models, &rows, &cfg).unwrap()));
+    let cfg = EvalConfig {
+        bootstrap_reps: 200,
+        ..EvalConfig::default()
+    };
+    g.bench_function("compare_100k_rows_200_reps", |bch| {
+        bch.iter(|| compare(&models, &rows, &cfg).unwrap())
+    });
     g.finish();
 }
 

@@ -7,8 +7,8 @@
 //! sample is inspected too; only inspected rows are labelled.
 
 use cr_eval::{
-    compare, evaluate, render_comparison_html, render_evaluation_html, EvalConfig, EvalInput, EvalRows,
-    FeatureDriftInput, Period, SegmentColumn, SelectionKind,
+    compare, evaluate, render_comparison_html, render_evaluation_html, EvalConfig, EvalInput,
+    EvalRows, FeatureDriftInput, Period, SegmentColumn, SelectionKind,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,7 +26,11 @@ fn sigmoid(x: f64) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let out = std::path::PathBuf::from(args.next().unwrap_or_else(|| "sample-report".into()));
-    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(50_000);
+    let n: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(50_000);
     std::fs::create_dir_all(&out)?;
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let (mut a, mut b, mut rule, mut truth, mut value) = (vec![], vec![], vec![], vec![], vec![]);
@@ -54,14 +58,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let inspected = random || by_rule[i];
         rows.inspected[i] = inspected;
         rows.label[i] = inspected.then_some(truth[i]);
-        rows.selection[i] = if random { Some(SelectionKind::Random) } else if by_rule[i] { Some(SelectionKind::Rule) } else { None };
+        rows.selection[i] = if random {
+            Some(SelectionKind::Random)
+        } else if by_rule[i] {
+            Some(SelectionKind::Rule)
+        } else {
+            None
+        };
         rows.propensity[i] = inspected.then_some(if by_rule[i] { 1.0 } else { 0.03 });
-        rows.revenue[i] = inspected.then(|| if truth[i] { (7.0 + normal(&mut rng)).exp() } else { 0.0 });
+        rows.revenue[i] = inspected.then(|| {
+            if truth[i] {
+                (7.0 + normal(&mut rng)).exp()
+            } else {
+                0.0
+            }
+        });
         days.push(19_723 + (i * 365 / n) as i32);
         office.push(offices[rng.random_range(0..offices.len())].to_string());
     }
     rows.period = Some(Period::DaysSinceEpoch(days));
-    rows.segments = vec![SegmentColumn { name: "office".into(), values: office }];
+    rows.segments = vec![SegmentColumn {
+        name: "office".into(),
+        values: office,
+    }];
 
     // Training-time reference: first half of the year; value deciles from it.
     let half = n / 2;
@@ -74,8 +93,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows: rows.clone(),
         reference_scores: Some(b[..half].to_vec()),
         features: vec![
-            FeatureDriftInput { name: "log declared value".into(), edges: edges.clone(), expected: expected.clone(), values: ln_value[half..].to_vec() },
-            FeatureDriftInput { name: "log value (same period)".into(), edges, expected, values: ln_value[..half].to_vec() },
+            FeatureDriftInput {
+                name: "log declared value".into(),
+                edges: edges.clone(),
+                expected: expected.clone(),
+                values: ln_value[half..].to_vec(),
+            },
+            FeatureDriftInput {
+                name: "log value (same period)".into(),
+                edges,
+                expected,
+                values: ln_value[..half].to_vec(),
+            },
         ],
     };
     let cfg = EvalConfig::default();
@@ -85,11 +114,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("evaluation.html"), render_evaluation_html(&report))?;
     std::fs::write(out.join("evaluation.json"), report.to_json())?;
     let t = std::time::Instant::now();
-    let cmp = compare(&[("in-service".into(), a), ("retrained-2024-09".into(), b)], &rows, &cfg)?;
+    let cmp = compare(
+        &[("in-service".into(), a), ("retrained-2024-09".into(), b)],
+        &rows,
+        &cfg,
+    )?;
     let t_cmp = t.elapsed();
     std::fs::write(out.join("comparison.html"), render_comparison_html(&cmp))?;
     std::fs::write(out.join("comparison.json"), cmp.to_json())?;
-    println!("{} rows: evaluate {:?}, compare ({} bootstrap reps) {:?}", n, t_eval, cfg.bootstrap_reps, t_cmp);
+    println!(
+        "{} rows: evaluate {:?}, compare ({} bootstrap reps) {:?}",
+        n, t_eval, cfg.bootstrap_reps, t_cmp
+    );
     for s in &cmp.pairs[0].sentences {
         println!("{s}");
     }

@@ -66,14 +66,25 @@ pub(crate) fn pack(m: &ModelView, s: &Shared) -> PackedModel {
             for (e, ws) in s.weights.iter().enumerate().take(MAX_EST) {
                 w[e] = ws[i];
             }
-            Packed { row: r, new_group, y: s.y[i], rev: s.rev[i], w }
+            Packed {
+                row: r,
+                new_group,
+                y: s.y[i],
+                rev: s.rev[i],
+                w,
+            }
         })
         .collect();
     PackedModel { rows }
 }
 
 /// One pass over a packed model computing every estimator's budget sums and AUC.
-pub(crate) fn model_stats(m: &PackedModel, ne: usize, ks: &[usize], counts: Option<&[u32]>) -> Vec<Stats> {
+pub(crate) fn model_stats(
+    m: &PackedModel,
+    ne: usize,
+    ks: &[usize],
+    counts: Option<&[u32]>,
+) -> Vec<Stats> {
     debug_assert!(ne <= MAX_EST);
     let nk = ks.len();
     let mut kidx: Vec<usize> = (0..nk).collect();
@@ -172,7 +183,10 @@ pub(crate) fn paired_bootstrap(
                 for _ in 0..n {
                     counts[rng.random_range(0..n32) as usize] += 1;
                 }
-                models.iter().map(|m| model_stats(m, ne, ks, Some(counts))).collect()
+                models
+                    .iter()
+                    .map(|m| model_stats(m, ne, ks, Some(counts)))
+                    .collect()
             },
         )
         .collect()
@@ -188,8 +202,18 @@ mod tests {
         let scores = [0.9, 0.5, 0.1];
         let order = [0u32, 1, 2];
         let w = [1.0, 1.0, 1.0];
-        let s = Shared { y: &[true, false, true], rev: &[10.0, 0.0, 5.0], weights: vec![&w] };
-        let m = pack(&ModelView { order: &order, scores: &scores }, &s);
+        let s = Shared {
+            y: &[true, false, true],
+            rev: &[10.0, 0.0, 5.0],
+            weights: vec![&w],
+        };
+        let m = pack(
+            &ModelView {
+                order: &order,
+                scores: &scores,
+            },
+            &s,
+        );
         let st = model_stats(&m, 1, &[2, 4], Some(&[1, 3, 0]));
         // k = 2: row 0 + one copy of row 1 -> 1 hit in 2; k = 4: 1 hit in 4.
         assert_eq!(st[0].precision, vec![0.5, 0.25]);

@@ -77,7 +77,10 @@ fn assign(keys: &[String], cap: Option<usize>) -> (Vec<u32>, Vec<String>) {
     for (pos, k) in sorted.iter().enumerate() {
         remap[ids[k] as usize] = pos as u32;
     }
-    let mut gid: Vec<u32> = keys.iter().map(|k| remap[ids[k.as_str()] as usize]).collect();
+    let mut gid: Vec<u32> = keys
+        .iter()
+        .map(|k| remap[ids[k.as_str()] as usize])
+        .collect();
     let mut names: Vec<String> = sorted.iter().map(|s| s.to_string()).collect();
     if let Some(cap) = cap {
         if names.len() > cap {
@@ -126,17 +129,40 @@ pub(crate) fn breakdown(
         .into_iter()
         .zip(orders)
         .map(|(key, o)| {
-            let labelled = o.iter().filter(|&&i| p.rows.label[i as usize].is_some()).count();
-            let positives = o.iter().filter(|&&i| p.rows.label[i as usize] == Some(true)).count();
+            let labelled = o
+                .iter()
+                .filter(|&&i| p.rows.label[i as usize].is_some())
+                .count();
+            let positives = o
+                .iter()
+                .filter(|&&i| p.rows.label[i as usize] == Some(true))
+                .count();
             let n_sample = o.iter().filter(|&&i| w[i as usize] > 0.0).count();
             let pl = core::placements(&o, p.scores, |i| p.y[i], |i| w[i]);
             let roc_auc = auc_estimate(est, &pl, &w, z, confidence);
             let b = budget_estimates(p, est, &w, &o, &[budget], z, confidence);
-            let (k, precision) = b.into_iter().next().map_or((0, None), |b| (b.k, b.precision));
-            GroupRow { key, n: o.len(), labelled, positives, n_sample, roc_auc, k, precision }
+            let (k, precision) = b
+                .into_iter()
+                .next()
+                .map_or((0, None), |b| (b.k, b.precision));
+            GroupRow {
+                key,
+                n: o.len(),
+                labelled,
+                positives,
+                n_sample,
+                roc_auc,
+                k,
+                precision,
+            }
         })
         .collect();
-    Breakdown { name: name.to_string(), estimator: est, budget, groups }
+    Breakdown {
+        name: name.to_string(),
+        estimator: est,
+        budget,
+        groups,
+    }
 }
 
 pub(crate) fn period_keys(p: &Period) -> (String, Vec<String>) {
@@ -163,7 +189,10 @@ mod tests {
 
     #[test]
     fn cap_merges_small_groups_deterministically() {
-        let keys: Vec<String> = ["b", "a", "c", "a", "b", "d", "a"].iter().map(|s| s.to_string()).collect();
+        let keys: Vec<String> = ["b", "a", "c", "a", "b", "d", "a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (gid, names) = assign(&keys, Some(2));
         assert_eq!(names, vec!["a", "b", OTHER_GROUP]);
         assert_eq!(gid, vec![1, 0, 2, 0, 1, 2, 0]);

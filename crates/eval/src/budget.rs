@@ -27,7 +27,11 @@ impl Budget {
             Budget::Rate(r) => {
                 let x = r * n as f64;
                 let rounded = x.round();
-                let k = if (x - rounded).abs() <= 1e-9 * x.abs().max(1.0) { rounded } else { x.ceil() };
+                let k = if (x - rounded).abs() <= 1e-9 * x.abs().max(1.0) {
+                    rounded
+                } else {
+                    x.ceil()
+                };
                 (k.max(0.0) as usize).min(n)
             }
             Budget::Count(c) => c.min(n),
@@ -44,9 +48,9 @@ impl Budget {
 
     pub(crate) fn check(&self) -> Result<(), EvalError> {
         match *self {
-            Budget::Rate(r) if !(r > 0.0 && r <= 1.0) => {
-                Err(EvalError::Config(format!("budget rate {r} must be in (0, 1]")))
-            }
+            Budget::Rate(r) if !(r > 0.0 && r <= 1.0) => Err(EvalError::Config(format!(
+                "budget rate {r} must be in (0, 1]"
+            ))),
             Budget::Count(0) => Err(EvalError::Config("budget count must be at least 1".into())),
             _ => Ok(()),
         }

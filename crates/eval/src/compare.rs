@@ -171,15 +171,31 @@ pub fn delong_test(
     confidence: f64,
 ) -> Result<DeLongTest, EvalError> {
     let n = labels.len();
-    for (what, s) in [("baseline scores", scores_baseline), ("challenger scores", scores_challenger)] {
+    for (what, s) in [
+        ("baseline scores", scores_baseline),
+        ("challenger scores", scores_challenger),
+    ] {
         if s.len() != n {
-            return Err(EvalError::LengthMismatch { what: what.into(), got: s.len(), expected: n });
+            return Err(EvalError::LengthMismatch {
+                what: what.into(),
+                got: s.len(),
+                expected: n,
+            });
         }
     }
     let oa = sort_order(scores_baseline)?;
     let ob = sort_order(scores_challenger)?;
     let w = vec![1.0; n];
-    delong_weighted(Estimator::Inspected, scores_baseline, &oa, scores_challenger, &ob, labels, &w, confidence)
+    delong_weighted(
+        Estimator::Inspected,
+        scores_baseline,
+        &oa,
+        scores_challenger,
+        &ob,
+        labels,
+        &w,
+        confidence,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -196,7 +212,11 @@ pub(crate) fn delong_weighted(
     let pa = core::placements(oa, sa, |i| y[i], |i| w[i]);
     let pb = core::placements(ob, sb, |i| y[i], |i| w[i]);
     if pa.auc.is_nan() || pa.n_pos < 2 || pa.n_neg < 2 {
-        return Err(EvalError::OneClass { metric: "DeLong test (needs >= 2 rows of each class)", positives: pa.n_pos, negatives: pa.n_neg });
+        return Err(EvalError::OneClass {
+            metric: "DeLong test (needs >= 2 rows of each class)",
+            positives: pa.n_pos,
+            negatives: pa.n_neg,
+        });
     }
     let (d10b, d01b) = dense_placements(&pb, y.len());
     let var_a = auc_variance(&pa, None, w);
@@ -204,7 +224,13 @@ pub(crate) fn delong_weighted(
     let var_diff = auc_variance(&pa, Some((&pb, &d10b, &d01b)), w).max(0.0);
     let diff = pb.auc - pa.auc;
     let se = var_diff.sqrt();
-    let z = if se > 0.0 { diff / se } else if diff == 0.0 { 0.0 } else { f64::INFINITY.copysign(diff) };
+    let z = if se > 0.0 {
+        diff / se
+    } else if diff == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY.copysign(diff)
+    };
     let zc = z_for(conf);
     Ok(DeLongTest {
         estimator: est,
@@ -238,13 +264,23 @@ fn overlap(oa: &[u32], ob: &[u32], budget: Budget, n: usize) -> TopKOverlap {
         budget,
         k,
         intersection: inter,
-        jaccard: if union > 0 { inter as f64 / union as f64 } else { 1.0 },
+        jaccard: if union > 0 {
+            inter as f64 / union as f64
+        } else {
+            1.0
+        },
         share_of_baseline_in_challenger: if k > 0 { inter as f64 / k as f64 } else { 1.0 },
     }
 }
 
 /// "B finds 3.1 more seizures per 100 inspections than A at 5 % (500 inspections) [1.2, 5.0] ..."
-pub(crate) fn sentence(baseline: &str, challenger: &str, est: Estimator, biased: bool, b: &BudgetDiff) -> String {
+pub(crate) fn sentence(
+    baseline: &str,
+    challenger: &str,
+    est: Estimator,
+    biased: bool,
+    b: &BudgetDiff,
+) -> String {
     let head = format!("{} ({} inspections)", b.budget.label(), b.k);
     let Some(d) = b.precision else {
         return format!(
@@ -257,12 +293,26 @@ pub(crate) fn sentence(baseline: &str, challenger: &str, est: Estimator, biased:
     let what = if x.abs() < 0.05 {
         format!("{challenger} finds as many seizures per 100 inspections as {baseline}")
     } else if x > 0.0 {
-        format!("{challenger} finds {:.1} more seizures per 100 inspections than {baseline}", x)
+        format!(
+            "{challenger} finds {:.1} more seizures per 100 inspections than {baseline}",
+            x
+        )
     } else {
-        format!("{challenger} finds {:.1} fewer seizures per 100 inspections than {baseline}", -x)
+        format!(
+            "{challenger} finds {:.1} fewer seizures per 100 inspections than {baseline}",
+            -x
+        )
     };
-    let verdict = if d.significant() { "" } else { "; the interval includes 0, so the difference may be chance" };
-    let bias = if biased { " (biased: inspected rows only)" } else { "" };
+    let verdict = if d.significant() {
+        ""
+    } else {
+        "; the interval includes 0, so the difference may be chance"
+    };
+    let bias = if biased {
+        " (biased: inspected rows only)"
+    } else {
+        ""
+    };
     format!(
         "{what} at {head} [{lo:.1}, {hi:.1}]{verdict}. {:.0} % paired-bootstrap interval, {} estimate{bias}.",
         d.confidence * 100.0,
@@ -273,36 +323,62 @@ pub(crate) fn sentence(baseline: &str, challenger: &str, est: Estimator, biased:
 /// Compare models scored on the same rows. `models[0]` is the baseline; every other model is
 /// compared with it. Each score vector must have `rows.len()` finite entries and names must be
 /// distinct. Uses `cfg.bootstrap_reps` replicates seeded from `cfg.seed`.
-pub fn compare(models: &[(String, Vec<f64>)], rows: &EvalRows, cfg: &EvalConfig) -> Result<ComparisonReport, EvalError> {
+pub fn compare(
+    models: &[(String, Vec<f64>)],
+    rows: &EvalRows,
+    cfg: &EvalConfig,
+) -> Result<ComparisonReport, EvalError> {
     cfg.check()?;
     if models.len() < 2 {
-        return Err(EvalError::Config(format!("compare needs at least 2 models, got {}", models.len())));
+        return Err(EvalError::Config(format!(
+            "compare needs at least 2 models, got {}",
+            models.len()
+        )));
     }
     for (i, (name, _)) in models.iter().enumerate() {
         if models[..i].iter().any(|(m, _)| m == name) {
-            return Err(EvalError::Config(format!("model name {name:?} appears twice")));
+            return Err(EvalError::Config(format!(
+                "model name {name:?} appears twice"
+            )));
         }
     }
-    let wrap = |name: &str, e: EvalError| EvalError::Model { model: name.to_string(), source: Box::new(e) };
+    let wrap = |name: &str, e: EvalError| EvalError::Model {
+        model: name.to_string(),
+        source: Box::new(e),
+    };
     let n = rows.len();
     let mut orders = Vec::with_capacity(models.len());
     let mut evaluations = Vec::with_capacity(models.len());
     for (name, scores) in models {
         check_input(scores, rows).map_err(|e| wrap(name, e))?;
         let order = sort_order(scores).map_err(|e| wrap(name, e))?;
-        evaluations.push(evaluate_sorted(name, scores, rows, &order, cfg).map_err(|e| wrap(name, e))?);
+        evaluations
+            .push(evaluate_sorted(name, scores, rows, &order, cfg).map_err(|e| wrap(name, e))?);
         orders.push(order);
     }
     let p0 = Prepared::new(&models[0].1, rows);
     let av = availability(&p0, cfg)?;
     let weights: Vec<Vec<f64>> = av.available.iter().map(|&e| p0.weights(e)).collect();
     let ks: Vec<usize> = cfg.budgets.iter().map(|b| b.k(n)).collect();
-    let shared = Shared { y: &p0.y, rev: &p0.rev, weights: weights.iter().map(|w| w.as_slice()).collect() };
-    let views: Vec<ModelView> =
-        models.iter().zip(&orders).map(|((_, s), o)| ModelView { order: o, scores: s }).collect();
+    let shared = Shared {
+        y: &p0.y,
+        rev: &p0.rev,
+        weights: weights.iter().map(|w| w.as_slice()).collect(),
+    };
+    let views: Vec<ModelView> = models
+        .iter()
+        .zip(&orders)
+        .map(|((_, s), o)| ModelView {
+            order: o,
+            scores: s,
+        })
+        .collect();
     let packed: Vec<_> = views.iter().map(|m| pack(m, &shared)).collect();
     let ne = av.available.len();
-    let points: Vec<Vec<Stats>> = packed.iter().map(|m| model_stats(m, ne, &ks, None)).collect();
+    let points: Vec<Vec<Stats>> = packed
+        .iter()
+        .map(|m| model_stats(m, ne, &ks, None))
+        .collect();
     let reps = paired_bootstrap(&packed, ne, &ks, n, cfg.bootstrap_reps, cfg.seed);
     let conf = cfg.confidence;
 
@@ -316,7 +392,14 @@ pub fn compare(models: &[(String, Vec<f64>)], rows: &EvalRows, cfg: &EvalConfig)
             let pa = &points[0][ei];
             let pb = &points[j][ei];
             let diff_of = |get: &dyn Fn(&Stats) -> f64| {
-                bootstrap_diff(est, get(pa), get(pb), reps.iter().map(|r| (get(&r[0][ei]), get(&r[j][ei]))), reps.len(), conf)
+                bootstrap_diff(
+                    est,
+                    get(pa),
+                    get(pb),
+                    reps.iter().map(|r| (get(&r[0][ei]), get(&r[j][ei]))),
+                    reps.len(),
+                    conf,
+                )
             };
             let budgets = cfg
                 .budgets
@@ -327,26 +410,63 @@ pub fn compare(models: &[(String, Vec<f64>)], rows: &EvalRows, cfg: &EvalConfig)
                     k: ks[bi],
                     precision: diff_of(&|s: &Stats| s.precision[bi]),
                     recall: diff_of(&|s: &Stats| s.recall[bi]),
-                    revenue_share: if p0.has_revenue { diff_of(&|s: &Stats| s.revenue_share[bi]) } else { None },
+                    revenue_share: if p0.has_revenue {
+                        diff_of(&|s: &Stats| s.revenue_share[bi])
+                    } else {
+                        None
+                    },
                 })
                 .collect();
             let auc = diff_of(&|s: &Stats| s.auc);
-            let delong = match delong_weighted(est, &models[0].1, &orders[0], &models[j].1, &orders[j], &p0.y, &weights[ei], conf) {
+            let delong = match delong_weighted(
+                est,
+                &models[0].1,
+                &orders[0],
+                &models[j].1,
+                &orders[j],
+                &p0.y,
+                &weights[ei],
+                conf,
+            ) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    notes.push(format!("{chal} vs {base}, {}: DeLong test not computed: {e}", est.as_str()));
+                    notes.push(format!(
+                        "{chal} vs {base}, {}: DeLong test not computed: {e}",
+                        est.as_str()
+                    ));
                     None
                 }
             };
-            by_estimator.push(PairEstimates { estimator: est, biased, budgets, auc, delong });
+            by_estimator.push(PairEstimates {
+                estimator: est,
+                biased,
+                budgets,
+                auc,
+                delong,
+            });
         }
-        let overlap = cfg.budgets.iter().map(|&b| overlap(&orders[0], &orders[j], b, n)).collect();
+        let overlap = cfg
+            .budgets
+            .iter()
+            .map(|&b| overlap(&orders[0], &orders[j], b, n))
+            .collect();
         let sentences = by_estimator
             .iter()
             .find(|p| p.estimator == av.primary)
-            .map(|p| p.budgets.iter().map(|b| sentence(base, chal, p.estimator, p.biased, b)).collect())
+            .map(|p| {
+                p.budgets
+                    .iter()
+                    .map(|b| sentence(base, chal, p.estimator, p.biased, b))
+                    .collect()
+            })
             .unwrap_or_default();
-        pairs.push(PairComparison { baseline: base.clone(), challenger: chal.clone(), overlap, by_estimator, sentences });
+        pairs.push(PairComparison {
+            baseline: base.clone(),
+            challenger: chal.clone(),
+            overlap,
+            by_estimator,
+            sentences,
+        });
     }
     Ok(ComparisonReport {
         baseline: models[0].0.clone(),

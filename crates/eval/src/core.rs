@@ -12,7 +12,10 @@ use crate::error::EvalError;
 /// Check that every score is finite; NaN and ±∞ are errors.
 pub(crate) fn check_scores(scores: &[f64]) -> Result<(), EvalError> {
     match scores.iter().position(|s| !s.is_finite()) {
-        Some(row) => Err(EvalError::BadScore { row, value: scores[row] }),
+        Some(row) => Err(EvalError::BadScore {
+            row,
+            value: scores[row],
+        }),
         None => Ok(()),
     }
 }
@@ -21,7 +24,11 @@ pub(crate) fn check_scores(scores: &[f64]) -> Result<(), EvalError> {
 pub(crate) fn sort_order(scores: &[f64]) -> Result<Vec<u32>, EvalError> {
     check_scores(scores)?;
     if scores.len() > u32::MAX as usize {
-        return Err(EvalError::Config(format!("{} rows is more than the supported {}", scores.len(), u32::MAX)));
+        return Err(EvalError::Config(format!(
+            "{} rows is more than the supported {}",
+            scores.len(),
+            u32::MAX
+        )));
     }
     // Sort (key, index) pairs: the key maps a finite f64 to a u64 whose ascending order is the
     // score's descending order (-0.0 is first turned into 0.0 so the two tie).
@@ -30,7 +37,11 @@ pub(crate) fn sort_order(scores: &[f64]) -> Result<Vec<u32>, EvalError> {
         .enumerate()
         .map(|(i, &s)| {
             let bits = (s + 0.0).to_bits();
-            let asc = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            let asc = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             (!asc, i as u32)
         })
         .collect();
@@ -103,7 +114,11 @@ pub(crate) fn auc_weighted(
         w_neg += ng;
     });
     let w_pos = pos_above;
-    let auc = if w_pos > 0.0 && w_neg > 0.0 { num / (w_pos * w_neg) } else { f64::NAN };
+    let auc = if w_pos > 0.0 && w_neg > 0.0 {
+        num / (w_pos * w_neg)
+    } else {
+        f64::NAN
+    };
     (auc, n_pos, n_neg, w_pos, w_neg)
 }
 
@@ -143,8 +158,16 @@ pub(crate) fn placements(
         }
         neg_seen += ng;
         let neg_below = (w_neg - neg_seen).max(0.0);
-        let v10 = if w_neg > 0.0 { (neg_below + 0.5 * ng) / w_neg } else { f64::NAN };
-        let v01 = if w_pos > 0.0 { (pos_above + 0.5 * pg) / w_pos } else { f64::NAN };
+        let v10 = if w_neg > 0.0 {
+            (neg_below + 0.5 * ng) / w_neg
+        } else {
+            f64::NAN
+        };
+        let v01 = if w_pos > 0.0 {
+            (pos_above + 0.5 * pg) / w_pos
+        } else {
+            f64::NAN
+        };
         for &r in g {
             if w(r as usize) > 0.0 {
                 if y(r as usize) {
@@ -157,8 +180,20 @@ pub(crate) fn placements(
         num += ng * (pos_above + 0.5 * pg);
         pos_above += pg;
     });
-    let auc = if w_pos > 0.0 && w_neg > 0.0 { num / (w_pos * w_neg) } else { f64::NAN };
-    Placements { auc, n_pos: pos.len(), n_neg: neg.len(), w_pos, w_neg, pos, neg }
+    let auc = if w_pos > 0.0 && w_neg > 0.0 {
+        num / (w_pos * w_neg)
+    } else {
+        f64::NAN
+    };
+    Placements {
+        auc,
+        n_pos: pos.len(),
+        n_neg: neg.len(),
+        w_pos,
+        w_neg,
+        pos,
+        neg,
+    }
 }
 
 /// Sklearn's average precision: Σ over distinct thresholds (descending) of
@@ -188,7 +223,11 @@ pub(crate) fn average_precision_weighted(
             acc += pg * (tp / (tp + fp));
         }
     });
-    if tp > 0.0 { acc / tp } else { f64::NAN }
+    if tp > 0.0 {
+        acc / tp
+    } else {
+        f64::NAN
+    }
 }
 
 /// Cumulative sums over the first k rows of `order` (all rows count towards k; sums are
@@ -268,7 +307,10 @@ mod tests {
         let s = [0.5, 0.9, 0.5, -0.0, 0.0, 0.9];
         let o = sort_order(&s).unwrap();
         assert_eq!(o, vec![1, 5, 0, 2, 3, 4]);
-        assert!(matches!(sort_order(&[0.1, f64::NAN]), Err(EvalError::BadScore { row: 1, .. })));
+        assert!(matches!(
+            sort_order(&[0.1, f64::NAN]),
+            Err(EvalError::BadScore { row: 1, .. })
+        ));
     }
 
     #[test]

@@ -23,9 +23,16 @@ pub fn psi(expected_props: &[f64], actual_props: &[f64]) -> Result<f64, EvalErro
 
 /// Per-bin PSI contributions.
 pub fn psi_terms(expected_props: &[f64], actual_props: &[f64]) -> Result<Vec<f64>, EvalError> {
-    let bad = |why: String| EvalError::Drift { name: "psi".into(), why };
+    let bad = |why: String| EvalError::Drift {
+        name: "psi".into(),
+        why,
+    };
     if expected_props.len() != actual_props.len() {
-        return Err(bad(format!("{} expected proportions but {} actual", expected_props.len(), actual_props.len())));
+        return Err(bad(format!(
+            "{} expected proportions but {} actual",
+            expected_props.len(),
+            actual_props.len()
+        )));
     }
     if expected_props.is_empty() {
         return Err(bad("no bins".into()));
@@ -42,17 +49,29 @@ pub fn psi_terms(expected_props: &[f64], actual_props: &[f64]) -> Result<Vec<f64
     };
     let e = norm(expected_props, "expected")?;
     let a = norm(actual_props, "actual")?;
-    Ok(e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).collect())
+    Ok(e.iter()
+        .zip(&a)
+        .map(|(e, a)| (a - e) * (a / e).ln())
+        .collect())
 }
 
 fn check_edges(edges: &[f64]) -> Result<(), EvalError> {
     if let Some(i) = edges.iter().position(|x| !x.is_finite()) {
-        return Err(EvalError::Drift { name: "edges".into(), why: format!("edge {i} is {}", edges[i]) });
+        return Err(EvalError::Drift {
+            name: "edges".into(),
+            why: format!("edge {i} is {}", edges[i]),
+        });
     }
     if let Some(i) = edges.windows(2).position(|w| w[0] >= w[1]) {
         return Err(EvalError::Drift {
             name: "edges".into(),
-            why: format!("edges must be strictly increasing: edge {} = {} >= edge {} = {}", i, edges[i], i + 1, edges[i + 1]),
+            why: format!(
+                "edges must be strictly increasing: edge {} = {} >= edge {} = {}",
+                i,
+                edges[i],
+                i + 1,
+                edges[i + 1]
+            ),
         });
     }
     Ok(())
@@ -158,7 +177,12 @@ pub struct PsiResult {
 }
 
 fn bin_labels(edges: &[f64]) -> Vec<String> {
-    let f = |x: f64| format!("{x:.4}").trim_end_matches('0').trim_end_matches('.').to_string();
+    let f = |x: f64| {
+        format!("{x:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    };
     let m = edges.len();
     let mut out = Vec::with_capacity(m + 2);
     if m == 0 {
@@ -178,7 +202,10 @@ fn bin_labels(edges: &[f64]) -> Vec<String> {
 pub fn feature_psi(input: &FeatureDriftInput, flag: f64) -> Result<PsiResult, EvalError> {
     let m = input.edges.len();
     check_edges(&input.edges).map_err(|e| match e {
-        EvalError::Drift { why, .. } => EvalError::Drift { name: input.name.clone(), why },
+        EvalError::Drift { why, .. } => EvalError::Drift {
+            name: input.name.clone(),
+            why,
+        },
         other => other,
     })?;
     let mut expected = input.expected.clone();
@@ -188,28 +215,62 @@ pub fn feature_psi(input: &FeatureDriftInput, flag: f64) -> Result<PsiResult, Ev
     if expected.len() != m + 2 {
         return Err(EvalError::Drift {
             name: input.name.clone(),
-            why: format!("{} edges need {} or {} expected proportions, got {}", m, m + 1, m + 2, input.expected.len()),
+            why: format!(
+                "{} edges need {} or {} expected proportions, got {}",
+                m,
+                m + 1,
+                m + 2,
+                input.expected.len()
+            ),
         });
     }
     let actual = bin_proportions(&input.values, &input.edges)?;
     let terms = psi_terms(&expected, &actual).map_err(|e| match e {
-        EvalError::Drift { why, .. } => EvalError::Drift { name: input.name.clone(), why },
+        EvalError::Drift { why, .. } => EvalError::Drift {
+            name: input.name.clone(),
+            why,
+        },
         other => other,
     })?;
     let psi: f64 = terms.iter().sum();
     let bins = bin_labels(&input.edges)
         .into_iter()
         .zip(expected.iter().zip(actual.iter().zip(terms)))
-        .map(|(label, (&e, (&a, c)))| PsiBin { label, expected: e, actual: a, contribution: c })
+        .map(|(label, (&e, (&a, c)))| PsiBin {
+            label,
+            expected: e,
+            actual: a,
+            contribution: c,
+        })
         .collect();
-    Ok(PsiResult { name: input.name.clone(), psi, level: DriftLevel::of(psi), flagged: psi >= flag, n_actual: input.values.len(), bins })
+    Ok(PsiResult {
+        name: input.name.clone(),
+        psi,
+        level: DriftLevel::of(psi),
+        flagged: psi >= flag,
+        n_actual: input.values.len(),
+        bins,
+    })
 }
 
 /// PSI of the score distribution: decile edges (or `n_bins`) of the reference scores.
-pub fn score_psi(reference: &[f64], scores: &[f64], n_bins: usize, flag: f64) -> Result<PsiResult, EvalError> {
+pub fn score_psi(
+    reference: &[f64],
+    scores: &[f64],
+    n_bins: usize,
+    flag: f64,
+) -> Result<PsiResult, EvalError> {
     let edges = quantile_edges(reference, n_bins);
     let expected = bin_proportions(reference, &edges)?;
-    feature_psi(&FeatureDriftInput { name: "score".into(), edges, expected, values: scores.to_vec() }, flag)
+    feature_psi(
+        &FeatureDriftInput {
+            name: "score".into(),
+            edges,
+            expected,
+            values: scores.to_vec(),
+        },
+        flag,
+    )
 }
 
 #[cfg(test)]
@@ -229,7 +290,10 @@ mod tests {
     #[test]
     fn bins_are_left_closed_with_nan_bin() {
         let e = [1.0, 2.0];
-        assert_eq!(bin_counts(&[0.5, 1.0, 1.5, 2.0, 9.0, f64::NAN], &e).unwrap(), vec![1, 2, 2, 1]);
+        assert_eq!(
+            bin_counts(&[0.5, 1.0, 1.5, 2.0, 9.0, f64::NAN], &e).unwrap(),
+            vec![1, 2, 2, 1]
+        );
         assert!(bin_counts(&[1.0], &[2.0, 1.0]).is_err());
     }
 }

@@ -56,7 +56,15 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    pub(crate) fn normal(est: Estimator, value: f64, var: f64, z: f64, n: usize, conf: f64, range: (f64, f64)) -> Estimate {
+    pub(crate) fn normal(
+        est: Estimator,
+        value: f64,
+        var: f64,
+        z: f64,
+        n: usize,
+        conf: f64,
+        range: (f64, f64),
+    ) -> Estimate {
         let half = z * var.max(0.0).sqrt();
         Estimate {
             estimator: est,
@@ -68,9 +76,23 @@ impl Estimate {
             n,
         }
     }
-    pub(crate) fn wilson(est: Estimator, successes: f64, n: usize, z: f64, conf: f64) -> Option<Estimate> {
+    pub(crate) fn wilson(
+        est: Estimator,
+        successes: f64,
+        n: usize,
+        z: f64,
+        conf: f64,
+    ) -> Option<Estimate> {
         let (lo, hi) = wilson(successes, n as f64, z)?;
-        Some(Estimate { estimator: est, value: successes / n as f64, ci_low: lo, ci_high: hi, confidence: conf, ci_method: CiMethod::Wilson, n })
+        Some(Estimate {
+            estimator: est,
+            value: successes / n as f64,
+            ci_low: lo,
+            ci_high: hi,
+            confidence: conf,
+            ci_method: CiMethod::Wilson,
+            n,
+        })
     }
     /// True when the interval excludes `x`.
     pub fn excludes(&self, x: f64) -> bool {
@@ -142,10 +164,22 @@ impl<'a> Prepared<'a> {
     pub fn new(scores: &'a [f64], rows: &'a EvalRows) -> Prepared<'a> {
         let y = rows.label.iter().map(|l| l.unwrap_or(false)).collect();
         let rev = rows.revenue.iter().map(|r| r.unwrap_or(0.0)).collect();
-        let has_revenue = rows.revenue.iter().zip(&rows.label).any(|(r, l)| r.is_some() && l.is_some());
+        let has_revenue = rows
+            .revenue
+            .iter()
+            .zip(&rows.label)
+            .any(|(r, l)| r.is_some() && l.is_some());
         let probabilities = scores.iter().all(|s| (0.0..=1.0).contains(s));
         let fully_labelled = rows.label.iter().all(Option::is_some);
-        Prepared { scores, rows, y, rev, has_revenue, probabilities, fully_labelled }
+        Prepared {
+            scores,
+            rows,
+            y,
+            rev,
+            has_revenue,
+            probabilities,
+            fully_labelled,
+        }
     }
 
     /// Sample weights of an estimator (0 = not in the sample).
@@ -159,7 +193,11 @@ impl<'a> Prepared<'a> {
                 match est {
                     Estimator::Inspected => 1.0,
                     Estimator::RandomSample => {
-                        if r.selection[i] == Some(SelectionKind::Random) { 1.0 } else { 0.0 }
+                        if r.selection[i] == Some(SelectionKind::Random) {
+                            1.0
+                        } else {
+                            0.0
+                        }
                     }
                     Estimator::Ipw => r.propensity[i].map_or(0.0, |p| 1.0 / p),
                 }
@@ -210,7 +248,13 @@ fn proportion(est: Estimator, a: &Acc, z: f64, conf: f64) -> Option<Estimate> {
 }
 
 /// AUC with DeLong (or weighted-placement) interval.
-pub(crate) fn auc_estimate(est: Estimator, pl: &Placements, w: &[f64], z: f64, conf: f64) -> Option<Estimate> {
+pub(crate) fn auc_estimate(
+    est: Estimator,
+    pl: &Placements,
+    w: &[f64],
+    z: f64,
+    conf: f64,
+) -> Option<Estimate> {
     if pl.auc.is_nan() {
         return None;
     }
@@ -234,9 +278,18 @@ pub(crate) fn auc_estimate(est: Estimator, pl: &Placements, w: &[f64], z: f64, c
 
 /// DeLong variance of AUC_a (b = None) or of AUC_a − AUC_b (placements on the same rows,
 /// same order of rows in `pos`/`neg` lists is NOT assumed: `b` values are looked up by row).
-pub(crate) fn auc_variance(a: &Placements, b: Option<(&Placements, &[f64], &[f64])>, w: &[f64]) -> f64 {
+pub(crate) fn auc_variance(
+    a: &Placements,
+    b: Option<(&Placements, &[f64], &[f64])>,
+    w: &[f64],
+) -> f64 {
     // b: (placements of model b, dense per-row v10 of b, dense per-row v01 of b)
-    let term = |list: &[(u32, f64)], auc_a: f64, dense_b: Option<(&[f64], f64)>, wsum: f64, cnt: usize| -> f64 {
+    let term = |list: &[(u32, f64)],
+                auc_a: f64,
+                dense_b: Option<(&[f64], f64)>,
+                wsum: f64,
+                cnt: usize|
+     -> f64 {
         if cnt < 2 || wsum <= 0.0 {
             return 0.0;
         }
@@ -252,7 +305,10 @@ pub(crate) fn auc_variance(a: &Placements, b: Option<(&Placements, &[f64], &[f64
         s / (wsum * wsum) * (cnt as f64 / (cnt as f64 - 1.0))
     };
     match b {
-        None => term(&a.pos, a.auc, None, a.w_pos, a.n_pos) + term(&a.neg, a.auc, None, a.w_neg, a.n_neg),
+        None => {
+            term(&a.pos, a.auc, None, a.w_pos, a.n_pos)
+                + term(&a.neg, a.auc, None, a.w_neg, a.n_neg)
+        }
         Some((pb, d10, d01)) => {
             term(&a.pos, a.auc, Some((d10, pb.auc)), a.w_pos, a.n_pos)
                 + term(&a.neg, a.auc, Some((d01, pb.auc)), a.w_neg, a.n_neg)
@@ -291,13 +347,38 @@ pub(crate) fn budget_estimates(
         .zip(ks.iter().zip(snaps))
         .map(|(b, (&k, s))| {
             let precision = proportion(est, &s, z, conf);
-            let recall = ratio_estimate(est, s.swy, total.swy, s.sw2y, total.sw2y, s.n_pos, total.n_pos, z, conf, true);
+            let recall = ratio_estimate(
+                est,
+                s.swy,
+                total.swy,
+                s.sw2y,
+                total.sw2y,
+                s.n_pos,
+                total.n_pos,
+                z,
+                conf,
+                true,
+            );
             let revenue_share = if p.has_revenue {
-                ratio_estimate(est, s.swr, total.swr, s.sw2r2, total.sw2r2, s.n, total.n, z, conf, false)
+                ratio_estimate(
+                    est,
+                    s.swr,
+                    total.swr,
+                    s.sw2r2,
+                    total.sw2r2,
+                    s.n,
+                    total.n,
+                    z,
+                    conf,
+                    false,
+                )
             } else {
                 None
             };
-            let lift = recall.as_ref().filter(|_| k > 0).map(|r| r.value / (k as f64 / n as f64));
+            let lift = recall
+                .as_ref()
+                .filter(|_| k > 0)
+                .map(|r| r.value / (k as f64 / n as f64));
             BudgetEstimate {
                 budget: *b,
                 k,
@@ -335,12 +416,19 @@ fn ratio_estimate(
         return Some(e);
     }
     let r = part / total;
-    let var = (part_sq * (1.0 - r).powi(2) + (total_sq - part_sq).max(0.0) * r * r) / (total * total);
+    let var =
+        (part_sq * (1.0 - r).powi(2) + (total_sq - part_sq).max(0.0) * r * r) / (total * total);
     Some(Estimate::normal(est, r, var, z, n_total, conf, (0.0, 1.0)))
 }
 
 /// Hajek mean of a per-row value with linearised variance.
-fn mean_estimate(est: Estimator, vals: impl Iterator<Item = (f64, f64)>, z: f64, conf: f64, range: (f64, f64)) -> Option<Estimate> {
+fn mean_estimate(
+    est: Estimator,
+    vals: impl Iterator<Item = (f64, f64)>,
+    z: f64,
+    conf: f64,
+    range: (f64, f64),
+) -> Option<Estimate> {
     let (mut n, mut sw, mut swx, mut sw2, mut sw2x, mut sw2x2) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
     for (x, w) in vals {
         if w > 0.0 {
@@ -381,7 +469,12 @@ fn downsample<T: Copy>(v: &[T], max: usize) -> Vec<T> {
 }
 
 /// The full report of one estimator on the population `order`.
-pub(crate) fn estimator_report(p: &Prepared, est: Estimator, order: &[u32], s: &EstSettings) -> EstimatorReport {
+pub(crate) fn estimator_report(
+    p: &Prepared,
+    est: Estimator,
+    order: &[u32],
+    s: &EstSettings,
+) -> EstimatorReport {
     let z = z_for(s.confidence);
     let conf = s.confidence;
     let w = p.weights(est);
@@ -413,7 +506,13 @@ pub(crate) fn estimator_report(p: &Prepared, est: Estimator, order: &[u32], s: &
     let (log_loss, brier, calibration) = if p.probabilities {
         let it = || order.iter().map(|&r| r as usize);
         (
-            mean_estimate(est, it().map(|i| (metrics::row_log_loss(p.scores[i], p.y[i]), w[i])), z, conf, (0.0, f64::INFINITY)),
+            mean_estimate(
+                est,
+                it().map(|i| (metrics::row_log_loss(p.scores[i], p.y[i]), w[i])),
+                z,
+                conf,
+                (0.0, f64::INFINITY),
+            ),
             mean_estimate(
                 est,
                 it().map(|i| ((p.scores[i] - if p.y[i] { 1.0 } else { 0.0 }).powi(2), w[i])),
@@ -421,10 +520,15 @@ pub(crate) fn estimator_report(p: &Prepared, est: Estimator, order: &[u32], s: &
                 conf,
                 (0.0, 1.0),
             ),
-            metrics::calibration_weighted(it().map(|i| (p.scores[i], p.y[i], w[i])), s.calibration_bins),
+            metrics::calibration_weighted(
+                it().map(|i| (p.scores[i], p.y[i], w[i])),
+                s.calibration_bins,
+            ),
         )
     } else {
-        notes.push("scores are not all in [0, 1]: log loss, Brier and calibration are not computed".into());
+        notes.push(
+            "scores are not all in [0, 1]: log loss, Brier and calibration are not computed".into(),
+        );
         (None, None, None)
     };
 
@@ -445,21 +549,35 @@ pub(crate) fn estimator_report(p: &Prepared, est: Estimator, order: &[u32], s: &
     let counts = metrics::curve_counts(order, p.scores, |i| p.y[i], |i| w[i]);
     let (tp_all, fp_all) = counts.last().map_or((0.0, 0.0), |c| (c.1, c.2));
     let roc_curve = if tp_all > 0.0 && fp_all > 0.0 {
-        let full: Vec<RocPoint> =
-            counts.iter().map(|&(t, tp, fp)| RocPoint { threshold: t, fpr: fp / fp_all, tpr: tp / tp_all }).collect();
+        let full: Vec<RocPoint> = counts
+            .iter()
+            .map(|&(t, tp, fp)| RocPoint {
+                threshold: t,
+                fpr: fp / fp_all,
+                tpr: tp / tp_all,
+            })
+            .collect();
         downsample(&full, s.curve_points)
     } else {
         Vec::new()
     };
-    let pr_curve = if tp_all > 0.0 { downsample(&metrics::pr_from_counts(&counts, tp_all), s.curve_points) } else { Vec::new() };
+    let pr_curve = if tp_all > 0.0 {
+        downsample(&metrics::pr_from_counts(&counts, tp_all), s.curve_points)
+    } else {
+        Vec::new()
+    };
 
     if total.n == 0 {
         notes.push("no sample rows: nothing can be estimated".into());
     }
     if est == Estimator::Ipw {
-        let missing = (0..p.rows.len()).filter(|&i| p.rows.label[i].is_some() && p.rows.propensity[i].is_none()).count();
+        let missing = (0..p.rows.len())
+            .filter(|&i| p.rows.label[i].is_some() && p.rows.propensity[i].is_none())
+            .count();
         if missing > 0 {
-            notes.push(format!("{missing} labelled rows have no propensity and are left out of the IPW estimate"));
+            notes.push(format!(
+                "{missing} labelled rows have no propensity and are left out of the IPW estimate"
+            ));
         }
     }
 
@@ -487,10 +605,20 @@ pub(crate) fn estimator_report(p: &Prepared, est: Estimator, order: &[u32], s: &
 
 fn boyd_logit(est: Estimator, ap: f64, n_eff: f64, z: f64, conf: f64, n_pos: usize) -> Estimate {
     if n_eff <= 0.0 {
-        return Estimate { estimator: est, value: ap, ci_low: 0.0, ci_high: 1.0, confidence: conf, ci_method: CiMethod::Unknown, n: n_pos };
+        return Estimate {
+            estimator: est,
+            value: ap,
+            ci_low: 0.0,
+            ci_high: 1.0,
+            confidence: conf,
+            ci_method: CiMethod::Unknown,
+            n: n_pos,
+        };
     }
     // keep the logit finite at AP = 0 or 1
-    let a = ap.clamp(0.5 / n_eff, 1.0 - 0.5 / n_eff).clamp(1e-12, 1.0 - 1e-12);
+    let a = ap
+        .clamp(0.5 / n_eff, 1.0 - 0.5 / n_eff)
+        .clamp(1e-12, 1.0 - 1e-12);
     let eta = (a / (1.0 - a)).ln();
     let tau = 1.0 / (n_eff * a * (1.0 - a)).sqrt();
     let expit = |x: f64| 1.0 / (1.0 + (-x).exp());
@@ -534,8 +662,10 @@ fn uninspected_rate(
                 return None;
             }
             let big_n = order.len() as f64;
-            let k_known =
-                order.iter().filter(|&&i| r.inspected[i as usize] && r.label[i as usize] == Some(true)).count() as f64;
+            let k_known = order
+                .iter()
+                .filter(|&&i| r.inspected[i as usize] && r.label[i as usize] == Some(true))
+                .count() as f64;
             let ph = total.n_pos as f64 / total.n as f64;
             let raw = (big_n * ph - k_known) / n_u as f64;
             if raw < 0.0 {
@@ -544,7 +674,8 @@ fn uninspected_rate(
                 ));
             }
             let var = (big_n / n_u as f64).powi(2) * ph * (1.0 - ph) / total.n as f64;
-            let mut e = Estimate::normal(est, raw.clamp(0.0, 1.0), var, z, total.n, conf, (0.0, 1.0));
+            let mut e =
+                Estimate::normal(est, raw.clamp(0.0, 1.0), var, z, total.n, conf, (0.0, 1.0));
             e.ci_low = e.ci_low.min(e.value);
             e.ci_high = e.ci_high.max(e.value);
             Some(e)
@@ -557,7 +688,10 @@ fn uninspected_rate(
             });
             let e = mean_estimate(est, vals, z, conf, (0.0, 1.0));
             if e.is_none() {
-                notes.push("IPW uninspected fraud rate undefined: every labelled row has propensity 1".into());
+                notes.push(
+                    "IPW uninspected fraud rate undefined: every labelled row has propensity 1"
+                        .into(),
+                );
             }
             e
         }

@@ -64,8 +64,8 @@
 //! Single-threaded passes after one sort; the paired bootstrap uses `ChaCha8Rng` seeded from
 //! `cfg.seed` with stream = replicate index, so results do not depend on the thread count.
 
-pub mod breakdown;
 mod bootstrap;
+pub mod breakdown;
 pub mod budget;
 pub mod compare;
 mod core;
@@ -81,18 +81,20 @@ pub mod stats;
 pub use breakdown::{month_key, Breakdown, GroupRow, OTHER_GROUP};
 pub use budget::Budget;
 pub use compare::{
-    compare, delong_test, BudgetDiff, ComparisonReport, DeLongTest, Diff, PairComparison, PairEstimates, TopKOverlap,
+    compare, delong_test, BudgetDiff, ComparisonReport, DeLongTest, Diff, PairComparison,
+    PairEstimates, TopKOverlap,
 };
 pub use drift::{
-    bin_counts, bin_index, bin_proportions, feature_psi, psi, psi_terms, quantile_edges, score_psi, DriftLevel,
-    FeatureDriftInput, PsiBin, PsiResult, PSI_FLOOR,
+    bin_counts, bin_index, bin_proportions, feature_psi, psi, psi_terms, quantile_edges, score_psi,
+    DriftLevel, FeatureDriftInput, PsiBin, PsiResult, PSI_FLOOR,
 };
 pub use error::EvalError;
 pub use estimate::{BudgetEstimate, CiMethod, Estimate, EstimatorReport};
 pub use html::{render_comparison_html, render_evaluation_html};
 pub use metrics::{
-    at_budgets, average_precision, brier_score, calibration, gains_curve, log_loss, pr_curve, roc_auc, roc_curve,
-    top_k, BudgetPoint, Calibration, CalibrationBin, GainsPoint, PrPoint, RocPoint,
+    at_budgets, average_precision, brier_score, calibration, gains_curve, log_loss, pr_curve,
+    roc_auc, roc_curve, top_k, BudgetPoint, Calibration, CalibrationBin, GainsPoint, PrPoint,
+    RocPoint,
 };
 pub use report::{evaluate, DriftReport, EvalConfig, EvalInput, EvaluationReport};
 pub use rows::{Estimator, EvalRows, Period, SegmentColumn, SelectionKind};

@@ -24,7 +24,11 @@ use crate::error::EvalError;
 
 fn check_len(what: &str, got: usize, expected: usize) -> Result<(), EvalError> {
     if got != expected {
-        return Err(EvalError::LengthMismatch { what: what.into(), got, expected });
+        return Err(EvalError::LengthMismatch {
+            what: what.into(),
+            got,
+            expected,
+        });
     }
     Ok(())
 }
@@ -33,7 +37,11 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<(), EvalError> {
     if let Some(w) = weights {
         check_len("weights", w.len(), n)?;
         if let Some(row) = w.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
-            return Err(EvalError::InvalidRow { row, column: "weight", why: format!("is {}, must be finite and >= 0", w[row]) });
+            return Err(EvalError::InvalidRow {
+                row,
+                column: "weight",
+                why: format!("is {}, must be finite and >= 0", w[row]),
+            });
         }
     }
     Ok(())
@@ -44,7 +52,11 @@ pub(crate) fn check_probabilities(metric: &'static str, p: &[f64]) -> Result<(),
         if !p[row].is_finite() {
             return Err(EvalError::BadScore { row, value: p[row] });
         }
-        return Err(EvalError::NotProbability { metric, row, value: p[row] });
+        return Err(EvalError::NotProbability {
+            metric,
+            row,
+            value: p[row],
+        });
     }
     Ok(())
 }
@@ -58,22 +70,35 @@ pub fn roc_auc(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Resu
     check_len("labels", labels.len(), scores.len())?;
     check_weights(weights, scores.len())?;
     let order = sort_order(scores)?;
-    let (auc, n_pos, n_neg, w_pos, w_neg) = core::auc_weighted(&order, scores, |i| labels[i], wfn(weights));
+    let (auc, n_pos, n_neg, w_pos, w_neg) =
+        core::auc_weighted(&order, scores, |i| labels[i], wfn(weights));
     if !(w_pos > 0.0 && w_neg > 0.0) {
-        return Err(EvalError::OneClass { metric: "ROC-AUC", positives: n_pos, negatives: n_neg });
+        return Err(EvalError::OneClass {
+            metric: "ROC-AUC",
+            positives: n_pos,
+            negatives: n_neg,
+        });
     }
     Ok(auc)
 }
 
 /// Average precision, scikit-learn's definition (no interpolation).
-pub fn average_precision(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Result<f64, EvalError> {
+pub fn average_precision(
+    scores: &[f64],
+    labels: &[bool],
+    weights: Option<&[f64]>,
+) -> Result<f64, EvalError> {
     check_len("labels", labels.len(), scores.len())?;
     check_weights(weights, scores.len())?;
     let order = sort_order(scores)?;
     let ap = core::average_precision_weighted(&order, scores, |i| labels[i], wfn(weights));
     if ap.is_nan() {
         let positives = labels.iter().filter(|&&b| b).count();
-        return Err(EvalError::OneClass { metric: "average precision", positives, negatives: labels.len() - positives });
+        return Err(EvalError::OneClass {
+            metric: "average precision",
+            positives,
+            negatives: labels.len() - positives,
+        });
     }
     Ok(ap)
 }
@@ -97,8 +122,14 @@ pub fn log_loss(probs: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Resu
 }
 
 /// Brier score: mean squared error of the probabilities.
-pub fn brier_score(probs: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Result<f64, EvalError> {
-    weighted_mean("Brier score", probs, labels, weights, |p, y| (p - if y { 1.0 } else { 0.0 }).powi(2))
+pub fn brier_score(
+    probs: &[f64],
+    labels: &[bool],
+    weights: Option<&[f64]>,
+) -> Result<f64, EvalError> {
+    weighted_mean("Brier score", probs, labels, weights, |p, y| {
+        (p - if y { 1.0 } else { 0.0 }).powi(2)
+    })
 }
 
 fn weighted_mean(
@@ -120,7 +151,11 @@ fn weighted_mean(
             s += wi * f(probs[i], labels[i]);
         }
     }
-    if sw > 0.0 { Ok(s / sw) } else { Err(EvalError::Empty { metric }) }
+    if sw > 0.0 {
+        Ok(s / sw)
+    } else {
+        Err(EvalError::Empty { metric })
+    }
 }
 
 /// One ROC point at a distinct score threshold (rows with score ≥ threshold are flagged).
@@ -141,7 +176,11 @@ pub struct PrPoint {
 
 /// ROC curve: one point per distinct score (highest first), like
 /// `roc_curve(drop_intermediate=False)` without its leading (∞, 0, 0) point.
-pub fn roc_curve(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Result<Vec<RocPoint>, EvalError> {
+pub fn roc_curve(
+    scores: &[f64],
+    labels: &[bool],
+    weights: Option<&[f64]>,
+) -> Result<Vec<RocPoint>, EvalError> {
     check_len("labels", labels.len(), scores.len())?;
     check_weights(weights, scores.len())?;
     let order = sort_order(scores)?;
@@ -149,14 +188,28 @@ pub fn roc_curve(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Re
     let (tp_all, fp_all) = c.last().map_or((0.0, 0.0), |x| (x.1, x.2));
     if !(tp_all > 0.0 && fp_all > 0.0) {
         let positives = labels.iter().filter(|&&b| b).count();
-        return Err(EvalError::OneClass { metric: "ROC curve", positives, negatives: labels.len() - positives });
+        return Err(EvalError::OneClass {
+            metric: "ROC curve",
+            positives,
+            negatives: labels.len() - positives,
+        });
     }
-    Ok(c.iter().map(|&(t, tp, fp)| RocPoint { threshold: t, fpr: fp / fp_all, tpr: tp / tp_all }).collect())
+    Ok(c.iter()
+        .map(|&(t, tp, fp)| RocPoint {
+            threshold: t,
+            fpr: fp / fp_all,
+            tpr: tp / tp_all,
+        })
+        .collect())
 }
 
 /// Precision–recall curve: one point per distinct score (highest first), like
 /// `precision_recall_curve` reversed and without its final (precision 1, recall 0) point.
-pub fn pr_curve(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Result<Vec<PrPoint>, EvalError> {
+pub fn pr_curve(
+    scores: &[f64],
+    labels: &[bool],
+    weights: Option<&[f64]>,
+) -> Result<Vec<PrPoint>, EvalError> {
     check_len("labels", labels.len(), scores.len())?;
     check_weights(weights, scores.len())?;
     let order = sort_order(scores)?;
@@ -164,7 +217,11 @@ pub fn pr_curve(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Res
     let tp_all = c.last().map_or(0.0, |x| x.1);
     if tp_all <= 0.0 {
         let positives = labels.iter().filter(|&&b| b).count();
-        return Err(EvalError::OneClass { metric: "PR curve", positives, negatives: labels.len() - positives });
+        return Err(EvalError::OneClass {
+            metric: "PR curve",
+            positives,
+            negatives: labels.len() - positives,
+        });
     }
     Ok(pr_from_counts(&c, tp_all))
 }
@@ -172,7 +229,11 @@ pub fn pr_curve(scores: &[f64], labels: &[bool], weights: Option<&[f64]>) -> Res
 pub(crate) fn pr_from_counts(c: &[(f64, f64, f64)], tp_all: f64) -> Vec<PrPoint> {
     c.iter()
         .filter(|&&(_, tp, fp)| tp + fp > 0.0)
-        .map(|&(t, tp, fp)| PrPoint { threshold: t, precision: tp / (tp + fp), recall: tp / tp_all })
+        .map(|&(t, tp, fp)| PrPoint {
+            threshold: t,
+            precision: tp / (tp + fp),
+            recall: tp / tp_all,
+        })
         .collect()
 }
 
@@ -240,7 +301,11 @@ pub fn at_budgets(
     if let Some(r) = revenue {
         check_len("revenue", r.len(), n)?;
         if let Some(row) = r.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
-            return Err(EvalError::InvalidRow { row, column: "revenue", why: format!("is {}, must be finite and >= 0", r[row]) });
+            return Err(EvalError::InvalidRow {
+                row,
+                column: "revenue",
+                why: format!("is {}, must be finite and >= 0", r[row]),
+            });
         }
     }
     for b in budgets {
@@ -335,13 +400,21 @@ pub(crate) fn calibration_weighted(
     let mut ece = 0.0;
     let bins = (0..n_bins)
         .map(|b| {
-            let (mp, fp) = if sw[b] > 0.0 { (Some(swp[b] / sw[b]), Some(swy[b] / sw[b])) } else { (None, None) };
+            let (mp, fp) = if sw[b] > 0.0 {
+                (Some(swp[b] / sw[b]), Some(swy[b] / sw[b]))
+            } else {
+                (None, None)
+            };
             if let (Some(mp), Some(fp)) = (mp, fp) {
                 ece += sw[b] / total * (fp - mp).abs();
             }
             CalibrationBin {
                 lo: b as f64 * step,
-                hi: if b + 1 == n_bins { 1.0 } else { (b + 1) as f64 * step },
+                hi: if b + 1 == n_bins {
+                    1.0
+                } else {
+                    (b + 1) as f64 * step
+                },
                 n: n[b],
                 weight: sw[b],
                 mean_predicted: mp,
@@ -353,16 +426,28 @@ pub(crate) fn calibration_weighted(
 }
 
 /// Reliability diagram and ECE with `n_bins` uniform bins.
-pub fn calibration(probs: &[f64], labels: &[bool], weights: Option<&[f64]>, n_bins: usize) -> Result<Calibration, EvalError> {
+pub fn calibration(
+    probs: &[f64],
+    labels: &[bool],
+    weights: Option<&[f64]>,
+    n_bins: usize,
+) -> Result<Calibration, EvalError> {
     check_len("labels", labels.len(), probs.len())?;
     check_weights(weights, probs.len())?;
     check_probabilities("calibration", probs)?;
     if n_bins == 0 {
-        return Err(EvalError::Config("calibration needs at least one bin".into()));
+        return Err(EvalError::Config(
+            "calibration needs at least one bin".into(),
+        ));
     }
     let w = wfn(weights);
-    calibration_weighted((0..probs.len()).map(|i| (probs[i], labels[i], w(i))), n_bins)
-        .ok_or(EvalError::Empty { metric: "calibration" })
+    calibration_weighted(
+        (0..probs.len()).map(|i| (probs[i], labels[i], w(i))),
+        n_bins,
+    )
+    .ok_or(EvalError::Empty {
+        metric: "calibration",
+    })
 }
 
 /// One point of the cumulative gains / lift curve.
@@ -418,7 +503,14 @@ mod tests {
     #[test]
     fn one_class_auc_is_an_error() {
         let e = roc_auc(&[0.1, 0.2], &[true, true], None).unwrap_err();
-        assert!(matches!(e, EvalError::OneClass { positives: 2, negatives: 0, .. }));
+        assert!(matches!(
+            e,
+            EvalError::OneClass {
+                positives: 2,
+                negatives: 0,
+                ..
+            }
+        ));
         assert_eq!(average_precision(&[0.1, 0.2], &[true, true], None), Ok(1.0));
     }
 }

@@ -51,7 +51,12 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
-            budgets: vec![Budget::Rate(0.01), Budget::Rate(0.02), Budget::Rate(0.05), Budget::Rate(0.10)],
+            budgets: vec![
+                Budget::Rate(0.01),
+                Budget::Rate(0.02),
+                Budget::Rate(0.05),
+                Budget::Rate(0.10),
+            ],
             headline_budget: Budget::Rate(0.05),
             estimators: Estimator::ALL.to_vec(),
             primary_estimator: None,
@@ -75,7 +80,11 @@ impl EvalConfig {
         if self.budgets.is_empty() {
             return bad("budgets must not be empty".into());
         }
-        for b in self.budgets.iter().chain(std::iter::once(&self.headline_budget)) {
+        for b in self
+            .budgets
+            .iter()
+            .chain(std::iter::once(&self.headline_budget))
+        {
             b.check()?;
         }
         if self.estimators.is_empty() {
@@ -105,7 +114,10 @@ impl EvalConfig {
             return bad(format!("psi_flag {} must be > 0", self.psi_flag));
         }
         if self.bootstrap_reps < 10 {
-            return bad(format!("bootstrap_reps {} must be >= 10", self.bootstrap_reps));
+            return bad(format!(
+                "bootstrap_reps {} must be >= 10",
+                self.bootstrap_reps
+            ));
         }
         Ok(())
     }
@@ -113,7 +125,10 @@ impl EvalConfig {
     pub(crate) fn gains_grid(&self) -> Vec<f64> {
         match &self.gains_rates {
             Some(r) => r.clone(),
-            None => (1..=200).map(|j| j as f64 / 1000.0).chain((21..=100).map(|j| j as f64 / 100.0)).collect(),
+            None => (1..=200)
+                .map(|j| j as f64 / 1000.0)
+                .chain((21..=100).map(|j| j as f64 / 100.0))
+                .collect(),
         }
     }
 }
@@ -205,11 +220,15 @@ pub(crate) fn availability(p: &Prepared, cfg: &EvalConfig) -> Result<Availabilit
         if n > 0 {
             available.push(e);
         } else {
-            notes.push(format!("estimator {} skipped: no sample rows ({})", e.as_str(), match e {
-                Estimator::Inspected => "no labelled rows",
-                Estimator::RandomSample => "no labelled rows with selection = random",
-                Estimator::Ipw => "no labelled rows with a propensity",
-            }));
+            notes.push(format!(
+                "estimator {} skipped: no sample rows ({})",
+                e.as_str(),
+                match e {
+                    Estimator::Inspected => "no labelled rows",
+                    Estimator::RandomSample => "no labelled rows with selection = random",
+                    Estimator::Ipw => "no labelled rows with a propensity",
+                }
+            ));
         }
     }
     let primary = match cfg.primary_estimator {
@@ -225,7 +244,9 @@ pub(crate) fn availability(p: &Prepared, cfg: &EvalConfig) -> Result<Availabilit
         None => {
             let has = |e: Estimator, both: bool| {
                 available.contains(&e)
-                    && stats.iter().any(|&(x, n, pos)| x == e && n > 0 && (!both || (pos > 0 && pos < n)))
+                    && stats
+                        .iter()
+                        .any(|&(x, n, pos)| x == e && n > 0 && (!both || (pos > 0 && pos < n)))
             };
             if p.fully_labelled && has(Estimator::Inspected, false) {
                 Estimator::Inspected
@@ -236,7 +257,9 @@ pub(crate) fn availability(p: &Prepared, cfg: &EvalConfig) -> Result<Availabilit
             } else if let Some(&e) = available.first() {
                 e
             } else {
-                return Err(EvalError::Empty { metric: "evaluation (no labelled rows)" });
+                return Err(EvalError::Empty {
+                    metric: "evaluation (no labelled rows)",
+                });
             }
         }
     };
@@ -245,12 +268,20 @@ pub(crate) fn availability(p: &Prepared, cfg: &EvalConfig) -> Result<Availabilit
             "headline numbers use all inspected rows: they are biased towards the rules/models that chose the inspections (no usable random sample or propensities)".into(),
         );
     }
-    Ok(Availability { available, primary, notes })
+    Ok(Availability {
+        available,
+        primary,
+        notes,
+    })
 }
 
 pub(crate) fn check_input(scores: &[f64], rows: &EvalRows) -> Result<(), EvalError> {
     if scores.len() != rows.len() {
-        return Err(EvalError::LengthMismatch { what: "scores".into(), got: scores.len(), expected: rows.len() });
+        return Err(EvalError::LengthMismatch {
+            what: "scores".into(),
+            got: scores.len(),
+            expected: rows.len(),
+        });
     }
     rows.check()?;
     crate::core::check_scores(scores)
@@ -263,7 +294,10 @@ pub fn evaluate(input: &EvalInput, cfg: &EvalConfig) -> Result<EvaluationReport,
     check_input(&input.scores, &input.rows)?;
     let order = sort_order(&input.scores)?;
     let mut report = evaluate_sorted(&input.model, &input.scores, &input.rows, &order, cfg)?;
-    let mut drift = DriftReport { flag: cfg.psi_flag, ..DriftReport::default() };
+    let mut drift = DriftReport {
+        flag: cfg.psi_flag,
+        ..DriftReport::default()
+    };
     if let Some(r) = &input.reference_scores {
         crate::core::check_scores(r)?;
         drift.score = Some(score_psi(r, &input.scores, cfg.psi_bins, cfg.psi_flag)?);
@@ -271,10 +305,19 @@ pub fn evaluate(input: &EvalInput, cfg: &EvalConfig) -> Result<EvaluationReport,
     for f in &input.features {
         drift.features.push(feature_psi(f, cfg.psi_flag)?);
     }
-    let flagged: Vec<&str> =
-        drift.score.iter().chain(drift.features.iter()).filter(|r| r.flagged).map(|r| r.name.as_str()).collect();
+    let flagged: Vec<&str> = drift
+        .score
+        .iter()
+        .chain(drift.features.iter())
+        .filter(|r| r.flagged)
+        .map(|r| r.name.as_str())
+        .collect();
     if !flagged.is_empty() {
-        report.notes.push(format!("drift flagged (PSI >= {}): {}", cfg.psi_flag, flagged.join(", ")));
+        report.notes.push(format!(
+            "drift flagged (PSI >= {}): {}",
+            cfg.psi_flag,
+            flagged.join(", ")
+        ));
     }
     report.drift = drift;
     Ok(report)
@@ -320,12 +363,24 @@ pub(crate) fn evaluate_sorted(
     let sorted_rows = permute_rows(rows, order);
     let ident: Vec<u32> = (0..order.len() as u32).collect();
     let ps = Prepared::new(&sorted_scores, &sorted_rows);
-    let estimators: Vec<EstimatorReport> =
-        av.available.iter().map(|&e| estimator_report(&ps, e, &ident, &settings)).collect();
+    let estimators: Vec<EstimatorReport> = av
+        .available
+        .iter()
+        .map(|&e| estimator_report(&ps, e, &ident, &settings))
+        .collect();
 
     let by_period = rows.period.as_ref().map(|period| {
         let (name, keys) = period_keys(period);
-        breakdown(&p, &name, &keys, None, order, av.primary, cfg.headline_budget, cfg.confidence)
+        breakdown(
+            &p,
+            &name,
+            &keys,
+            None,
+            order,
+            av.primary,
+            cfg.headline_budget,
+            cfg.confidence,
+        )
     });
     let mut by_segment = Vec::new();
     for s in &rows.segments {
@@ -349,16 +404,23 @@ pub(crate) fn evaluate_sorted(
         n_positive: r.label.iter().filter(|l| **l == Some(true)).count(),
         n_inspected: r.inspected.iter().filter(|&&b| b).count(),
         n_random_labelled: (0..r.len())
-            .filter(|&i| r.label[i].is_some() && r.selection[i] == Some(crate::rows::SelectionKind::Random))
+            .filter(|&i| {
+                r.label[i].is_some() && r.selection[i] == Some(crate::rows::SelectionKind::Random)
+            })
             .count(),
-        n_with_propensity: (0..r.len()).filter(|&i| r.label[i].is_some() && r.propensity[i].is_some()).count(),
+        n_with_propensity: (0..r.len())
+            .filter(|&i| r.label[i].is_some() && r.propensity[i].is_some())
+            .count(),
         fully_labelled: p.fully_labelled,
         primary_estimator: av.primary,
         config: cfg.clone(),
         estimators,
         by_period,
         by_segment,
-        drift: DriftReport { flag: cfg.psi_flag, ..DriftReport::default() },
+        drift: DriftReport {
+            flag: cfg.psi_flag,
+            ..DriftReport::default()
+        },
         notes: av.notes,
         generator: format!("cr-eval {}", env!("CARGO_PKG_VERSION")),
     })

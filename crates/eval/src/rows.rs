@@ -45,7 +45,11 @@ pub enum Estimator {
 }
 
 impl Estimator {
-    pub const ALL: [Estimator; 3] = [Estimator::Inspected, Estimator::RandomSample, Estimator::Ipw];
+    pub const ALL: [Estimator; 3] = [
+        Estimator::Inspected,
+        Estimator::RandomSample,
+        Estimator::Ipw,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,12 +157,20 @@ impl EvalRows {
         ];
         for (what, got) in lens {
             if got != n {
-                return Err(EvalError::LengthMismatch { what: what.into(), got, expected: n });
+                return Err(EvalError::LengthMismatch {
+                    what: what.into(),
+                    got,
+                    expected: n,
+                });
             }
         }
         if let Some(p) = &self.period {
             if p.len() != n {
-                return Err(EvalError::LengthMismatch { what: "period".into(), got: p.len(), expected: n });
+                return Err(EvalError::LengthMismatch {
+                    what: "period".into(),
+                    got: p.len(),
+                    expected: n,
+                });
             }
         }
         for s in &self.segments {

@@ -58,7 +58,12 @@ pub fn norm_ppf(p: f64) -> f64 {
         4.374664141464968e0,
         2.938163982698783e0,
     ];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996e0, 3.754408661907416e0];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996e0,
+        3.754408661907416e0,
+    ];
     const P_LOW: f64 = 0.02425;
     let mut x = if p < P_LOW {
         let q = (-2.0 * p.ln()).sqrt();
@@ -77,7 +82,11 @@ pub fn norm_ppf(p: f64) -> f64 {
     // Halley refinement. In the upper half work with the survival function so that the
     // residual keeps its precision.
     for _ in 0..3 {
-        let e = if x > 0.0 { -(norm_sf(x) - (1.0 - p)) } else { norm_cdf(x) - p };
+        let e = if x > 0.0 {
+            -(norm_sf(x) - (1.0 - p))
+        } else {
+            norm_cdf(x) - p
+        };
         let u = e * (2.0 * PI).sqrt() * (x * x / 2.0).exp();
         let step = u / (1.0 + x * u / 2.0);
         if !step.is_finite() {
@@ -104,8 +113,16 @@ pub fn wilson(successes: f64, n: f64, z: f64) -> Option<(f64, f64)> {
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).max(0.0).sqrt();
     // exact ends at 0 and n successes (the formula gives them up to rounding)
-    let lo = if successes <= 0.0 { 0.0 } else { (centre - half).max(0.0) };
-    let hi = if successes >= n { 1.0 } else { (centre + half).min(1.0) };
+    let lo = if successes <= 0.0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if successes >= n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
     Some((lo, hi))
 }
 
@@ -128,10 +145,28 @@ mod tests {
 
     #[test]
     fn ppf_inverts_cdf() {
-        for &p in &[1e-12, 1e-6, 0.01, 0.025, 0.3, 0.5, 0.77, 0.975, 0.999, 1.0 - 1e-9] {
+        for &p in &[
+            1e-12,
+            1e-6,
+            0.01,
+            0.025,
+            0.3,
+            0.5,
+            0.77,
+            0.975,
+            0.999,
+            1.0 - 1e-9,
+        ] {
             let x = norm_ppf(p);
-            let back = if x > 0.0 { 1.0 - norm_sf(x) } else { norm_cdf(x) };
-            assert!((back - p).abs() <= 1e-15 + 1e-12 * p, "p={p} x={x} back={back}");
+            let back = if x > 0.0 {
+                1.0 - norm_sf(x)
+            } else {
+                norm_cdf(x)
+            };
+            assert!(
+                (back - p).abs() <= 1e-15 + 1e-12 * p,
+                "p={p} x={x} back={back}"
+            );
         }
         // Known value: Φ⁻¹(0.975) = 1.959963984540054 (Abramowitz & Stegun tables).
         assert!((z_for(0.95) - 1.959963984540054).abs() < 1e-13);

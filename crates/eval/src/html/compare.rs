@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use super::eval::{axis_top, calibration_series, gains_series, month_series, pr_series, roc_series};
+use super::eval::{
+    axis_top, calibration_series, gains_series, month_series, pr_series, roc_series,
+};
 use super::svg::{bar_chart, line_chart, Axis, Bar, Legend, LineChart, Series, PALETTE};
 use super::{esc, notes, num, page, pct, DEFINITIONS};
 use crate::compare::{ComparisonReport, Diff};
@@ -14,7 +16,11 @@ fn diff_pp(d: &Option<Diff>) -> String {
             d.diff * 100.0,
             d.ci_low * 100.0,
             d.ci_high * 100.0,
-            if d.significant() { " <span class=\"ok\">●</span>" } else { "" }
+            if d.significant() {
+                " <span class=\"ok\">●</span>"
+            } else {
+                ""
+            }
         ),
         None => "—".into(),
     }
@@ -22,7 +28,10 @@ fn diff_pp(d: &Option<Diff>) -> String {
 
 fn pair_vals(d: &Option<Diff>) -> (String, String) {
     match d {
-        Some(d) => (format!("{:.1} %", d.baseline * 100.0), format!("{:.1} %", d.challenger * 100.0)),
+        Some(d) => (
+            format!("{:.1} %", d.baseline * 100.0),
+            format!("{:.1} %", d.challenger * 100.0),
+        ),
         None => ("—".into(), "—".into()),
     }
 }
@@ -57,7 +66,14 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
     o.push_str("</tr>");
     for ev in &r.evaluations {
         if let Some(e) = ev.primary() {
-            let _ = write!(o, "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>", esc(&ev.model), super::est_name(e), num(&e.roc_auc, 3), num(&e.average_precision, 3));
+            let _ = write!(
+                o,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
+                esc(&ev.model),
+                super::est_name(e),
+                num(&e.roc_auc, 3),
+                num(&e.average_precision, 3)
+            );
             for b in &e.budgets {
                 let _ = write!(o, "<td>{}</td>", pct(&b.precision));
             }
@@ -67,7 +83,14 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
     o.push_str("</table>");
 
     for p in &r.pairs {
-        let _ = write!(o, "<h2>{} vs {} <span class=\"sub\">(differences: {} − {})</span></h2>", esc(&p.challenger), esc(&p.baseline), esc(&p.challenger), esc(&p.baseline));
+        let _ = write!(
+            o,
+            "<h2>{} vs {} <span class=\"sub\">(differences: {} − {})</span></h2>",
+            esc(&p.challenger),
+            esc(&p.baseline),
+            esc(&p.challenger),
+            esc(&p.baseline)
+        );
         for pe in &p.by_estimator {
             let _ = write!(
                 o,
@@ -142,7 +165,10 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             title: format!("Cumulative gains ({est})"),
             x: Axis::new("share of declarations inspected", 0.0, 1.0).pct(),
             y: Axis::new("share of seizures caught", 0.0, 1.0).pct(),
-            series: prim.iter().map(|&(i, e, m)| gains_series(e, m, color(i), false)).collect(),
+            series: prim
+                .iter()
+                .map(|&(i, e, m)| gains_series(e, m, color(i), false))
+                .collect(),
             diagonal: Some("random order".into()),
             id: "chart-gains".into(),
         },
@@ -153,7 +179,10 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             title: format!("Precision–recall ({est})"),
             x: Axis::new("recall", 0.0, 1.0),
             y: Axis::new("precision (hit rate)", 0.0, 1.0),
-            series: prim.iter().map(|&(i, e, m)| pr_series(e, m, color(i))).collect(),
+            series: prim
+                .iter()
+                .map(|&(i, e, m)| pr_series(e, m, color(i)))
+                .collect(),
             diagonal: None,
             id: "chart-pr".into(),
         },
@@ -164,7 +193,10 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             title: format!("ROC curve ({est})"),
             x: Axis::new("false positive rate", 0.0, 1.0),
             y: Axis::new("true positive rate", 0.0, 1.0),
-            series: prim.iter().map(|&(i, e, m)| roc_series(e, m, color(i))).collect(),
+            series: prim
+                .iter()
+                .map(|&(i, e, m)| roc_series(e, m, color(i)))
+                .collect(),
             diagonal: Some("chance".into()),
             id: "chart-roc".into(),
         },
@@ -195,10 +227,17 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
         .evaluations
         .iter()
         .enumerate()
-        .filter_map(|(i, ev)| ev.by_period.as_ref().map(|b| month_series(b, &ev.model, color(i))))
+        .filter_map(|(i, ev)| {
+            ev.by_period
+                .as_ref()
+                .map(|b| month_series(b, &ev.model, color(i)))
+        })
         .collect();
     if let Some(b) = r.evaluations.first().and_then(|e| e.by_period.as_ref()) {
-        let top = months.iter().flat_map(|s| s.band.iter().map(|x| x.2)).fold(0.01f64, f64::max);
+        let top = months
+            .iter()
+            .flat_map(|s| s.band.iter().map(|x| x.2))
+            .fold(0.01f64, f64::max);
         let cats: Vec<String> = b.groups.iter().map(|g| g.key.clone()).collect();
         let mut x = Axis::new(&b.name, -0.5, cats.len() as f64 - 0.5);
         x.categories = Some(cats);
@@ -221,7 +260,11 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
             for b in &pe.budgets {
                 if let Some(d) = &b.precision {
                     bars.push(Bar {
-                        label: if r.pairs.len() > 1 { format!("{} @ {}", p.challenger, b.budget.label()) } else { b.budget.label() },
+                        label: if r.pairs.len() > 1 {
+                            format!("{} @ {}", p.challenger, b.budget.label())
+                        } else {
+                            b.budget.label()
+                        },
                         value: d.diff * 100.0,
                         color: color(j + 1).into(),
                         interval: Some((d.ci_low * 100.0, d.ci_high * 100.0)),
@@ -231,8 +274,14 @@ pub fn render_comparison_html(r: &ComparisonReport) -> String {
         }
     }
     if !bars.is_empty() {
-        let lo = bars.iter().map(|b| b.interval.map_or(b.value, |i| i.0)).fold(0.0f64, f64::min);
-        let hi = bars.iter().map(|b| b.interval.map_or(b.value, |i| i.1)).fold(0.0f64, f64::max);
+        let lo = bars
+            .iter()
+            .map(|b| b.interval.map_or(b.value, |i| i.0))
+            .fold(0.0f64, f64::min);
+        let hi = bars
+            .iter()
+            .map(|b| b.interval.map_or(b.value, |i| i.1))
+            .fold(0.0f64, f64::max);
         let (lo, hi) = (-axis_top(-lo.min(-0.1)), axis_top(hi.max(0.1)));
         o.push_str(&bar_chart(
             "chart-diff",

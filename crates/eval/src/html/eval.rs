@@ -19,12 +19,28 @@ pub(crate) fn gains_series(r: &EstimatorReport, name: &str, color: &str, dashed:
     if points.len() == 1 {
         points.clear();
     }
-    Series { name: name.into(), points, color: color.into(), dashed, ..Series::default() }
+    Series {
+        name: name.into(),
+        points,
+        color: color.into(),
+        dashed,
+        ..Series::default()
+    }
 }
 
 pub(crate) fn lift_series(r: &EstimatorReport, name: &str, color: &str, max_rate: f64) -> Series {
-    let points = r.gains.iter().filter(|g| g.rate <= max_rate + 1e-12).filter_map(|g| g.lift.map(|l| (g.rate, l))).collect();
-    Series { name: name.into(), points, color: color.into(), ..Series::default() }
+    let points = r
+        .gains
+        .iter()
+        .filter(|g| g.rate <= max_rate + 1e-12)
+        .filter_map(|g| g.lift.map(|l| (g.rate, l)))
+        .collect();
+    Series {
+        name: name.into(),
+        points,
+        color: color.into(),
+        ..Series::default()
+    }
 }
 
 pub(crate) fn roc_series(r: &EstimatorReport, name: &str, color: &str) -> Series {
@@ -33,12 +49,22 @@ pub(crate) fn roc_series(r: &EstimatorReport, name: &str, color: &str) -> Series
     if points.len() == 1 {
         points.clear();
     }
-    Series { name: name.into(), points, color: color.into(), ..Series::default() }
+    Series {
+        name: name.into(),
+        points,
+        color: color.into(),
+        ..Series::default()
+    }
 }
 
 pub(crate) fn pr_series(r: &EstimatorReport, name: &str, color: &str) -> Series {
     let points = r.pr_curve.iter().map(|p| (p.recall, p.precision)).collect();
-    Series { name: name.into(), points, color: color.into(), ..Series::default() }
+    Series {
+        name: name.into(),
+        points,
+        color: color.into(),
+        ..Series::default()
+    }
 }
 
 pub(crate) fn calibration_series(r: &EstimatorReport, name: &str, color: &str) -> (Series, f64) {
@@ -50,11 +76,25 @@ pub(crate) fn calibration_series(r: &EstimatorReport, name: &str, color: &str) -
         .filter_map(|b| Some((b.mean_predicted?, b.fraction_positive?)))
         .inspect(|&(x, y)| top = top.max(x).max(y))
         .collect();
-    (Series { name: name.into(), points, color: color.into(), markers: true, ..Series::default() }, top)
+    (
+        Series {
+            name: name.into(),
+            points,
+            color: color.into(),
+            markers: true,
+            ..Series::default()
+        },
+        top,
+    )
 }
 
 pub(crate) fn month_series(b: &Breakdown, name: &str, color: &str) -> Series {
-    let mut s = Series { name: name.into(), color: color.into(), markers: true, ..Series::default() };
+    let mut s = Series {
+        name: name.into(),
+        color: color.into(),
+        markers: true,
+        ..Series::default()
+    };
     for (i, g) in b.groups.iter().enumerate() {
         if let Some(p) = &g.precision {
             s.points.push((i as f64, p.value));
@@ -156,7 +196,11 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
     );
     notes(&mut o, &r.notes);
     for e in &r.estimators {
-        let tagged: Vec<String> = e.notes.iter().map(|n| format!("{}: {}", e.estimator.title(), n)).collect();
+        let tagged: Vec<String> = e
+            .notes
+            .iter()
+            .map(|n| format!("{}: {}", e.estimator.title(), n))
+            .collect();
         notes(&mut o, &tagged);
     }
     o.push_str("<h2>Summary</h2>");
@@ -167,11 +211,25 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
     o.push_str("<h2>Plots</h2><div class=\"grid\">");
     let primary = r.primary();
     // gains
-    let mut series: Vec<Series> =
-        r.estimators.iter().map(|e| gains_series(e, e.estimator.title(), color_of(e.estimator), false)).collect();
+    let mut series: Vec<Series> = r
+        .estimators
+        .iter()
+        .map(|e| gains_series(e, e.estimator.title(), color_of(e.estimator), false))
+        .collect();
     if let Some(p) = primary {
-        let mut rev = Series { name: format!("revenue ({})", p.estimator.title()), color: "#555".into(), dashed: true, ..Series::default() };
-        rev.points = std::iter::once((0.0, 0.0)).chain(p.gains.iter().filter_map(|g| g.revenue_share.map(|y| (g.rate, y)))).collect();
+        let mut rev = Series {
+            name: format!("revenue ({})", p.estimator.title()),
+            color: "#555".into(),
+            dashed: true,
+            ..Series::default()
+        };
+        rev.points = std::iter::once((0.0, 0.0))
+            .chain(
+                p.gains
+                    .iter()
+                    .filter_map(|g| g.revenue_share.map(|y| (g.rate, y))),
+            )
+            .collect();
         if rev.points.len() > 1 {
             series.push(rev);
         }
@@ -189,11 +247,23 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
     ));
     // lift
     let max_rate = 0.2;
-    let series: Vec<Series> =
-        r.estimators.iter().map(|e| lift_series(e, e.estimator.title(), color_of(e.estimator), max_rate)).collect();
-    let top = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(1.0f64, f64::max);
+    let series: Vec<Series> = r
+        .estimators
+        .iter()
+        .map(|e| lift_series(e, e.estimator.title(), color_of(e.estimator), max_rate))
+        .collect();
+    let top = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max);
     let mut series = series;
-    series.push(Series { name: "no model (lift 1)".into(), points: vec![(0.0, 1.0), (max_rate, 1.0)], color: "#999".into(), dashed: true, ..Series::default() });
+    series.push(Series {
+        name: "no model (lift 1)".into(),
+        points: vec![(0.0, 1.0), (max_rate, 1.0)],
+        color: "#999".into(),
+        dashed: true,
+        ..Series::default()
+    });
     o.push_str(&line_chart(
         &LineChart {
             title: "Lift (hit rate ÷ overall fraud rate)".into(),
@@ -206,10 +276,19 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
         Legend::TopRight,
     ));
     // PR
-    let mut series: Vec<Series> =
-        r.estimators.iter().map(|e| pr_series(e, e.estimator.title(), color_of(e.estimator))).collect();
+    let mut series: Vec<Series> = r
+        .estimators
+        .iter()
+        .map(|e| pr_series(e, e.estimator.title(), color_of(e.estimator)))
+        .collect();
     if let Some(prev) = primary.and_then(|p| p.prevalence) {
-        series.push(Series { name: "fraud rate (no skill)".into(), points: vec![(0.0, prev.value), (1.0, prev.value)], color: "#999".into(), dashed: true, ..Series::default() });
+        series.push(Series {
+            name: "fraud rate (no skill)".into(),
+            points: vec![(0.0, prev.value), (1.0, prev.value)],
+            color: "#999".into(),
+            dashed: true,
+            ..Series::default()
+        });
     }
     o.push_str(&line_chart(
         &LineChart {
@@ -223,7 +302,11 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
         Legend::TopRight,
     ));
     // ROC
-    let series = r.estimators.iter().map(|e| roc_series(e, e.estimator.title(), color_of(e.estimator))).collect();
+    let series = r
+        .estimators
+        .iter()
+        .map(|e| roc_series(e, e.estimator.title(), color_of(e.estimator)))
+        .collect();
     o.push_str(&line_chart(
         &LineChart {
             title: "ROC curve".into(),
@@ -260,8 +343,17 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
     ));
     // hit rate by period
     if let Some(b) = &r.by_period {
-        let s = month_series(b, &format!("hit rate at {} ({})", b.budget.label(), b.estimator.title()), color_of(b.estimator));
-        let top = s.band.iter().map(|x| x.2).chain(s.points.iter().map(|p| p.1)).fold(0.01f64, f64::max);
+        let s = month_series(
+            b,
+            &format!("hit rate at {} ({})", b.budget.label(), b.estimator.title()),
+            color_of(b.estimator),
+        );
+        let top = s
+            .band
+            .iter()
+            .map(|x| x.2)
+            .chain(s.points.iter().map(|p| p.1))
+            .fold(0.01f64, f64::max);
         let cats: Vec<String> = b.groups.iter().map(|g| g.key.clone()).collect();
         let mut x = Axis::new(&b.name, -0.5, cats.len() as f64 - 0.5);
         x.categories = Some(cats);
@@ -278,7 +370,12 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
         ));
     }
     // drift
-    let psis: Vec<&crate::drift::PsiResult> = r.drift.score.iter().chain(r.drift.features.iter()).collect();
+    let psis: Vec<&crate::drift::PsiResult> = r
+        .drift
+        .score
+        .iter()
+        .chain(r.drift.features.iter())
+        .collect();
     if !psis.is_empty() {
         let bars: Vec<Bar> = psis
             .iter()
@@ -293,7 +390,10 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
                 interval: None,
             })
             .collect();
-        let top = psis.iter().map(|p| p.psi).fold(r.drift.flag * 1.25, f64::max);
+        let top = psis
+            .iter()
+            .map(|p| p.psi)
+            .fold(r.drift.flag * 1.25, f64::max);
         o.push_str(&bar_chart(
             "chart-drift",
             "Drift: population stability index",
@@ -301,8 +401,16 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
             "feature",
             &bars,
             &[
-                Threshold { value: 0.1, label: "0.1 moderate".into(), color: "#ff7f0e".into() },
-                Threshold { value: r.drift.flag, label: format!("{} flag", r.drift.flag), color: "#d62728".into() },
+                Threshold {
+                    value: 0.1,
+                    label: "0.1 moderate".into(),
+                    color: "#ff7f0e".into(),
+                },
+                Threshold {
+                    value: r.drift.flag,
+                    label: format!("{} flag", r.drift.flag),
+                    color: "#d62728".into(),
+                },
             ],
         ));
     }
@@ -333,4 +441,3 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
     let _ = write!(o, "<footer><p>{DEFINITIONS}</p></footer>");
     page(&format!("Evaluation: {}", r.model), &o)
 }
-

@@ -52,7 +52,10 @@ pub(crate) fn page(title: &str, body: &str) -> String {
 /// `0.812 [0.790, 0.834]`
 pub(crate) fn num(e: &Option<Estimate>, dec: usize) -> String {
     match e {
-        Some(e) => format!("{:.dec$} <span class=\"ci\">[{:.dec$}, {:.dec$}]</span>", e.value, e.ci_low, e.ci_high),
+        Some(e) => format!(
+            "{:.dec$} <span class=\"ci\">[{:.dec$}, {:.dec$}]</span>",
+            e.value, e.ci_low, e.ci_high
+        ),
         None => "—".into(),
     }
 }
@@ -72,7 +75,10 @@ pub(crate) fn pct(e: &Option<Estimate>) -> String {
 
 pub(crate) fn est_name(r: &EstimatorReport) -> String {
     if r.biased {
-        format!("{} <span class=\"biased\">(biased)</span>", esc(r.estimator.title()))
+        format!(
+            "{} <span class=\"biased\">(biased)</span>",
+            esc(r.estimator.title())
+        )
     } else {
         esc(r.estimator.title())
     }

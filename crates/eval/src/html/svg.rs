@@ -6,7 +6,9 @@ use std::fmt::Write;
 
 use super::esc;
 
-pub const PALETTE: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+pub const PALETTE: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
 
 const W: f64 = 560.0;
 const H: f64 = 360.0;
@@ -28,7 +30,13 @@ pub struct Axis {
 
 impl Axis {
     pub fn new(label: &str, min: f64, max: f64) -> Axis {
-        Axis { label: label.into(), min, max, percent: false, categories: None }
+        Axis {
+            label: label.into(),
+            min,
+            max,
+            percent: false,
+            categories: None,
+        }
     }
     pub fn pct(mut self) -> Axis {
         self.percent = true;
@@ -93,13 +101,23 @@ fn ticks(min: f64, max: f64) -> Vec<f64> {
 }
 
 fn fmt_tick(v: f64, percent: bool, step: f64) -> String {
-    let (v, step) = if percent { (v * 100.0, step * 100.0) } else { (v, step) };
+    let (v, step) = if percent {
+        (v * 100.0, step * 100.0)
+    } else {
+        (v, step)
+    };
     let mut dec = 0usize;
-    while dec < 6 && ((step * 10f64.powi(dec as i32)).round() - step * 10f64.powi(dec as i32)).abs() > 1e-6 {
+    while dec < 6
+        && ((step * 10f64.powi(dec as i32)).round() - step * 10f64.powi(dec as i32)).abs() > 1e-6
+    {
         dec += 1;
     }
     let s = format!("{v:.dec$}", dec = dec.min(6));
-    if percent { format!("{s}%") } else { s }
+    if percent {
+        format!("{s}%")
+    } else {
+        s
+    }
 }
 
 struct Frame {
@@ -111,11 +129,19 @@ struct Frame {
 
 impl Frame {
     fn px(&self, x: f64) -> f64 {
-        let t = if self.x1 > self.x0 { (x - self.x0) / (self.x1 - self.x0) } else { 0.5 };
+        let t = if self.x1 > self.x0 {
+            (x - self.x0) / (self.x1 - self.x0)
+        } else {
+            0.5
+        };
         ML + t.clamp(-0.02, 1.02) * (W - ML - MR)
     }
     fn py(&self, y: f64) -> f64 {
-        let t = if self.y1 > self.y0 { (y - self.y0) / (self.y1 - self.y0) } else { 0.5 };
+        let t = if self.y1 > self.y0 {
+            (y - self.y0) / (self.y1 - self.y0)
+        } else {
+            0.5
+        };
         H - MB - t.clamp(-0.02, 1.02) * (H - MT - MB)
     }
 }
@@ -159,7 +185,8 @@ fn axes(out: &mut String, f: &Frame, x: &Axis, y: &Axis) {
         Some(cats) => {
             let every = (cats.len() / 12).max(1);
             let room = (W - ML - MR) / cats.len().max(1) as f64;
-            let horizontal = cats.iter().all(|c| c.chars().count() as f64 * 6.0 <= room) || room >= 90.0;
+            let horizontal =
+                cats.iter().all(|c| c.chars().count() as f64 * 6.0 <= room) || room >= 90.0;
             for (i, c) in cats.iter().enumerate() {
                 if i % every != 0 {
                     continue;
@@ -224,14 +251,35 @@ fn legend(out: &mut String, items: &[(String, String, bool)], pos: Legend) {
     if items.is_empty() {
         return;
     }
-    let width = items.iter().map(|(n, _, _)| n.chars().count()).max().unwrap_or(4) as f64 * 6.4 + 34.0;
+    let width = items
+        .iter()
+        .map(|(n, _, _)| n.chars().count())
+        .max()
+        .unwrap_or(4) as f64
+        * 6.4
+        + 34.0;
     let h = items.len() as f64 * 17.0 + 6.0;
-    let x = if pos == Legend::TopLeft { ML + 8.0 } else { W - MR - width - 6.0 };
-    let y = if pos == Legend::BottomRight { H - MB - h - 8.0 } else { MT + 6.0 };
-    let _ = write!(out, r##"<g class="legend"><rect x="{x}" y="{y}" width="{width:.0}" height="{h}" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>"##);
+    let x = if pos == Legend::TopLeft {
+        ML + 8.0
+    } else {
+        W - MR - width - 6.0
+    };
+    let y = if pos == Legend::BottomRight {
+        H - MB - h - 8.0
+    } else {
+        MT + 6.0
+    };
+    let _ = write!(
+        out,
+        r##"<g class="legend"><rect x="{x}" y="{y}" width="{width:.0}" height="{h}" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>"##
+    );
     for (i, (name, color, dashed)) in items.iter().enumerate() {
         let ly = y + 14.0 + i as f64 * 17.0;
-        let dash = if *dashed { r#" stroke-dasharray="5 3""# } else { "" };
+        let dash = if *dashed {
+            r#" stroke-dasharray="5 3""#
+        } else {
+            ""
+        };
         let _ = write!(
             out,
             r##"<line x1="{a}" x2="{b}" y1="{yy}" y2="{yy}" stroke="{c}" stroke-width="2.5"{dash}/><text x="{tx}" y="{ty}" font-size="11">{n}</text>"##,
@@ -251,7 +299,12 @@ fn legend(out: &mut String, items: &[(String, String, bool)], pos: Legend) {
 pub fn line_chart(c: &LineChart, legend_pos: Legend) -> String {
     let mut out = String::new();
     open_svg(&mut out, &c.id, &c.title);
-    let f = Frame { x0: c.x.min, x1: c.x.max, y0: c.y.min, y1: c.y.max };
+    let f = Frame {
+        x0: c.x.min,
+        x1: c.x.max,
+        y0: c.y.min,
+        y1: c.y.max,
+    };
     axes(&mut out, &f, &c.x, &c.y);
     let mut items = Vec::new();
     if let Some(name) = &c.diagonal {
@@ -277,19 +330,37 @@ pub fn line_chart(c: &LineChart, legend_pos: Legend) -> String {
         if s.band.len() >= 2 {
             let mut d = String::new();
             for (i, &(x, _, hi)) in s.band.iter().enumerate() {
-                let _ = write!(d, "{}{:.1},{:.1} ", if i == 0 { "M" } else { "L" }, f.px(x), f.py(hi));
+                let _ = write!(
+                    d,
+                    "{}{:.1},{:.1} ",
+                    if i == 0 { "M" } else { "L" },
+                    f.px(x),
+                    f.py(hi)
+                );
             }
             for &(x, lo, _) in s.band.iter().rev() {
                 let _ = write!(d, "L{:.1},{:.1} ", f.px(x), f.py(lo));
             }
             d.push('Z');
-            let _ = write!(out, r##"<path class="band" d="{d}" fill="{}" fill-opacity="0.15" stroke="none"/>"##, esc(&s.color));
+            let _ = write!(
+                out,
+                r##"<path class="band" d="{d}" fill="{}" fill-opacity="0.15" stroke="none"/>"##,
+                esc(&s.color)
+            );
         }
         if s.points.is_empty() {
             continue;
         }
-        let pts: Vec<String> = s.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y))).collect();
-        let dash = if s.dashed { r#" stroke-dasharray="6 3""# } else { "" };
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y)))
+            .collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 3""#
+        } else {
+            ""
+        };
         let _ = write!(
             out,
             r##"<polyline class="series" data-series="{n}" points="{p}" fill="none" stroke="{c}" stroke-width="2" stroke-linejoin="round"{dash}><title>{n}</title></polyline>"##,
@@ -339,20 +410,42 @@ pub struct Threshold {
 }
 
 /// Vertical bars, categorical x axis.
-pub fn bar_chart(id: &str, title: &str, y: &Axis, x_label: &str, bars: &[Bar], thresholds: &[Threshold]) -> String {
+pub fn bar_chart(
+    id: &str,
+    title: &str,
+    y: &Axis,
+    x_label: &str,
+    bars: &[Bar],
+    thresholds: &[Threshold],
+) -> String {
     let mut out = String::new();
     open_svg(&mut out, id, title);
     let cats: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     let n = bars.len().max(1) as f64;
-    let xa = Axis { label: x_label.into(), min: -0.6, max: n - 0.4, percent: false, categories: Some(cats) };
-    let f = Frame { x0: xa.min, x1: xa.max, y0: y.min, y1: y.max };
+    let xa = Axis {
+        label: x_label.into(),
+        min: -0.6,
+        max: n - 0.4,
+        percent: false,
+        categories: Some(cats),
+    };
+    let f = Frame {
+        x0: xa.min,
+        x1: xa.max,
+        y0: y.min,
+        y1: y.max,
+    };
     axes(&mut out, &f, &xa, y);
     let bw = ((W - ML - MR) / n * 0.6).min(60.0);
     for b in bars {
         let i = cats_index(bars, b);
         let cx = f.px(i as f64);
         let (ya, yb) = (f.py(0.0f64.clamp(y.min, y.max)), f.py(b.value));
-        let (top, h) = if yb < ya { (yb, ya - yb) } else { (ya, yb - ya) };
+        let (top, h) = if yb < ya {
+            (yb, ya - yb)
+        } else {
+            (ya, yb - ya)
+        };
         let _ = write!(
             out,
             r##"<rect class="bar" x="{:.1}" y="{top:.1}" width="{bw:.1}" height="{h:.1}" fill="{c}"><title>{l}: {v:.4}</title></rect>"##,

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cr_eval::{compare, evaluate, render_comparison_html, render_evaluation_html, EvalConfig, EvalInput, FeatureDriftInput};
+use cr_eval::{
+    compare, evaluate, render_comparison_html, render_evaluation_html, EvalConfig, EvalInput,
+    FeatureDriftInput,
+};
 use serde_json::json;
 
 use crate::common::{python, world};
@@ -41,7 +44,10 @@ fn run_chromium(profile: &Path, extra: &[String], url: &str, limit: Duration) ->
             "--disable-sync",
             "--hide-scrollbars",
         ])
-        .arg(format!("--user-data-dir={}", profile.join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.join("profile").display()
+        ))
         .args(extra)
         .arg(url)
         .stdin(Stdio::null())
@@ -73,13 +79,23 @@ fn count(h: &str, pat: &str) -> usize {
 
 fn check_dom(dom: &str, ids: &[&str]) {
     for id in ids {
-        assert!(dom.contains(&format!("id=\"{id}\"")), "chart {id} missing from rendered DOM");
+        assert!(
+            dom.contains(&format!("id=\"{id}\"")),
+            "chart {id} missing from rendered DOM"
+        );
     }
     let polylines = dom.split("<polyline").skip(1).filter(|s| {
-        let pts = s.split("points=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+        let pts = s
+            .split("points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
         pts.split_whitespace().count() >= 2
     });
-    assert!(polylines.count() >= 8, "too few polylines with points in the DOM");
+    assert!(
+        polylines.count() >= 8,
+        "too few polylines with points in the DOM"
+    );
     assert!(count(dom, "<svg") >= ids.len(), "svg elements missing");
     assert!(count(dom, "class=\"xlabel\"") >= ids.len() && count(dom, "class=\"legend\"") >= 3);
 }
@@ -110,7 +126,9 @@ print(json.dumps({"w": w, "h": h, "size": len(b), "colours": len(colours)}))
 fn reports_render_in_chromium() {
     let w = world(20_000, 4);
     let reference: Vec<f64> = w.score_a.iter().map(|s| s * 0.8).collect();
-    let feature: Vec<f64> = (0..w.truth.len()).map(|i| (i % 10) as f64 + if i % 3 == 0 { 2.0 } else { 0.0 }).collect();
+    let feature: Vec<f64> = (0..w.truth.len())
+        .map(|i| (i % 10) as f64 + if i % 3 == 0 { 2.0 } else { 0.0 })
+        .collect();
     let input = EvalInput {
         model: "gbdt-2024-09".into(),
         scores: w.score_a.clone(),
@@ -125,7 +143,10 @@ fn reports_render_in_chromium() {
     };
     let rep = evaluate(&input, &EvalConfig::default()).unwrap();
     let html = render_evaluation_html(&rep);
-    assert!(!html.contains("http://") || !html.contains("<script"), "no external resources");
+    assert!(
+        !html.contains("http://") || !html.contains("<script"),
+        "no external resources"
+    );
     assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src=\"http"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.html");
@@ -133,26 +154,81 @@ fn reports_render_in_chromium() {
     let url = format!("file://{}", path.display());
     let limit = Duration::from_secs(120);
 
-    let dom = String::from_utf8(run_chromium(dir.path(), &["--dump-dom".into()], &url, limit)).unwrap();
+    let dom = String::from_utf8(run_chromium(
+        dir.path(),
+        &["--dump-dom".into()],
+        &url,
+        limit,
+    ))
+    .unwrap();
     check_dom(
         &dom,
-        &["chart-gains", "chart-lift", "chart-pr", "chart-roc", "chart-calibration", "chart-by-period", "chart-drift"],
+        &[
+            "chart-gains",
+            "chart-lift",
+            "chart-pr",
+            "chart-roc",
+            "chart-calibration",
+            "chart-by-period",
+            "chart-drift",
+        ],
     );
     assert!(dom.contains("class=\"bar\""), "PSI bars missing");
 
     let shot = dir.path().join("shot.png");
-    run_chromium(dir.path(), &[format!("--screenshot={}", shot.display()), "--window-size=1280,2000".into()], &url, limit);
+    run_chromium(
+        dir.path(),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2000".into(),
+        ],
+        &url,
+        limit,
+    );
     let r = python(PNG_CHECK, &json!({"path": shot}));
     assert_eq!((r["w"].as_u64(), r["h"].as_u64()), (Some(1280), Some(2000)));
-    assert!(r["size"].as_u64().unwrap() > 50_000, "screenshot suspiciously small: {r}");
-    assert!(r["colours"].as_u64().unwrap() > 20, "screenshot looks blank: {r}");
+    assert!(
+        r["size"].as_u64().unwrap() > 50_000,
+        "screenshot suspiciously small: {r}"
+    );
+    assert!(
+        r["colours"].as_u64().unwrap() > 20,
+        "screenshot looks blank: {r}"
+    );
 
     // Comparison page.
-    let cfg = EvalConfig { bootstrap_reps: 100, ..EvalConfig::default() };
-    let cmp = compare(&[("rules-era".into(), w.score_a.clone()), ("retrained".into(), w.score_b.clone())], &w.rows, &cfg).unwrap();
+    let cfg = EvalConfig {
+        bootstrap_reps: 100,
+        ..EvalConfig::default()
+    };
+    let cmp = compare(
+        &[
+            ("rules-era".into(), w.score_a.clone()),
+            ("retrained".into(), w.score_b.clone()),
+        ],
+        &w.rows,
+        &cfg,
+    )
+    .unwrap();
     let cpath = dir.path().join("compare.html");
     std::fs::write(&cpath, render_comparison_html(&cmp)).unwrap();
-    let dom = String::from_utf8(run_chromium(dir.path(), &["--dump-dom".into()], &format!("file://{}", cpath.display()), limit)).unwrap();
-    check_dom(&dom, &["chart-gains", "chart-pr", "chart-roc", "chart-calibration", "chart-by-period", "chart-diff"]);
+    let dom = String::from_utf8(run_chromium(
+        dir.path(),
+        &["--dump-dom".into()],
+        &format!("file://{}", cpath.display()),
+        limit,
+    ))
+    .unwrap();
+    check_dom(
+        &dom,
+        &[
+            "chart-gains",
+            "chart-pr",
+            "chart-roc",
+            "chart-calibration",
+            "chart-by-period",
+            "chart-diff",
+        ],
+    );
     assert!(dom.contains("class=\"sentence\"") && dom.contains("seizures per 100 inspections"));
 }

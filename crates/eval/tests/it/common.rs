@@ -19,16 +19,32 @@ pub fn python(script: &str, input: &Value) -> Value {
     let out = Command::new("python3").arg(&src).arg(&inp).output().expect(
         "python3 not runnable: the reference checks need python3 with numpy, scipy and scikit-learn",
     );
-    assert!(out.status.success(), "python failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad python output ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bad python output ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 pub fn close(a: f64, b: f64, tol: f64, what: &str) {
-    assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}: ours {a} vs reference {b}");
+    assert!(
+        (a - b).abs() <= tol * (1.0 + b.abs()),
+        "{what}: ours {a} vs reference {b}"
+    );
 }
 
 pub fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
 }
 
 pub fn sigmoid(x: f64) -> f64 {
@@ -88,11 +104,25 @@ pub fn world(n: usize, seed: u64) -> World {
         };
         // P(inspected) = 1 for rule-flagged rows, else the 3 % sampling rate.
         rows.propensity[i] = inspected.then_some(if by_rule[i] { 1.0 } else { 0.03 });
-        rows.revenue[i] = inspected.then(|| if truth[i] { (7.0 + normal(&mut rng)).exp() } else { 0.0 });
+        rows.revenue[i] = inspected.then(|| {
+            if truth[i] {
+                (7.0 + normal(&mut rng)).exp()
+            } else {
+                0.0
+            }
+        });
         days.push(19_723 + (i * 365 / n) as i32); // 2024-01-01 onwards, one year
         office.push(offices[rng.random_range(0..offices.len())].to_string());
     }
     rows.period = Some(Period::DaysSinceEpoch(days));
-    rows.segments = vec![SegmentColumn { name: "office".into(), values: office }];
-    World { truth, score_a, score_b, rows }
+    rows.segments = vec![SegmentColumn {
+        name: "office".into(),
+        values: office,
+    }];
+    World {
+        truth,
+        score_a,
+        score_b,
+        rows,
+    }
 }

@@ -6,7 +6,7 @@
 //! for B c + b(1 − r/2) + a/2: difference (B − A) = (b − a)(1 − r)/2. True recall is
 //! r·precision / prevalence with prevalence c + (a + b)/2.
 
-use cr_eval::{compare, Budget, EvalConfig, EvalRows, Estimator};
+use cr_eval::{compare, Budget, Estimator, EvalConfig, EvalRows};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -15,7 +15,10 @@ fn paired_bootstrap_covers_true_difference() {
     let (a, b, c, r) = (0.30, 0.15, 0.05, 0.10);
     let true_prec_diff = (b - a) * (1.0 - r) / 2.0;
     let prev = c + (a + b) / 2.0;
-    let (pa, pb) = (c + a * (1.0 - r / 2.0) + b / 2.0, c + b * (1.0 - r / 2.0) + a / 2.0);
+    let (pa, pb) = (
+        c + a * (1.0 - r / 2.0) + b / 2.0,
+        c + b * (1.0 - r / 2.0) + a / 2.0,
+    );
     let true_recall_diff = r * (pb - pa) / prev;
     let (datasets, n) = (200, 2000);
     let mut cover_p = 0;
@@ -39,14 +42,31 @@ fn paired_bootstrap_covers_true_difference() {
             gains_rates: Some(vec![0.1]),
             ..EvalConfig::default()
         };
-        let rep = compare(&[("A".into(), sa), ("B".into(), sb)], &EvalRows::fully_labelled(&y), &cfg).unwrap();
-        let bd = &rep.pairs[0].estimator(Estimator::Inspected).unwrap().budgets[0];
+        let rep = compare(
+            &[("A".into(), sa), ("B".into(), sb)],
+            &EvalRows::fully_labelled(&y),
+            &cfg,
+        )
+        .unwrap();
+        let bd = &rep.pairs[0]
+            .estimator(Estimator::Inspected)
+            .unwrap()
+            .budgets[0];
         let p = bd.precision.unwrap();
         let rc = bd.recall.unwrap();
         cover_p += usize::from(p.ci_low <= true_prec_diff && true_prec_diff <= p.ci_high);
         cover_r += usize::from(rc.ci_low <= true_recall_diff && true_recall_diff <= rc.ci_high);
     }
-    let (cp, cr) = (cover_p as f64 / datasets as f64, cover_r as f64 / datasets as f64);
-    assert!((0.90..=0.99).contains(&cp), "precision@k difference coverage {cp}");
-    assert!((0.90..=0.99).contains(&cr), "recall@k difference coverage {cr}");
+    let (cp, cr) = (
+        cover_p as f64 / datasets as f64,
+        cover_r as f64 / datasets as f64,
+    );
+    assert!(
+        (0.90..=0.99).contains(&cp),
+        "precision@k difference coverage {cp}"
+    );
+    assert!(
+        (0.90..=0.99).contains(&cr),
+        "recall@k difference coverage {cr}"
+    );
 }

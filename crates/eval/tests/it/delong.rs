@@ -1,7 +1,7 @@
 //! DeLong test: a hand-computed example and an independent NumPy/SciPy implementation
 //! (midrank "fast DeLong" of Sun & Xu 2014).
 
-use cr_eval::{compare, delong_test, Budget, EvalConfig, EvalRows, Estimator};
+use cr_eval::{compare, delong_test, Budget, Estimator, EvalConfig, EvalRows};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -82,9 +82,22 @@ fn matches_python_fast_delong_with_ties() {
         close(t.ci_low, g("lo"), 1e-9, "ci low");
 
         // compare() reports the same test for fully labelled rows.
-        let cfg = EvalConfig { bootstrap_reps: 50, budgets: vec![Budget::Rate(0.1)], ..EvalConfig::default() };
-        let rep = compare(&[("a".into(), a.clone()), ("b".into(), b.clone())], &EvalRows::fully_labelled(&y), &cfg).unwrap();
-        let d = rep.pairs[0].estimator(Estimator::Inspected).unwrap().delong.unwrap();
+        let cfg = EvalConfig {
+            bootstrap_reps: 50,
+            budgets: vec![Budget::Rate(0.1)],
+            ..EvalConfig::default()
+        };
+        let rep = compare(
+            &[("a".into(), a.clone()), ("b".into(), b.clone())],
+            &EvalRows::fully_labelled(&y),
+            &cfg,
+        )
+        .unwrap();
+        let d = rep.pairs[0]
+            .estimator(Estimator::Inspected)
+            .unwrap()
+            .delong
+            .unwrap();
         close(d.p_value, g("p"), 1e-9, "compare p");
     }
 }

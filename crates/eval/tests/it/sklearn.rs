@@ -2,8 +2,8 @@
 //! the selection-aware estimators against the same formulas applied to the right subsets.
 
 use cr_eval::{
-    at_budgets, average_precision, brier_score, calibration, evaluate, log_loss, pr_curve, roc_auc, roc_curve, Budget,
-    EvalConfig, EvalError, EvalInput, Estimator,
+    at_budgets, average_precision, brier_score, calibration, evaluate, log_loss, pr_curve, roc_auc,
+    roc_curve, Budget, Estimator, EvalConfig, EvalError, EvalInput,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -77,7 +77,11 @@ struct Case {
 fn cases() -> Vec<Case> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut out = Vec::new();
-    let mut mk = |name, n: usize, f: &mut dyn FnMut(&mut ChaCha8Rng, usize) -> (f64, bool), weighted: bool, rng: &mut ChaCha8Rng| {
+    let mut mk = |name,
+                  n: usize,
+                  f: &mut dyn FnMut(&mut ChaCha8Rng, usize) -> (f64, bool),
+                  weighted: bool,
+                  rng: &mut ChaCha8Rng| {
         let mut scores = Vec::new();
         let mut labels = Vec::new();
         let mut revenue = Vec::new();
@@ -87,21 +91,127 @@ fn cases() -> Vec<Case> {
             labels.push(y);
             revenue.push(if y { rng.random::<f64>() * 1000.0 } else { 0.0 });
         }
-        let weights = weighted.then(|| (0..n).map(|i| if i % 7 == 3 { 0.0 } else { 0.2 + 5.0 * rng.random::<f64>() }).collect());
-        out.push(Case { name, scores, labels, weights, revenue });
+        let weights = weighted.then(|| {
+            (0..n)
+                .map(|i| {
+                    if i % 7 == 3 {
+                        0.0
+                    } else {
+                        0.2 + 5.0 * rng.random::<f64>()
+                    }
+                })
+                .collect()
+        });
+        out.push(Case {
+            name,
+            scores,
+            labels,
+            weights,
+            revenue,
+        });
     };
-    mk("random", 1000, &mut |r, _| { let s: f64 = r.random(); (s, r.random::<f64>() < 0.1 + 0.5 * s) }, false, &mut rng);
-    mk("random weighted", 800, &mut |r, _| { let s: f64 = r.random(); (s, r.random::<f64>() < 0.1 + 0.5 * s) }, true, &mut rng);
-    mk("heavy ties", 500, &mut |r, _| { let s = (r.random::<f64>() * 10.0).floor() / 10.0; (s, r.random::<f64>() < 0.2 + 0.5 * s) }, false, &mut rng);
-    mk("heavy ties weighted", 500, &mut |r, _| { let s = (r.random::<f64>() * 5.0).floor() / 5.0; (s, r.random::<f64>() < 0.2 + 0.5 * s) }, true, &mut rng);
-    mk("bin edges", 300, &mut |r, i| { let s = (i % 11) as f64 / 10.0; (s, r.random::<f64>() < 0.5) }, false, &mut rng);
-    mk("all ties", 50, &mut |r, _| (0.5, r.random::<f64>() < 0.3), false, &mut rng);
-    mk("tiny", 2, &mut |_, i| (0.3 + 0.1 * i as f64, i == 0), false, &mut rng);
-    mk("tiny tie", 3, &mut |_, i| (if i == 2 { 0.9 } else { 0.4 }, i != 1), false, &mut rng);
-    mk("extremes 0 and 1", 40, &mut |r, i| (if i % 2 == 0 { 0.0 } else { 1.0 }, r.random::<f64>() < 0.5), false, &mut rng);
-    mk("rare positives", 2000, &mut |r, _| { let s: f64 = r.random::<f64>().powi(3); (s, r.random::<f64>() < 0.02 * (1.0 + 4.0 * s)) }, false, &mut rng);
-    mk("one class (negatives)", 30, &mut |r, _| (r.random(), false), false, &mut rng);
-    mk("one class (positives)", 30, &mut |r, _| (r.random(), true), false, &mut rng);
+    mk(
+        "random",
+        1000,
+        &mut |r, _| {
+            let s: f64 = r.random();
+            (s, r.random::<f64>() < 0.1 + 0.5 * s)
+        },
+        false,
+        &mut rng,
+    );
+    mk(
+        "random weighted",
+        800,
+        &mut |r, _| {
+            let s: f64 = r.random();
+            (s, r.random::<f64>() < 0.1 + 0.5 * s)
+        },
+        true,
+        &mut rng,
+    );
+    mk(
+        "heavy ties",
+        500,
+        &mut |r, _| {
+            let s = (r.random::<f64>() * 10.0).floor() / 10.0;
+            (s, r.random::<f64>() < 0.2 + 0.5 * s)
+        },
+        false,
+        &mut rng,
+    );
+    mk(
+        "heavy ties weighted",
+        500,
+        &mut |r, _| {
+            let s = (r.random::<f64>() * 5.0).floor() / 5.0;
+            (s, r.random::<f64>() < 0.2 + 0.5 * s)
+        },
+        true,
+        &mut rng,
+    );
+    mk(
+        "bin edges",
+        300,
+        &mut |r, i| {
+            let s = (i % 11) as f64 / 10.0;
+            (s, r.random::<f64>() < 0.5)
+        },
+        false,
+        &mut rng,
+    );
+    mk(
+        "all ties",
+        50,
+        &mut |r, _| (0.5, r.random::<f64>() < 0.3),
+        false,
+        &mut rng,
+    );
+    mk(
+        "tiny",
+        2,
+        &mut |_, i| (0.3 + 0.1 * i as f64, i == 0),
+        false,
+        &mut rng,
+    );
+    mk(
+        "tiny tie",
+        3,
+        &mut |_, i| (if i == 2 { 0.9 } else { 0.4 }, i != 1),
+        false,
+        &mut rng,
+    );
+    mk(
+        "extremes 0 and 1",
+        40,
+        &mut |r, i| (if i % 2 == 0 { 0.0 } else { 1.0 }, r.random::<f64>() < 0.5),
+        false,
+        &mut rng,
+    );
+    mk(
+        "rare positives",
+        2000,
+        &mut |r, _| {
+            let s: f64 = r.random::<f64>().powi(3);
+            (s, r.random::<f64>() < 0.02 * (1.0 + 4.0 * s))
+        },
+        false,
+        &mut rng,
+    );
+    mk(
+        "one class (negatives)",
+        30,
+        &mut |r, _| (r.random(), false),
+        false,
+        &mut rng,
+    );
+    mk(
+        "one class (positives)",
+        30,
+        &mut |r, _| (r.random(), true),
+        false,
+        &mut rng,
+    );
     out
 }
 
@@ -132,9 +242,19 @@ fn plain_metrics_match_sklearn() {
             (Err(EvalError::OneClass { .. }), None) => {}
             (ours, theirs) => panic!("{}: ours {ours:?}, sklearn {theirs:?}", what("ap")),
         }
-        close(log_loss(&c.scores, &c.labels, w).unwrap(), r["log_loss"].as_f64().unwrap(), TOL, &what("log loss"));
+        close(
+            log_loss(&c.scores, &c.labels, w).unwrap(),
+            r["log_loss"].as_f64().unwrap(),
+            TOL,
+            &what("log loss"),
+        );
         if let Some(b) = r["brier"].as_f64() {
-            close(brier_score(&c.scores, &c.labels, w).unwrap(), b, TOL, &what("brier"));
+            close(
+                brier_score(&c.scores, &c.labels, w).unwrap(),
+                b,
+                TOL,
+                &what("brier"),
+            );
         }
         if let Some(roc) = r.get("roc") {
             let ours = roc_curve(&c.scores, &c.labels, w).unwrap();
@@ -159,11 +279,25 @@ fn plain_metrics_match_sklearn() {
         if w.is_none() {
             let cal = calibration(&c.scores, &c.labels, None, 10).unwrap();
             let nonempty: Vec<_> = cal.bins.iter().filter(|b| b.n > 0).collect();
-            let (pt, pp, pn) = (f64s(&r["cal_true"]), f64s(&r["cal_pred"]), f64s(&r["cal_n"]));
+            let (pt, pp, pn) = (
+                f64s(&r["cal_true"]),
+                f64s(&r["cal_pred"]),
+                f64s(&r["cal_n"]),
+            );
             assert_eq!(nonempty.len(), pt.len(), "{}", what("calibration bins"));
             for (i, b) in nonempty.iter().enumerate() {
-                close(b.fraction_positive.unwrap(), pt[i], TOL, &what("calibration observed"));
-                close(b.mean_predicted.unwrap(), pp[i], TOL, &what("calibration predicted"));
+                close(
+                    b.fraction_positive.unwrap(),
+                    pt[i],
+                    TOL,
+                    &what("calibration observed"),
+                );
+                close(
+                    b.mean_predicted.unwrap(),
+                    pp[i],
+                    TOL,
+                    &what("calibration predicted"),
+                );
                 assert_eq!(b.n as f64, pn[i], "{}", what("calibration count"));
             }
             close(cal.ece, r["ece"].as_f64().unwrap(), TOL, &what("ece"));
@@ -172,7 +306,11 @@ fn plain_metrics_match_sklearn() {
             let ours = at_budgets(&c.scores, &c.labels, Some(&c.revenue), &budgets).unwrap();
             for (o, t) in ours.iter().zip(r["budgets"].as_array().unwrap()) {
                 assert_eq!(o.k as u64, t["k"].as_u64().unwrap(), "{}", what("k"));
-                for (a, b, m) in [(o.precision, &t["precision"], "precision@k"), (o.recall, &t["recall"], "recall@k"), (o.revenue_share, &t["revenue"], "revenue@k")] {
+                for (a, b, m) in [
+                    (o.precision, &t["precision"], "precision@k"),
+                    (o.recall, &t["recall"], "recall@k"),
+                    (o.revenue_share, &t["revenue"], "revenue@k"),
+                ] {
                     match (a, b.as_f64()) {
                         (Some(a), Some(b)) => close(a, b, TOL, &what(m)),
                         (None, None) => {}
@@ -188,12 +326,31 @@ fn plain_metrics_match_sklearn() {
 fn nan_scores_are_errors() {
     let s = [0.1, f64::NAN, 0.3];
     let y = [true, false, true];
-    for r in [roc_auc(&s, &y, None), average_precision(&s, &y, None), log_loss(&s, &y, None), brier_score(&s, &y, None)] {
-        assert!(matches!(r, Err(EvalError::BadScore { row: 1, .. })), "{r:?}");
+    for r in [
+        roc_auc(&s, &y, None),
+        average_precision(&s, &y, None),
+        log_loss(&s, &y, None),
+        brier_score(&s, &y, None),
+    ] {
+        assert!(
+            matches!(r, Err(EvalError::BadScore { row: 1, .. })),
+            "{r:?}"
+        );
     }
-    let input = EvalInput { model: "m".into(), scores: s.to_vec(), rows: cr_eval::EvalRows::fully_labelled(&y), ..EvalInput::default() };
-    assert!(matches!(evaluate(&input, &EvalConfig::default()), Err(EvalError::BadScore { row: 1, .. })));
-    assert!(matches!(log_loss(&[1.5], &[true], None), Err(EvalError::NotProbability { row: 0, .. })));
+    let input = EvalInput {
+        model: "m".into(),
+        scores: s.to_vec(),
+        rows: cr_eval::EvalRows::fully_labelled(&y),
+        ..EvalInput::default()
+    };
+    assert!(matches!(
+        evaluate(&input, &EvalConfig::default()),
+        Err(EvalError::BadScore { row: 1, .. })
+    ));
+    assert!(matches!(
+        log_loss(&[1.5], &[true], None),
+        Err(EvalError::NotProbability { row: 0, .. })
+    ));
 }
 
 #[test]
@@ -207,7 +364,11 @@ fn one_class_report_says_auc_is_undefined() {
     let rep = evaluate(&input, &EvalConfig::default()).unwrap();
     let e = rep.estimator(Estimator::Inspected).unwrap();
     assert!(e.roc_auc.is_none() && e.average_precision.is_none());
-    assert!(e.notes.iter().any(|n| n.contains("ROC-AUC undefined")), "{:?}", e.notes);
+    assert!(
+        e.notes.iter().any(|n| n.contains("ROC-AUC undefined")),
+        "{:?}",
+        e.notes
+    );
 }
 
 const SUBSET_SCRIPT: &str = r#"
@@ -248,8 +409,16 @@ print(json.dumps(out))
 fn selection_aware_estimators_match_subset_formulas() {
     let w = world(6000, 11);
     let rates = [0.01, 0.05, 0.1];
-    let input = EvalInput { model: "A".into(), scores: w.score_a.clone(), rows: w.rows.clone(), ..EvalInput::default() };
-    let cfg = EvalConfig { budgets: rates.iter().map(|&r| Budget::Rate(r)).collect(), ..EvalConfig::default() };
+    let input = EvalInput {
+        model: "A".into(),
+        scores: w.score_a.clone(),
+        rows: w.rows.clone(),
+        ..EvalInput::default()
+    };
+    let cfg = EvalConfig {
+        budgets: rates.iter().map(|&r| Budget::Rate(r)).collect(),
+        ..EvalConfig::default()
+    };
     let rep = evaluate(&input, &cfg).unwrap();
     let refs = python(
         SUBSET_SCRIPT,
@@ -257,18 +426,55 @@ fn selection_aware_estimators_match_subset_formulas() {
                 "propensity": w.rows.propensity, "rates": rates}),
     );
     for est in Estimator::ALL {
-        let e = rep.estimator(est).unwrap_or_else(|| panic!("{est:?} missing"));
+        let e = rep
+            .estimator(est)
+            .unwrap_or_else(|| panic!("{est:?} missing"));
         let r = &refs[est.as_str()];
         let what = |m: &str| format!("{} / {m}", est.as_str());
-        close(e.roc_auc.unwrap().value, r["auc"].as_f64().unwrap(), TOL, &what("auc"));
-        close(e.average_precision.unwrap().value, r["ap"].as_f64().unwrap(), TOL, &what("ap"));
-        close(e.log_loss.unwrap().value, r["log_loss"].as_f64().unwrap(), TOL, &what("log loss"));
-        close(e.brier.unwrap().value, r["brier"].as_f64().unwrap(), TOL, &what("brier"));
-        close(e.prevalence.unwrap().value, r["prevalence"].as_f64().unwrap(), TOL, &what("prevalence"));
+        close(
+            e.roc_auc.unwrap().value,
+            r["auc"].as_f64().unwrap(),
+            TOL,
+            &what("auc"),
+        );
+        close(
+            e.average_precision.unwrap().value,
+            r["ap"].as_f64().unwrap(),
+            TOL,
+            &what("ap"),
+        );
+        close(
+            e.log_loss.unwrap().value,
+            r["log_loss"].as_f64().unwrap(),
+            TOL,
+            &what("log loss"),
+        );
+        close(
+            e.brier.unwrap().value,
+            r["brier"].as_f64().unwrap(),
+            TOL,
+            &what("brier"),
+        );
+        close(
+            e.prevalence.unwrap().value,
+            r["prevalence"].as_f64().unwrap(),
+            TOL,
+            &what("prevalence"),
+        );
         for (b, t) in e.budgets.iter().zip(r["budgets"].as_array().unwrap()) {
             assert_eq!(b.precision.unwrap().estimator, est);
-            close(b.precision.unwrap().value, t["precision"].as_f64().unwrap(), TOL, &what("precision@k"));
-            close(b.recall.unwrap().value, t["recall"].as_f64().unwrap(), TOL, &what("recall@k"));
+            close(
+                b.precision.unwrap().value,
+                t["precision"].as_f64().unwrap(),
+                TOL,
+                &what("precision@k"),
+            );
+            close(
+                b.recall.unwrap().value,
+                t["recall"].as_f64().unwrap(),
+                TOL,
+                &what("recall@k"),
+            );
         }
     }
 }
