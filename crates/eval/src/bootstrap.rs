@@ -35,24 +35,49 @@ pub(crate) struct Shared<'a> {
 /// Up to this many estimators per pass.
 const MAX_EST: usize = 3;
 
-/// One row in a model's score order, with everything a pass needs stored contiguously, so that
-/// a replicate touches memory sequentially except for the row's count.
+/// One row in a model's score order, with everything a pass needs stored contiguously (24
+/// bytes), so that a replicate streams memory sequentially except for the row's count.
 #[derive(Clone, Copy)]
 struct Packed {
     row: u32,
-    /// First row of a tie group (score differs from the previous row).
-    new_group: bool,
-    y: bool,
+    /// bit 0: first row of a tie group; bit 1: positive label; bit 2 + e: in estimator e's
+    /// sample (weight 1, or `wx` for the weighted estimator).
+    flags: u8,
     rev: f64,
-    w: [f64; MAX_EST],
+    /// Weight under the one estimator whose weights are not all 0/1 (IPW), else 0.
+    wx: f64,
 }
+
+const NEW_GROUP: u8 = 1;
+const POSITIVE: u8 = 2;
 
 /// A model's rows in its order, packed.
 pub(crate) struct PackedModel {
     rows: Vec<Packed>,
+    /// The estimator whose weights live in `wx` (invariant: every other estimator's weights
+    /// are 0 or 1, as `Prepared::weights` makes them).
+    wx_e: Option<usize>,
+}
+
+impl PackedModel {
+    #[inline]
+    fn weight(&self, p: &Packed, e: usize) -> f64 {
+        if p.flags & (4 << e) == 0 {
+            0.0
+        } else if Some(e) == self.wx_e {
+            p.wx
+        } else {
+            1.0
+        }
+    }
 }
 
 pub(crate) fn pack(m: &ModelView, s: &Shared) -> PackedModel {
+    let wx_e = s.weights.iter().position(|w| w.iter().any(|&x| x != 0.0 && x != 1.0));
+    debug_assert!(
+        s.weights.iter().enumerate().all(|(e, w)| Some(e) == wx_e || w.iter().all(|&x| x == 0.0 || x == 1.0)),
+        "at most one estimator may have weights other than 0/1"
+    );
     let mut prev = f64::NAN;
     let rows = m
         .order
@@ -60,22 +85,21 @@ pub(crate) fn pack(m: &ModelView, s: &Shared) -> PackedModel {
         .map(|&r| {
             let i = r as usize;
             let sc = m.scores[i];
-            let new_group = sc != prev;
+            let mut flags = if sc != prev { NEW_GROUP } else { 0 };
             prev = sc;
-            let mut w = [0.0; MAX_EST];
+            if s.y[i] {
+                flags |= POSITIVE;
+            }
             for (e, ws) in s.weights.iter().enumerate().take(MAX_EST) {
-                w[e] = ws[i];
+                if ws[i] > 0.0 {
+                    flags |= 4 << e;
+                }
             }
-            Packed {
-                row: r,
-                new_group,
-                y: s.y[i],
-                rev: s.rev[i],
-                w,
-            }
+            let wx = wx_e.map_or(0.0, |e| s.weights[e][i]);
+            Packed { row: r, flags, rev: s.rev[i], wx }
         })
         .collect();
-    PackedModel { rows }
+    PackedModel { rows, wx_e }
 }
 
 /// One pass over a packed model computing every estimator's budget sums and AUC.
@@ -101,7 +125,7 @@ pub(crate) fn model_stats(
     let mut next = 0usize;
     let mut next_k = kidx.first().map_or(f64::INFINITY, |&i| ks[i] as f64);
     for p in &m.rows {
-        if p.new_group {
+        if p.flags & NEW_GROUP != 0 {
             for e in 0..ne {
                 num[e] += ng[e] * (pos_above[e] + 0.5 * pg[e]);
                 pos_above[e] += pg[e];
@@ -114,23 +138,24 @@ pub(crate) fn model_stats(
         if c == 0.0 {
             continue;
         }
-        let yv = if p.y { 1.0 } else { 0.0 };
+        let y = p.flags & POSITIVE != 0;
+        let yv = if y { 1.0 } else { 0.0 };
         while taken + c >= next_k {
             let frac = next_k - taken;
             for e in 0..ne {
-                let w = p.w[e] * frac;
+                let w = m.weight(p, e) * frac;
                 snap[kidx[next]][e] = [cum[e][0] + w, cum[e][1] + w * yv, cum[e][2] + w * p.rev];
             }
             next += 1;
             next_k = kidx.get(next).map_or(f64::INFINITY, |&i| ks[i] as f64);
         }
         for e in 0..ne {
-            let w = p.w[e] * c;
+            let w = m.weight(p, e) * c;
             if w > 0.0 {
                 cum[e][0] += w;
                 cum[e][1] += w * yv;
                 cum[e][2] += w * p.rev;
-                if p.y {
+                if y {
                     pg[e] += w;
                 } else {
                     ng[e] += w;
