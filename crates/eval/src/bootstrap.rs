@@ -73,9 +73,15 @@ impl PackedModel {
 }
 
 pub(crate) fn pack(m: &ModelView, s: &Shared) -> PackedModel {
-    let wx_e = s.weights.iter().position(|w| w.iter().any(|&x| x != 0.0 && x != 1.0));
+    let wx_e = s
+        .weights
+        .iter()
+        .position(|w| w.iter().any(|&x| x != 0.0 && x != 1.0));
     debug_assert!(
-        s.weights.iter().enumerate().all(|(e, w)| Some(e) == wx_e || w.iter().all(|&x| x == 0.0 || x == 1.0)),
+        s.weights
+            .iter()
+            .enumerate()
+            .all(|(e, w)| Some(e) == wx_e || w.iter().all(|&x| x == 0.0 || x == 1.0)),
         "at most one estimator may have weights other than 0/1"
     );
     let mut prev = f64::NAN;
@@ -96,7 +102,12 @@ pub(crate) fn pack(m: &ModelView, s: &Shared) -> PackedModel {
                 }
             }
             let wx = wx_e.map_or(0.0, |e| s.weights[e][i]);
-            Packed { row: r, flags, rev: s.rev[i], wx }
+            Packed {
+                row: r,
+                flags,
+                rev: s.rev[i],
+                wx,
+            }
         })
         .collect();
     PackedModel { rows, wx_e }

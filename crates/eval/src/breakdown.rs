@@ -65,7 +65,7 @@ pub fn month_key(days: i32) -> String {
 
 /// Group ids per row and the sorted group keys. `cap`: keep the `cap` largest groups (ties by
 /// key), merge the rest into [`OTHER_GROUP`].
-fn assign(keys: &[String], cap: Option<usize>) -> (Vec<u32>, Vec<String>) {
+pub(crate) fn assign(keys: &[String], cap: Option<usize>) -> (Vec<u32>, Vec<String>) {
     let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
     for k in keys {
         let next = ids.len() as u32;
@@ -111,14 +111,13 @@ fn assign(keys: &[String], cap: Option<usize>) -> (Vec<u32>, Vec<String>) {
 pub(crate) fn breakdown(
     p: &Prepared,
     name: &str,
-    keys: &[String],
-    cap: Option<usize>,
+    gid: &[u32],
+    names: Vec<String>,
     order: &[u32],
     est: Estimator,
     budget: Budget,
     confidence: f64,
 ) -> Breakdown {
-    let (gid, names) = assign(keys, cap);
     let mut orders: Vec<Vec<u32>> = vec![Vec::new(); names.len()];
     for &r in order {
         orders[gid[r as usize] as usize].push(r);
@@ -165,10 +164,33 @@ pub(crate) fn breakdown(
     }
 }
 
-pub(crate) fn period_keys(p: &Period) -> (String, Vec<String>) {
+/// Group ids and sorted keys of a period column: calendar months (`YYYY-MM`, computed per
+/// row as an integer, formatted once per group) or string keys.
+pub(crate) fn period_groups(p: &Period) -> (String, Vec<u32>, Vec<String>) {
     match p {
-        Period::DaysSinceEpoch(d) => ("month".into(), d.iter().map(|&x| month_key(x)).collect()),
-        Period::Key(k) => ("period".into(), k.clone()),
+        Period::DaysSinceEpoch(d) => {
+            let idx: Vec<i32> = d
+                .iter()
+                .map(|&x| {
+                    let (y, m) = civil_year_month(x);
+                    y * 12 + m as i32 - 1
+                })
+                .collect();
+            let mut ids: BTreeMap<i32, u32> = idx.iter().map(|&m| (m, 0)).collect();
+            for (pos, v) in ids.values_mut().enumerate() {
+                *v = pos as u32;
+            }
+            let gid = idx.iter().map(|m| ids[m]).collect();
+            let names = ids
+                .keys()
+                .map(|&m| format!("{:04}-{:02}", m.div_euclid(12), m.rem_euclid(12) + 1))
+                .collect();
+            ("month".into(), gid, names)
+        }
+        Period::Key(k) => {
+            let (gid, names) = assign(k, None);
+            ("period".into(), gid, names)
+        }
     }
 }
 
@@ -185,6 +207,11 @@ mod tests {
         assert_eq!(month_key(19782), "2024-02");
         assert_eq!(month_key(19783), "2024-03");
         assert_eq!(month_key(10957), "2000-01"); // 2000-01-01
+        let (name, gid, names) =
+            period_groups(&Period::DaysSinceEpoch(vec![19783, -1, 19782, 19783]));
+        assert_eq!(name, "month");
+        assert_eq!(names, vec!["1969-12", "2024-02", "2024-03"]);
+        assert_eq!(gid, vec![2, 0, 1, 2]);
     }
 
     #[test]

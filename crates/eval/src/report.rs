@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::breakdown::{breakdown, period_keys, Breakdown};
+use crate::breakdown::{assign, breakdown, period_groups, Breakdown};
 use crate::budget::Budget;
 use crate::core::sort_order;
 use crate::drift::{feature_psi, score_psi, FeatureDriftInput, PsiResult};
@@ -370,12 +370,12 @@ pub(crate) fn evaluate_sorted(
         .collect();
 
     let by_period = rows.period.as_ref().map(|period| {
-        let (name, keys) = period_keys(period);
+        let (name, gid, names) = period_groups(period);
         breakdown(
             &p,
             &name,
-            &keys,
-            None,
+            &gid,
+            names,
             order,
             av.primary,
             cfg.headline_budget,
@@ -384,11 +384,12 @@ pub(crate) fn evaluate_sorted(
     });
     let mut by_segment = Vec::new();
     for s in &rows.segments {
+        let (gid, names) = assign(&s.values, Some(cfg.max_groups));
         by_segment.push(breakdown(
             &p,
             &s.name,
-            &s.values,
-            Some(cfg.max_groups),
+            &gid,
+            names,
             order,
             av.primary,
             cfg.headline_budget,
