@@ -80,7 +80,8 @@ where
         }
         let mut slope = dot(&g, &d);
         let mut step = 1.0;
-        if m == 0 || !(slope < 0.0) {
+        // (`slope >= 0` or NaN: not a descent direction.)
+        if m == 0 || slope.is_nan() || slope >= 0.0 {
             // Steepest descent with a cautious first step; forget the curvature pairs.
             s_hist.clear();
             y_hist.clear();

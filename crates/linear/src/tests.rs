@@ -233,7 +233,7 @@ fn rejects_bad_input() {
     let mut wn = w.clone();
     wn[4] = -1.0;
     assert!(matches!(fit(&p, x.view(), &y, Some(&wn)), Err(LinearError::Data { .. })));
-    assert!(matches!(fit(&p, x.view(), &vec![true; 50], None), Err(LinearError::SingleClass { .. })));
+    assert!(matches!(fit(&p, x.view(), &[true; 50], None), Err(LinearError::SingleClass { .. })));
     let mut xi = x.clone();
     xi[[3, 0]] = f32::INFINITY;
     assert!(matches!(fit(&p, xi.view(), &y, None), Err(LinearError::Data { .. })));

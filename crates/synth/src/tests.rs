@@ -258,8 +258,8 @@ fn planted_mechanisms_are_detectable() {
     // Median log unit value per HS6 (from the data itself).
     let mut by_hs = std::collections::BTreeMap::<u64, Vec<f64>>::new();
     let luv: Vec<f64> = (0..n).map(|i| (f64::from(b.numeric[v][i]) / f64::from(b.numeric[m][i])).ln()).collect();
-    for i in 0..n {
-        by_hs.entry(b.hs[i]).or_default().push(luv[i]);
+    for (h, &l) in b.hs.iter().zip(&luv) {
+        by_hs.entry(*h).or_default().push(l);
     }
     let med: std::collections::BTreeMap<u64, f64> = by_hs
         .into_iter()
