@@ -25,6 +25,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 BIN=${BENCH_SERVER_BIN:-target/release/examples/bench_server}
 if [ -z "${BENCH_SERVER_BIN:-}" ]; then
@@ -35,8 +36,11 @@ python3 crates/service/tests/support/make_model.py "$WORK" 200 bench:7:100
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT/v1/score"
 pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+SERVER_PIN=()
+if [ -n "${SERVER_CPUS:-}" ]; then SERVER_PIN=(taskset -c "$SERVER_CPUS"); fi
 if [ -n "${SERVER_WORKERS:-}" ]; then export TOKIO_WORKER_THREADS=$SERVER_WORKERS; fi
-RUST_LOG=warn pin "${SERVER_CPUS:-}" "$BIN" "$WORK/registry.db" "$WORK/bench.onnx" "127.0.0.1:$PORT" "$WORK/key" "$INLINE_MAX" &
+# Not through a shell function: $! must be the server itself so that cleanup can stop it.
+RUST_LOG=warn "${SERVER_PIN[@]}" "$BIN" "$WORK/registry.db" "$WORK/bench.onnx" "127.0.0.1:$PORT" "$WORK/key" "$INLINE_MAX" 2>"$WORK/server.log" &
 PID=$!
 for _ in $(seq 1 100); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/readyz', timeout=1)" 2>/dev/null; then break; fi
@@ -100,4 +104,9 @@ for c in 2 8; do
   printf "%-12s %12s %14s %10s %10s\n" "$c" "$rps" "$(awk -v r="$rps" 'BEGIN { printf "%.0f", r * 100 }')" "$p50" "$p99"
 done
 if [ -s "$WORK/wrk.err" ]; then echo "wrk errors:"; head -5 "$WORK/wrk.err"; fi
+if grep -q ERROR "$WORK/server.log"; then echo "server errors:"; grep ERROR "$WORK/server.log" | head -5; fi
+scored=$(python3 -c "import urllib.request; t = urllib.request.urlopen('http://127.0.0.1:$PORT/metrics').read().decode(); print(next(l.split()[1] for l in t.splitlines() if l.startswith('customs_risk_declarations_scored_total')))")
 kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+audited=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from audit').fetchone()[0])" "$WORK/registry.db")
+echo "declarations scored: $scored; audit rows after graceful shutdown: $audited"
+if [ "$scored" != "$audited" ]; then echo "AUDIT MISMATCH" >&2; exit 1; fi

@@ -7,7 +7,7 @@
 //! graceful shutdown.
 //!
 //! Must not: link training code (`cr-train`, `cr-gbdt`, `cr-linear`) — checked by
-//! `tests/service.rs` (`deps` module) and `scripts/check-service-deps.sh`; run CPU-bound
+//! `tests/it/deps.rs` and `crates/service/check-deps.sh`; run CPU-bound
 //! scoring of large requests on the async runtime (they go to `spawn_blocking` behind a
 //! semaphore; requests of at most [`Limits::inline_max_declarations`] declarations are scored
 //! inline because that is cheaper than the hand-off); write SQLite on the request path (audit

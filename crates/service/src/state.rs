@@ -135,6 +135,9 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// Version -> (sha256 verified at load, scorer).
+pub(crate) type ScorerCache = HashMap<String, (String, Arc<dyn RiskScorer>)>;
+
 pub(crate) struct Inner {
     pub limits: Limits,
     pub registry_path: PathBuf,
@@ -143,7 +146,7 @@ pub(crate) struct Inner {
     pub keys: RwLock<Arc<KeyStore>>,
     /// Loaded scorers by version (with the sha256 they were verified against). Looked up by
     /// key only; pruned to the deployed versions plus the previous champion after each change.
-    pub cache: Mutex<HashMap<String, (String, Arc<dyn RiskScorer>)>>,
+    pub cache: Mutex<ScorerCache>,
     /// Serialises model changes (HTTP admin calls and registry polling).
     pub admin: tokio::sync::Mutex<()>,
     pub audit: AuditWriter,

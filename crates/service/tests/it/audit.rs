@@ -23,7 +23,8 @@ async fn every_decision_is_recorded_and_cannot_be_changed() {
 
     let key_id = e.score_key.split('_').nth(1).unwrap();
     let conn = rusqlite::Connection::open(&e.db).unwrap();
-    let rows: Vec<(String, String, String, String, f64, String, Option<f64>)> = conn
+    type Row = (String, String, String, String, f64, String, Option<f64>);
+    let rows: Vec<Row> = conn
         .prepare("SELECT key_id, request_id, declaration_id, model_version, score, channel, percentile FROM audit ORDER BY seq")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
