@@ -8,7 +8,7 @@
 //! 1. JSON records → validated [`cr_data::Batch`] with the pipeline's schema
 //!    ([`cr_data::batch_from_json`]); any reject → [`ScoreError::Invalid`] with per-field
 //!    details;
-//! 2. **native** (default): the pipeline in Rust ([`cr_features::CompiledPipeline`], bit-exact
+//! 2. **native** (default): the pipeline in Rust (`cr_features::CompiledPipeline`, bit-exact
 //!    with the graph's pipeline nodes) and the graph's tree/linear core compiled by
 //!    [`cr_infer::compile_for_tensor`] from the feature tensor — microseconds per declaration;
 //! 3. **ONNX Runtime** (fallback when the core does not compile natively, or forced with
