@@ -74,7 +74,7 @@ print(f"data: {args.rows} rows in memory, 5% NaN; workdir {work}")
 results = {}  # (engine, threads) -> rows/s
 ref = None
 for t in threads:
-    so = ort.SessionOptions(); so.intra_op_num_threads = t; so.inter_op_num_threads = 1
+    so = ort.SessionOptions(); so.intra_op_num_threads = t; so.inter_op_num_threads = 1; so.log_severity_level = 3
     sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
     out = {}
     def run_ort():
