@@ -136,20 +136,26 @@ print(json.dumps(dict(train_s=train_s, predict_s=predict_s)))
 
 
 def run_child(cmd, env):
-    """Run a command, return (parsed JSON of last stdout line, wall seconds, peak RSS MiB)."""
+    """Run a command, return (parsed JSON of last stdout line, wall seconds, peak RSS MiB).
+
+    The peak RSS comes from GNU time (`/usr/bin/time -f %M`): the measured process is forked
+    from the small `time` process, so its maxrss is its own. (os.wait4 on a child forked from
+    this Python process would report at least this process's own RSS, since Linux carries the
+    pre-exec high-water mark into ru_maxrss.)
+    """
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out_chunks = []
-    # read output while waiting; wait4 gives this child's own rusage
-    _, status, ru = os.wait4(p.pid, 0)
+    with tempfile.NamedTemporaryFile(prefix="rss-", suffix=".txt", delete=False) as tf:
+        rss_path = tf.name
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_path, *cmd], capture_output=True, env=env)
     wall = time.perf_counter() - t0
-    out = p.stdout.read().decode()
-    err = p.stderr.read().decode()
-    p.returncode = os.waitstatus_to_exitcode(status)
+    out, err = p.stdout.decode(), p.stderr.decode()
     if p.returncode != 0:
         sys.exit(f"{cmd[0]} failed ({p.returncode}):\n{out}\n{err}")
+    with open(rss_path) as f:
+        kib = int(f.read().strip().splitlines()[-1])
+    os.unlink(rss_path)
     line = [l for l in out.strip().splitlines() if l.startswith("{")][-1]
-    return json.loads(line), wall, ru.ru_maxrss / 1024.0
+    return json.loads(line), wall, kib / 1024.0
 
 
 def auc(y, s):
