@@ -1,0 +1,338 @@
+//! `customs-risk score` end to end, through the built binary: generated data, models trained by
+//! `customs-risk train` and foreign models exported from Python, checked against independent
+//! references — ONNX Runtime in Python for scores, the selection rule recomputed here from
+//! the score column, pyarrow for Parquet output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_close, cli_err, cli_ok, generate, py_script, python, read_reference, read_scores, Scored};
+
+const TOL: f64 = 1e-6;
+
+/// Training data, a held-out file (another seed) and the two models trained on the first.
+struct Fixture {
+    dir: tempfile::TempDir,
+    train: PathBuf,
+    test: PathBuf,
+    gbdt: PathBuf,
+    logistic: PathBuf,
+}
+
+impl Fixture {
+    fn new(test_rows: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let train = generate(d, "train.csv", 20_000, 11);
+        let test = generate(d, "test.csv", test_rows, 12);
+        let t = train.to_str().unwrap();
+        cli_ok(d, &["train", "--data", t, "--out", "gbdt", "--trees", "25", "--leaves", "15", "--early-stopping", "0", "--threads", "2", "--quiet"]);
+        cli_ok(d, &["train", "--data", t, "--algo", "logistic", "--out", "logistic", "--threads", "2", "--quiet"]);
+        Fixture { train, test, gbdt: d.join("gbdt.onnx"), logistic: d.join("logistic.onnx"), dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `customs-risk score --model M --data D --out OUT EXTRA...`; returns stderr.
+    fn score(&self, model: &Path, data: &Path, out: &str, extra: &[&str]) -> String {
+        let mut args = vec!["score", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", out];
+        args.extend_from_slice(extra);
+        cli_ok(self.dir.path(), &args)
+    }
+
+    /// ONNX Runtime (Python) scores of `data`, ids from `id_col`.
+    fn ort_reference(&self, model: &Path, data: &Path, id_col: &str, features: &str) -> Vec<(String, f64)> {
+        let out = self.path(&format!("ort_{}_{}.csv", model.file_stem().unwrap().to_str().unwrap(), data.file_stem().unwrap().to_str().unwrap()));
+        let n = python(self.dir.path(), &py_script("ort_score.py"), &[model.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap(), id_col, features]);
+        let reference = read_reference(&out);
+        assert_eq!(n.trim().parse::<usize>().unwrap(), reference.len());
+        reference
+    }
+}
+
+/// The ids of a generated file, in file order.
+fn file_ids(path: &Path, id_col: &str) -> Vec<String> {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let at = rdr.headers().unwrap().iter().position(|h| h == id_col).unwrap();
+    rdr.records().map(|r| r.unwrap()[at].to_string()).collect()
+}
+
+#[test]
+fn our_models_match_onnx_runtime_with_every_engine() {
+    let fx = Fixture::new(3_000);
+    let ids = file_ids(&fx.test, "declaration_id");
+    for model in [&fx.gbdt, &fx.logistic] {
+        let name = model.file_stem().unwrap().to_str().unwrap().to_string();
+        let reference = fx.ort_reference(model, &fx.test, "declaration_id", "");
+        assert_eq!(reference.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), ids, "ONNX Runtime reference covers every row");
+        // the scores must not be constant, or agreement would prove little
+        let distinct: std::collections::BTreeSet<u64> = reference.iter().map(|r| r.1.to_bits()).collect();
+        assert!(distinct.len() > 50, "{name}: only {} distinct scores", distinct.len());
+
+        let auto = format!("{name}_auto.csv");
+        fx.score(model, &fx.test, &auto, &["--quiet"]);
+        let auto_rows = read_scores(&fx.path(&auto));
+        let worst = assert_close(&format!("{name} auto engine"), &auto_rows, &reference, TOL);
+        eprintln!("{name}: auto engine vs ONNX Runtime (Python): max |diff| {worst:e}");
+
+        let ort = format!("{name}_ort.csv");
+        fx.score(model, &fx.test, &ort, &["--engine", "ort", "--quiet"]);
+        assert_close(&format!("{name} --engine ort"), &read_scores(&fx.path(&ort)), &reference, TOL);
+
+        let native = format!("{name}_native.csv");
+        let args = ["score", "--model", model.to_str().unwrap(), "--data", fx.test.to_str().unwrap(), "--out", &native, "--engine", "native", "--quiet"];
+        let out = common::cli(fx.dir.path(), &args);
+        if out.status.success() {
+            assert_close(&format!("{name} --engine native"), &read_scores(&fx.path(&native)), &reference, TOL);
+        } else {
+            // Only the logistic graph may lack native support; then the refusal must say why.
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(name, "logistic", "the native engine must score our GBDT models: {err}");
+            assert!(err.contains("unsupported") && err.contains("logistic.onnx"), "unclear refusal of --engine native: {err}");
+        }
+    }
+}
+
+/// Expected selection from first principles: k = ceil(rate × n) computed in integers, the k
+/// highest scores, equal scores taken in file order.
+fn expected_selection(scores: &[f64], percent: usize) -> Vec<bool> {
+    let n = scores.len();
+    let k = (n * percent).div_ceil(100);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| scores[j].partial_cmp(&scores[i]).unwrap().then(i.cmp(&j)));
+    let mut sel = vec![false; n];
+    for &i in &order[..k] {
+        sel[i] = true;
+    }
+    sel
+}
+
+/// Percentiles lie in [0, 100] and never decrease as the score grows.
+fn assert_percentiles(rows: &[Scored]) {
+    let mut by_score: Vec<&Scored> = rows.iter().collect();
+    by_score.sort_by(|a, b| a.score.partial_cmp(&b.score).unwrap());
+    for w in by_score.windows(2) {
+        for r in w {
+            assert!((0.0..=100.0).contains(&r.percentile), "{}: percentile {}", r.id, r.percentile);
+        }
+        assert!(w[0].percentile <= w[1].percentile, "percentile not monotone: {w:?}");
+        if w[0].score == w[1].score {
+            assert_eq!(w[0].percentile, w[1].percentile, "equal scores, different percentiles: {w:?}");
+        }
+    }
+    let spread = by_score.last().unwrap().percentile - by_score[0].percentile;
+    assert!(spread > 50.0, "percentiles barely vary ({spread})");
+}
+
+#[test]
+fn budget_selects_the_top_k_with_ties_in_file_order() {
+    let fx = Fixture::new(1_000);
+    // Plant ties at the selection boundary: copies (new ids) of the highest-scoring row,
+    // spread through the file, more copies than the budget selects.
+    fx.score(&fx.gbdt, &fx.test, "plain.csv", &["--quiet"]);
+    let plain = read_scores(&fx.path("plain.csv"));
+    let top = plain.iter().enumerate().max_by(|a, b| a.1.score.partial_cmp(&b.1.score).unwrap().then(b.0.cmp(&a.0))).unwrap().0;
+    let text = std::fs::read_to_string(&fx.test).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (header, body) = (lines[0], &lines[1..]);
+    let top_line = body[top];
+    let mut out = vec![header.to_string()];
+    let mut copies = 0;
+    for (i, l) in body.iter().enumerate() {
+        out.push(l.to_string());
+        if i % 17 == 3 {
+            copies += 1;
+            let rest = top_line.split_once(',').unwrap().1;
+            out.push(format!("TIE{copies:05},{rest}"));
+        }
+    }
+    let tied = fx.path("tied.csv");
+    std::fs::write(&tied, out.join("\n") + "\n").unwrap();
+    let n = out.len() - 1;
+
+    for (percent, arg) in [(5usize, "5%"), (7, "0.07"), (1, "1%")] {
+        let name = format!("budget_{percent}.csv");
+        fx.score(&fx.gbdt, &tied, &name, &["--budget", arg, "--quiet"]);
+        let rows = read_scores(&fx.path(&name));
+        assert_eq!(rows.len(), n);
+        let scores: Vec<f64> = rows.iter().map(|r| r.score).collect();
+        let want = expected_selection(&scores, percent);
+        let got: Vec<bool> = rows.iter().map(|r| r.selected.expect("a selected column with --budget")).collect();
+        let k = (n * percent).div_ceil(100);
+        assert_eq!(got.iter().filter(|s| **s).count(), k, "{arg} of {n} rows must select ceil = {k}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{arg}: row {} ({}) score {}: selected {g}, expected {w}", i + 1, rows[i].id, rows[i].score);
+        }
+        // the copies all carry the top score: the budget must cut through them
+        let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+        let at_max = scores.iter().filter(|s| **s == max).count();
+        if percent == 5 {
+            assert!(at_max > k, "the test needs a tie at the boundary ({at_max} rows at the top score, k = {k})");
+        }
+        // the budgeted file agrees with the unbudgeted scores of the same rows
+        assert_percentiles(&rows);
+    }
+    // plain (unbudgeted) run of the same file has the same scores and no selected column
+    fx.score(&fx.gbdt, &tied, "tied_plain.csv", &["--quiet"]);
+    let plain = read_scores(&fx.path("tied_plain.csv"));
+    let budgeted = read_scores(&fx.path("budget_5.csv"));
+    assert!(plain.iter().all(|r| r.selected.is_none()));
+    for (a, b) in plain.iter().zip(&budgeted) {
+        assert_eq!(a.id, b.id);
+        assert!((a.score - b.score).abs() <= TOL, "{}: {} vs {} with --budget", a.id, a.score, b.score);
+    }
+}
+
+#[test]
+fn thread_count_does_not_change_output_and_parquet_equals_csv() {
+    let fx = Fixture::new(3_000);
+    for (model, extra) in [(&fx.gbdt, &["--budget", "5%"][..]), (&fx.logistic, &[][..])] {
+        let stem = model.file_stem().unwrap().to_str().unwrap();
+        for ext in ["csv", "parquet"] {
+            let mut files = Vec::new();
+            for threads in ["1", "2"] {
+                let name = format!("{stem}_t{threads}.{ext}");
+                let mut args = vec!["--threads", threads, "--batch-rows", "700", "--quiet"];
+                args.extend_from_slice(extra);
+                fx.score(model, &fx.test, &name, &args);
+                files.push(std::fs::read(fx.path(&name)).unwrap());
+            }
+            assert!(files[0] == files[1], "{stem} {ext}: --threads 1 and --threads 2 give different bytes");
+        }
+        let csv = fx.path(&format!("{stem}_t1.csv"));
+        let n = python(fx.dir.path(), &py_script("csv_vs_parquet.py"), &[csv.to_str().unwrap(), fx.path(&format!("{stem}_t1.parquet")).to_str().unwrap()]);
+        assert_eq!(n.trim(), "3000");
+        assert_eq!(read_scores(&csv).len(), 3000);
+    }
+}
+
+/// Rewrite `src` into `dst`, setting `column` of data row `row` (1-based) to `value`.
+fn corrupt(src: &Path, dst: &Path, changes: &[(usize, &str, &str)]) {
+    let mut rdr = csv::Reader::from_path(src).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let mut w = csv::Writer::from_path(dst).unwrap();
+    w.write_record(&header).unwrap();
+    for (i, rec) in rdr.records().enumerate() {
+        let mut rec: Vec<String> = rec.unwrap().iter().map(str::to_string).collect();
+        for (row, column, value) in changes {
+            if *row == i + 1 {
+                rec[header.iter().position(|h| h == *column).unwrap()] = value.to_string();
+            }
+        }
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+#[test]
+fn rejected_rows_are_counted_and_named() {
+    let fx = Fixture::new(1_000);
+    let bad = fx.path("bad.csv");
+    // data row r sits on line r + 1 (the header is line 1)
+    let changes = [(5usize, "value", "abc"), (40, "date", "2023-13-45"), (41, "mass", "-5"), (700, "hs_code", "ABCDEF"), (1000, "origin_country", "")];
+    corrupt(&fx.test, &bad, &changes);
+    let b = bad.to_str().unwrap();
+
+    // default --on-error fail: stops at the first bad row, naming file, line and column
+    let err = cli_err(fx.dir.path(), &["score", "--model", fx.gbdt.to_str().unwrap(), "--data", b, "--out", "fail.csv"]);
+    assert!(err.contains("bad.csv") && err.contains("line 6") && err.contains("\"value\"") && err.contains("abc"), "unclear error: {err}");
+    // --rejects without skip is refused
+    cli_err(fx.dir.path(), &["score", "--model", fx.gbdt.to_str().unwrap(), "--data", b, "--out", "x.csv", "--rejects", "r.csv"]);
+
+    fx.score(&fx.gbdt, &bad, "skip.csv", &["--on-error", "skip", "--rejects", "rejects.csv", "--batch-rows", "300", "--quiet"]);
+    let accepted = read_scores(&fx.path("skip.csv"));
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(fx.path("rejects.csv")).unwrap();
+    assert_eq!(&rdr.headers().unwrap().iter().take(4).collect::<Vec<_>>(), &["line", "column", "value", "reason"]);
+    let rejects: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    let all_ids = file_ids(&fx.test, "declaration_id");
+    assert_eq!(accepted.len() + rejects.len(), all_ids.len(), "accepted + rejected = rows read");
+
+    // the empty origin_country is allowed (categoricals may be missing): only 4 rejects
+    let expected: Vec<(String, &str, &str)> = changes[..4].iter().map(|(row, col, v)| ((row + 1).to_string(), *col, *v)).collect();
+    assert_eq!(rejects.len(), expected.len(), "rejects: {rejects:?}");
+    for (r, (line, col, value)) in rejects.iter().zip(&expected) {
+        assert_eq!((&r[0], &r[1], &r[2]), (line.as_str(), *col, *value), "reject {r:?}");
+        assert!(!r[3].is_empty(), "reject without a reason: {r:?}");
+        // the raw record follows: its first field is the row's id
+        let row: usize = line.parse::<usize>().unwrap() - 1;
+        assert_eq!(&r[4], all_ids[row - 1].as_str());
+    }
+    let rejected_ids: Vec<&str> = rejects.iter().map(|r| &r[4]).collect();
+    let kept: Vec<&String> = all_ids.iter().filter(|id| !rejected_ids.contains(&id.as_str())).collect();
+    assert_eq!(accepted.iter().map(|r| &r.id).collect::<Vec<_>>(), kept, "accepted rows in file order");
+
+    // the accepted rows score as ONNX Runtime scores them
+    let reference = fx.ort_reference(&fx.gbdt, &fx.test, "declaration_id", "");
+    let reference: Vec<(String, f64)> = reference.into_iter().filter(|(id, _)| !rejected_ids.contains(&id.as_str())).collect();
+    // row 1000 (the last) had its origin emptied, which changes its score: compare the others
+    let n = accepted.len();
+    assert_close("accepted rows", &accepted[..n - 1], &reference[..n - 1], TOL);
+}
+
+const FOREIGN_FEATURES: &str = "value,mass,quantity,tax_rate";
+
+#[test]
+fn foreign_models_from_lightgbm_and_sklearn() {
+    let fx = Fixture::new(2_000);
+    let d = fx.dir.path();
+    python(d, &py_script("train_foreign.py"), &[fx.train.to_str().unwrap(), d.to_str().unwrap(), FOREIGN_FEATURES]);
+
+    // A file with an id and exactly the model's numeric columns, in the model's order.
+    let narrow = fx.path("narrow.csv");
+    {
+        let mut rdr = csv::Reader::from_path(&fx.test).unwrap();
+        let h = rdr.headers().unwrap().clone();
+        let keep: Vec<usize> = std::iter::once("declaration_id").chain(FOREIGN_FEATURES.split(',')).map(|c| h.iter().position(|x| x == c).unwrap()).collect();
+        let mut w = csv::Writer::from_path(&narrow).unwrap();
+        w.write_record(keep.iter().map(|&i| &h[i])).unwrap();
+        for r in rdr.records() {
+            let r = r.unwrap();
+            w.write_record(keep.iter().map(|&i| &r[i])).unwrap();
+        }
+        w.flush().unwrap();
+    }
+
+    for stem in ["lightgbm", "sklearn"] {
+        let model = fx.path(&format!("{stem}.onnx"));
+        let reference = fx.ort_reference(&model, &fx.test, "declaration_id", FOREIGN_FEATURES);
+        let distinct: std::collections::BTreeSet<u64> = reference.iter().map(|r| r.1.to_bits()).collect();
+        assert!(distinct.len() > 20, "{stem}: only {} distinct scores", distinct.len());
+
+        // named features, every engine
+        for engine in ["auto", "native", "ort"] {
+            let out = format!("{stem}_{engine}.csv");
+            let log = fx.score(&model, &fx.test, &out, &["--features", FOREIGN_FEATURES, "--id-column", "declaration_id", "--engine", engine]);
+            assert!(log.contains("value, mass, quantity, tax_rate"), "{stem}: the mapping is printed: {log}");
+            let rows = read_scores(&fx.path(&out));
+            let worst = assert_close(&format!("{stem} --engine {engine}"), &rows, &reference, TOL);
+            eprintln!("{stem} --engine {engine}: max |diff| vs ONNX Runtime (Python) {worst:e}");
+            assert!(rows.iter().all(|r| r.percentile.is_nan()), "foreign models have no reference percentiles");
+        }
+
+        // default mapping: the narrow file's numeric columns, in order, are the features
+        let out = format!("{stem}_default.csv");
+        let log = fx.score(&model, &narrow, &out, &["--id-column", "declaration_id"]);
+        let mapping = log.lines().find(|l| l.contains("<-")).unwrap_or_else(|| panic!("no mapping printed: {log}"));
+        assert!(mapping.ends_with("<- value, mass, quantity, tax_rate"), "{mapping}");
+        assert_close(&format!("{stem} default mapping"), &read_scores(&fx.path(&out)), &reference, TOL);
+
+        // without --id-column the id is the row number
+        fx.score(&model, &narrow, "rownum.csv", &["--quiet"]);
+        let rows = read_scores(&fx.path("rownum.csv"));
+        assert!(rows.iter().enumerate().all(|(i, r)| r.id == (i + 1).to_string()));
+
+        // wrong feature name / count: clear errors
+        let m = model.to_str().unwrap();
+        let t = fx.test.to_str().unwrap();
+        let err = cli_err(d, &["score", "--model", m, "--data", t, "--out", "w.csv", "--features", "value,mas,quantity,tax_rate"]);
+        assert!(err.contains("mas") && err.contains("test.csv"), "unclear error for a wrong name: {err}");
+        let err = cli_err(d, &["score", "--model", m, "--data", t, "--out", "w.csv", "--features", "value,mass,quantity"]);
+        assert!(err.contains('3') && err.contains('4'), "unclear error for a wrong count: {err}");
+        // the wide generated file has more numeric columns than the model takes
+        let err = cli_err(d, &["score", "--model", m, "--data", t, "--out", "w.csv"]);
+        assert!(err.contains("--features") && err.contains("4 features"), "unclear error without --features: {err}");
+    }
+}
