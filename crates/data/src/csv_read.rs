@@ -1,68 +1,57 @@
-//! CSV source: header check, then rows as borrowed byte cells (no per-cell allocation except
-//! the strings a [`crate::Batch`] keeps).
+//! CSV source: header check, then chunks in two stages.
+//!
+//! 1. Sequential: [`Splitter`] cuts the bytes into records (no field parsing) and the records
+//!    into sub-chunks of [`SUB_ROWS`].
+//! 2. Parallel (rayon, in the caller's pool): each sub-chunk is parsed with the csv crate and
+//!    validated into its own region of the chunk's [`Batch`] (rows written in place, so a
+//!    recycled batch's strings are reused).
+//!
+//! Then, sequentially and in file order: the duplicate-id rule, the compaction of the batch
+//! (rejected rows leave gaps) and the merge of the rejects. Sub-chunk boundaries do not
+//! depend on the thread count, so neither does anything in the output.
 
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use csv::ByteRecord;
+use rayon::prelude::*;
 
 use crate::columns::ColumnMap;
+use crate::csv_split::{RawChunk, RawSub, Splitter};
 use crate::error::{DataError, DataErrorKind};
-use crate::read::Chunk;
+use crate::ids::IdCheck;
+use crate::read::{Chunk, OnError};
 use crate::reject::{Problem, Reject};
 use crate::schema::Schema;
-use crate::validate::{Cell, Row, Validator};
+use crate::slots::Slots;
+use crate::validate::{Cell, Checker, Row, Rules};
 
-/// A reader that remembers where the line-terminator bytes (`\r`, `\n`) of the input are,
-/// so that physical line numbers can be corrected.
-///
-/// The csv crate marks a record's start right after the previous record's first terminator
-/// byte, so the `\n` of a CRLF and any blank lines that follow are counted into the *previous*
-/// line (a CRLF file reports every row one line early). The true line of a record is the csv
-/// crate's line plus the `\n`s in the run of terminator bytes at the record's start.
-struct Tracked<R> {
-    inner: R,
-    offset: u64,
-    /// (byte offset, is `\n`) of terminator bytes not yet behind the current record.
-    terms: VecDeque<(u64, bool)>,
+/// Records per parallel task.
+pub(crate) const SUB_ROWS: usize = 2048;
+
+/// A parsed record; `text` is the whole record as UTF-8 when it is valid, so that cells are
+/// sliced from it without checking each one again.
+struct CsvRow<'a> {
+    rec: &'a ByteRecord,
+    text: Option<&'a str>,
 }
 
-impl<R: Read> Read for Tracked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for i in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
-            self.terms.push_back((self.offset + i as u64, buf[i] == b'\n'));
-        }
-        self.offset += n as u64;
-        Ok(n)
+impl<'a> CsvRow<'a> {
+    fn new(rec: &'a ByteRecord) -> CsvRow<'a> {
+        CsvRow { rec, text: std::str::from_utf8(rec.as_slice()).ok() }
     }
 }
-
-impl<R> Tracked<R> {
-    /// The physical line of a record the csv crate places at `csv_line`, byte `start`.
-    fn true_line(&mut self, csv_line: u64, start: u64) -> u64 {
-        while self.terms.front().is_some_and(|&(o, _)| o < start) {
-            self.terms.pop_front();
-        }
-        let run = (start..).zip(&self.terms).take_while(|(at, &(o, _))| *at == o);
-        csv_line + run.filter(|(_, &(_, lf))| lf).count() as u64
-    }
-}
-
-pub(crate) struct CsvSource {
-    rdr: csv::Reader<Tracked<File>>,
-    record: ByteRecord,
-    validator: Validator,
-    n_fields: usize,
-}
-
-struct CsvRow<'a>(&'a ByteRecord);
 
 impl Row for CsvRow<'_> {
     fn cell(&self, idx: usize) -> Cell<'_> {
-        match self.0.get(idx) {
+        // A field between char boundaries of valid UTF-8 is valid UTF-8; a field whose bytes
+        // split a character (possible only around a delimiter) is checked on its own.
+        if let (Some(text), Some(r)) = (self.text, self.rec.range(idx)) {
+            if let Some(s) = text.get(r) {
+                return Cell::Str(s);
+            }
+        }
+        match self.rec.get(idx) {
             Some(b) => match std::str::from_utf8(b) {
                 Ok(s) => Cell::Str(s),
                 Err(_) => Cell::BadUtf8(b),
@@ -71,13 +60,47 @@ impl Row for CsvRow<'_> {
         }
     }
     fn raw(&self) -> Vec<String> {
-        self.0.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+        self.rec.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
     }
 }
 
-fn csv_error(source: &str, e: &csv::Error) -> DataError {
-    let at = e.position().map(|p| format!(" (line {})", p.line())).unwrap_or_default();
-    DataError::io(format!("{source}: cannot read CSV{at}: {e}"))
+fn read_error(source: &str, e: &std::io::Error) -> DataError {
+    DataError::io(format!("{source}: cannot read CSV: {e}"))
+}
+
+fn parser(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(bytes)
+}
+
+/// A row with a valid id, for the duplicate-id rule.
+struct IdSeen {
+    key: u128,
+    line: u64,
+    /// Row index in the sub-chunk's region (kept rows) or index in its rejects.
+    at: At,
+    /// The record's bytes within the chunk (to rebuild the raw cells of a late reject).
+    rec: (usize, usize),
+}
+
+#[derive(Clone, Copy)]
+enum At {
+    Kept(usize),
+    Rejected(usize),
+}
+
+/// What one sub-chunk produced.
+#[derive(Default)]
+struct SubOut {
+    kept: usize,
+    rejects: Vec<Reject>,
+    ids: Vec<IdSeen>,
+}
+
+pub(crate) struct CsvSource {
+    split: Splitter<File>,
+    rules: Rules,
+    n_fields: usize,
+    delimiter: u8,
 }
 
 impl CsvSource {
@@ -90,15 +113,17 @@ impl CsvSource {
         require_label: bool,
     ) -> Result<(CsvSource, Vec<String>), DataError> {
         let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(true)
-            .flexible(true)
-            .buffer_capacity(1 << 18)
-            .from_reader(Tracked { inner: file, offset: 0, terms: VecDeque::new() });
-        let header = rdr.byte_headers().map_err(|e| csv_error(source, &e))?.clone();
+        let mut split = Splitter::new(file, delimiter);
+        let empty = || DataError { kind: DataErrorKind::Empty, message: format!("{source}: file is empty: no header") };
+        let chunk = split.next_chunk(1, 1).map_err(|e| read_error(source, &e))?.ok_or_else(empty)?;
+        let sub = chunk.subs.first().ok_or_else(empty)?;
+        let mut header = ByteRecord::new();
+        let mut rdr = parser(delimiter, &chunk.data[sub.start..sub.end]);
+        if !rdr.read_byte_record(&mut header).map_err(|e| DataError::io(format!("{source}: cannot read CSV header: {e}")))? {
+            return Err(empty());
+        }
         if header.is_empty() || (header.len() == 1 && header[0].trim_ascii().is_empty()) {
-            return Err(DataError { kind: DataErrorKind::Empty, message: format!("{source}: file is empty: no header") });
+            return Err(empty());
         }
         let mut names = Vec::with_capacity(header.len());
         for (i, b) in header.iter().enumerate() {
@@ -110,33 +135,238 @@ impl CsvSource {
         }
         let map = ColumnMap::from_header(&names, schema, require_label, source)?;
         let n_fields = names.len();
-        Ok((CsvSource { rdr, record: ByteRecord::new(), validator: Validator::new(schema, map), n_fields }, names))
+        Ok((CsvSource { split, rules: Rules { schema: schema.clone(), map }, n_fields, delimiter }, names))
     }
 
-    /// Read rows into `chunk` until it is full; `Ok(false)` once the file is exhausted.
-    pub(crate) fn fill(&mut self, chunk: &mut Chunk) -> Result<bool, DataError> {
-        while !chunk.is_full() {
-            let more = self.rdr.read_byte_record(&mut self.record).map_err(|e| csv_error(chunk.source, &e))?;
-            if !more {
-                return Ok(false);
-            }
-            let line = match self.record.position() {
-                Some(p) => self.rdr.get_mut().true_line(p.line(), p.byte()),
-                None => 0,
-            };
-            let reject = if self.record.len() != self.n_fields {
-                let p = Problem::new(
-                    None,
-                    None,
-                    "wrong number of fields",
-                    format!("expected {} fields, found {}", self.n_fields, self.record.len()),
-                );
-                Some(Reject::from_problems(line, vec![p], CsvRow(&self.record).raw()))
-            } else {
-                self.validator.push(&CsvRow(&self.record), line, &mut chunk.batch)
-            };
-            chunk.record(reject)?;
-        }
-        Ok(true)
+    /// Read the next chunk of records into `chunk`; `Ok(false)` once the file is exhausted.
+    pub(crate) fn fill(&mut self, chunk: &mut Chunk, ids: &mut IdCheck) -> Result<bool, DataError> {
+        let Some(raw) = self.split.next_chunk(chunk.max_rows, SUB_ROWS).map_err(|e| read_error(chunk.source, &e))? else {
+            chunk.batch.truncate_rows(0);
+            return Ok(false);
+        };
+        chunk.rows = raw.rows;
+        let sizes: Vec<usize> = raw.subs.iter().map(|s| s.rows).collect();
+        chunk.batch.resize_rows(raw.rows);
+        let (rules, n_fields, delimiter) = (&self.rules, self.n_fields, self.delimiter);
+        let mut outs: Vec<SubOut> = {
+            let regions = chunk.batch.slot_regions(&sizes);
+            let work: Vec<(Slots, &RawSub)> = regions.into_iter().zip(&raw.subs).collect();
+            work.into_par_iter()
+                .map(|(mut slots, sub)| parse_sub(rules, n_fields, delimiter, &raw.data, sub, &mut slots))
+                .collect()
+        };
+        let more = raw.rows == chunk.max_rows;
+        let result = self.finish_chunk(chunk, &raw, &mut outs, ids);
+        self.split.recycle(raw.data);
+        result.map(|()| more)
     }
+
+    /// The sequential part after the parallel stage: duplicate ids in file order, then the
+    /// batch is compacted and the rejects merged.
+    fn finish_chunk(&self, chunk: &mut Chunk, raw: &RawChunk, outs: &mut [SubOut], ids: &mut IdCheck) -> Result<(), DataError> {
+        let mut late: Vec<Reject> = Vec::new();
+        let mut dropped: Vec<usize> = Vec::new();
+        let mut region = 0usize;
+        let mut kept_before = chunk.accepted_before;
+        for (out, sub) in outs.iter_mut().zip(&raw.subs) {
+            for seen in &out.ids {
+                if ids.is_immediate() {
+                    let Some(first) = ids.first_seen(seen.key, seen.line) else { continue };
+                    match seen.at {
+                        At::Kept(i) => {
+                            let row = region + i;
+                            dropped.push(row);
+                            let p = self.rules.duplicate(&chunk.batch.ids[row], first);
+                            late.push(Reject::from_problems(seen.line, vec![p], self.raw_cells(&raw.data[seen.rec.0..seen.rec.1])));
+                        }
+                        At::Rejected(j) => {
+                            let r = &mut out.rejects[j];
+                            let id = r.raw.get(self.rules.map.id).map(|s| s.trim().to_string()).unwrap_or_default();
+                            let mut problems = std::mem::take(&mut r.problems);
+                            problems.insert(0, self.rules.duplicate(&id, first));
+                            *r = Reject::from_problems(r.line, problems, std::mem::take(&mut r.raw));
+                        }
+                    }
+                } else {
+                    let ordinal = match seen.at {
+                        At::Kept(i) => Some(kept_before + i as u64),
+                        At::Rejected(_) => None,
+                    };
+                    ids.log(seen.key, seen.line, ordinal)?;
+                }
+            }
+            kept_before += out.kept as u64;
+            region += sub.rows;
+        }
+        dropped.sort_unstable();
+        let mut rejects: Vec<Reject> = outs.iter_mut().flat_map(|o| std::mem::take(&mut o.rejects)).collect();
+        if !late.is_empty() {
+            rejects.extend(late);
+            rejects.sort_by_key(|r| r.line);
+        }
+        if chunk.on_error == OnError::Fail {
+            if let Some(r) = rejects.first() {
+                return Err(DataError::value(r.describe(chunk.source)));
+            }
+        }
+        // Rows to keep: each region's prefix of kept rows, minus late duplicates.
+        let all_kept = dropped.is_empty() && outs.iter().zip(&raw.subs).all(|(o, s)| o.kept == s.rows);
+        if all_kept {
+            chunk.batch.truncate_rows(raw.rows);
+        } else {
+            let mut keep = Vec::with_capacity(raw.rows);
+            let mut start = 0usize;
+            let mut d = dropped.iter().peekable();
+            for (o, s) in outs.iter().zip(&raw.subs) {
+                for row in start..start + o.kept {
+                    if d.peek() == Some(&&row) {
+                        d.next();
+                    } else {
+                        keep.push(row);
+                    }
+                }
+                start += s.rows;
+            }
+            chunk.batch.compact(&keep);
+        }
+        chunk.rejects = rejects;
+        Ok(())
+    }
+
+    /// The cells of one record, as in a reject's `raw`.
+    fn raw_cells(&self, bytes: &[u8]) -> Vec<String> {
+        let mut rec = ByteRecord::new();
+        match parser(self.delimiter, bytes).read_byte_record(&mut rec) {
+            Ok(true) => CsvRow::new(&rec).raw(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The raw cells and the (trimmed) id of the records at `lines` (ascending), by reading
+    /// the file again.
+    pub(crate) fn raw_at(&self, path: &Path, source: &str, lines: &[u64]) -> Result<Vec<(Vec<String>, String)>, DataError> {
+        let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let mut split = Splitter::new(file, self.delimiter);
+        let mut out: Vec<(Vec<String>, String)> = Vec::with_capacity(lines.len());
+        let mut want = lines.iter().peekable();
+        let mut rec = ByteRecord::new();
+        // The header is a record too: lines start at the first data record.
+        let mut header = true;
+        while want.peek().is_some() {
+            let Some(ch) = split.next_chunk(1 << 16, 1 << 16).map_err(|e| read_error(source, &e))? else { break };
+            for sub in &ch.subs {
+                let bytes = &ch.data[sub.start..sub.end];
+                let mut rdr = parser(self.delimiter, bytes);
+                let mut track = LineTracker::new(bytes, sub.line);
+                loop {
+                    let at = rdr.position().byte() as usize;
+                    if !matches!(rdr.read_byte_record(&mut rec), Ok(true)) {
+                        break;
+                    }
+                    let line = track.line_of(at);
+                    if std::mem::take(&mut header) {
+                        continue;
+                    }
+                    while want.peek().is_some_and(|&&l| l < line) {
+                        want.next();
+                        out.push((Vec::new(), String::new()));
+                    }
+                    if want.peek() == Some(&&line) {
+                        want.next();
+                        let raw = CsvRow::new(&rec).raw();
+                        let id = raw.get(self.rules.map.id).map(|s| s.trim().to_string()).unwrap_or_default();
+                        out.push((raw, id));
+                    }
+                }
+            }
+            split.recycle(ch.data);
+        }
+        out.resize_with(lines.len(), || (Vec::new(), String::new()));
+        Ok(out)
+    }
+}
+
+/// Physical lines of the records of one sub-chunk: one pass over its `\n` bytes.
+struct LineTracker<'a> {
+    bytes: &'a [u8],
+    line: u64,
+    newlines: memchr::Memchr<'a>,
+    next_nl: Option<usize>,
+}
+
+impl<'a> LineTracker<'a> {
+    fn new(bytes: &'a [u8], first_line: u64) -> LineTracker<'a> {
+        let mut newlines = memchr::memchr_iter(b'\n', bytes);
+        let next_nl = newlines.next();
+        LineTracker { bytes, line: first_line, newlines, next_nl }
+    }
+
+    /// The first byte and line of the record the csv crate starts reading at byte `at`
+    /// (right after the previous record's first terminator byte): it begins after any
+    /// further `\r` / `\n`. Calls come in increasing `at`.
+    fn first_byte_and_line(&mut self, at: usize) -> (usize, u64) {
+        let mut s = at;
+        while s < self.bytes.len() && (self.bytes[s] == b'\r' || self.bytes[s] == b'\n') {
+            s += 1;
+        }
+        while self.next_nl.is_some_and(|p| p < s) {
+            self.line += 1;
+            self.next_nl = self.newlines.next();
+        }
+        (s, self.line)
+    }
+
+    fn line_of(&mut self, at: usize) -> u64 {
+        self.first_byte_and_line(at).1
+    }
+}
+
+/// Parse and validate one sub-chunk into its slots.
+fn parse_sub(rules: &Rules, n_fields: usize, delimiter: u8, data: &[u8], sub: &RawSub, slots: &mut Slots) -> SubOut {
+    let bytes = &data[sub.start..sub.end];
+    let mut rdr = parser(delimiter, bytes);
+    let mut rec = ByteRecord::new();
+    let mut checker = Checker::new(&rules.schema);
+    let mut track = LineTracker::new(bytes, sub.line);
+    let mut out = SubOut { kept: 0, rejects: Vec::new(), ids: Vec::with_capacity(sub.rows) };
+    for _ in 0..sub.rows {
+        let at = rdr.position().byte() as usize;
+        // Reading from a byte slice cannot fail, and the splitter counted these records.
+        if !matches!(rdr.read_byte_record(&mut rec), Ok(true)) {
+            break;
+        }
+        let (first, line) = track.first_byte_and_line(at);
+        let rec_range = (sub.start + first, sub.start + rdr.position().byte() as usize);
+        let row = CsvRow::new(&rec);
+        let (key, reject) = if rec.len() != n_fields {
+            let p = Problem::new(
+                None,
+                None,
+                "wrong number of fields",
+                format!("expected {n_fields} fields, found {}", rec.len()),
+            );
+            (None, Some(Reject::from_problems(line, vec![p], row.raw())))
+        } else {
+            let key = checker.check(rules, &row, line, slots, out.kept);
+            if checker.problems.is_empty() {
+                (key, None)
+            } else {
+                (key, Some(Reject::from_problems(line, std::mem::take(&mut checker.problems), row.raw())))
+            }
+        };
+        let at = match reject {
+            None => {
+                out.kept += 1;
+                At::Kept(out.kept - 1)
+            }
+            Some(r) => {
+                out.rejects.push(r);
+                At::Rejected(out.rejects.len() - 1)
+            }
+        };
+        if let Some(key) = key {
+            out.ids.push(IdSeen { key, line, at, rec: rec_range });
+        }
+    }
+    out
 }

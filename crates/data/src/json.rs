@@ -4,9 +4,10 @@ use serde_json::Value;
 
 use crate::batch::Batch;
 use crate::columns::ColumnMap;
+use crate::ids::{DuplicateCheck, IdCheck};
 use crate::reject::{Problem, Reject};
 use crate::schema::Schema;
-use crate::validate::{Cell, Row, Validator};
+use crate::validate::{Cell, Checker, Row, Rules};
 
 struct JsonRow<'a> {
     cells: Vec<Cell<'a>>,
@@ -51,57 +52,48 @@ fn to_cell(v: &Value) -> Cell<'_> {
 pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Batch, Vec<Reject>) {
     let map = ColumnMap::for_schema(schema);
     let names = map.names.clone();
-    let mut validator = Validator::new(schema, map);
+    let rules = Rules { schema: schema.clone(), map };
+    let mut checker = Checker::new(schema);
+    let mut ids = IdCheck::new(&DuplicateCheck::Immediate, source);
     let mut batch = Batch::empty(schema, source);
+    batch.resize_rows(records.len());
     let mut rejects = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        let line = i as u64 + 1;
-        let Some(obj) = record.as_object() else {
-            let p = Problem::new(None, None, "not an object", "record is not a JSON object");
-            rejects.push(Reject::from_problems(line, vec![p], vec![record.to_string()]));
-            continue;
-        };
-        let mut cells = vec![Cell::Absent; names.len()];
-        let mut problems = Vec::new();
-        for (key, value) in obj {
-            match names.iter().position(|n| n == key) {
-                Some(idx) => cells[idx] = to_cell(value),
-                None if schema.ignore.iter().any(|n| n == key) => {}
-                None => problems.push(Problem::new(Some(key), None, "unknown field", "field not in the schema")),
-            }
-        }
-        let row = JsonRow { cells, record };
-        match validator.push(&row, line, &mut batch) {
-            None if problems.is_empty() => {}
-            None => {
-                // The row was accepted by the validator but has structural problems: undo.
-                undo_last(&mut batch);
-                rejects.push(Reject::from_problems(line, problems, row.raw()));
-            }
-            Some(mut r) => {
-                problems.extend(std::mem::take(&mut r.problems));
-                rejects.push(Reject::from_problems(line, problems, r.raw));
+    let mut kept = 0usize;
+    {
+        let mut regions = batch.slot_regions(&[records.len()]);
+        if let Some(slots) = regions.first_mut() {
+            for (i, record) in records.iter().enumerate() {
+                let line = i as u64 + 1;
+                let Some(obj) = record.as_object() else {
+                    let p = Problem::new(None, None, "not an object", "record is not a JSON object");
+                    rejects.push(Reject::from_problems(line, vec![p], vec![record.to_string()]));
+                    continue;
+                };
+                let mut cells = vec![Cell::Absent; names.len()];
+                let mut problems = Vec::new();
+                for (key, value) in obj {
+                    match names.iter().position(|n| n == key) {
+                        Some(idx) => cells[idx] = to_cell(value),
+                        None if schema.ignore.iter().any(|n| n == key) => {}
+                        None => problems.push(Problem::new(Some(key), None, "unknown field", "field not in the schema")),
+                    }
+                }
+                let row = JsonRow { cells, record };
+                if let Some(key) = checker.check(&rules, &row, line, slots, kept) {
+                    if let Some(first) = ids.first_seen(key, line) {
+                        checker.problems.insert(0, rules.duplicate(&slots.ids[kept], first));
+                    }
+                }
+                if problems.is_empty() && checker.problems.is_empty() {
+                    kept += 1;
+                } else {
+                    // Structural problems first, then the bad cells.
+                    problems.append(&mut checker.problems);
+                    rejects.push(Reject::from_problems(line, problems, row.raw()));
+                }
             }
         }
     }
+    batch.truncate_rows(kept);
     (batch, rejects)
-}
-
-/// Remove the last row of a batch.
-fn undo_last(b: &mut Batch) {
-    b.lines.pop();
-    b.ids.pop();
-    b.dates.pop();
-    b.hs.pop();
-    for c in &mut b.categorical {
-        c.pop();
-    }
-    for c in &mut b.numeric {
-        c.pop();
-    }
-    b.label.pop();
-    b.revenue.pop();
-    b.inspected.pop();
-    b.selection.pop();
-    b.propensity.pop();
 }

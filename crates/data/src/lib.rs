@@ -23,7 +23,9 @@
 pub mod batch;
 mod columns;
 mod csv_read;
+mod csv_split;
 pub mod error;
+mod ids;
 mod json;
 mod parquet_read;
 pub mod read;
@@ -31,13 +33,15 @@ pub mod reject;
 pub mod report;
 pub mod schema;
 pub mod table;
+mod slots;
 mod validate;
 pub mod write;
 
 pub use batch::Batch;
 pub use error::{DataError, DataErrorKind};
 pub use json::batch_from_json;
-pub use read::{open, read_all, FileFormat, OnError, ReadChunk, ReadOptions, Reader};
+pub use ids::{DuplicateCheck, DEFAULT_RUN_ENTRIES};
+pub use read::{open, read_all, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions, Reader};
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};
 pub use schema::{CategoricalKind, NumericKind, Schema, Selection};

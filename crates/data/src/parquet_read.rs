@@ -12,9 +12,11 @@ use parquet::arrow::ProjectionMask;
 
 use crate::columns::{used_columns, ColumnMap};
 use crate::error::{DataError, DataErrorKind};
-use crate::read::Chunk;
+use crate::ids::IdCheck;
+use crate::read::{Chunk, OnError};
+use crate::reject::Reject;
 use crate::schema::{ymd_from_days, Schema};
-use crate::validate::{Cell, Row, Validator};
+use crate::validate::{Cell, Checker, Row, Rules};
 
 /// A column in canonical form.
 enum Col {
@@ -107,7 +109,10 @@ impl Row for PqRow<'_> {
 
 pub(crate) struct ParquetSource {
     reader: ParquetRecordBatchReader,
-    validator: Validator,
+    rules: Rules,
+    checker: Checker,
+    /// Indexes of the projected fields (to read the file again for late duplicates).
+    keep: Vec<usize>,
     /// Projected column names (for messages).
     names: Vec<String>,
     /// Current record batch in canonical form and the next row in it.
@@ -161,7 +166,9 @@ impl ParquetSource {
             .map_err(|e| DataError::io(format!("{source}: cannot read Parquet: {e}")))?;
         let src = ParquetSource {
             reader,
-            validator: Validator::new(schema, map),
+            rules: Rules { schema: schema.clone(), map },
+            checker: Checker::new(schema),
+            keep,
             names: projected,
             current: Vec::new(),
             current_rows: 0,
@@ -192,8 +199,16 @@ impl ParquetSource {
     }
 
     /// Read rows into `chunk` until it is full; `Ok(false)` once the file is exhausted.
-    pub(crate) fn fill(&mut self, chunk: &mut Chunk) -> Result<bool, DataError> {
-        while !chunk.is_full() {
+    pub(crate) fn fill(&mut self, chunk: &mut Chunk, ids: &mut IdCheck) -> Result<bool, DataError> {
+        let mut kept = 0usize;
+        let result = self.fill_rows(chunk, ids, &mut kept);
+        chunk.batch.truncate_rows(kept);
+        result
+    }
+
+    fn fill_rows(&mut self, chunk: &mut Chunk, ids: &mut IdCheck, kept: &mut usize) -> Result<bool, DataError> {
+        chunk.batch.truncate_rows(0);
+        while chunk.rows < chunk.max_rows {
             if self.next_row >= self.current_rows {
                 match self.reader.next() {
                     None => return Ok(false),
@@ -209,12 +224,81 @@ impl ParquetSource {
                     }
                 }
             }
-            self.records += 1;
-            let row = PqRow { cols: &self.current, row: self.next_row };
-            self.next_row += 1;
-            let reject = self.validator.push(&row, self.records, &mut chunk.batch);
-            chunk.record(reject)?;
+            // Rows of the current record batch that fit in the chunk, into fresh slots.
+            let take = (self.current_rows - self.next_row).min(chunk.max_rows - chunk.rows);
+            chunk.batch.resize_rows(*kept + take);
+            let mut regions = chunk.batch.slot_regions(&[*kept + take]);
+            let Some(slots) = regions.first_mut() else { break };
+            for _ in 0..take {
+                self.records += 1;
+                let line = self.records;
+                let row = PqRow { cols: &self.current, row: self.next_row };
+                self.next_row += 1;
+                chunk.rows += 1;
+                let key = self.checker.check(&self.rules, &row, line, slots, *kept);
+                if let Some(k) = key {
+                    if let Some(first) = ids.first_seen(k, line) {
+                        self.checker.problems.insert(0, self.rules.duplicate(&slots.ids[*kept], first));
+                    }
+                }
+                let accepted = self.checker.problems.is_empty();
+                if let Some(k) = key {
+                    ids.log(k, line, accepted.then_some(chunk.accepted_before + *kept as u64))?;
+                }
+                if accepted {
+                    *kept += 1;
+                } else {
+                    let r = Reject::from_problems(line, std::mem::take(&mut self.checker.problems), row.raw());
+                    if chunk.on_error == OnError::Fail {
+                        return Err(DataError::value(r.describe(chunk.source)));
+                    }
+                    chunk.rejects.push(r);
+                }
+            }
+            drop(regions);
+            chunk.batch.truncate_rows(*kept);
         }
         Ok(true)
+    }
+
+    /// The raw cells and the (trimmed) id of the records numbered `lines` (ascending), by
+    /// reading the file again.
+    pub(crate) fn raw_at(&self, path: &Path, source: &str, lines: &[u64]) -> Result<Vec<(Vec<String>, String)>, DataError> {
+        let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| DataError::io(format!("{source}: not a readable Parquet file: {e}")))?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), self.keep.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(1 << 16)
+            .build()
+            .map_err(|e| DataError::io(format!("{source}: cannot read Parquet: {e}")))?;
+        let mut out = Vec::with_capacity(lines.len());
+        let mut want = lines.iter().peekable();
+        let mut record = 0u64;
+        for rb in reader {
+            if want.peek().is_none() {
+                break;
+            }
+            let rb = rb.map_err(|e| DataError::io(format!("{source}: cannot read Parquet after record {record}: {e}")))?;
+            let cols: Vec<Col> = rb.columns().iter().zip(&self.names).map(|(a, n)| to_col(a, n, source)).collect::<Result<_, _>>()?;
+            let first = record + 1;
+            record += rb.num_rows() as u64;
+            while let Some(&&line) = want.peek() {
+                if line > record {
+                    break;
+                }
+                want.next();
+                if line < first {
+                    out.push((Vec::new(), String::new()));
+                    continue;
+                }
+                let row = PqRow { cols: &cols, row: (line - first) as usize };
+                let id = row.cell(self.rules.map.id).display().map(|s| s.trim().to_string()).unwrap_or_default();
+                out.push((row.raw(), id));
+            }
+        }
+        out.resize_with(lines.len(), || (Vec::new(), String::new()));
+        Ok(out)
     }
 }

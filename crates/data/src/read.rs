@@ -1,12 +1,13 @@
 //! Streaming readers: [`open`] a CSV or Parquet file and iterate validated [`ReadChunk`]s.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
 use crate::csv_read::CsvSource;
 use crate::error::DataError;
+use crate::ids::{DuplicateCheck, IdCheck};
 use crate::parquet_read::ParquetSource;
 use crate::reject::Reject;
 use crate::schema::Schema;
@@ -33,11 +34,22 @@ pub struct ReadOptions {
     pub on_error: OnError,
     /// Require the label column (training data); default false (scoring data).
     pub require_label: bool,
+    /// How the duplicate-id rule is applied; default [`DuplicateCheck::Immediate`]. With
+    /// [`DuplicateCheck::Deferred`] memory stays flat whatever the file size, and duplicates
+    /// come from [`Reader::finish_duplicates`] after the last chunk.
+    #[serde(default)]
+    pub duplicates: DuplicateCheck,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { batch_rows: 65_536, delimiter: b',', on_error: OnError::Fail, require_label: false }
+        ReadOptions {
+            batch_rows: 65_536,
+            delimiter: b',',
+            on_error: OnError::Fail,
+            require_label: false,
+            duplicates: DuplicateCheck::Immediate,
+        }
     }
 }
 
@@ -73,7 +85,22 @@ impl FileFormat {
     }
 }
 
-/// Rows being gathered into one chunk; applies [`OnError`].
+/// A row found to be a duplicate id after the last chunk (deferred check; see
+/// [`Reader::finish_duplicates`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LateDuplicate {
+    /// The row's position among the accepted rows of the whole file (0-based: the index in
+    /// the concatenation of every chunk's batch); `None` for a row rejected for another
+    /// reason (already in a chunk's rejects, whose reason does not mention the duplicate).
+    pub ordinal: Option<u64>,
+    /// Line (CSV) or record number (Parquet) where the id first appeared.
+    pub first_line: u64,
+    /// The row as a reject: its line, the id column and value, reason
+    /// `"duplicate id (first seen on line N)"` (as the immediate check words it) and its cells.
+    pub reject: Reject,
+}
+
+/// One chunk being filled by a source.
 pub(crate) struct Chunk<'a> {
     pub batch: Batch,
     pub rejects: Vec<Reject>,
@@ -82,24 +109,8 @@ pub(crate) struct Chunk<'a> {
     pub max_rows: usize,
     pub on_error: OnError,
     pub source: &'a str,
-}
-
-impl Chunk<'_> {
-    pub(crate) fn is_full(&self) -> bool {
-        self.rows >= self.max_rows
-    }
-
-    /// Count a row that was either accepted (`None`) or rejected.
-    pub(crate) fn record(&mut self, reject: Option<Reject>) -> Result<(), DataError> {
-        self.rows += 1;
-        if let Some(r) = reject {
-            if self.on_error == OnError::Fail {
-                return Err(DataError::value(r.describe(self.source)));
-            }
-            self.rejects.push(r);
-        }
-        Ok(())
-    }
+    /// Rows accepted in earlier chunks (ordinals for the deferred duplicate check).
+    pub accepted_before: u64,
 }
 
 enum Source {
@@ -107,15 +118,24 @@ enum Source {
     Parquet(Box<ParquetSource>),
 }
 
-/// Iterator of validated chunks of a file. Memory is bounded by one chunk plus 24 bytes per
-/// id seen (ids must be unique within the file). After an `Err` the iterator ends; the rows
-/// of the chunk that failed count in `rows_read` but not in `accepted` / `rejected`.
+/// Iterator of validated chunks of a file. Memory is bounded by a few chunks plus, with the
+/// default immediate duplicate check, about 40 bytes per distinct id (ids must be unique
+/// within the file); with [`DuplicateCheck::Deferred`], by a fixed-size run of ids. After an
+/// `Err` the iterator ends; the rows of the chunk that failed count in `rows_read` but not in
+/// `accepted` / `rejected`.
+///
+/// CSV chunks are parsed and validated in parallel on the current rayon pool (call the
+/// iterator inside `pool.install` to choose the threads); the output does not depend on the
+/// number of threads.
 pub struct Reader {
     source: Source,
     name: String,
+    path: PathBuf,
     columns: Vec<String>,
     schema: Schema,
     opts: ReadOptions,
+    ids: IdCheck,
+    spare: Vec<Batch>,
     rows_read: u64,
     accepted: u64,
     rejected: u64,
@@ -139,10 +159,13 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
     };
     Ok(Reader {
         source,
+        ids: IdCheck::new(&opts.duplicates, &name),
         name,
+        path: path.to_path_buf(),
         columns,
         schema: schema.clone(),
         opts: opts.clone(),
+        spare: Vec::new(),
         rows_read: 0,
         accepted: 0,
         rejected: 0,
@@ -150,7 +173,8 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
     })
 }
 
-/// Read a whole file into one batch (convenience; with [`OnError::Skip`] all rejects are kept).
+/// Read a whole file into one batch (convenience; with [`OnError::Skip`] all rejects are kept,
+/// in line order, late duplicates of a deferred check included).
 pub fn read_all(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<(Batch, Vec<Reject>), DataError> {
     let mut reader = open(path, schema, opts)?;
     let mut batch = Batch::empty(schema, reader.source());
@@ -159,6 +183,14 @@ pub fn read_all(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<(Bat
         let chunk = chunk?;
         batch.extend(chunk.batch);
         rejects.extend(chunk.rejects);
+    }
+    let late = reader.finish_duplicates()?;
+    if !late.is_empty() {
+        let drop: std::collections::BTreeSet<u64> = late.iter().filter_map(|d| d.ordinal).collect();
+        let keep: Vec<usize> = (0..batch.len()).filter(|&i| !drop.contains(&(i as u64))).collect();
+        batch.compact(&keep);
+        rejects.extend(late.into_iter().filter(|d| d.ordinal.is_some()).map(|d| d.reject));
+        rejects.sort_by_key(|r| r.line);
     }
     Ok((batch, rejects))
 }
@@ -184,6 +216,52 @@ impl Reader {
     pub fn columns(&self) -> &[String] {
         &self.columns
     }
+
+    /// Hand back a batch you are done with: the next chunk reuses its memory, its strings
+    /// included, instead of allocating (optional; keeps at most two).
+    pub fn recycle(&mut self, batch: Batch) {
+        if self.spare.len() < 2 {
+            self.spare.push(batch);
+        }
+    }
+
+    /// With [`DuplicateCheck::Deferred`]: call once after the last chunk. Returns every row
+    /// whose id appeared on an earlier row, in line order (empty with the immediate check,
+    /// which rejected them in their chunks). Rows counted as accepted are then counted as
+    /// rejected. The cells of the duplicates are read from the file again.
+    ///
+    /// With [`OnError::Fail`], a duplicate is an error naming its line and the line where
+    /// the id first appeared.
+    pub fn finish_duplicates(&mut self) -> Result<Vec<LateDuplicate>, DataError> {
+        let found = self.ids.finish()?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lines: Vec<u64> = found.iter().map(|f| f.line).collect();
+        let raws = match &self.source {
+            Source::Csv(s) => s.raw_at(&self.path, &self.name, &lines)?,
+            Source::Parquet(s) => s.raw_at(&self.path, &self.name, &lines)?,
+        };
+        let mut out = Vec::with_capacity(found.len());
+        for (f, (raw, id)) in found.into_iter().zip(raws) {
+            let problem = crate::reject::Problem::new(
+                Some(&self.schema.id),
+                Some(&id),
+                "duplicate id",
+                format!("duplicate id (first seen on line {})", f.first_line),
+            );
+            let reject = Reject::from_problems(f.line, vec![problem], raw);
+            if self.opts.on_error == OnError::Fail {
+                return Err(DataError::value(reject.describe(&self.name)));
+            }
+            if f.ordinal.is_some() {
+                self.accepted -= 1;
+                self.rejected += 1;
+            }
+            out.push(LateDuplicate { ordinal: f.ordinal, first_line: f.first_line, reject });
+        }
+        Ok(out)
+    }
 }
 
 impl Iterator for Reader {
@@ -193,17 +271,20 @@ impl Iterator for Reader {
         if self.done {
             return None;
         }
+        let mut batch = self.spare.pop().unwrap_or_default();
+        batch.reshape(self.schema.categorical.len(), self.schema.numeric.len(), &self.name);
         let mut chunk = Chunk {
-            batch: Batch::with_capacity(&self.schema, self.name.as_str(), self.opts.batch_rows.clamp(1, 1 << 20)),
+            batch,
             rejects: Vec::new(),
             rows: 0,
             max_rows: self.opts.batch_rows.max(1),
             on_error: self.opts.on_error,
             source: &self.name,
+            accepted_before: self.accepted,
         };
         let more = match &mut self.source {
-            Source::Csv(s) => s.fill(&mut chunk),
-            Source::Parquet(s) => s.fill(&mut chunk),
+            Source::Csv(s) => s.fill(&mut chunk, &mut self.ids),
+            Source::Parquet(s) => s.fill(&mut chunk, &mut self.ids),
         };
         self.rows_read += chunk.rows as u64;
         if more.is_ok() {

@@ -33,8 +33,10 @@ pub struct ValidationReport {
 }
 
 /// Read a whole file with `opts`, counting accepted and rejected rows; rejects are streamed to
-/// `rejects_out` (CSV, see [`crate::write_rejects`]) when given. Memory stays bounded by one
-/// chunk plus the id set. Column mismatches, unreadable files and (with
+/// `rejects_out` (CSV, see [`crate::write_rejects`]) when given. Memory stays bounded by a few
+/// chunks plus the duplicate-id state (see [`crate::DuplicateCheck`]; with the deferred check,
+/// duplicates are counted and written after the other rejects, and the label and date
+/// counts include them). Column mismatches, unreadable files and (with
 /// [`crate::OnError::Fail`]) the first bad row are errors.
 pub fn validate_file(
     path: &Path,
@@ -58,7 +60,7 @@ pub fn validate_file(
         date_max: None,
     };
     let (mut dmin, mut dmax) = (i32::MAX, i32::MIN);
-    for chunk in &mut reader {
+    while let Some(chunk) = reader.next() {
         let chunk = chunk?;
         let b = &chunk.batch;
         rep.accepted += b.len() as u64;
@@ -78,6 +80,19 @@ pub fn validate_file(
         if let Some(w) = out.as_mut() {
             w.write(&chunk.rejects)?;
         }
+        reader.recycle(chunk.batch);
+    }
+    let late: Vec<crate::Reject> = reader.finish_duplicates()?.into_iter().filter(|d| d.ordinal.is_some()).map(|d| d.reject).collect();
+    for r in &late {
+        rep.accepted -= 1;
+        rep.rejected += 1;
+        for p in &r.problems {
+            *rep.by_reason.entry(p.category.clone()).or_default() += 1;
+            *rep.by_column.entry(p.column.clone().unwrap_or_else(|| "(row)".into())).or_default() += 1;
+        }
+    }
+    if let Some(w) = out.as_mut() {
+        w.write(&late)?;
     }
     rep.rows_read = reader.rows_read();
     if dmin <= dmax {

@@ -295,7 +295,7 @@ impl Schema {
         if date_min > date_max {
             return Err(DataError::schema("date.min is after date.max"));
         }
-        if raw.hs_code.width == 0 || raw.hs_code.width > 12 || raw.hs_code.width % 2 != 0 {
+        if raw.hs_code.width == 0 || raw.hs_code.width > 12 || raw.hs_code.width & 1 == 1 {
             return Err(DataError::schema(format!(
                 "hs_code.width = {} must be an even number of digits from 2 to 12",
                 raw.hs_code.width

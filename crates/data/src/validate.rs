@@ -1,15 +1,14 @@
 //! Cell- and row-level validation shared by the CSV, Parquet and JSON paths.
 //!
 //! Every reader turns a row into [`Cell`]s (borrowed, no allocation) and hands it to
-//! [`Validator::push`], which either appends the row to a [`Batch`] or returns a [`Reject`]
-//! listing every bad cell. The rules are documented on each `check_*` function.
+//! [`Checker::check`], which writes the row into a slot of a [`crate::Batch`] and lists every
+//! bad cell; the reader then keeps the row or turns it into a [`crate::Reject`]. The rules
+//! are documented on each `check_*` function.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-
-use crate::batch::Batch;
 use crate::columns::ColumnMap;
-use crate::reject::{Problem, Reject};
+use crate::ids::id_key;
+use crate::reject::Problem;
+use crate::slots::Slots;
 use crate::schema::{ymd_from_days, CategoricalColumn, LabelColumn, NumericColumn, Schema, Selection};
 
 /// One cell as it arrives from a file or request, before validation.
@@ -76,6 +75,15 @@ fn bad_type(what: &str) -> Bad {
     bad("bad type", format!("expected {what}"))
 }
 
+/// `str::trim` (Unicode whitespace), with a fast path for the usual cell that starts and
+/// ends with a visible ASCII character.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&b)) if (0x21..0x80).contains(&a) && (0x21..0x80).contains(&b) => s,
+        _ => s.trim(),
+    }
+}
+
 /// `f` is a whole number that fits an i64.
 fn integral(f: f64) -> Option<i64> {
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 {
@@ -98,7 +106,7 @@ fn parse_finite(t: &str) -> Result<f64, Bad> {
 fn number(cell: Cell) -> Result<Option<f64>, Bad> {
     match cell {
         Cell::Str(s) => {
-            let t = s.trim();
+            let t = trim(s);
             if t.is_empty() {
                 Ok(None)
             } else {
@@ -183,32 +191,30 @@ fn parse_with_format(t: &str, format: &str) -> Option<i32> {
     i32::try_from(days_from_civil(d.year() as i64, d.month(), d.day())).ok()
 }
 
-/// 128-bit key of an id: two SipHash-1-3 values (fixed keys, so deterministic) of the text
-/// with different prefixes.
-fn id_key(id: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |tag: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        tag.hash(&mut h);
-        id.hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+/// What a file's rows are checked against: the schema and where its columns sit. Shared,
+/// read-only, by the threads validating one file.
+pub(crate) struct Rules {
+    pub schema: Schema,
+    pub map: ColumnMap,
 }
 
-/// Validates rows of one source (file or request) against a schema and a column layout.
-pub(crate) struct Validator {
-    schema: Schema,
-    map: ColumnMap,
-    /// 128-bit hash of an id -> line where it first appeared (all rows with a valid id,
-    /// accepted or not). Hashing instead of keeping the text halves the allocations per row
-    /// and bounds the memory at 24 bytes per id; two distinct ids collide with probability
-    /// about n^2 / 2^129 (1e-22 for a billion rows).
-    ids: HashMap<u128, u64>,
+impl Rules {
+    /// The problem of a row whose id was first seen on line `first`.
+    pub(crate) fn duplicate(&self, id: &str, first: u64) -> Problem {
+        Problem::new(
+            Some(&self.map.names[self.map.id]),
+            Some(id),
+            "duplicate id",
+            format!("duplicate id (first seen on line {first})"),
+        )
+    }
+}
+
+/// Per-thread validation state: a date cache and the problems of the last checked row.
+pub(crate) struct Checker {
     dates: DateParser,
-    problems: Vec<Problem>,
-    cats: Vec<String>,
-    nums: Vec<f32>,
+    /// Problems of the last row given to [`Checker::check`] (empty: the row is good).
+    pub problems: Vec<Problem>,
 }
 
 /// Date checks with a one-entry cache (files are usually sorted by date).
@@ -227,7 +233,7 @@ impl DateParser {
         let days = match cell {
             Cell::Date(d) => d,
             Cell::Str(s) => {
-                let t = s.trim();
+                let t = trim(s);
                 if t.is_empty() {
                     return Err(missing());
                 }
@@ -262,12 +268,9 @@ impl DateParser {
     }
 }
 
-impl Validator {
-    pub(crate) fn new(schema: &Schema, map: ColumnMap) -> Validator {
-        Validator {
-            schema: schema.clone(),
-            map,
-            ids: HashMap::new(),
+impl Checker {
+    pub(crate) fn new(schema: &Schema) -> Checker {
+        Checker {
             dates: DateParser {
                 format: schema.date_format.clone(),
                 iso: schema.date_format == "%Y-%m-%d",
@@ -277,29 +280,32 @@ impl Validator {
                 last_days: 0,
             },
             problems: Vec::new(),
-            cats: Vec::with_capacity(schema.categorical.len()),
-            nums: Vec::with_capacity(schema.numeric.len()),
         }
     }
 
-    /// Identifier: trimmed, non-empty text (integers accepted as their decimal text).
-    fn check_id(cell: Cell) -> Result<String, Bad> {
+    /// Identifier: trimmed, non-empty text (integers accepted as their decimal text), written
+    /// to `out`.
+    fn check_id(cell: Cell, out: &mut String) -> Result<(), Bad> {
+        out.clear();
         match cell {
             Cell::Str(s) => {
-                let t = s.trim();
+                let t = trim(s);
                 if t.is_empty() {
-                    Err(missing())
-                } else {
-                    Ok(t.to_string())
+                    return Err(missing());
                 }
+                out.push_str(t);
             }
-            Cell::Int(i) => Ok(i.to_string()),
-            Cell::UInt(u) => Ok(u.to_string()),
-            Cell::Float(f) => integral(f).map(|i| i.to_string()).ok_or_else(|| bad_type("text or an integer")),
-            Cell::Null | Cell::Absent => Err(missing()),
-            Cell::BadUtf8(_) => Err(bad("invalid UTF-8", "invalid UTF-8")),
-            Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => Err(bad_type("text or an integer")),
+            Cell::Int(i) => push_display(out, i),
+            Cell::UInt(u) => push_display(out, u),
+            Cell::Float(f) => match integral(f) {
+                Some(i) => push_display(out, i),
+                None => return Err(bad_type("text or an integer")),
+            },
+            Cell::Null | Cell::Absent => return Err(missing()),
+            Cell::BadUtf8(_) => return Err(bad("invalid UTF-8", "invalid UTF-8")),
+            Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => return Err(bad_type("text or an integer")),
         }
+        Ok(())
     }
 
     /// HS code: digits only, at most `hs_width` of them; `71080.0` (an integral float from a
@@ -309,7 +315,7 @@ impl Validator {
         let too_long = |v: u64| bad("bad HS code", format!("HS code {v} has more than {width} digits"));
         match cell {
             Cell::Str(s) => {
-                let t = s.trim();
+                let t = trim(s);
                 if t.is_empty() {
                     return Err(missing());
                 }
@@ -357,31 +363,33 @@ impl Validator {
         }
     }
 
-    /// Categorical: trimmed text (numbers as their text); empty -> "" where allowed.
-    fn check_cat(cell: Cell, col: &CategoricalColumn) -> Result<String, Bad> {
-        let s = match cell {
-            Cell::Str(s) => s.trim().to_string(),
-            Cell::Int(i) => i.to_string(),
-            Cell::UInt(u) => u.to_string(),
-            Cell::Float(f) if f.is_nan() => String::new(),
-            Cell::Float(f) => float_text(f),
-            Cell::Bool(b) => b.to_string(),
-            Cell::Date(d) => ymd_from_days(d),
-            Cell::Null | Cell::Absent => String::new(),
+    /// Categorical: trimmed text (numbers as their text), written to `out`; empty -> "" where
+    /// allowed.
+    fn check_cat(cell: Cell, col: &CategoricalColumn, out: &mut String) -> Result<(), Bad> {
+        out.clear();
+        match cell {
+            Cell::Str(s) => out.push_str(trim(s)),
+            Cell::Int(i) => push_display(out, i),
+            Cell::UInt(u) => push_display(out, u),
+            Cell::Float(f) if f.is_nan() => {}
+            Cell::Float(f) => out.push_str(&float_text(f)),
+            Cell::Bool(b) => push_display(out, b),
+            Cell::Date(d) => out.push_str(&ymd_from_days(d)),
+            Cell::Null | Cell::Absent => {}
             Cell::BadUtf8(_) => return Err(bad("invalid UTF-8", "invalid UTF-8")),
             Cell::Nested(_) => return Err(bad_type("text")),
-        };
-        if s.is_empty() && !col.allow_missing {
+        }
+        if out.is_empty() && !col.allow_missing {
             return Err(missing());
         }
-        Ok(s)
+        Ok(())
     }
 
     /// Label: one of the positive / negative values; empty -> `None` where allowed.
     fn check_label(cell: Cell, l: &LabelColumn) -> Result<Option<bool>, Bad> {
         let owned;
         let s: &str = match cell {
-            Cell::Str(s) => s.trim(),
+            Cell::Str(s) => trim(s),
             Cell::Int(i) => {
                 owned = i.to_string();
                 &owned
@@ -428,7 +436,7 @@ impl Validator {
         let what = "0/1, true/false or yes/no";
         match cell {
             Cell::Str(s) => {
-                let t = s.trim();
+                let t = trim(s);
                 let is = |w: &str| t.eq_ignore_ascii_case(w);
                 if t.is_empty() {
                     Ok(None)
@@ -454,7 +462,7 @@ impl Validator {
     /// Selection: rule / random / model / other (any case); empty -> `None`.
     fn check_selection(cell: Cell) -> Result<Option<Selection>, Bad> {
         match cell {
-            Cell::Str(s) if s.trim().is_empty() => Ok(None),
+            Cell::Str(s) if trim(s).is_empty() => Ok(None),
             Cell::Str(s) => Selection::parse(s)
                 .map(Some)
                 .ok_or_else(|| bad("bad selection", "expected rule, random, model or other")),
@@ -473,13 +481,14 @@ impl Validator {
         }
     }
 
-    /// Validate one row. On success the row is appended to `batch` (shaped for the schema) and
-    /// `None` is returned; otherwise nothing is appended and the row's [`Reject`] is returned.
-    pub(crate) fn push<R: Row>(&mut self, row: &R, line: u64, batch: &mut Batch) -> Option<Reject> {
-        let Validator { schema, map, ids, dates, problems, cats, nums } = self;
+    /// Validate one row into slot `i` of `out`. Afterwards `self.problems` lists every bad
+    /// cell in schema column order (empty: the row is good and slot `i` holds it; otherwise
+    /// the slot holds leftovers). Returns the id's key when the id itself is valid; the
+    /// duplicate-id rule is the caller's (see [`crate::ids`]).
+    pub(crate) fn check<R: Row>(&mut self, rules: &Rules, row: &R, line: u64, out: &mut Slots, i: usize) -> Option<u128> {
+        let Rules { schema, map } = rules;
+        let Checker { dates, problems } = self;
         problems.clear();
-        cats.clear();
-        nums.clear();
 
         // Record a bad cell; an absent field (JSON) is a problem of its own.
         fn note(problems: &mut Vec<Problem>, name: &str, cell: Cell, b: Bad) {
@@ -491,56 +500,36 @@ impl Validator {
         }
 
         let cell = row.cell(map.id);
-        let id = match Self::check_id(cell) {
-            Ok(id) => Some(id),
+        let key = match Self::check_id(cell, &mut out.ids[i]) {
+            Ok(()) => Some(id_key(&out.ids[i])),
             Err(b) => {
                 note(problems, &map.names[map.id], cell, b);
                 None
             }
         };
-        if let Some(id) = &id {
-            match ids.entry(id_key(id)) {
-                Entry::Occupied(first) => problems.push(Problem::new(
-                    Some(&map.names[map.id]),
-                    Some(id),
-                    "duplicate id",
-                    format!("duplicate id (first seen on line {})", first.get()),
-                )),
-                Entry::Vacant(v) => {
-                    v.insert(line);
-                }
-            }
-        }
 
         let cell = row.cell(map.date);
-        let date = match dates.check(cell) {
-            Ok(d) => Some(d),
-            Err(b) => {
-                note(problems, &map.names[map.date], cell, b);
-                None
-            }
-        };
+        match dates.check(cell) {
+            Ok(d) => out.dates[i] = d,
+            Err(b) => note(problems, &map.names[map.date], cell, b),
+        }
 
         let cell = row.cell(map.hs);
-        let hs = match Self::check_hs(cell, schema.hs_width) {
-            Ok(v) => Some(v),
-            Err(b) => {
-                note(problems, &map.names[map.hs], cell, b);
-                None
-            }
-        };
+        match Self::check_hs(cell, schema.hs_width) {
+            Ok(v) => out.hs[i] = v,
+            Err(b) => note(problems, &map.names[map.hs], cell, b),
+        }
 
-        for (col, &idx) in schema.categorical.iter().zip(&map.categorical) {
+        for ((col, &idx), dst) in schema.categorical.iter().zip(&map.categorical).zip(out.categorical.iter_mut()) {
             let cell = row.cell(idx);
-            match Self::check_cat(cell, col) {
-                Ok(s) => cats.push(s),
-                Err(b) => note(problems, &map.names[idx], cell, b),
+            if let Err(b) = Self::check_cat(cell, col, &mut dst[i]) {
+                note(problems, &map.names[idx], cell, b);
             }
         }
-        for (col, &idx) in schema.numeric.iter().zip(&map.numeric) {
+        for ((col, &idx), dst) in schema.numeric.iter().zip(&map.numeric).zip(out.numeric.iter_mut()) {
             let cell = row.cell(idx);
             match Self::check_num(cell, col) {
-                Ok(v) => nums.push(v),
+                Ok(v) => dst[i] = v,
                 Err(b) => note(problems, &map.names[idx], cell, b),
             }
         }
@@ -594,28 +583,20 @@ impl Validator {
             }
         }
 
-        match (id, date, hs) {
-            (Some(id), Some(date), Some(hs)) if problems.is_empty() => {
-                batch.lines.push(line);
-                batch.ids.push(id);
-                batch.dates.push(date);
-                batch.hs.push(hs);
-                for (dst, v) in batch.categorical.iter_mut().zip(cats.drain(..)) {
-                    dst.push(v);
-                }
-                for (dst, &v) in batch.numeric.iter_mut().zip(nums.iter()) {
-                    dst.push(v);
-                }
-                batch.inspected.push(inspected.unwrap_or(label.is_some()));
-                batch.label.push(label);
-                batch.revenue.push(revenue);
-                batch.selection.push(selection);
-                batch.propensity.push(propensity);
-                None
-            }
-            _ => Some(Reject::from_problems(line, std::mem::take(problems), row.raw())),
-        }
+        out.lines[i] = line;
+        out.inspected[i] = inspected.unwrap_or(label.is_some());
+        out.label[i] = label;
+        out.revenue[i] = revenue;
+        out.selection[i] = selection;
+        out.propensity[i] = propensity;
+        key
     }
+}
+
+/// Append `v`'s text to `out`.
+fn push_display(out: &mut String, v: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{v}");
 }
 
 #[cfg(test)]
@@ -642,19 +623,19 @@ mod tests {
     #[test]
     fn numbers() {
         let col = NumericColumn { name: "m".into(), kind: crate::NumericKind::Mass, min: Some(0.0), max: Some(10.0), allow_missing: false };
-        assert_eq!(Validator::check_num(Cell::Str(" 2.5 "), &col), Ok(2.5));
+        assert_eq!(Checker::check_num(Cell::Str(" 2.5 "), &col), Ok(2.5));
         for s in ["nan", "NaN", "inf", "-inf", "Infinity"] {
-            assert_eq!(Validator::check_num(Cell::Str(s), &col).unwrap_err().category, "not finite", "{s}");
+            assert_eq!(Checker::check_num(Cell::Str(s), &col).unwrap_err().category, "not finite", "{s}");
         }
-        assert_eq!(Validator::check_num(Cell::Str("1,5"), &col).unwrap_err().category, "not a number");
-        assert_eq!(Validator::check_num(Cell::Str("-3"), &col).unwrap_err().reason, "below minimum 0");
-        assert_eq!(Validator::check_num(Cell::Str("11"), &col).unwrap_err().reason, "above maximum 10");
-        assert_eq!(Validator::check_num(Cell::Str(""), &col).unwrap_err().category, "missing value");
+        assert_eq!(Checker::check_num(Cell::Str("1,5"), &col).unwrap_err().category, "not a number");
+        assert_eq!(Checker::check_num(Cell::Str("-3"), &col).unwrap_err().reason, "below minimum 0");
+        assert_eq!(Checker::check_num(Cell::Str("11"), &col).unwrap_err().reason, "above maximum 10");
+        assert_eq!(Checker::check_num(Cell::Str(""), &col).unwrap_err().category, "missing value");
         let open = NumericColumn { min: None, max: None, allow_missing: true, ..col };
-        assert!(Validator::check_num(Cell::Str(""), &open).unwrap().is_nan());
-        assert!(Validator::check_num(Cell::Null, &open).unwrap().is_nan());
-        assert_eq!(Validator::check_num(Cell::Str("1e39"), &open).unwrap_err().category, "overflows f32");
-        assert_eq!(Validator::check_num(Cell::Int(-4), &open), Ok(-4.0));
+        assert!(Checker::check_num(Cell::Str(""), &open).unwrap().is_nan());
+        assert!(Checker::check_num(Cell::Null, &open).unwrap().is_nan());
+        assert_eq!(Checker::check_num(Cell::Str("1e39"), &open).unwrap_err().category, "overflows f32");
+        assert_eq!(Checker::check_num(Cell::Int(-4), &open), Ok(-4.0));
     }
 
     #[test]
@@ -664,38 +645,38 @@ mod tests {
         )
         .unwrap();
         let w = s.hs_width;
-        assert_eq!(Validator::check_hs(Cell::Str("71080"), w), Ok(71080));
-        assert_eq!(Validator::check_hs(Cell::Str("071080"), w), Ok(71080));
-        assert_eq!(Validator::check_hs(Cell::Str("71080.0"), w), Ok(71080));
-        assert_eq!(Validator::check_hs(Cell::Float(71080.0), w), Ok(71080));
-        assert_eq!(Validator::check_hs(Cell::Int(999_999), w), Ok(999_999));
-        assert!(Validator::check_hs(Cell::Int(1_000_000), w).is_err());
-        assert!(Validator::check_hs(Cell::Str("71080.5"), w).is_err());
-        assert!(Validator::check_hs(Cell::Str("7108a"), w).is_err());
-        assert!(Validator::check_hs(Cell::Str("-71080"), w).is_err());
-        assert!(Validator::check_hs(Cell::Str("0071080"), w).is_err());
-        assert!(Validator::check_hs(Cell::Str("7.1e4"), w).is_err());
-        assert!(Validator::check_hs(Cell::Str(""), w).is_err());
+        assert_eq!(Checker::check_hs(Cell::Str("71080"), w), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Str("071080"), w), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Str("71080.0"), w), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Float(71080.0), w), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Int(999_999), w), Ok(999_999));
+        assert!(Checker::check_hs(Cell::Int(1_000_000), w).is_err());
+        assert!(Checker::check_hs(Cell::Str("71080.5"), w).is_err());
+        assert!(Checker::check_hs(Cell::Str("7108a"), w).is_err());
+        assert!(Checker::check_hs(Cell::Str("-71080"), w).is_err());
+        assert!(Checker::check_hs(Cell::Str("0071080"), w).is_err());
+        assert!(Checker::check_hs(Cell::Str("7.1e4"), w).is_err());
+        assert!(Checker::check_hs(Cell::Str(""), w).is_err());
     }
 
     #[test]
     fn labels_and_flags() {
         let l = LabelColumn { name: "f".into(), positive: vec!["1".into(), "Y".into()], negative: vec!["0".into()], allow_missing: true };
-        assert_eq!(Validator::check_label(Cell::Str(" Y "), &l), Ok(Some(true)));
-        assert_eq!(Validator::check_label(Cell::Int(0), &l), Ok(Some(false)));
-        assert_eq!(Validator::check_label(Cell::Float(1.0), &l), Ok(Some(true)));
-        assert_eq!(Validator::check_label(Cell::Bool(true), &l), Ok(Some(true)));
-        assert_eq!(Validator::check_label(Cell::Str(""), &l), Ok(None));
-        assert_eq!(Validator::check_label(Cell::Str("2"), &l).unwrap_err().category, "bad label");
-        assert_eq!(Validator::check_inspected(Cell::Str("Yes")), Ok(Some(true)));
-        assert_eq!(Validator::check_inspected(Cell::Str("FALSE")), Ok(Some(false)));
-        assert!(Validator::check_inspected(Cell::Str("2")).is_err());
-        assert_eq!(Validator::check_selection(Cell::Str("Random")), Ok(Some(Selection::Random)));
-        assert!(Validator::check_selection(Cell::Str("lottery")).is_err());
-        assert_eq!(Validator::check_propensity(Cell::Str("1")), Ok(Some(1.0)));
-        assert!(Validator::check_propensity(Cell::Str("0")).is_err());
-        assert!(Validator::check_propensity(Cell::Str("1.5")).is_err());
-        assert_eq!(Validator::check_revenue(Cell::Str("")), Ok(None));
-        assert!(Validator::check_revenue(Cell::Str("-1")).is_err());
+        assert_eq!(Checker::check_label(Cell::Str(" Y "), &l), Ok(Some(true)));
+        assert_eq!(Checker::check_label(Cell::Int(0), &l), Ok(Some(false)));
+        assert_eq!(Checker::check_label(Cell::Float(1.0), &l), Ok(Some(true)));
+        assert_eq!(Checker::check_label(Cell::Bool(true), &l), Ok(Some(true)));
+        assert_eq!(Checker::check_label(Cell::Str(""), &l), Ok(None));
+        assert_eq!(Checker::check_label(Cell::Str("2"), &l).unwrap_err().category, "bad label");
+        assert_eq!(Checker::check_inspected(Cell::Str("Yes")), Ok(Some(true)));
+        assert_eq!(Checker::check_inspected(Cell::Str("FALSE")), Ok(Some(false)));
+        assert!(Checker::check_inspected(Cell::Str("2")).is_err());
+        assert_eq!(Checker::check_selection(Cell::Str("Random")), Ok(Some(Selection::Random)));
+        assert!(Checker::check_selection(Cell::Str("lottery")).is_err());
+        assert_eq!(Checker::check_propensity(Cell::Str("1")), Ok(Some(1.0)));
+        assert!(Checker::check_propensity(Cell::Str("0")).is_err());
+        assert!(Checker::check_propensity(Cell::Str("1.5")).is_err());
+        assert_eq!(Checker::check_revenue(Cell::Str("")), Ok(None));
+        assert!(Checker::check_revenue(Cell::Str("-1")).is_err());
     }
 }

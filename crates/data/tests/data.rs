@@ -43,6 +43,9 @@ fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+#[path = "data/parallel.rs"]
+mod parallel;
+
 mod csv_reading {
     use super::*;
 

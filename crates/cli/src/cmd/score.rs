@@ -156,7 +156,7 @@ fn run_in_pool(a: &Args) -> anyhow::Result<()> {
             scores: Vec::new(),
             quantiles: card_quantiles(model.metadata()),
         };
-        let ropts = ReadOptions { batch_rows: a.batch_rows.max(1), delimiter: delimiter_byte(a.delimiter)?, on_error: a.on_error.into(), require_label: false };
+        let ropts = ReadOptions { batch_rows: a.batch_rows.max(1), delimiter: delimiter_byte(a.delimiter)?, on_error: a.on_error.into(), require_label: false, ..ReadOptions::default() };
         let reader = cr_data::open(&a.data, model.schema(), &ropts).with_context(|| format!("reading {}", a.data.display()))?;
         let mut rej = match &a.rejects {
             Some(p) => Some(RejectWriter::create(p)?),

@@ -1,0 +1,218 @@
+//! The parallel CSV reader (same output for any thread count and chunk size, exact line
+//! numbers) and the deferred duplicate-id check (same verdicts as the immediate one).
+
+use super::*;
+use cr_data::{DuplicateCheck, ReadChunk, Reject};
+
+/// Every chunk of `p`, read inside a rayon pool of `threads`.
+fn chunks(p: &Path, opts: &ReadOptions, threads: usize) -> Vec<ReadChunk> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| open(p, &mini(), opts).unwrap().map(|c| c.unwrap()).collect())
+}
+
+/// Equality that treats NaN (missing numerics) as equal to itself.
+fn dbg<T: std::fmt::Debug>(x: &T) -> String {
+    format!("{x:?}")
+}
+
+fn concat(chunks: &[ReadChunk]) -> (Batch, Vec<Reject>) {
+    let mut b = Batch::empty(&mini(), "");
+    let mut r = Vec::new();
+    for c in chunks {
+        b.extend(c.batch.clone());
+        r.extend(c.rejects.clone());
+    }
+    (b, r)
+}
+
+/// A file of `n` rows whose shape is known row by row: (text, expected line of the row's
+/// first byte, accepted?). Every 7th row has a quoted newline in `office`, every 11th is
+/// bad (negative mass), every 13th is followed by a blank line; `eol` ends every line.
+fn synthetic(n: usize, eol: &str) -> (String, Vec<(u64, bool, String)>) {
+    let mut text = HEADER.trim_end().to_string() + eol;
+    let mut line = 2u64;
+    let mut expect = Vec::new();
+    for i in 0..n {
+        let office = if i % 7 == 0 { format!("\"O{eol}x,y\"") } else { format!("O{}", i % 5) };
+        let mass = if i % 11 == 0 { "-1" } else { "2.5" };
+        let id = format!("R{i}");
+        text.push_str(&format!("{id},2020-01-0{},010101,{office},I{i},1,{mass},,0{eol}", 1 + i % 9));
+        expect.push((line, i % 11 != 0, id));
+        line += 1 + u64::from(i % 7 == 0);
+        if i % 13 == 0 {
+            text.push_str(eol);
+            line += 1;
+        }
+    }
+    (text, expect)
+}
+
+#[test]
+fn same_chunks_for_any_thread_count_with_exact_lines() {
+    let d = tempfile::tempdir().unwrap();
+    for eol in ["\n", "\r\n"] {
+        let (text, expect) = synthetic(5_000, eol);
+        let p = file(&d, "p.csv", text.as_bytes());
+        let one = chunks(&p, &skip(), 1);
+        let two = chunks(&p, &skip(), 2);
+        assert_eq!(dbg(&one), dbg(&two), "{eol:?}");
+        // Other chunk sizes give the same rows.
+        let small = chunks(&p, &ReadOptions { batch_rows: 333, ..skip() }, 2);
+        assert!(small.iter().all(|c| c.batch.len() + c.rejects.len() <= 333));
+        assert_eq!(dbg(&concat(&small)), dbg(&concat(&one)));
+        let (b, r) = concat(&one);
+        let want_ok: Vec<u64> = expect.iter().filter(|e| e.1).map(|e| e.0).collect();
+        let want_bad: Vec<u64> = expect.iter().filter(|e| !e.1).map(|e| e.0).collect();
+        assert_eq!(b.lines, want_ok, "{eol:?}");
+        assert_eq!(r.iter().map(|x| x.line).collect::<Vec<_>>(), want_bad, "{eol:?}");
+        assert_eq!(b.ids, expect.iter().filter(|e| e.1).map(|e| e.2.clone()).collect::<Vec<_>>());
+        let r7 = b.ids.iter().position(|id| id == "R7").unwrap();
+        assert_eq!(b.categorical[0][r7], format!("O{eol}x,y"), "quoted newline kept, line ending as written");
+        assert!(r.iter().all(|x| x.reason == "below minimum 0" && x.raw.len() == 9));
+        b.check_lengths().unwrap();
+    }
+}
+
+#[test]
+fn fail_mode_stops_at_the_first_bad_row_whatever_the_threads() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut text, _) = synthetic(3_000, "\n");
+    // Only row 2,500 is bad: make every other mass valid.
+    text = text.replace(",-1,", ",1,");
+    let row = "R2500,2020-01-08,010101,O0,I2500,1,2.5";
+    assert!(text.contains(row));
+    text = text.replace(row, "R2500,2020-01-08,010101,O0,I2500,1,x");
+    let p = file(&d, "f.csv", text.as_bytes());
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let err = pool.install(|| read_all(&p, &mini(), &ReadOptions::default())).unwrap_err();
+        assert!(err.message.contains("column \"mass\": value \"x\" rejected: not a number"), "{err}");
+        // 2,500 rows before it; +1 per quoted newline (357 of them) and per blank line (193).
+        let line = 2 + 2_500 + (0..2_500).filter(|i| i % 7 == 0).count() + (0..2_500).filter(|i| i % 13 == 0).count();
+        assert!(err.message.contains(&format!(": line {line},")), "{err}");
+    }
+}
+
+/// Rows with duplicate ids spread over the file (some first seen on a rejected row, one
+/// duplicate that is bad anyway). Returns the text and the expected (line, first line) of
+/// every duplicate that is otherwise good.
+fn with_duplicates(eol: &str) -> (String, Vec<(u64, u64)>) {
+    let mut text = HEADER.trim_end().to_string() + eol;
+    let mut expect = Vec::new();
+    let mut first: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for i in 0..400u64 {
+        let line = i + 2;
+        // ids repeat: every 5th row reuses the id of row i / 3
+        let id = if i % 5 == 4 { format!("K{}", i / 3) } else { format!("K{i}") };
+        let bad = i % 17 == 3; // bad rows still count as "first seen"
+        let mass = if bad { "-1" } else { "1" };
+        text.push_str(&format!("{id},2020-01-01,010101,O,I,1,{mass},,0{eol}"));
+        match first.get(&id) {
+            Some(&f) if !bad => expect.push((line, f)),
+            Some(_) => {}
+            None => {
+                first.insert(id, line);
+            }
+        }
+    }
+    (text, expect)
+}
+
+#[test]
+fn deferred_duplicates_match_the_immediate_check() {
+    let d = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let (text, expect) = with_duplicates("\r\n");
+    assert!(expect.len() > 20, "the file has duplicates");
+    let csv = file(&d, "dup.csv", text.as_bytes());
+    let (imm_batch, imm_rejects) = read_all(&csv, &mini(), &skip()).unwrap();
+    let imm_dups: Vec<&Reject> = imm_rejects.iter().filter(|r| r.problems[0].category == "duplicate id").collect();
+    // Bad rows that are also duplicates carry both problems in the immediate check.
+    assert!(imm_rejects.iter().any(|r| r.problems.len() == 2 && r.problems[0].category == "duplicate id"));
+    // A Parquet file with the accepted rows of a deferred read, duplicates included.
+    let parquet = d.path().join("dup.parquet");
+    let with_dups = concat(&chunks(&csv, &ReadOptions { duplicates: DuplicateCheck::deferred(), ..skip() }, 2)).0;
+    write_batch(&parquet, &mini(), &with_dups).unwrap();
+    for run_entries in [1, 3, 64, 1 << 20] {
+        for batch_rows in [7, 65_536] {
+            let opts = ReadOptions {
+                batch_rows,
+                duplicates: DuplicateCheck::Deferred { run_entries, temp_dir: Some(spill.path().to_path_buf()) },
+                ..skip()
+            };
+            let mut reader = open(&csv, &mini(), &opts).unwrap();
+            let mut batch = Batch::empty(&mini(), "");
+            let mut rejects = Vec::new();
+            for c in &mut reader {
+                let c = c.unwrap();
+                batch.extend(c.batch);
+                rejects.extend(c.rejects);
+            }
+            let accepted_before = reader.accepted();
+            let late = reader.finish_duplicates().unwrap();
+            let good: Vec<_> = late.iter().filter(|l| l.ordinal.is_some()).collect();
+            // Exactly the expected duplicates, with the line where the id first appeared.
+            assert_eq!(good.iter().map(|l| (l.reject.line, l.first_line)).collect::<Vec<_>>(), expect, "run {run_entries}");
+            // Same rejects (line, reason, raw cells) as the immediate check.
+            let imm_good: Vec<&&Reject> = imm_dups.iter().filter(|r| r.problems.len() == 1).collect();
+            assert_eq!(good.len(), imm_good.len());
+            for (l, r) in good.iter().zip(&imm_good) {
+                assert_eq!(&l.reject, **r);
+                assert_eq!(batch.ids[l.ordinal.unwrap() as usize], r.value.clone().unwrap());
+                assert_eq!(batch.lines[l.ordinal.unwrap() as usize], r.line);
+            }
+            assert_eq!(reader.accepted(), accepted_before - good.len() as u64);
+            assert_eq!(reader.accepted() as usize, imm_batch.len());
+            // Without the late duplicates, the rows are those of the immediate check.
+            let (b, _) = read_all(&csv, &mini(), &opts).unwrap();
+            assert_eq!(dbg(&b), dbg(&imm_batch));
+            assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "run files removed");
+        }
+    }
+    // Parquet: record numbers instead of lines.
+    let opts = ReadOptions { batch_rows: 5, duplicates: DuplicateCheck::Deferred { run_entries: 2, temp_dir: None }, ..skip() };
+    let mut reader = open(&parquet, &mini(), &opts).unwrap();
+    for c in &mut reader {
+        c.unwrap();
+    }
+    let late = reader.finish_duplicates().unwrap();
+    assert!(late.len() > 20);
+    let (imm_pq, imm_pq_rejects) = read_all(&parquet, &mini(), &skip()).unwrap();
+    assert_eq!(late.iter().map(|l| &l.reject).collect::<Vec<_>>(), imm_pq_rejects.iter().collect::<Vec<_>>());
+    assert_eq!(imm_pq.len() + late.len(), reader.rows_read() as usize);
+}
+
+#[test]
+fn deferred_duplicate_with_fail_is_an_error_naming_both_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("{HEADER}A,2020-01-01,010101,O,I,1,1,,0\nB,2020-01-01,010101,O,I,1,1,,0\n\nA,2020-01-01,010101,O,I,1,1,,0\n");
+    let p = file(&d, "f.csv", text.as_bytes());
+    let opts = ReadOptions { duplicates: DuplicateCheck::deferred(), ..ReadOptions::default() };
+    let mut reader = open(&p, &mini(), &opts).unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().batch.len(), 3, "the chunk itself passes");
+    let err = reader.finish_duplicates().unwrap_err();
+    assert_eq!(err.kind, DataErrorKind::Value);
+    assert_eq!(
+        err.message,
+        format!("{}: line 5, column \"id\": value \"A\" rejected: duplicate id (first seen on line 2)", p.display())
+    );
+    // The immediate check says the same at once.
+    assert_eq!(read_all(&p, &mini(), &ReadOptions::default()).unwrap_err(), err);
+}
+
+#[test]
+fn recycled_batches_give_the_same_chunks() {
+    let d = tempfile::tempdir().unwrap();
+    let (text, _) = synthetic(2_000, "\n");
+    let p = file(&d, "r.csv", text.as_bytes());
+    let opts = ReadOptions { batch_rows: 300, ..skip() };
+    let fresh = chunks(&p, &opts, 2);
+    let mut reader = open(&p, &mini(), &opts).unwrap();
+    let mut got = Vec::new();
+    while let Some(c) = reader.next() {
+        let c = c.unwrap();
+        got.push(c.clone());
+        reader.recycle(c.batch);
+    }
+    assert_eq!(dbg(&got), dbg(&fresh));
+}
