@@ -172,9 +172,18 @@ fn budget_selects_the_top_k_with_ties_in_file_order() {
         if percent == 5 {
             assert!(at_max > k, "the test needs a tie at the boundary ({at_max} rows at the top score, k = {k})");
         }
-        // the budgeted file agrees with the unbudgeted scores of the same rows
         assert_percentiles(&rows);
     }
+    // 7 % of 100 rows is 7 rows, although 0.07 * 100 = 7.000000000000001 in floating point
+    let hundred = fx.path("hundred.csv");
+    std::fs::write(&hundred, out[..101].join("\n") + "\n").unwrap();
+    fx.score(&fx.gbdt, &hundred, "hundred_7.csv", &["--budget", "7%", "--quiet"]);
+    let rows = read_scores(&fx.path("hundred_7.csv"));
+    assert_eq!(rows.len(), 100);
+    let want = expected_selection(&rows.iter().map(|r| r.score).collect::<Vec<_>>(), 7);
+    assert_eq!(rows.iter().map(|r| r.selected.unwrap()).collect::<Vec<_>>(), want);
+    assert_eq!(want.iter().filter(|s| **s).count(), 7);
+
     // plain (unbudgeted) run of the same file has the same scores and no selected column
     fx.score(&fx.gbdt, &tied, "tied_plain.csv", &["--quiet"]);
     let plain = read_scores(&fx.path("tied_plain.csv"));
