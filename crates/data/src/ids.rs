@@ -41,8 +41,8 @@ pub enum DuplicateCheck {
     },
 }
 
-/// One million entries (32 MB) per run.
-pub const DEFAULT_RUN_ENTRIES: usize = 1 << 20;
+/// 524,288 entries (16 MB) per run.
+pub const DEFAULT_RUN_ENTRIES: usize = 1 << 19;
 
 impl DuplicateCheck {
     /// Deferred check with the default run size and temporary directory.
@@ -132,6 +132,10 @@ impl Spill {
     fn log(&mut self, key: u128, line: u64, ordinal: Option<u64>) -> Result<(), DataError> {
         if self.run.len() >= self.run_entries {
             self.spill()?;
+        }
+        if self.run.capacity() == 0 {
+            // one allocation, instead of doublings that copy
+            self.run.reserve_exact(self.run_entries.min(1 << 24));
         }
         self.run.push(Entry { key, line, ordinal: ordinal.unwrap_or(u64::MAX) });
         Ok(())

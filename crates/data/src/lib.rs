@@ -45,5 +45,5 @@ pub use read::{open, read_all, FileFormat, LateDuplicate, OnError, ReadChunk, Re
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};
 pub use schema::{CategoricalKind, NumericKind, Schema, Selection};
-pub use table::{write_rejects, ColType, Column, RejectWriter, TableWriter};
+pub use table::{remove_table_rows, write_rejects, ColType, Column, ColumnRef, RejectWriter, TableWriter};
 pub use write::write_batch;

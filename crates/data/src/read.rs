@@ -218,9 +218,9 @@ impl Reader {
     }
 
     /// Hand back a batch you are done with: the next chunk reuses its memory, its strings
-    /// included, instead of allocating (optional; keeps at most two).
+    /// included, instead of allocating (optional; keeps one).
     pub fn recycle(&mut self, batch: Batch) {
-        if self.spare.len() < 2 {
+        if self.spare.is_empty() {
             self.spare.push(batch);
         }
     }

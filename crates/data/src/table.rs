@@ -1,14 +1,15 @@
 //! Generic streaming table writer (scores, reports) and the reject file writer.
 
-use std::fmt::Write as _;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use rayon::prelude::*;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
@@ -36,7 +37,48 @@ pub enum Column {
     Bool(Vec<bool>),
 }
 
+/// Borrowed values of one column (see [`TableWriter::write_columns`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ColumnRef<'a> {
+    Str(&'a [String]),
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+    Bool(&'a [bool]),
+}
+
+impl ColumnRef<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnRef::Str(v) => v.len(),
+            ColumnRef::F64(v) => v.len(),
+            ColumnRef::I64(v) => v.len(),
+            ColumnRef::Bool(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn col_type(&self) -> ColType {
+        match self {
+            ColumnRef::Str(_) => ColType::Str,
+            ColumnRef::F64(_) => ColType::F64,
+            ColumnRef::I64(_) => ColType::I64,
+            ColumnRef::Bool(_) => ColType::Bool,
+        }
+    }
+}
+
 impl Column {
+    /// A borrowed view.
+    pub fn as_ref(&self) -> ColumnRef<'_> {
+        match self {
+            Column::Str(v) => ColumnRef::Str(v),
+            Column::F64(v) => ColumnRef::F64(v),
+            Column::I64(v) => ColumnRef::I64(v),
+            Column::Bool(v) => ColumnRef::Bool(v),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Column::Str(v) => v.len(),
@@ -59,8 +101,52 @@ impl Column {
 }
 
 enum Sink {
-    Csv(Box<csv::Writer<BufWriter<File>>>),
+    Csv { w: BufWriter<File>, delimiter: u8 },
     Parquet(Box<ArrowWriter<File>>, SchemaRef),
+}
+
+/// Rows formatted per parallel task when writing CSV.
+const FORMAT_BLOCK: usize = 4096;
+
+/// Append a CSV field as the csv crate writes it: quoted (with doubled quotes) only when it
+/// holds the delimiter, a quote, `\r` or `\n`.
+pub(crate) fn push_csv_field(out: &mut Vec<u8>, field: &[u8], delimiter: u8) {
+    if field.iter().any(|&b| b == delimiter || b == b'"' || b == b'\r' || b == b'\n') {
+        out.push(b'"');
+        for &b in field {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(field);
+    }
+}
+
+/// One CSV row of `cols` at `r`: NaN as an empty cell, floats in shortest round-trip form.
+fn push_csv_row(out: &mut Vec<u8>, cols: &[ColumnRef], r: usize, delimiter: u8) {
+    for (j, col) in cols.iter().enumerate() {
+        if j > 0 {
+            out.push(delimiter);
+        }
+        // Writing to a Vec cannot fail.
+        let _ = match col {
+            ColumnRef::Str(v) => {
+                push_csv_field(out, v[r].as_bytes(), delimiter);
+                Ok(())
+            }
+            ColumnRef::F64(v) if v[r].is_nan() => Ok(()),
+            ColumnRef::F64(v) => write!(out, "{}", v[r]),
+            ColumnRef::I64(v) => write!(out, "{}", v[r]),
+            ColumnRef::Bool(v) => {
+                out.extend_from_slice(if v[r] { b"true" } else { b"false" });
+                Ok(())
+            }
+        };
+    }
+    out.push(b'\n');
 }
 
 /// Streaming writer of a typed table, CSV or Parquet by extension. CSV: header row, NaN as
@@ -85,11 +171,18 @@ impl TableWriter {
         let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
         let sink = match format {
             FileFormat::Csv { tab } => {
-                let mut w = csv::WriterBuilder::new()
-                    .delimiter(if tab { b'\t' } else { b',' })
-                    .from_writer(BufWriter::with_capacity(1 << 18, file));
-                w.write_record(columns.iter().map(|(n, _)| *n)).map_err(|e| io_err(path, "write", e))?;
-                Sink::Csv(Box::new(w))
+                let delimiter = if tab { b'\t' } else { b',' };
+                let mut w = BufWriter::with_capacity(1 << 18, file);
+                let mut header = Vec::new();
+                for (j, (n, _)) in columns.iter().enumerate() {
+                    if j > 0 {
+                        header.push(delimiter);
+                    }
+                    push_csv_field(&mut header, n.as_bytes(), delimiter);
+                }
+                header.push(b'\n');
+                w.write_all(&header).map_err(|e| io_err(path, "write", e))?;
+                Sink::Csv { w, delimiter }
             }
             FileFormat::Parquet => {
                 let fields: Vec<Field> = columns
@@ -126,11 +219,18 @@ impl TableWriter {
     /// Append rows: one [`Column`] per declared column, in order, of equal lengths and the
     /// declared types.
     pub fn write_rows(&mut self, cols: &[Column]) -> Result<(), DataError> {
+        let refs: Vec<ColumnRef> = cols.iter().map(Column::as_ref).collect();
+        self.write_columns(&refs)
+    }
+
+    /// [`TableWriter::write_rows`] from borrowed columns. CSV rows are formatted in parallel
+    /// (rayon, the current pool) and written in order.
+    pub fn write_columns(&mut self, cols: &[ColumnRef]) -> Result<(), DataError> {
         let p = self.path.display();
         if cols.len() != self.columns.len() {
             return Err(DataError::value(format!("{p}: {} columns given, table has {}", cols.len(), self.columns.len())));
         }
-        let n = cols.first().map_or(0, Column::len);
+        let n = cols.first().map_or(0, ColumnRef::len);
         for (c, (name, t)) in cols.iter().zip(&self.columns) {
             if c.col_type() != *t {
                 return Err(DataError::value(format!("{p}: column {name:?} is {t:?}, given {:?}", c.col_type())));
@@ -140,23 +240,21 @@ impl TableWriter {
             }
         }
         match &mut self.sink {
-            Sink::Csv(w) => {
-                let mut cells = vec![String::new(); cols.len()];
-                for r in 0..n {
-                    for (cell, col) in cells.iter_mut().zip(cols) {
-                        cell.clear();
-                        let _ = match col {
-                            Column::Str(v) => {
-                                cell.push_str(&v[r]);
-                                Ok(())
-                            }
-                            Column::F64(v) if v[r].is_nan() => Ok(()),
-                            Column::F64(v) => write!(cell, "{}", v[r]),
-                            Column::I64(v) => write!(cell, "{}", v[r]),
-                            Column::Bool(v) => write!(cell, "{}", v[r]),
-                        };
-                    }
-                    w.write_record(&cells).map_err(|e| io_err(&self.path, "write", e))?;
+            Sink::Csv { w, delimiter } => {
+                let d = *delimiter;
+                let blocks: Vec<Vec<u8>> = (0..n.div_ceil(FORMAT_BLOCK))
+                    .into_par_iter()
+                    .map(|b| {
+                        let rows = b * FORMAT_BLOCK..n.min((b + 1) * FORMAT_BLOCK);
+                        let mut out = Vec::with_capacity(rows.len() * 16 * cols.len());
+                        for r in rows {
+                            push_csv_row(&mut out, cols, r, d);
+                        }
+                        out
+                    })
+                    .collect();
+                for b in blocks {
+                    w.write_all(&b).map_err(|e| io_err(&self.path, "write", e))?;
                 }
             }
             Sink::Parquet(w, schema) => {
@@ -164,10 +262,10 @@ impl TableWriter {
                     .iter()
                     .map(|c| -> ArrayRef {
                         match c {
-                            Column::Str(v) => Arc::new(StringArray::from_iter_values(v.iter())),
-                            Column::F64(v) => Arc::new(Float64Array::from_iter(v.iter().map(|x| (!x.is_nan()).then_some(*x)))),
-                            Column::I64(v) => Arc::new(Int64Array::from(v.clone())),
-                            Column::Bool(v) => Arc::new(BooleanArray::from(v.clone())),
+                            ColumnRef::Str(v) => Arc::new(StringArray::from_iter_values(v.iter())),
+                            ColumnRef::F64(v) => Arc::new(Float64Array::from_iter(v.iter().map(|x| (!x.is_nan()).then_some(*x)))),
+                            ColumnRef::I64(v) => Arc::new(Int64Array::from(v.to_vec())),
+                            ColumnRef::Bool(v) => Arc::new(BooleanArray::from(v.to_vec())),
                         }
                     })
                     .collect();
@@ -182,10 +280,96 @@ impl TableWriter {
     /// Flush and close the file (writes the Parquet footer).
     pub fn finish(self) -> Result<(), DataError> {
         match self.sink {
-            Sink::Csv(mut w) => w.flush().map_err(|e| io_err(&self.path, "write", e)),
+            Sink::Csv { mut w, .. } => w.flush().map_err(|e| io_err(&self.path, "write", e)),
             Sink::Parquet(w, _) => w.close().map(|_| ()).map_err(|e| io_err(&self.path, "finish", e)),
         }
     }
+}
+
+/// Remove data rows from a table file written by [`TableWriter`] (CSV or Parquet, by
+/// extension): `drop` holds 0-based row numbers (ascending; the CSV header is not a row).
+/// The file is rewritten through a temporary file beside it, then renamed. Returns the rows
+/// kept.
+pub fn remove_table_rows(path: &Path, drop: &[u64]) -> Result<u64, DataError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.rewrite"));
+    let kept = match rewrite_without(path, &tmp, drop) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, "replace", e))?;
+    Ok(kept)
+}
+
+fn rewrite_without(path: &Path, tmp: &Path, drop: &[u64]) -> Result<u64, DataError> {
+    let mut drop = drop.iter().peekable();
+    let mut kept = 0u64;
+    let mut row = 0u64;
+    let mut keep_row = |row: u64| {
+        while drop.peek().is_some_and(|&&d| d < row) {
+            drop.next();
+        }
+        drop.peek() != Some(&&row)
+    };
+    match FileFormat::of(path)? {
+        FileFormat::Csv { tab } => {
+            let delimiter = if tab { b'\t' } else { b',' };
+            let mut rdr = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .has_headers(false)
+                .flexible(true)
+                .from_path(path)
+                .map_err(|e| io_err(path, "open", e))?;
+            let mut w = BufWriter::with_capacity(1 << 18, File::create(tmp).map_err(|e| io_err(tmp, "create", e))?);
+            let mut rec = csv::ByteRecord::new();
+            let mut line = Vec::new();
+            let mut header = true;
+            while rdr.read_byte_record(&mut rec).map_err(|e| io_err(path, "read", e))? {
+                if !std::mem::take(&mut header) {
+                    row += 1;
+                    if !keep_row(row - 1) {
+                        continue;
+                    }
+                    kept += 1;
+                }
+                line.clear();
+                for (j, f) in rec.iter().enumerate() {
+                    if j > 0 {
+                        line.push(delimiter);
+                    }
+                    push_csv_field(&mut line, f, delimiter);
+                }
+                line.push(b'\n');
+                w.write_all(&line).map_err(|e| io_err(tmp, "write", e))?;
+            }
+            w.flush().map_err(|e| io_err(tmp, "write", e))?;
+        }
+        FileFormat::Parquet => {
+            let f = File::open(path).map_err(|e| io_err(path, "open", e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+                .and_then(|b| b.with_batch_size(1 << 16).build())
+                .map_err(|e| io_err(path, "read", e))?;
+            let schema = reader.schema();
+            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+            let out = File::create(tmp).map_err(|e| io_err(tmp, "create", e))?;
+            let mut w = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(tmp, "create", e))?;
+            for rb in reader {
+                let rb = rb.map_err(|e| io_err(path, "read", e))?;
+                let mask: BooleanArray = (0..rb.num_rows())
+                    .map(|i| Some(keep_row(row + i as u64)))
+                    .collect();
+                row += rb.num_rows() as u64;
+                let rb = arrow::compute::filter_record_batch(&rb, &mask).map_err(|e| io_err(path, "filter", e))?;
+                kept += rb.num_rows() as u64;
+                w.write(&rb).map_err(|e| io_err(tmp, "write", e))?;
+            }
+            w.close().map_err(|e| io_err(tmp, "finish", e))?;
+        }
+    }
+    Ok(kept)
 }
 
 /// Streaming writer of a reject file (CSV): `line,column,value,reason,raw`, then each

@@ -10,7 +10,8 @@ use cr_infer::{Engine, InputKind, LoadOptions, Model};
 
 use super::score::Args;
 
-/// Returns (rows, rejected, engine, scores kept for a budget pass).
+/// Returns (rows, rejected, engine, scores kept for a budget pass). With `budget_tmp`, the ids
+/// go there (u32 length + bytes each) instead of to the output.
 pub fn score_foreign(
     proto: &cr_onnx::proto::ModelProto,
     opts: &LoadOptions,
@@ -86,8 +87,11 @@ pub fn score_foreign(
         if let Some(w) = &mut writer {
             w.write_rows(&[Column::Str(std::mem::take(ids)), Column::F64(scores.iter().map(|&s| f64::from(s)).collect()), Column::F64(vec![f64::NAN; scores.len()])])?;
         } else if let Some(t) = &mut tmp {
-            for (id, s) in ids.drain(..).zip(&scores) {
-                writeln!(t, "{s:e}\tNaN\t{id}")?;
+            // the ids, as score.rs reads them back: u32 length + bytes
+            for id in ids.drain(..) {
+                let len = u32::try_from(id.len()).context("an id longer than 4 GB")?;
+                t.write_all(&len.to_le_bytes())?;
+                t.write_all(id.as_bytes())?;
             }
             kept.extend_from_slice(&scores);
         }
@@ -114,7 +118,6 @@ pub fn score_foreign(
         }
     }
     flush(&mut x, &mut ids)?;
-    drop(flush);
     if let Some(w) = writer {
         w.finish()?;
     }

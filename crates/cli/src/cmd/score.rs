@@ -1,10 +1,10 @@
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
-use cr_data::{ColType, Column, OnError, ReadOptions, RejectWriter, TableWriter};
+use cr_data::{ColType, ColumnRef, DuplicateCheck, ReadOptions, RejectWriter, TableWriter};
 use cr_infer::{DeclarationModel, Engine, LoadOptions};
 
 use super::validate::{delimiter_byte, OnErrorArg};
@@ -63,8 +63,8 @@ pub struct Args {
     /// CSV delimiter.
     #[arg(long, default_value = ",")]
     delimiter: char,
-    /// Rows per batch.
-    #[arg(long, default_value_t = 65_536)]
+    /// Rows per batch (memory holds about three batches).
+    #[arg(long, default_value_t = 16_384)]
     batch_rows: usize,
     /// No progress bar or summary.
     #[arg(long)]
@@ -106,28 +106,92 @@ pub fn card_quantiles(meta: &std::collections::BTreeMap<String, String>) -> Vec<
         .unwrap_or_default()
 }
 
-struct Sink {
-    /// final output (no budget) or a temporary file (budget: selection needs all scores).
-    writer: Option<TableWriter>,
-    tmp: Option<BufWriter<std::fs::File>>,
-    scores: Vec<f32>,
-    quantiles: Vec<f32>,
+/// Where scored rows go: the output table directly, or (with a budget) an id file beside it,
+/// since selection needs every score first. Only the scores stay in memory (4 bytes a row).
+enum Sink {
+    Table(TableWriter),
+    Budget { ids: IdSpool, scores: Vec<f32> },
 }
 
+/// Ids of the scored rows in a binary temporary file (u32 length + bytes each), read back
+/// once for the budgeted output.
+struct IdSpool {
+    path: PathBuf,
+    w: BufWriter<std::fs::File>,
+}
+
+impl IdSpool {
+    fn create(path: PathBuf) -> anyhow::Result<IdSpool> {
+        let f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(IdSpool { path, w: BufWriter::with_capacity(1 << 18, f) })
+    }
+
+    fn push(&mut self, id: &str) -> anyhow::Result<()> {
+        let len = u32::try_from(id.len()).context("an id longer than 4 GB")?;
+        self.w.write_all(&len.to_le_bytes())?;
+        self.w.write_all(id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Close for writing; returns a reader of the ids in order.
+    fn into_reader(self) -> anyhow::Result<(PathBuf, BufReader<std::fs::File>)> {
+        let f = self.w.into_inner().map_err(|e| e.into_error())?;
+        drop(f);
+        let f = std::fs::File::open(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
+        Ok((self.path, BufReader::with_capacity(1 << 18, f)))
+    }
+}
+
+fn next_id(r: &mut impl Read, buf: &mut Vec<u8>) -> anyhow::Result<String> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).context("temporary id file is short")?;
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    r.read_exact(buf).context("temporary id file is short")?;
+    String::from_utf8(std::mem::take(buf)).context("temporary id file is corrupt")
+}
+
+const OUT_COLS: [(&str, ColType); 3] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64)];
+const BUDGET_COLS: [(&str, ColType); 4] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64), ("selected", ColType::Bool)];
+
 impl Sink {
-    fn push(&mut self, ids: Vec<String>, scores: Vec<f32>) -> anyhow::Result<()> {
-        let pct: Vec<f64> = scores.iter().map(|&s| percentile(&self.quantiles, s).unwrap_or(f64::NAN)).collect();
-        if let Some(w) = &mut self.writer {
-            w.write_rows(&[Column::Str(ids), Column::F64(scores.iter().map(|&s| f64::from(s)).collect()), Column::F64(pct)])?;
-        } else if let Some(t) = &mut self.tmp {
-            for ((id, s), p) in ids.iter().zip(&scores).zip(&pct) {
-                // id may contain anything: keep it last on the line
-                writeln!(t, "{s:e}\t{p}\t{id}")?;
+    fn create(out: &Path, budget: bool) -> anyhow::Result<Sink> {
+        Ok(if budget {
+            Sink::Budget { ids: IdSpool::create(super::with_ext(out, ".ids.tmp"))?, scores: Vec::new() }
+        } else {
+            Sink::Table(TableWriter::create(out, &OUT_COLS)?)
+        })
+    }
+
+    fn push(&mut self, ids: &[String], scores: &[f32], quantiles: &[f32]) -> anyhow::Result<()> {
+        match self {
+            Sink::Table(w) => {
+                let (sc, pct) = score_columns(scores, quantiles);
+                w.write_columns(&[ColumnRef::Str(ids), ColumnRef::F64(&sc), ColumnRef::F64(&pct)])?;
             }
-            self.scores.extend_from_slice(&scores);
+            Sink::Budget { ids: spool, scores: kept } => {
+                for id in ids {
+                    spool.push(id)?;
+                }
+                kept.extend_from_slice(scores);
+            }
         }
         Ok(())
     }
+
+    /// Temporary files this sink made (removed on error).
+    fn temp_path(&self) -> Option<&Path> {
+        match self {
+            Sink::Table(_) => None,
+            Sink::Budget { ids, .. } => Some(&ids.path),
+        }
+    }
+}
+
+/// Scores as f64 and their percentiles (NaN without reference quantiles).
+fn score_columns(scores: &[f32], quantiles: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let sc = scores.iter().map(|&s| f64::from(s)).collect();
+    let pct = scores.iter().map(|&s| percentile(quantiles, s).unwrap_or(f64::NAN)).collect();
+    (sc, pct)
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -135,83 +199,38 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("--rejects needs --on-error skip");
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build().context("starting scoring threads")?;
-    pool.install(|| run_in_pool(&a))
-}
-
-fn run_in_pool(a: &Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let proto = cr_onnx::load_model(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
     let opts = LoadOptions { engine: a.engine.into(), threads: a.threads };
     super::ensure_parent(&a.out)?;
-    let budget_tmp = a.budget.map(|_| super::with_ext(&a.out, ".scoring.tmp"));
-    let out_cols: [(&str, ColType); 3] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64)];
-    let (rows, rejected, engine, scores_for_budget) = if cr_infer::is_declaration_model(&proto) {
+    let summary = if cr_infer::is_declaration_model(&proto) {
         let model = DeclarationModel::from_proto(&proto, &opts).with_context(|| format!("loading {}", a.model.display()))?;
-        let mut sink = Sink {
-            writer: if budget_tmp.is_none() { Some(TableWriter::create(&a.out, &out_cols)?) } else { None },
-            tmp: match &budget_tmp {
-                Some(p) => Some(BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
-                None => None,
-            },
-            scores: Vec::new(),
-            quantiles: card_quantiles(model.metadata()),
-        };
-        let ropts = ReadOptions { batch_rows: a.batch_rows.max(1), delimiter: delimiter_byte(a.delimiter)?, on_error: a.on_error.into(), require_label: false, ..ReadOptions::default() };
-        let reader = cr_data::open(&a.data, model.schema(), &ropts).with_context(|| format!("reading {}", a.data.display()))?;
-        let mut rej = match &a.rejects {
-            Some(p) => Some(RejectWriter::create(p)?),
-            None => None,
-        };
-        let bar = crate::progress::spinner("score", a.quiet);
-        // Reading and validating run on their own thread, one chunk ahead of scoring and
-        // writing (a bounded channel keeps memory flat).
-        let reader = std::thread::scope(|scope| -> anyhow::Result<cr_data::Reader> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<cr_data::ReadChunk, cr_data::DataError>>(2);
-            let producer = scope.spawn(move || {
-                let mut reader = reader;
-                for chunk in &mut reader {
-                    let stop = chunk.is_err();
-                    if tx.send(chunk).is_err() || stop {
-                        break;
-                    }
-                }
-                reader
-            });
-            for chunk in rx {
-                let chunk = chunk?;
-                if let Some(r) = &mut rej {
-                    r.write(&chunk.rejects)?;
-                }
-                let scores = model.score_batch(&chunk.batch)?;
-                bar.inc(chunk.batch.len() as u64);
-                sink.push(chunk.batch.ids, scores)?;
-            }
-            producer.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))
-        })?;
-        bar.finish_and_clear();
-        if let Some(r) = rej {
-            r.finish()?;
+        drop(proto);
+        let result = score_declarations(&a, &pool, &model);
+        if result.is_err() {
+            // no partial output
+            let _ = std::fs::remove_file(&a.out);
         }
-        if let Some(w) = sink.writer.take() {
-            w.finish()?;
-        }
-        if let Some(mut t) = sink.tmp.take() {
-            t.flush()?;
-        }
-        let _ = OnError::Fail;
-        (reader.accepted(), reader.rejected(), model.engine_used(), sink.scores)
+        result?
     } else {
-        super::foreign::score_foreign(&proto, &opts, a, &out_cols, budget_tmp.as_deref())?
+        let budget_tmp = a.budget.map(|_| super::with_ext(&a.out, ".scoring.tmp"));
+        let (rows, rejected, engine, scores) =
+            pool.install(|| super::foreign::score_foreign(&proto, &opts, &a, &OUT_COLS, budget_tmp.as_deref()))?;
+        if let (Some(rate), Some(tmp)) = (a.budget, &budget_tmp) {
+            let ids = std::fs::File::open(tmp).with_context(|| format!("reading {}", tmp.display()))?;
+            let written = pool.install(|| write_with_selection(BufReader::new(ids), &a.out, &scores, &[], rate, &[]));
+            let _ = std::fs::remove_file(tmp);
+            written?;
+        }
+        Summary { rows, rejected, engine }
     };
-    if let (Some(rate), Some(tmp)) = (a.budget, &budget_tmp) {
-        write_with_selection(tmp, &a.out, &scores_for_budget, rate)?;
-        let _ = std::fs::remove_file(tmp);
-    }
     if !a.quiet {
         let secs = t0.elapsed().as_secs_f64();
+        let rows = summary.rows;
         eprintln!(
-            "scored {rows} declarations ({rejected} rejected) with the {} engine in {secs:.2}s ({:.0} rows/s) -> {}",
-            match engine {
+            "scored {rows} declarations ({} rejected) with the {} engine in {secs:.2}s ({:.0} rows/s) -> {}",
+            summary.rejected,
+            match summary.engine {
                 Engine::Ort => "ONNX Runtime",
                 _ => "native",
             },
@@ -226,43 +245,195 @@ fn run_in_pool(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+struct Summary {
+    rows: u64,
+    rejected: u64,
+    engine: Engine,
+}
+
+/// Our models: read, validate, score and write in a pipeline on `pool`. While chunk N is
+/// scored and written, chunk N+1 is read and validated (`rayon::join`), so memory holds
+/// about three chunks. Duplicate ids are checked with bounded memory (sorted runs on disk)
+/// and settled after the last chunk: with --on-error fail a duplicate is an error; with skip
+/// the duplicate rows leave the output and go to --rejects (after the other rejects).
+fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationModel) -> anyhow::Result<Summary> {
+    let quantiles = card_quantiles(model.metadata());
+    let ropts = ReadOptions {
+        batch_rows: a.batch_rows.max(1),
+        delimiter: delimiter_byte(a.delimiter)?,
+        on_error: a.on_error.into(),
+        require_label: false,
+        duplicates: DuplicateCheck::deferred(),
+    };
+    let mut reader = cr_data::open(&a.data, model.schema(), &ropts).with_context(|| format!("reading {}", a.data.display()))?;
+    let mut rej = match &a.rejects {
+        Some(p) => Some(RejectWriter::create(p)?),
+        None => None,
+    };
+    let mut sink = Sink::create(&a.out, a.budget.is_some())?;
+    let bar = crate::progress::spinner("score", a.quiet);
+    let piped = pool.install(|| -> anyhow::Result<Vec<cr_data::LateDuplicate>> {
+        let mut next = reader.next();
+        while let Some(chunk) = next {
+            let chunk = chunk.with_context(|| format!("reading {}", a.data.display()))?;
+            let (following, done) = rayon::join(
+                || reader.next(),
+                || -> anyhow::Result<()> {
+                    if let Some(r) = &mut rej {
+                        r.write(&chunk.rejects)?;
+                    }
+                    let scores = model.score_batch(&chunk.batch)?;
+                    sink.push(&chunk.batch.ids, &scores, &quantiles)?;
+                    Ok(())
+                },
+            );
+            done?;
+            bar.inc(chunk.batch.len() as u64);
+            reader.recycle(chunk.batch);
+            next = following;
+        }
+        reader.finish_duplicates().with_context(|| format!("reading {}", a.data.display()))
+    });
+    bar.finish_and_clear();
+    let late = match piped {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(t) = sink.temp_path() {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e);
+        }
+    };
+    // Rows accepted in their chunk that turned out to be duplicates: out of the output.
+    let dups: Vec<u64> = late.iter().filter_map(|d| d.ordinal).collect();
+    if let Some(r) = &mut rej {
+        let late_rejects: Vec<cr_data::Reject> = late.iter().filter(|d| d.ordinal.is_some()).map(|d| d.reject.clone()).collect();
+        r.write(&late_rejects)?;
+    }
+    if let Some(r) = rej {
+        r.finish()?;
+    }
+    match sink {
+        Sink::Table(w) => {
+            w.finish()?;
+            if !dups.is_empty() {
+                cr_data::remove_table_rows(&a.out, &dups).with_context(|| format!("removing duplicate ids from {}", a.out.display()))?;
+            }
+        }
+        Sink::Budget { ids, scores } => {
+            let rate = a.budget.unwrap_or(1.0);
+            let (tmp, ids) = ids.into_reader()?;
+            let written = pool.install(|| write_with_selection(ids, &a.out, &scores, &quantiles, rate, &dups));
+            let _ = std::fs::remove_file(&tmp);
+            written?;
+        }
+    }
+    Ok(Summary { rows: reader.accepted(), rejected: reader.rejected(), engine: model.engine_used() })
+}
+
 /// k = ceil(rate × n), with products within 1e-9 of an integer taken as that integer
 /// (the rule of `cr_eval::Budget::k`).
 pub fn budget_k(rate: f64, n: usize) -> usize {
     cr_eval::Budget::Rate(rate).k(n)
 }
 
-/// Second pass of a budgeted run: rows in file order from the temporary file, with `selected`
-/// true for the top k scores (ties by file order).
-fn write_with_selection(tmp: &Path, out: &Path, scores: &[f32], rate: f64) -> anyhow::Result<()> {
-    let n = scores.len();
-    let k = budget_k(rate, n);
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_by(|&i, &j| scores[j as usize].total_cmp(&scores[i as usize]).then(i.cmp(&j)));
-    let mut selected = vec![false; n];
-    for &i in order.iter().take(k) {
-        selected[i as usize] = true;
+/// Order-preserving key of an f32 under `total_cmp`.
+fn order_key(s: f32) -> u32 {
+    let b = s.to_bits();
+    if b & 0x8000_0000 != 0 { !b } else { b | 0x8000_0000 }
+}
+
+/// The rows not in `skip` (ascending ordinals): (ordinal, score).
+fn live<'a>(scores: &'a [f32], skip: &'a [u64]) -> impl Iterator<Item = (usize, f32)> + 'a {
+    let mut s = skip.iter().peekable();
+    scores.iter().enumerate().filter(move |(i, _)| {
+        while s.peek().is_some_and(|&&d| d < *i as u64) {
+            s.next();
+        }
+        s.peek() != Some(&&(*i as u64))
+    }).map(|(i, &v)| (i, v))
+}
+
+/// The selection rule of a budget: the top `k` scores, ties by file order. Returns the
+/// order key of the k-th highest score and how many rows at exactly that key are selected
+/// (the first ones in file order). Two histogram passes over 16-bit halves of the keys; no
+/// copy of the scores.
+fn threshold(scores: &[f32], skip: &[u64], k: usize) -> Option<(u32, usize)> {
+    if k == 0 {
+        return None;
     }
-    drop(order);
-    let cols = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64), ("selected", ColType::Bool)];
-    let mut w = TableWriter::create(out, &cols)?;
-    let f = std::io::BufReader::new(std::fs::File::open(tmp).with_context(|| format!("reading {}", tmp.display()))?);
-    let (mut ids, mut sc, mut pc, mut sel) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (i, line) in f.lines().enumerate() {
-        let line = line?;
-        let mut parts = line.splitn(3, '\t');
-        let s: f64 = parts.next().unwrap_or("").parse().context("temporary score file is corrupt")?;
-        let p: f64 = parts.next().unwrap_or("NaN").parse().unwrap_or(f64::NAN);
-        ids.push(parts.next().unwrap_or("").to_string());
-        sc.push(s);
-        pc.push(p);
-        sel.push(selected.get(i).copied().unwrap_or(false));
-        if ids.len() == 65_536 {
-            w.write_rows(&[Column::Str(std::mem::take(&mut ids)), Column::F64(std::mem::take(&mut sc)), Column::F64(std::mem::take(&mut pc)), Column::Bool(std::mem::take(&mut sel))])?;
+    let mut hist = vec![0usize; 1 << 16];
+    for (_, s) in live(scores, skip) {
+        hist[(order_key(s) >> 16) as usize] += 1;
+    }
+    // from the top: the bucket holding the k-th highest key
+    let (mut above, mut hi) = (0usize, None);
+    for b in (0..hist.len()).rev() {
+        if above + hist[b] >= k {
+            hi = Some(b as u32);
+            break;
+        }
+        above += hist[b];
+    }
+    let hi = hi?; // fewer than k rows: every row is selected (see below)
+    hist.iter_mut().for_each(|h| *h = 0);
+    for (_, s) in live(scores, skip) {
+        let key = order_key(s);
+        if key >> 16 == hi {
+            hist[(key & 0xFFFF) as usize] += 1;
         }
     }
-    if !ids.is_empty() {
-        w.write_rows(&[Column::Str(ids), Column::F64(sc), Column::F64(pc), Column::Bool(sel)])?;
+    for b in (0..hist.len()).rev() {
+        if above + hist[b] >= k {
+            return Some(((hi << 16) | b as u32, k - above));
+        }
+        above += hist[b];
+    }
+    None
+}
+
+/// Second pass of a budgeted run: rows in file order (ids from `ids`, scores in memory,
+/// duplicates in `skip` left out), with `selected` true for the top k scores (ties by file
+/// order).
+fn write_with_selection(mut ids: impl Read, out: &Path, scores: &[f32], quantiles: &[f32], rate: f64, skip: &[u64]) -> anyhow::Result<()> {
+    let n = scores.len() - skip.len();
+    let k = budget_k(rate, n);
+    let cut = if k >= n { None } else { threshold(scores, skip, k) };
+    let mut ties_left = cut.map_or(0, |(_, t)| t);
+    let mut w = TableWriter::create(out, &BUDGET_COLS)?;
+    let (mut id_block, mut sc_block, mut sel) = (Vec::new(), Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    let mut s = skip.iter().peekable();
+    for (i, &score) in scores.iter().enumerate() {
+        let id = next_id(&mut ids, &mut buf)?;
+        if s.peek() == Some(&&(i as u64)) {
+            s.next();
+            continue;
+        }
+        let selected = match cut {
+            None => k >= n,
+            Some((t, _)) => {
+                let key = order_key(score);
+                key > t || (key == t && ties_left > 0 && {
+                    ties_left -= 1;
+                    true
+                })
+            }
+        };
+        id_block.push(id);
+        sc_block.push(score);
+        sel.push(selected);
+        if id_block.len() == 65_536 {
+            let (sc, pct) = score_columns(&sc_block, quantiles);
+            w.write_columns(&[ColumnRef::Str(&id_block), ColumnRef::F64(&sc), ColumnRef::F64(&pct), ColumnRef::Bool(&sel)])?;
+            id_block.clear();
+            sc_block.clear();
+            sel.clear();
+        }
+    }
+    if !id_block.is_empty() {
+        let (sc, pct) = score_columns(&sc_block, quantiles);
+        w.write_columns(&[ColumnRef::Str(&id_block), ColumnRef::F64(&sc), ColumnRef::F64(&pct), ColumnRef::Bool(&sel)])?;
     }
     w.finish()?;
     Ok(())
@@ -292,5 +463,80 @@ impl Args {
     }
     pub fn quiet(&self) -> bool {
         self.quiet
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule by its definition: sort by score (descending, `total_cmp`), ties by file
+    /// order, take k.
+    fn by_sorting(scores: &[f32], skip: &[u64], k: usize) -> Vec<bool> {
+        let mut order: Vec<usize> = (0..scores.len()).filter(|i| !skip.contains(&(*i as u64))).collect();
+        order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
+        let mut sel = vec![false; scores.len()];
+        for &i in order.iter().take(k) {
+            sel[i] = true;
+        }
+        (0..scores.len()).filter(|i| !skip.contains(&(*i as u64))).map(|i| sel[i]).collect()
+    }
+
+    fn by_threshold(scores: &[f32], skip: &[u64], k: usize) -> Vec<bool> {
+        let n = scores.len() - skip.len();
+        let cut = if k >= n { None } else { threshold(scores, skip, k) };
+        let mut ties = cut.map_or(0, |c| c.1);
+        live(scores, skip)
+            .map(|(_, s)| match cut {
+                None => k >= n,
+                Some((t, _)) => {
+                    let key = order_key(s);
+                    key > t || (key == t && ties > 0 && {
+                        ties -= 1;
+                        true
+                    })
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn threshold_selection_equals_sorting() {
+        let mut x: u64 = 42;
+        let mut next = || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x >> 33
+        };
+        for n in [0usize, 1, 2, 7, 100, 1000] {
+            // few distinct values (many ties), tiny differences in the low bits, and -0.0 / 0.0
+            let scores: Vec<f32> = (0..n)
+                .map(|_| match next() % 4 {
+                    0 => (next() % 5) as f32 / 4.0,
+                    1 => f32::from_bits(0x3F00_0000 + (next() % 3) as u32),
+                    2 => if next() % 2 == 0 { 0.0 } else { -0.0 },
+                    _ => (next() % 1000) as f32 / 1000.0,
+                })
+                .collect();
+            let skip: Vec<u64> = (0..n as u64).filter(|_| next() % 10 == 0).collect();
+            for k in [0, 1, 2, n / 20, n / 2, n.saturating_sub(skip.len() + 1), n, n + 5] {
+                assert_eq!(by_threshold(&scores, &skip, k), by_sorting(&scores, &skip, k), "n {n} k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn id_spool_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = IdSpool::create(d.path().join("ids")).unwrap();
+        let ids = ["a", "", "x,\"y\"\nz", "ü"];
+        for id in ids {
+            s.push(id).unwrap();
+        }
+        let (_, mut r) = s.into_reader().unwrap();
+        let mut buf = Vec::new();
+        for id in ids {
+            assert_eq!(next_id(&mut r, &mut buf).unwrap(), id);
+        }
+        assert!(next_id(&mut r, &mut buf).is_err());
     }
 }
