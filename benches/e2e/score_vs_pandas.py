@@ -4,8 +4,10 @@
 usage: python3 benches/e2e/score_vs_pandas.py [ROWS] [REPEATS]
 Needs target/release/customs-risk (cargo build --release). Prints medians and the ratio.
 LightGBM runs with 1 thread and OMP_WAIT_POLICY=PASSIVE; customs-risk with --threads 1 and 2.
+Both sides read the same CSV and write a CSV (ours: id, score, percentile; naive: id, score).
+The 1-minute load average is recorded before every timed run (the box is shared).
 """
-import json, os, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import lightgbm as lgb
@@ -24,7 +26,9 @@ t = time.perf_counter(); run("generate", "--rows", str(rows), "--out", data, "--
 run("train", "--data", data, "--out", os.path.join(tmp, "gbdt"), "--trees", "100", "--leaves", "63", "--early-stopping", "0", "--quiet")
 model = os.path.join(tmp, "gbdt.onnx")
 
+loads = []
 def ours(threads):
+    loads.append(os.getloadavg()[0])
     t = time.perf_counter()
     run("score", "--model", model, "--data", data, "--out", os.path.join(tmp, f"s{threads}.csv"), "--threads", str(threads), "--quiet")
     return time.perf_counter() - t
@@ -35,13 +39,14 @@ num = ["value", "mass", "quantity", "tax_rate", "hs_code"]
 lab = df[df.fraud.notna()]
 booster = lgb.train(dict(objective="binary", num_leaves=63, num_threads=1, verbose=-1), lgb.Dataset(lab[num].astype("float32"), lab.fraud), 100)
 def naive():
+    loads.append(os.getloadavg()[0])
     t = time.perf_counter()
     d = pd.read_csv(data)
     p = booster.predict(d[num].astype("float32"), num_threads=1)
     pd.DataFrame({"id": d.declaration_id, "score": p}).to_csv(os.path.join(tmp, "naive.csv"), index=False)
     return time.perf_counter() - t
 
-res = {"rows": rows, "generate_s": gen}
+res = {"rows": rows, "generate_s": gen, "threads": {"ours": [1, 2], "naive": 1}}
 res["ours_1t_s"] = statistics.median(ours(1) for _ in range(reps))
 res["ours_2t_s"] = statistics.median(ours(2) for _ in range(reps))
 res["naive_s"] = statistics.median(naive() for _ in range(reps))
@@ -50,4 +55,6 @@ res["ours_2t_rows_per_s"] = rows / res["ours_2t_s"]
 res["naive_rows_per_s"] = rows / res["naive_s"]
 res["speedup_2t_vs_naive"] = res["naive_s"] / res["ours_2t_s"]
 res["speedup_1t_vs_naive"] = res["naive_s"] / res["ours_1t_s"]
+res["load_avg_1min_before_runs"] = loads
 print(json.dumps(res, indent=2))
+shutil.rmtree(tmp, ignore_errors=True)
