@@ -321,37 +321,56 @@ impl<'a> LineTracker<'a> {
     }
 }
 
-/// Parse and validate one sub-chunk into its slots.
-fn parse_sub(rules: &Rules, n_fields: usize, delimiter: u8, data: &[u8], sub: &RawSub, slots: &mut Slots) -> SubOut {
-    let bytes = &data[sub.start..sub.end];
-    let mut rdr = parser(delimiter, bytes);
-    let mut rec = ByteRecord::new();
-    let mut checker = Checker::new(&rules.schema);
-    let mut track = LineTracker::new(bytes, sub.line);
-    let mut out = SubOut { kept: 0, rejects: Vec::new(), ids: Vec::with_capacity(sub.rows) };
-    for _ in 0..sub.rows {
-        let at = rdr.position().byte() as usize;
-        // Reading from a byte slice cannot fail, and the splitter counted these records.
-        if !matches!(rdr.read_byte_record(&mut rec), Ok(true)) {
-            break;
+/// A record without quotes, split at the delimiter by the fast path.
+struct SplitRow<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+    /// Field byte ranges within `bytes`.
+    fields: &'a [(usize, usize)],
+}
+
+impl Row for SplitRow<'_> {
+    fn cell(&self, idx: usize) -> Cell<'_> {
+        let Some(&(a, b)) = self.fields.get(idx) else { return Cell::Absent };
+        if let Some(s) = self.text.and_then(|t| t.get(a..b)) {
+            return Cell::Str(s);
         }
-        let (first, line) = track.first_byte_and_line(at);
-        let rec_range = (sub.start + first, sub.start + rdr.position().byte() as usize);
-        let row = CsvRow::new(&rec);
-        let (key, reject) = if rec.len() != n_fields {
+        match std::str::from_utf8(&self.bytes[a..b]) {
+            Ok(s) => Cell::Str(s),
+            Err(_) => Cell::BadUtf8(&self.bytes[a..b]),
+        }
+    }
+    fn raw(&self) -> Vec<String> {
+        self.fields.iter().map(|&(a, b)| String::from_utf8_lossy(&self.bytes[a..b]).into_owned()).collect()
+    }
+}
+
+/// Validation of the records of one sub-chunk, in order.
+struct SubState<'r, 's, 'b> {
+    rules: &'r Rules,
+    n_fields: usize,
+    slots: &'s mut Slots<'b>,
+    checker: Checker,
+    out: SubOut,
+}
+
+impl SubState<'_, '_, '_> {
+    fn record<R: Row>(&mut self, row: &R, fields: usize, line: u64, rec: (usize, usize)) {
+        let out = &mut self.out;
+        let (key, reject) = if fields != self.n_fields {
             let p = Problem::new(
                 None,
                 None,
                 "wrong number of fields",
-                format!("expected {n_fields} fields, found {}", rec.len()),
+                format!("expected {} fields, found {fields}", self.n_fields),
             );
             (None, Some(Reject::from_problems(line, vec![p], row.raw())))
         } else {
-            let key = checker.check(rules, &row, line, slots, out.kept);
-            if checker.problems.is_empty() {
+            let key = self.checker.check(self.rules, row, line, self.slots, out.kept);
+            if self.checker.problems.is_empty() {
                 (key, None)
             } else {
-                (key, Some(Reject::from_problems(line, std::mem::take(&mut checker.problems), row.raw())))
+                (key, Some(Reject::from_problems(line, std::mem::take(&mut self.checker.problems), row.raw())))
             }
         };
         let at = match reject {
@@ -365,8 +384,135 @@ fn parse_sub(rules: &Rules, n_fields: usize, delimiter: u8, data: &[u8], sub: &R
             }
         };
         if let Some(key) = key {
-            out.ids.push(IdSeen { key, line, at, rec: rec_range });
+            out.ids.push(IdSeen { key, line, at, rec });
         }
     }
-    out
+}
+
+/// Parse and validate one sub-chunk into its slots. A sub-chunk without any quote byte (the
+/// usual case) is split with memchr: records end at `\r` / `\n`, fields at the delimiter,
+/// exactly as the csv crate reads such bytes; otherwise the csv crate parses it.
+fn parse_sub(rules: &Rules, n_fields: usize, delimiter: u8, data: &[u8], sub: &RawSub, slots: &mut Slots) -> SubOut {
+    let bytes = &data[sub.start..sub.end];
+    let st = SubState {
+        rules,
+        n_fields,
+        slots,
+        checker: Checker::new(&rules.schema),
+        out: SubOut { kept: 0, rejects: Vec::new(), ids: Vec::with_capacity(sub.rows) },
+    };
+    if memchr::memchr(b'"', bytes).is_none() {
+        return parse_plain(st, bytes, sub, delimiter);
+    }
+    parse_csv(st, bytes, sub, delimiter)
+}
+
+/// The fast path of [`parse_sub`] (no quote byte in `bytes`).
+fn parse_plain(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> SubOut {
+    {
+        let mut fields: Vec<(usize, usize)> = Vec::with_capacity(st.n_fields + 1);
+        let (mut pos, mut line) = (0usize, sub.line);
+        for _ in 0..sub.rows {
+            while pos < bytes.len() && (bytes[pos] == b'\r' || bytes[pos] == b'\n') {
+                line += u64::from(bytes[pos] == b'\n');
+                pos += 1;
+            }
+            let start = pos;
+            let end = memchr::memchr2(b'\r', b'\n', &bytes[start..]).map_or(bytes.len(), |k| start + k);
+            let rec = &bytes[start..end];
+            fields.clear();
+            let mut a = 0usize;
+            for d in memchr::memchr_iter(delimiter, rec) {
+                fields.push((a, d));
+                a = d + 1;
+            }
+            fields.push((a, rec.len()));
+            let row = SplitRow { bytes: rec, text: std::str::from_utf8(rec).ok(), fields: &fields };
+            // the range holds the first terminator byte, as the csv crate's position does
+            let rec_end = if end < bytes.len() { end + 1 } else { end };
+            st.record(&row, fields.len(), line, (sub.start + start, sub.start + rec_end));
+            pos = end;
+        }
+    }
+    st.out
+}
+
+/// [`parse_sub`] with the csv crate.
+fn parse_csv(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> SubOut {
+    let mut rdr = parser(delimiter, bytes);
+    let mut rec = ByteRecord::new();
+    let mut track = LineTracker::new(bytes, sub.line);
+    for _ in 0..sub.rows {
+        let at = rdr.position().byte() as usize;
+        // Reading from a byte slice cannot fail, and the splitter counted these records.
+        if !matches!(rdr.read_byte_record(&mut rec), Ok(true)) {
+            break;
+        }
+        let (first, line) = track.first_byte_and_line(at);
+        let rec_range = (sub.start + first, sub.start + rdr.position().byte() as usize);
+        st.record(&CsvRow::new(&rec), rec.len(), line, rec_range);
+    }
+    st.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Batch;
+
+    /// The memchr fast path and the csv crate agree on quote-free bytes: records, fields,
+    /// lines, rejects and id entries.
+    #[test]
+    fn plain_path_equals_csv_path() {
+        let schema = Schema::from_toml(
+            "name='t'\nid={column='i'}\ndate={column='d'}\nhs_code={column='h', width=6}\n\
+             categorical=[{column='c'}]\nnumeric=[{column='n', allow_missing=true}]\n",
+        )
+        .unwrap();
+        let names: Vec<String> = ["i", "d", "h", "c", "n"].iter().map(|s| s.to_string()).collect();
+        let rules = Rules { map: ColumnMap::from_header(&names, &schema, false, "t").unwrap(), schema: schema.clone() };
+        let cells: [&[u8]; 8] = [b"A1", b"2020-01-01", b"010101", b" x ", b"1.5", b"", b"\xC3", b"\xA9z"];
+        let seps: [&[u8]; 5] = [b",", b",", b",", b"\r\n", b"\n\r\n"];
+        let mut x: u64 = 7;
+        let mut next = |m: usize| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 33) % m as u64) as usize
+        };
+        for _ in 0..200 {
+            let mut bytes = Vec::new();
+            for _ in 0..next(60) {
+                bytes.extend_from_slice(cells[next(cells.len())]);
+                bytes.extend_from_slice(seps[next(seps.len())]);
+            }
+            let mut split = Splitter::new(&bytes[..], b',');
+            while let Some(ch) = split.next_chunk(1000, 5).unwrap() {
+                for sub in &ch.subs {
+                    let run = |plain: bool| {
+                        let mut b = Batch::empty(&schema, "t");
+                        b.resize_rows(sub.rows);
+                        let out = {
+                            let mut regions = b.slot_regions(&[sub.rows]);
+                            let st = SubState {
+                                rules: &rules,
+                                n_fields: 5,
+                                slots: &mut regions[0],
+                                checker: Checker::new(&schema),
+                                out: SubOut::default(),
+                            };
+                            let part = &ch.data[sub.start..sub.end];
+                            if plain { parse_plain(st, part, sub, b',') } else { parse_csv(st, part, sub, b',') }
+                        };
+                        b.truncate_rows(out.kept);
+                        let ids: Vec<(u128, u64, String, (usize, usize))> = out
+                            .ids
+                            .iter()
+                            .map(|i| (i.key, i.line, match i.at { At::Kept(k) => format!("k{k}"), At::Rejected(r) => format!("r{r}") }, i.rec))
+                            .collect();
+                        format!("{:?}", (out.kept, &out.rejects, ids, b))
+                    };
+                    assert_eq!(run(true), run(false), "{:?}", String::from_utf8_lossy(&ch.data[sub.start..sub.end]));
+                }
+            }
+        }
+    }
 }
