@@ -105,6 +105,11 @@ enum Sink {
     Parquet(Box<ArrowWriter<File>>, SchemaRef),
 }
 
+/// Parquet settings of score tables: Snappy, row groups of at most 131,072 rows.
+fn table_properties() -> WriterProperties {
+    WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_size(1 << 17).build()
+}
+
 /// Rows formatted per parallel task when writing CSV.
 const FORMAT_BLOCK: usize = 4096;
 
@@ -152,7 +157,8 @@ fn push_csv_row(out: &mut Vec<u8>, cols: &[ColumnRef], r: usize, delimiter: u8) 
 /// Streaming writer of a typed table, CSV or Parquet by extension. CSV: header row, NaN as
 /// an empty cell, booleans as `true`/`false`, floats in shortest round-trip form. Parquet:
 /// Utf8 / Float64 (NaN -> null) / Int64 / Boolean columns, one record batch per
-/// `write_rows` call (row groups of up to 1M rows), Snappy compressed.
+/// `write_rows` call (row groups of up to 131,072 rows, so the writer's buffer stays small),
+/// Snappy compressed.
 ///
 /// Call [`TableWriter::finish`]: a Parquet file is not readable without its footer.
 pub struct TableWriter {
@@ -198,7 +204,7 @@ impl TableWriter {
                     })
                     .collect();
                 let schema: SchemaRef = Arc::new(ArrowSchema::new(fields));
-                let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+                let props = table_properties();
                 let w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| io_err(path, "create", e))?;
                 Sink::Parquet(Box::new(w), schema)
             }
@@ -353,7 +359,7 @@ fn rewrite_without(path: &Path, tmp: &Path, drop: &[u64]) -> Result<u64, DataErr
                 .and_then(|b| b.with_batch_size(1 << 16).build())
                 .map_err(|e| io_err(path, "read", e))?;
             let schema = reader.schema();
-            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+            let props = table_properties();
             let out = File::create(tmp).map_err(|e| io_err(tmp, "create", e))?;
             let mut w = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(tmp, "create", e))?;
             for rb in reader {

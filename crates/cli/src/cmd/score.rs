@@ -110,7 +110,37 @@ pub fn card_quantiles(meta: &std::collections::BTreeMap<String, String>) -> Vec<
 /// since selection needs every score first. Only the scores stay in memory (4 bytes a row).
 enum Sink {
     Table(TableWriter),
-    Budget { ids: IdSpool, scores: Vec<f32> },
+    Budget { ids: IdSpool, scores: Scores },
+}
+
+/// Scores in blocks of 2^20 (no reallocation peak while the vector grows).
+#[derive(Default)]
+struct Scores {
+    blocks: Vec<Vec<f32>>,
+    len: usize,
+}
+
+const SCORE_BLOCK: usize = 1 << 20;
+
+impl Scores {
+    fn extend(&mut self, mut s: &[f32]) {
+        while !s.is_empty() {
+            if self.blocks.last().is_none_or(|b| b.len() == SCORE_BLOCK) {
+                self.blocks.push(Vec::with_capacity(SCORE_BLOCK));
+            }
+            let Some(b) = self.blocks.last_mut() else { return };
+            let take = (SCORE_BLOCK - b.len()).min(s.len());
+            b.extend_from_slice(&s[..take]);
+            s = &s[take..];
+            self.len += take;
+        }
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn iter(&self) -> impl Iterator<Item = f32> + '_ {
+        self.blocks.iter().flatten().copied()
+    }
 }
 
 /// Ids of the scored rows in a binary temporary file (u32 length + bytes each), read back
@@ -156,7 +186,7 @@ const BUDGET_COLS: [(&str, ColType); 4] = [("id", ColType::Str), ("score", ColTy
 impl Sink {
     fn create(out: &Path, budget: bool) -> anyhow::Result<Sink> {
         Ok(if budget {
-            Sink::Budget { ids: IdSpool::create(super::with_ext(out, ".ids.tmp"))?, scores: Vec::new() }
+            Sink::Budget { ids: IdSpool::create(super::with_ext(out, ".ids.tmp"))?, scores: Scores::default() }
         } else {
             Sink::Table(TableWriter::create(out, &OUT_COLS)?)
         })
@@ -172,7 +202,7 @@ impl Sink {
                 for id in ids {
                     spool.push(id)?;
                 }
-                kept.extend_from_slice(scores);
+                kept.extend(scores);
             }
         }
         Ok(())
@@ -218,7 +248,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             pool.install(|| super::foreign::score_foreign(&proto, &opts, &a, &OUT_COLS, budget_tmp.as_deref()))?;
         if let (Some(rate), Some(tmp)) = (a.budget, &budget_tmp) {
             let ids = std::fs::File::open(tmp).with_context(|| format!("reading {}", tmp.display()))?;
-            let written = pool.install(|| write_with_selection(BufReader::new(ids), &a.out, &scores, &[], rate, &[]));
+            let mut kept = Scores::default();
+            kept.extend(&scores);
+            drop(scores);
+            let written = pool.install(|| write_with_selection(BufReader::new(ids), &a.out, &kept, &[], rate, &[]));
             let _ = std::fs::remove_file(tmp);
             written?;
         }
@@ -344,21 +377,21 @@ fn order_key(s: f32) -> u32 {
 }
 
 /// The rows not in `skip` (ascending ordinals): (ordinal, score).
-fn live<'a>(scores: &'a [f32], skip: &'a [u64]) -> impl Iterator<Item = (usize, f32)> + 'a {
+fn live<'a>(scores: &'a Scores, skip: &'a [u64]) -> impl Iterator<Item = (usize, f32)> + 'a {
     let mut s = skip.iter().peekable();
     scores.iter().enumerate().filter(move |(i, _)| {
         while s.peek().is_some_and(|&&d| d < *i as u64) {
             s.next();
         }
         s.peek() != Some(&&(*i as u64))
-    }).map(|(i, &v)| (i, v))
+    })
 }
 
 /// The selection rule of a budget: the top `k` scores, ties by file order. Returns the
 /// order key of the k-th highest score and how many rows at exactly that key are selected
 /// (the first ones in file order). Two histogram passes over 16-bit halves of the keys; no
 /// copy of the scores.
-fn threshold(scores: &[f32], skip: &[u64], k: usize) -> Option<(u32, usize)> {
+fn threshold(scores: &Scores, skip: &[u64], k: usize) -> Option<(u32, usize)> {
     if k == 0 {
         return None;
     }
@@ -395,7 +428,7 @@ fn threshold(scores: &[f32], skip: &[u64], k: usize) -> Option<(u32, usize)> {
 /// Second pass of a budgeted run: rows in file order (ids from `ids`, scores in memory,
 /// duplicates in `skip` left out), with `selected` true for the top k scores (ties by file
 /// order).
-fn write_with_selection(mut ids: impl Read, out: &Path, scores: &[f32], quantiles: &[f32], rate: f64, skip: &[u64]) -> anyhow::Result<()> {
+fn write_with_selection(mut ids: impl Read, out: &Path, scores: &Scores, quantiles: &[f32], rate: f64, skip: &[u64]) -> anyhow::Result<()> {
     let n = scores.len() - skip.len();
     let k = budget_k(rate, n);
     let cut = if k >= n { None } else { threshold(scores, skip, k) };
@@ -404,7 +437,7 @@ fn write_with_selection(mut ids: impl Read, out: &Path, scores: &[f32], quantile
     let (mut id_block, mut sc_block, mut sel) = (Vec::new(), Vec::new(), Vec::new());
     let mut buf = Vec::new();
     let mut s = skip.iter().peekable();
-    for (i, &score) in scores.iter().enumerate() {
+    for (i, score) in scores.iter().enumerate() {
         let id = next_id(&mut ids, &mut buf)?;
         if s.peek() == Some(&&(i as u64)) {
             s.next();
@@ -472,6 +505,15 @@ mod tests {
 
     /// The rule by its definition: sort by score (descending, `total_cmp`), ties by file
     /// order, take k.
+    fn blocks(scores: &[f32]) -> Scores {
+        let mut s = Scores::default();
+        // uneven pieces, as chunks arrive
+        for piece in scores.chunks(37) {
+            s.extend(piece);
+        }
+        s
+    }
+
     fn by_sorting(scores: &[f32], skip: &[u64], k: usize) -> Vec<bool> {
         let mut order: Vec<usize> = (0..scores.len()).filter(|i| !skip.contains(&(*i as u64))).collect();
         order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
@@ -483,6 +525,8 @@ mod tests {
     }
 
     fn by_threshold(scores: &[f32], skip: &[u64], k: usize) -> Vec<bool> {
+        let scores = &blocks(scores);
+        assert_eq!(scores.iter().collect::<Vec<_>>().len(), scores.len());
         let n = scores.len() - skip.len();
         let cut = if k >= n { None } else { threshold(scores, skip, k) };
         let mut ties = cut.map_or(0, |c| c.1);
@@ -522,6 +566,18 @@ mod tests {
                 assert_eq!(by_threshold(&scores, &skip, k), by_sorting(&scores, &skip, k), "n {n} k {k}");
             }
         }
+    }
+
+    #[test]
+    fn score_blocks_keep_order_across_blocks() {
+        let v: Vec<f32> = (0..2 * SCORE_BLOCK + 12_345).map(|i| i as f32).collect();
+        let mut s = Scores::default();
+        for piece in v.chunks(300_001) {
+            s.extend(piece);
+        }
+        assert_eq!(s.len(), v.len());
+        assert_eq!(s.blocks.len(), 3);
+        assert!(s.iter().eq(v.iter().copied()));
     }
 
     #[test]
