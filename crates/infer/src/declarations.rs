@@ -30,7 +30,7 @@ pub const CARD_METADATA_KEY: &str = "customs_risk.card";
 const SCORE_BLOCK: usize = 4096;
 
 enum Core {
-    Native(NativeScorer),
+    Native(Box<NativeScorer>),
     Ort(Box<Model>),
 }
 
@@ -91,10 +91,10 @@ impl DeclarationModel {
             Ok(Core::Ort(Box::new(m)))
         };
         let core = match opts.engine {
-            Engine::Native => Core::Native(native()?),
+            Engine::Native => Core::Native(Box::new(native()?)),
             Engine::Ort => ort()?,
             Engine::Auto => match native() {
-                Ok(s) => Core::Native(s),
+                Ok(s) => Core::Native(Box::new(s)),
                 Err(native_err) => ort().map_err(|ort_err| InferError::Unsupported {
                     op: format!("native engine: {native_err}"),
                     hint: format!("ONNX Runtime fallback failed too: {ort_err}"),

@@ -28,6 +28,7 @@ pub mod math;
 pub mod model;
 pub mod ort_engine;
 pub mod plan;
+pub(crate) mod prep;
 pub mod tree;
 
 pub use declarations::{is_declaration_model, DeclarationModel, CARD_METADATA_KEY, FEATURES_METADATA_KEY};

@@ -96,7 +96,7 @@ impl CompiledLinear {
 
     /// Raw `x W + b` (MatMul/Gemm graphs). `w_rows` is `n_scores x n_features` row-major.
     pub(crate) fn raw(op: &str, n_features: usize, w_rows: Vec<f32>, bias: Vec<f32>) -> Result<CompiledLinear, InferError> {
-        if n_features == 0 || w_rows.len() % n_features != 0 {
+        if n_features == 0 || !w_rows.len().is_multiple_of(n_features) {
             return Err(invalid(format!("{op}: weights do not form a [{n_features}, k] matrix")));
         }
         let n_scores = w_rows.len() / n_features;
@@ -120,13 +120,12 @@ impl CompiledLinear {
     /// Output row `z` (length `n_outputs()`) for one input row.
     pub(crate) fn row(&self, x: &[f32], z: &mut [f32]) {
         let f = self.n_features;
-        for j in 0..self.n_scores {
-            let w = &self.coef[j * f..(j + 1) * f];
+        for ((zj, w), b) in z.iter_mut().zip(self.coef.chunks_exact(f)).zip(&self.intercepts) {
             let mut acc = 0.0f32;
-            for (a, b) in x.iter().zip(w) {
-                acc = a.mul_add(*b, acc);
+            for (a, c) in x.iter().zip(w) {
+                acc = a.mul_add(*c, acc);
             }
-            z[j] = acc + self.intercepts[j];
+            *zj = acc + b;
         }
         let n = self.n_scores;
         match self.kind {

@@ -76,17 +76,18 @@ pub fn ort_softmax_zero(values: &mut [f32]) {
 /// the multiply-adds). Used by ORT's `Sigmoid` op and by `LinearClassifier` with 2+ columns.
 #[inline]
 pub fn mlas_logistic(x: f32) -> f32 {
-    const ALPHA_9: f32 = 4.370_310_1e-11;
-    const ALPHA_7: f32 = 1.156_273_2e-7;
-    const ALPHA_5: f32 = 6.085_748_6e-5;
-    const ALPHA_3: f32 = 8.513_771e-3;
-    const ALPHA_1: f32 = 2.482_879_5e-1;
-    const BETA_10: f32 = 6.102_474e-13;
-    const BETA_8: f32 = 5.761_021_4e-9;
-    const BETA_6: f32 = 6.291_068e-6;
-    const BETA_4: f32 = 1.701_988_2e-3;
-    const BETA_2: f32 = 1.168_176_6e-1;
-    const BETA_0: f32 = 9.931_519e-1;
+    // MLAS' constants (logistic.cpp), rounded from their decimal expansions
+    const ALPHA_9: f32 = 4.370_310_125_798_01e-11_f64 as f32;
+    const ALPHA_7: f32 = 1.156_273_244_599_42e-7_f64 as f32;
+    const ALPHA_5: f32 = 6.085_748_646_001_43e-5_f64 as f32;
+    const ALPHA_3: f32 = 8.513_771_333_047_01e-3_f64 as f32;
+    const ALPHA_1: f32 = 2.482_879_470_615_29e-1_f64 as f32;
+    const BETA_10: f32 = 6.102_473_897_556_81e-13_f64 as f32;
+    const BETA_8: f32 = 5.761_021_369_934_27e-9_f64 as f32;
+    const BETA_6: f32 = 6.291_067_850_170_4e-6_f64 as f32;
+    const BETA_4: f32 = 1.701_988_173_740_94e-3_f64 as f32;
+    const BETA_2: f32 = 1.168_176_569_044_53e-1_f64 as f32;
+    const BETA_0: f32 = 9.931_519_210_231_8e-1_f64 as f32;
     if x.is_nan() {
         return x;
     }
@@ -103,6 +104,50 @@ pub fn mlas_logistic(x: f32) -> f32 {
     q = q.mul_add(v2, BETA_2);
     q = q.mul_add(v2, BETA_0);
     (p / q + 0.5).clamp(0.0, 1.0)
+}
+
+/// `frexp` for finite, positive, non-zero `x` (subnormals included): `x = m * 2^e`,
+/// `m` in `[0.5, 1)`.
+#[inline(always)]
+fn frexp_pos(x: f32) -> (f32, i32) {
+    let (bits, bias) = if x.to_bits() >> 23 == 0 { ((x * 8_388_608.0).to_bits(), 126 + 23) } else { (x.to_bits(), 126) };
+    let e = ((bits >> 23) & 0xff) as i32 - bias;
+    (f32::from_bits((bits & 0x807f_ffff) | 0x3f00_0000), e)
+}
+
+/// ONNX Runtime's `Log` on float tensors: Eigen's vectorised `plog` (`plog_impl_float`: a
+/// (3,3) rational approximation of `log(1 + x)` after range reduction), with separate
+/// multiplies and adds as in ORT's SSE build. ORT computes the last `len % 4` elements of
+/// each parallel block with the C library's `logf` instead (which may differ by 1 ulp); this
+/// is the value of every other element.
+#[inline(always)]
+pub fn eigen_log(x: f32) -> f32 {
+    const SQRTHF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    const P1: f32 = 1.000_000_019_028_113_6_f64 as f32;
+    const P2: f32 = 1.000_000_019_028_106_3_f64 as f32;
+    const P3: f32 = 0.182_562_963_498_492_54_f64 as f32;
+    const Q1: f32 = 1.499_999_999_999_992_7_f64 as f32;
+    const Q2: f32 = 0.599_232_495_908_235_2_f64 as f32;
+    const Q3: f32 = 0.049_616_247_954_120_038_f64 as f32;
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    if x == f32::INFINITY {
+        return x;
+    }
+    let (m, e) = frexp_pos(x);
+    let (t, e) = if m < SQRTHF { ((m - 1.0) + m, e - 1) } else { (m - 1.0, e) };
+    let mut p = t * P3 + P2;
+    p = t * p + P1;
+    p *= t;
+    let mut q = t * Q3 + Q2;
+    q = t * q + Q1;
+    q = t * q + 1.0;
+    let r = p / q;
+    e as f32 * std::f32::consts::LN_2 + r
 }
 
 #[cfg(test)]

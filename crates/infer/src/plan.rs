@@ -2,11 +2,16 @@
 //! it is something the native engine compiles (pre-ops -> tree/linear core -> post-ops).
 //!
 //! Supported native paths (anything else goes to ONNX Runtime):
-//! - pre-ops on the `[N, F]` float tensor: `Identity`, `Cast` to float, `Scaler`, `Imputer`;
+//! - pre-processing of the `[N, F]` float tensor: any DAG of element-wise ops with constant
+//!   `[1, F]`/scalar operands (`Scaler`, `Imputer`, `Sign`, `Abs`, `Neg`, `Log`, `Sqrt`,
+//!   `Reciprocal`, `Floor`, `Ceil`, `Add`, `Sub`, `Mul`, `Div`, comparisons, `IsNaN`, `Not`,
+//!   `And`, `Or`, `Xor`, `Where`, `Identity`, `Cast` float/bool), compiled per feature by
+//!   the `prep` module;
 //! - core: `TreeEnsembleClassifier`, `TreeEnsembleRegressor`, `TreeEnsemble` (opset 5),
 //!   `LinearClassifier`, `LinearRegressor`, `MatMul` (+ `Add`), `Gemm`;
-//! - post-ops on the score tensor: `Identity`, `Cast` to float, `Sigmoid`, and a trailing
-//!   `ZipMap` (which the ORT path strips too).
+//! - post-ops on the score tensor: `Identity`, `Cast` to float, `Sigmoid`, `Mul`/`Add`/`Sub`/
+//!   `Div` by a constant, a trailing `ZipMap` (which the ORT path strips too), and a final
+//!   `Concat(1 - p, p)` of one-column tensors (our logistic export), read at its last column.
 
 use std::collections::BTreeMap;
 
@@ -16,41 +21,12 @@ use cr_onnx::{node_label, tensor_f32, value_info_dims, value_info_elem_type, Att
 use crate::error::{invalid, unsupported, InferError};
 use crate::linear::CompiledLinear;
 use crate::math::mlas_logistic;
+use crate::prep::build_dag;
+pub(crate) use crate::prep::Prep;
 use crate::tree::{compile_tree_node, CompiledEnsemble, TREE_OPS};
 
 const CLASSIFIERS: [&str; 2] = ["TreeEnsembleClassifier", "LinearClassifier"];
 const HINT: &str = "use Engine::Ort (or Engine::Auto, which falls back to ONNX Runtime)";
-
-/// Element-wise step before the core.
-#[derive(Debug, Clone)]
-pub(crate) enum PreOp {
-    /// `y = (x - offset) * scale` (per feature or broadcast scalar).
-    Scaler { offset: Vec<f32>, scale: Vec<f32> },
-    /// Replace `replaced` (NaN matches NaN) by the per-feature (or scalar) value.
-    Imputer { values: Vec<f32>, replaced: f32 },
-}
-
-impl PreOp {
-    fn apply(&self, row: &mut [f32]) {
-        match self {
-            PreOp::Scaler { offset, scale } => {
-                for (j, v) in row.iter_mut().enumerate() {
-                    let o = if offset.len() == 1 { offset[0] } else { offset[j] };
-                    let s = if scale.len() == 1 { scale[0] } else { scale[j] };
-                    *v = (*v - o) * s;
-                }
-            }
-            PreOp::Imputer { values, replaced } => {
-                for (j, v) in row.iter_mut().enumerate() {
-                    let hit = if replaced.is_nan() { v.is_nan() } else { *v == *replaced };
-                    if hit {
-                        *v = if values.len() == 1 { values[0] } else { values[j] };
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// The compiled model part that turns features into scores.
 #[derive(Debug, Clone)]
@@ -67,7 +43,7 @@ pub enum Core {
 pub struct NativeScorer {
     pub(crate) input: String,
     pub(crate) n_features: usize,
-    pub(crate) pre: Vec<PreOp>,
+    pub(crate) pre: Prep,
     pub(crate) core: Core,
     pub(crate) post: Vec<PostOp>,
     pub(crate) column: usize,
@@ -132,15 +108,11 @@ impl NativeScorer {
             return Err(InferError::Input { name: "output".into(), why: format!("{} slots for {n_rows} rows", out.len()) });
         }
         let pre_x;
-        let xs: &[f32] = if self.pre.is_empty() {
+        let xs: &[f32] = if self.pre.is_identity() {
             x
         } else {
             let mut buf = x.to_vec();
-            for row in buf.chunks_exact_mut(f) {
-                for p in &self.pre {
-                    p.apply(row);
-                }
-            }
+            self.pre.apply(&mut buf, n_rows);
             pre_x = buf;
             &pre_x
         };
@@ -169,7 +141,7 @@ impl NativeScorer {
     }
 }
 
-struct Index<'g> {
+pub(crate) struct Index<'g> {
     graph: &'g GraphProto,
     producer: BTreeMap<&'g str, (usize, usize)>,
     inits: BTreeMap<&'g str, &'g TensorProto>,
@@ -187,12 +159,12 @@ impl<'g> Index<'g> {
         Index { graph, producer, inits }
     }
 
-    fn node_of(&self, value: &str) -> Option<(&'g NodeProto, usize)> {
+    pub(crate) fn node_of(&self, value: &str) -> Option<(&'g NodeProto, usize)> {
         self.producer.get(value).map(|&(i, k)| (&self.graph.node[i], k))
     }
 
     /// Constant tensor: initializer or `Constant` node output.
-    fn constant(&self, value: &str) -> Option<&'g TensorProto> {
+    pub(crate) fn constant(&self, value: &str) -> Option<&'g TensorProto> {
         if let Some(t) = self.inits.get(value) {
             return Some(t);
         }
@@ -258,10 +230,33 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
     // Walk back from the output through post-ops to the core.
     let mut v = out.as_str();
     let mut post_rev: Vec<(PostOp, Vec<f32>)> = Vec::new();
+    // declared width of the score output: a `Concat` of `[N, 1]` columns is read at column 1
+    // of two (or the only column)
+    let out_width = graph
+        .output
+        .iter()
+        .find(|o| o.name() == out)
+        .and_then(value_info_dims)
+        .and_then(|d| match d.as_slice() {
+            [_, Dim::Known(w)] => Some(*w),
+            _ => None,
+        });
+    let mut through_concat = false;
     let (core_node, out_k) = loop {
         let (n, k) = idx.node_of(v).ok_or_else(|| unsupported(format!("score output {out:?} is a graph input"), HINT))?;
         match n.op_type() {
             "Identity" | "ZipMap" => v = n.input[0].as_str(),
+            "Concat"
+                if !through_concat
+                    && post_rev.is_empty()
+                    && matches!(Attrs::new(n).int_opt("axis")?, Some(1) | Some(-1))
+                    && matches!(n.input.len(), 1 | 2)
+                    && out_width.is_none_or(|w| w == n.input.len() as i64) =>
+            {
+                // each input must be one column: checked on the core below
+                through_concat = true;
+                v = n.input[n.input.len() - 1].as_str();
+            }
             "Cast" if is_cast_to_float(n) => v = n.input[0].as_str(),
             "Sigmoid" => {
                 post_rev.push((PostOp::Sigmoid, Vec::new()));
@@ -294,7 +289,7 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
     };
 
     // Core.
-    let (core, mut x_value, column_of) = match core_node.op_type() {
+    let (core, x_value, column_of) = match core_node.op_type() {
         op if TREE_OPS.contains(&op) => {
             let t = compile_tree_node(core_node)?;
             (Core::Trees(t), core_node.input[0].as_str(), out_k)
@@ -312,6 +307,9 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         Core::Trees(t) => t.n_outputs(),
         Core::Linear(l) => l.n_outputs(),
     };
+    if through_concat && n_out != 1 {
+        return Err(unsupported(format!("a Concat of {}-column {} outputs", n_out, core_node.op_type()), HINT));
+    }
     let is_classifier = CLASSIFIERS.contains(&core_node.op_type());
     if is_classifier && column_of != 1 {
         return Err(unsupported("the label output of a classifier as score", HINT));
@@ -327,36 +325,9 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         }
     };
 
-    // Walk back from the core input through pre-ops to the start tensor.
-    let mut pre_rev = Vec::new();
-    loop {
-        if Some(x_value) == start {
-            break;
-        }
-        let Some((n, _)) = idx.node_of(x_value) else { break };
-        match n.op_type() {
-            "Identity" => {}
-            "Cast" if is_cast_to_float(n) => {}
-            "Scaler" => {
-                let a = Attrs::new(n);
-                pre_rev.push(PreOp::Scaler {
-                    offset: a.floats_opt("offset")?.map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0]),
-                    scale: a.floats_opt("scale")?.map(<[f32]>::to_vec).unwrap_or_else(|| vec![1.0]),
-                });
-            }
-            "Imputer" => {
-                let a = Attrs::new(n);
-                let values = a
-                    .floats_opt("imputed_value_floats")?
-                    .map(<[f32]>::to_vec)
-                    .ok_or_else(|| unsupported(format!("{}: non-float Imputer", node_label(n)), HINT))?;
-                pre_rev.push(PreOp::Imputer { values, replaced: a.float_or("replaced_value_float", 0.0)? });
-            }
-            op => return Err(unsupported(format!("{op} ({}) before the model core", node_label(n)), HINT)),
-        }
-        x_value = n.input.first().map(String::as_str).ok_or_else(|| invalid(format!("{} has no input", node_label(n))))?;
-    }
-    let input = x_value.to_string();
+    // Walk back from the core input through the element-wise pre-processing to the start
+    // tensor.
+    let (dag, input) = build_dag(&idx, x_value, start)?;
     if start.is_none() {
         let gi = graph
             .input
@@ -392,7 +363,7 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         (Core::Linear(l), None) => l.n_features(),
         (Core::Trees(t), None) => t.min_features(),
     };
-    let pre: Vec<PreOp> = pre_rev.into_iter().rev().collect();
+    let pre = dag.compile(n_features)?;
     // Constants of post-ops: a scalar, or one value per output column (take ours).
     let mut post = Vec::with_capacity(post_rev.len());
     for (p, values) in post_rev.into_iter().rev() {
@@ -407,15 +378,6 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
             }
             other => other,
         });
-    }
-    for p in &pre {
-        let lens = match p {
-            PreOp::Scaler { offset, scale } => vec![offset.len(), scale.len()],
-            PreOp::Imputer { values, .. } => vec![values.len()],
-        };
-        if lens.iter().any(|&l| l != 1 && l != n_features) {
-            return Err(unsupported("a Scaler/Imputer whose size differs from the feature count", HINT));
-        }
     }
     Ok(NativeScorer { input, n_features, pre, core, post, column })
 }

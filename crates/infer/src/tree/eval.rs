@@ -157,8 +157,8 @@ impl CompiledEnsemble {
                         }
                     }
                     let any_tree = !self.trees.is_empty();
-                    for r in 0..len {
-                        let s = Score { v: acc[r], has: any_tree };
+                    for (r, &v) in acc[..len].iter().enumerate() {
+                        let s = Score { v, has: any_tree };
                         match self.head {
                             Head::Regressor { n_targets: 1 } => {
                                 z[0] = self.finalize_regressor1(s);
@@ -421,6 +421,8 @@ fn fast_group(nodes: &[Node], t: &super::compile::TreeInfo, buf: &[f32], w: usiz
     }
     assert!(buf.len() >= (g + GROUP) * w);
     #[inline(always)]
+    // `!(v <= thr)`: NaN goes right (the compiler maps missing values to that side)
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn step(nodes: &[Node], buf: &[f32], i: u32, o: usize) -> u32 {
         // SAFETY: `compile` guarantees every child index is < nodes.len() and every `feat`
         // is < 2M+1 = w (the re-laid-out row width); the assert above guarantees the
@@ -450,6 +452,7 @@ fn fast_group(nodes: &[Node], t: &super::compile::TreeInfo, buf: &[f32], w: usiz
 
 /// One re-laid-out row through one tree with the fast layout (tail rows of a block).
 #[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN goes right, as in `step`
 fn fast_one(nodes: &[Node], root: u32, row: &[f32]) -> u32 {
     let mut i = root;
     loop {

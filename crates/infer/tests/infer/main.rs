@@ -3,5 +3,6 @@
 mod common;
 mod foreign;
 mod gen;
+mod prep;
 mod random_ensembles;
 mod semantics;
