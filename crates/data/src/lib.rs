@@ -5,6 +5,11 @@
 //! batches, score tables and reject files.
 //! Must not: know about features, models or scoring.
 //!
+//! CSV chunks are split sequentially and parsed + validated in parallel on the caller's
+//! rayon pool; the output never depends on the thread count. The duplicate-id rule runs
+//! immediately (an in-memory set) or deferred ([`DuplicateCheck::Deferred`]: sorted runs on
+//! disk, flat memory, duplicates reported by [`Reader::finish_duplicates`]).
+//!
 //! ```no_run
 //! use std::path::Path;
 //! use cr_data::{open, OnError, ReadOptions, Schema};
