@@ -131,6 +131,10 @@ impl DeclarationModel {
     }
 
     /// One risk score per row of `batch`, in row order.
+    ///
+    /// The native path runs on the caller's rayon pool (the global one unless the caller is
+    /// inside `ThreadPool::install`), in fixed 4096-row blocks: scores never depend on the
+    /// thread count. The ONNX Runtime fallback uses its own pool of `threads` threads.
     pub fn score_batch(&self, batch: &Batch) -> Result<Vec<f32>, InferError> {
         let n = batch.len();
         if n == 0 {

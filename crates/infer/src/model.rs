@@ -60,7 +60,7 @@ pub struct Model {
     input_kind: InputKind,
     native: Option<NativeScorer>,
     ort: Option<OrtEngine>,
-    pool: Option<rayon::ThreadPool>,
+    pool: rayon::ThreadPool,
     threads: usize,
     feature_names: Option<Vec<String>>,
     transform: Option<Arc<dyn FeatureTransform>>,
@@ -182,17 +182,13 @@ impl Model {
                 *n_features = s.n_features();
             }
         }
-        let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("cr-infer-{i}"))
-                    .build()
-                    .map_err(|e| InferError::Runtime(format!("cannot start {threads} scoring threads: {e}")))?,
-            )
-        } else {
-            None
-        };
+        // Always a pool of our own, also for one thread: outside `install`, rayon's parallel
+        // iterators would run on the global pool (all cores) whatever `threads` says.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("cr-infer-{i}"))
+            .build()
+            .map_err(|e| InferError::Runtime(format!("cannot start {threads} scoring threads: {e}")))?;
         // A one-feature matrix model can take its single column by the input's name.
         let feature_names = match &input_kind {
             InputKind::Matrix { n_features: 1, input_name } => Some(vec![input_name.clone()]),
@@ -247,10 +243,7 @@ impl Model {
     where
         F: FnOnce() -> Result<(), InferError> + Send,
     {
-        match &self.pool {
-            Some(p) => p.install(f),
-            None => f(),
-        }
+        self.pool.install(f)
     }
 
     /// Positive-class probability (binary classifiers) or regression value for each of the
