@@ -70,6 +70,7 @@ for t in booster.dump_model()["tree_info"]:
     depths.append(depth(t["tree_structure"]))
 print(f"model: 100 trees x 63 leaves, {F} features, max depth {max(depths)}, mean max depth {np.mean(depths):.1f}")
 print(f"data: {args.rows} rows in memory, 5% NaN; workdir {work}")
+load_start = os.getloadavg()
 
 results = {}  # (engine, threads) -> rows/s
 ref = None
@@ -118,6 +119,10 @@ for eng in ["native", "ort"]:
     print(f"agreement cr-infer {eng} vs onnxruntime-python: max|diff| {d:.2e}, bit-identical rows {exact:.4%}")
     assert d <= 1e-6, f"{eng} disagrees with onnxruntime"
 
+load_end = os.getloadavg()
+print(f"machine: {os.cpu_count()} cores, load average (1/5/15 min) {load_start[0]:.2f}/{load_start[1]:.2f}/"
+      f"{load_start[2]:.2f} at start, {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f} at end "
+      f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
 print(f"\n{'engine':<22}" + "".join(f"{'threads=' + str(t):>16}" for t in threads))
 names = ["cr-infer native", "cr-infer ort", "onnxruntime-python", "lightgbm", "lleaves"]
 for n in names:
