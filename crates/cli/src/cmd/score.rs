@@ -598,4 +598,70 @@ mod tests {
         }
         assert!(next_id(&mut r, &mut buf).is_err());
     }
+
+    /// The subcommands this test drives, parsed as the binary parses them.
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        c: Sub,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        Generate(crate::cmd::generate::Args),
+        Train(crate::cmd::train::Args),
+        Score(Args),
+    }
+
+    fn cli(args: &[&str]) -> anyhow::Result<()> {
+        use clap::Parser;
+        match Cli::try_parse_from(std::iter::once("customs-risk").chain(args.iter().copied()))?.c {
+            Sub::Generate(a) => crate::cmd::generate::run(a),
+            Sub::Train(a) => crate::cmd::train::run(a),
+            Sub::Score(a) => run(a),
+        }
+    }
+
+    /// Duplicate ids are settled after the last batch: the output and the rejects equal those
+    /// of the file without the duplicate rows, and what the immediate check (validate) says.
+    #[test]
+    fn duplicate_ids_found_at_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+        cli(&["generate", "--rows", "3000", "--seed", "5", "--months", "6", "--out", &p("d.csv"), "--quiet"]).unwrap();
+        cli(&["train", "--data", &p("d.csv"), "--out", &p("m"), "--trees", "5", "--leaves", "7", "--early-stopping", "0", "--quiet"]).unwrap();
+        // data rows 4 and 9 (lines 5 and 10) again, one in the middle, one at the end, and
+        // data row 2 (line 3) at the end
+        let text = std::fs::read_to_string(p("d.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut dup: Vec<&str> = lines[..1500].to_vec();
+        dup.push(lines[4]);
+        dup.extend_from_slice(&lines[1500..]);
+        dup.extend_from_slice(&[lines[9], lines[2]]);
+        std::fs::write(p("dup.csv"), dup.join("\n") + "\n").unwrap();
+        let (model, dup_csv, d_csv) = (p("m.onnx"), p("dup.csv"), p("d.csv"));
+
+        let err = cli(&["score", "--model", &model, "--data", &p("dup.csv"), "--out", &p("fail.csv"), "--batch-rows", "500", "--quiet"]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("line 1501") && msg.contains("duplicate id (first seen on line 5)"), "{msg}");
+        assert!(!d.path().join("fail.csv").exists(), "no output is left after a failure");
+
+        for (out, extra) in [("s.csv", &[][..]), ("b.parquet", &["--budget", "5%"][..]), ("b.csv", &["--budget", "0.3"][..])] {
+            let mut args = vec!["score", "--model", &model, "--data", &dup_csv, "--batch-rows", "500", "--quiet", "--on-error", "skip"];
+            let (o, r, reference) = (p(out), p(&format!("{out}.rejects.csv")), p(&format!("ref.{out}")));
+            args.extend_from_slice(&["--out", &o, "--rejects", &r]);
+            args.extend_from_slice(extra);
+            cli(&args).unwrap();
+            let mut args = vec!["score", "--model", &model, "--data", &d_csv, "--out", &reference, "--quiet"];
+            args.extend_from_slice(extra);
+            cli(&args).unwrap();
+            assert!(std::fs::read(&o).unwrap() == std::fs::read(&reference).unwrap(), "{out}: differs from the run without duplicates");
+            // the same rejects as the immediate check
+            let schema = crate::cmd::load_schema(None).unwrap();
+            let opts = cr_data::ReadOptions { on_error: cr_data::OnError::Skip, ..cr_data::ReadOptions::default() };
+            let rep = cr_data::validate_file(Path::new(&p("dup.csv")), &schema, &opts, Some(Path::new(&p("v.csv")))).unwrap();
+            assert_eq!(rep.rejected, 3);
+            assert_eq!(std::fs::read_to_string(&r).unwrap(), std::fs::read_to_string(p("v.csv")).unwrap());
+        }
+    }
 }
