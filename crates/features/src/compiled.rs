@@ -1,9 +1,14 @@
 //! Applying a fitted pipeline: [`CompiledPipeline`], the lookup form of a [`FittedPipeline`].
 //!
 //! Semantics are exactly those of the string definitions in [`crate::FeatureDef`]: every key
-//! is looked up by its full key string (single-categorical keys by the cell itself, others
-//! by a per-thread reusable buffer, so no allocation per row). Tables are hash maps with a
-//! fixed hasher, used only for lookups.
+//! is looked up by its full key string (single-categorical keys by the cell itself, single-HS
+//! keys by the HS prefix as an integer — the table's canonical decimal keys parsed once — and
+//! others by a per-thread reusable buffer, so no allocation per row). Tables are flat
+//! open-addressing tables ([`crate::lookup::StrTable`]) or hash maps with a fixed hasher, used
+//! only for lookups.
+//!
+//! A chunk of rows is filled column by column: first every key's slot for every row, then
+//! each output column in one loop (no per-row dispatch over the feature list).
 
 use cr_data::{Batch, Schema};
 use rayon::prelude::*;
@@ -13,18 +18,31 @@ use crate::calc::{
 };
 use crate::config::KeyPart;
 use crate::error::FeatureError;
+use crate::lookup::StrTable;
 use crate::pipeline::{FeatureDef, FittedPipeline};
 use crate::FeatureMatrix;
 
 /// Rows per parallel work item (output is written in place, so results never depend on it).
 const CHUNK_ROWS: usize = 2048;
 
+/// How a key's slot is found for a row.
+enum KeyKind {
+    /// The single categorical column `c`: its cell is the key string.
+    Cat(usize),
+    /// The single HS part of `d` digits: the prefix as an integer (the key string is its
+    /// decimal form; table keys that are not canonical decimals can never match).
+    Hs(u8, FxHashMap<u64, u32>),
+    /// Anything else: the key string built in a buffer.
+    Str,
+}
+
 struct CompiledKey {
     parts: Vec<KeyPart>,
-    /// `Some(c)` when the key is the single categorical column `c` (looked up without copying).
-    single_cat: Option<usize>,
-    /// Key string -> slot.
-    slots: FxHashMap<Box<str>, u32>,
+    kind: KeyKind,
+    /// Key string -> slot (`Cat` and `Str` lookups).
+    table: StrTable,
+    /// Number of slots; slot `n_slots` means "not in any table of this key".
+    n_slots: u32,
 }
 
 enum Op {
@@ -34,8 +52,9 @@ enum Op {
     HsPrefix(u8),
     DayOfWeek,
     Month,
-    /// `values[slot]`, NaN where the def's table lacks the key (tables hold finite values).
-    Lookup { key: usize, values: Vec<f32>, default: f32 },
+    /// `values[slot]`: the def's table value, or its default where its table lacks the key
+    /// (tables hold finite values) and at the last index (`n_slots`, key in no table).
+    Lookup { key: usize, values: Vec<f32> },
 }
 
 /// A validated fitted pipeline turned into lookup tables. `Send + Sync`; build once with
@@ -86,31 +105,54 @@ fn median_map(t: &std::collections::BTreeMap<String, f32>) -> FxHashMap<u64, f32
 impl CompiledPipeline {
     pub(crate) fn new(p: &FittedPipeline) -> Result<Self, FeatureError> {
         p.validate()?;
-        let mut keys: Vec<CompiledKey> = Vec::new();
         // Pass 1: distinct keys and the union of their table keys -> slots.
+        let mut key_parts: Vec<Vec<KeyPart>> = Vec::new();
+        let mut key_slots: Vec<FxHashMap<&str, u32>> = Vec::new();
+        let mut key_order: Vec<Vec<&str>> = Vec::new();
         for f in &p.features {
             if let FeatureDef::RiskRate { key, table, .. } | FeatureDef::RiskCount { key, table, .. } = f {
-                let ki = match keys.iter().position(|k| &k.parts == key) {
+                let ki = match key_parts.iter().position(|k| k == key) {
                     Some(i) => i,
                     None => {
-                        let single_cat = match key.as_slice() {
-                            [KeyPart::Categorical(c)] => Some(*c),
-                            _ => None,
-                        };
-                        keys.push(CompiledKey { parts: key.clone(), single_cat, slots: FxHashMap::default() });
-                        keys.len() - 1
+                        key_parts.push(key.clone());
+                        key_slots.push(FxHashMap::default());
+                        key_order.push(Vec::new());
+                        key_parts.len() - 1
                     }
                 };
-                let slots = &mut keys[ki].slots;
                 for k in table.keys() {
-                    if !slots.contains_key(k.as_str()) {
-                        let next = u32::try_from(slots.len())
-                            .map_err(|_| FeatureError::format("more than 2^32 keys in one risk table"))?;
-                        slots.insert(k.as_str().into(), next);
+                    if !key_slots[ki].contains_key(k.as_str()) {
+                        let next = u32::try_from(key_slots[ki].len())
+                            .ok()
+                            .filter(|&n| n < u32::MAX - 1)
+                            .ok_or_else(|| FeatureError::format("more than 2^32 - 2 keys in one risk table"))?;
+                        key_slots[ki].insert(k.as_str(), next);
+                        key_order[ki].push(k.as_str());
                     }
                 }
             }
         }
+        let keys: Vec<CompiledKey> = key_parts
+            .iter()
+            .zip(&key_order)
+            .zip(&key_slots)
+            .map(|((parts, order), slots)| {
+                let slot_of = |k: &str| slots.get(k).copied();
+                let kind = match parts.as_slice() {
+                    [KeyPart::Categorical(c)] => KeyKind::Cat(*c),
+                    [KeyPart::Hs(d)] => KeyKind::Hs(
+                        *d,
+                        order.iter().filter_map(|k| Some((parse_canonical_decimal(k)?, slot_of(k)?))).collect(),
+                    ),
+                    _ => KeyKind::Str,
+                };
+                let table = match kind {
+                    KeyKind::Hs(..) => StrTable::new(std::iter::empty()),
+                    _ => StrTable::new(order.iter().filter_map(|k| Some((*k, slot_of(k)?)))),
+                };
+                CompiledKey { parts: parts.clone(), kind, table, n_slots: order.len() as u32 }
+            })
+            .collect();
         // Pass 2: ops.
         let mut ops = Vec::with_capacity(p.features.len());
         for f in &p.features {
@@ -132,14 +174,14 @@ impl CompiledPipeline {
                 FeatureDef::DayOfWeek { .. } => Op::DayOfWeek,
                 FeatureDef::Month { .. } => Op::Month,
                 FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } => {
-                    let ki = keys.iter().position(|k| &k.parts == key).ok_or_else(|| FeatureError::format("key lost"))?;
-                    let mut values = vec![f32::NAN; keys[ki].slots.len()];
+                    let ki = key_parts.iter().position(|k| k == key).ok_or_else(|| FeatureError::format("key lost"))?;
+                    let mut values = vec![*default; keys[ki].n_slots as usize + 1];
                     for (k, &v) in table {
-                        if let Some(&s) = keys[ki].slots.get(k.as_str()) {
-                            values[s as usize] = v;
+                        if let Some(&s) = key_slots[ki].get(k.as_str()) {
+                            values[s as usize] = if v.is_nan() { *default } else { v };
                         }
                     }
-                    Op::Lookup { key: ki, values, default: *default }
+                    Op::Lookup { key: ki, values }
                 }
             });
         }
@@ -171,54 +213,70 @@ impl CompiledPipeline {
         Ok(FeatureMatrix { n_rows, n_cols, data, names: self.names.clone() })
     }
 
-    /// Writes rows `start..start + out.len() / n_cols` into `out`.
+    /// Writes rows `start..start + out.len() / n_cols` into `out`, column by column.
     fn fill_rows(&self, batch: &Batch, start: usize, out: &mut [f32]) {
-        let n_cols = self.ops.len();
+        let nc = self.ops.len();
+        let n = out.len() / nc;
+        let rows = start..start + n;
         let width = self.schema.hs_width;
         let mut buf = String::with_capacity(64);
-        let mut slots: Vec<Option<u32>> = vec![None; self.keys.len()];
-        for (k, row_out) in out.chunks_exact_mut(n_cols).enumerate() {
-            let row = start + k;
-            for (slot, key) in slots.iter_mut().zip(&self.keys) {
-                *slot = match key.single_cat {
-                    Some(c) => key.slots.get(batch.categorical[c][row].as_str()).copied(),
-                    None => {
+        // slots[k * n + r]: key k's slot for row start + r (n_slots when absent)
+        let mut slots = vec![0u32; self.keys.len() * n];
+        for (key, s) in self.keys.iter().zip(slots.chunks_exact_mut(n.max(1))) {
+            let none = key.n_slots;
+            match &key.kind {
+                KeyKind::Cat(c) => {
+                    for (o, v) in s.iter_mut().zip(&batch.categorical[*c][rows.clone()]) {
+                        *o = key.table.get(v.as_bytes()).unwrap_or(none);
+                    }
+                }
+                KeyKind::Hs(d, map) => {
+                    for (o, &h) in s.iter_mut().zip(&batch.hs[rows.clone()]) {
+                        *o = map.get(&hs_prefix(h, width, *d)).copied().unwrap_or(none);
+                    }
+                }
+                KeyKind::Str => {
+                    for (o, row) in s.iter_mut().zip(rows.clone()) {
                         buf.clear();
                         push_key(&mut buf, &key.parts, width, batch, row);
-                        key.slots.get(buf.as_str()).copied()
+                        *o = key.table.get(buf.as_bytes()).unwrap_or(none);
                     }
-                };
+                }
             }
-            for (o, op) in row_out.iter_mut().zip(&self.ops) {
-                *o = match op {
-                    Op::Numeric(i) => batch.numeric[*i][row],
-                    Op::UnitValue { v, m } => unit_value(batch.numeric[*v][row], batch.numeric[*m][row]),
-                    Op::RelUnitValue { v, m, hs4, hs2, global } => {
-                        let uv = unit_value(batch.numeric[*v][row], batch.numeric[*m][row]);
-                        let hs = batch.hs[row];
+        }
+        for (j, op) in self.ops.iter().enumerate() {
+            match op {
+                Op::Numeric(i) => col(out, j, nc).zip(&batch.numeric[*i][rows.clone()]).for_each(|(o, v)| *o = *v),
+                Op::UnitValue { v, m } => col(out, j, nc)
+                    .zip(batch.numeric[*v][rows.clone()].iter().zip(&batch.numeric[*m][rows.clone()]))
+                    .for_each(|(o, (v, m))| *o = unit_value(*v, *m)),
+                Op::RelUnitValue { v, m, hs4, hs2, global } => {
+                    let vm = batch.numeric[*v][rows.clone()].iter().zip(&batch.numeric[*m][rows.clone()]);
+                    for ((o, (v, m)), &hs) in col(out, j, nc).zip(vm).zip(&batch.hs[rows.clone()]) {
                         let med = hs4
                             .get(&hs_prefix(hs, width, 4))
                             .or_else(|| hs2.get(&hs_prefix(hs, width, 2)))
                             .copied()
                             .unwrap_or(*global);
-                        rel_unit_value(uv, med)
+                        *o = rel_unit_value(unit_value(*v, *m), med);
                     }
-                    Op::HsPrefix(d) => hs_prefix(batch.hs[row], width, *d) as f32,
-                    Op::DayOfWeek => day_of_week(batch.dates[row]),
-                    Op::Month => month(batch.dates[row]),
-                    Op::Lookup { key, values, default } => match slots[*key] {
-                        Some(s) => {
-                            let v = values[s as usize];
-                            if v.is_nan() {
-                                *default
-                            } else {
-                                v
-                            }
-                        }
-                        None => *default,
-                    },
-                };
+                }
+                Op::HsPrefix(d) => {
+                    col(out, j, nc).zip(&batch.hs[rows.clone()]).for_each(|(o, &h)| *o = hs_prefix(h, width, *d) as f32)
+                }
+                Op::DayOfWeek => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = day_of_week(d)),
+                Op::Month => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = month(d)),
+                Op::Lookup { key, values } => {
+                    let s = &slots[key * n..(key + 1) * n];
+                    col(out, j, nc).zip(s).for_each(|(o, &s)| *o = values.get(s as usize).copied().unwrap_or(f32::NAN));
+                }
             }
         }
     }
+}
+
+/// Column `j` of a row-major chunk with `nc` columns.
+#[inline]
+fn col(out: &mut [f32], j: usize, nc: usize) -> impl Iterator<Item = &mut f32> {
+    out.iter_mut().skip(j).step_by(nc)
 }

@@ -36,6 +36,7 @@ mod compiled;
 mod config;
 mod error;
 mod fit;
+mod lookup;
 mod pipeline;
 
 pub use compiled::CompiledPipeline;

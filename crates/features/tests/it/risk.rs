@@ -210,3 +210,56 @@ fn keys_follow_string_semantics_even_with_separator_in_cells() {
     assert_eq!(col(&x, "risk_rate[importer|declarant]"), vec![1.0]);
     assert_eq!(col(&x, "risk_count[importer|declarant]"), vec![1.0]);
 }
+
+/// The compiled transform's risk columns equal a plain lookup of `key_string` in each def's
+/// table (default when absent), on rows with unseen, empty, long (> 20 bytes) and
+/// separator-containing values, and with tables edited to hold non-canonical HS keys
+/// ("0710" can never match) and long composite keys.
+#[test]
+fn compiled_lookups_equal_string_table_lookups() {
+    let s = schema();
+    let train = synthetic(3_000, 17, 60);
+    let c = PipelineConfig { folds: 2, min_count: 1, ..PipelineConfig::default() };
+    let (mut p, _) = fit(&s, &train, &c).expect("fit");
+    let long = "an-importer-name-much-longer-than-twenty-bytes";
+    for f in &mut p.features {
+        if let FeatureDef::RiskRate { key, table, .. } | FeatureDef::RiskCount { key, table, .. } = f {
+            match key.as_slice() {
+                [KeyPart::Hs(_)] => {
+                    table.insert("0101".into(), 0.75);
+                    table.insert("+101".into(), 0.5);
+                }
+                [KeyPart::Categorical(0), KeyPart::Categorical(1)] => {
+                    table.insert(format!("{long}|D1"), 0.25);
+                    table.insert("I1|x|D2".into(), 0.125);
+                }
+                [KeyPart::Categorical(0)] => {
+                    table.insert(long.into(), 0.375);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut score = synthetic(2_000, 99, 0);
+    for (r, imp) in [long, "I1|x", "", "I999", "I3"].iter().cycle().take(400).enumerate() {
+        score.categorical[0][r * 5] = imp.to_string();
+    }
+    score.categorical[1][5] = "D2".into();
+    score.hs[7] = 10_100;
+    let x = p.compile().expect("compile").transform(&score).expect("transform");
+    let mut checked = 0;
+    for (j, f) in p.features.iter().enumerate() {
+        if let FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } = f {
+            for r in 0..score.len() {
+                let k = key_string(&s, key, &score, r).expect("key");
+                let want = table.get(&k).copied().unwrap_or(*default);
+                assert_eq!(x.get(r, j).map(f32::to_bits), Some(want.to_bits()), "{} row {r} key {k:?}", x.names[j]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20_000, "{checked}");
+    let rate = x.column_index("risk_rate[importer]").expect("column");
+    assert_eq!(x.get(0, rate), Some(0.375));
+    assert!(x.column_index("risk_rate[importer|declarant]").is_some());
+}
