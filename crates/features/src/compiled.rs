@@ -18,7 +18,7 @@ use crate::calc::{
 };
 use crate::config::KeyPart;
 use crate::error::FeatureError;
-use crate::lookup::StrTable;
+use crate::lookup::{hash_bytes, prefetch_ptr, StrTable};
 use crate::pipeline::{FeatureDef, FittedPipeline};
 use crate::FeatureMatrix;
 
@@ -69,6 +69,12 @@ pub struct CompiledPipeline {
 /// Checks a batch against a schema: vector lengths, column counts, HS codes below
 /// `10^hs_width`.
 pub(crate) fn check_batch(schema: &Schema, batch: &Batch) -> Result<(), FeatureError> {
+    check_shape(schema, batch)?;
+    check_hs(schema, batch, 0..batch.len())
+}
+
+/// Vector lengths and column counts (cost independent of the row count).
+fn check_shape(schema: &Schema, batch: &Batch) -> Result<(), FeatureError> {
     let shape = |message: String| FeatureError::Shape {
         file: batch.source.clone(),
         schema: schema.name.clone(),
@@ -85,8 +91,15 @@ pub(crate) fn check_batch(schema: &Schema, batch: &Batch) -> Result<(), FeatureE
     if batch.numeric.len() != schema.numeric.len() {
         return Err(shape(format!("{} numeric columns, schema has {}", batch.numeric.len(), schema.numeric.len())));
     }
+    Ok(())
+}
+
+/// HS codes of `rows` (in range) below `10^hs_width`.
+fn check_hs(schema: &Schema, batch: &Batch, rows: std::ops::Range<usize>) -> Result<(), FeatureError> {
     let limit = POW10[usize::from(schema.hs_width).min(12)];
-    if let Some(row) = batch.hs.iter().position(|&h| h >= limit) {
+    let first = rows.start;
+    if let Some(k) = batch.hs[rows].iter().position(|&h| h >= limit) {
+        let row = first + k;
         return Err(FeatureError::Data {
             file: batch.source.clone(),
             line: batch.lines.get(row).copied().unwrap_or(row as u64 + 1),
@@ -213,22 +226,56 @@ impl CompiledPipeline {
         Ok(FeatureMatrix { n_rows, n_cols, data, names: self.names.clone() })
     }
 
+    /// Features of rows `start..start + out.len() / n_features` of `batch`, row-major, into
+    /// `out` (sequential; bit-identical to the same rows of [`CompiledPipeline::transform`]).
+    /// For callers that consume features a block at a time (no whole-batch matrix).
+    pub fn transform_rows(&self, batch: &Batch, start: usize, out: &mut [f32]) -> Result<(), FeatureError> {
+        let nc = self.ops.len();
+        let shape = |message: String| FeatureError::Shape {
+            file: batch.source.clone(),
+            schema: self.schema.name.clone(),
+            message,
+        };
+        if nc == 0 {
+            return if out.is_empty() { Ok(()) } else { Err(shape(format!("{} output slots for 0 features", out.len()))) };
+        }
+        if !out.len().is_multiple_of(nc) {
+            return Err(shape(format!("{} output slots is not a multiple of {nc} features", out.len())));
+        }
+        let end = start.checked_add(out.len() / nc).filter(|&e| e <= batch.len()).ok_or_else(|| {
+            shape(format!("rows {start}..{} requested of a batch of {}", start.saturating_add(out.len() / nc), batch.len()))
+        })?;
+        check_shape(&self.schema, batch)?;
+        check_hs(&self.schema, batch, start..end)?;
+        self.fill_rows(batch, start, out);
+        Ok(())
+    }
+
     /// Writes rows `start..start + out.len() / n_cols` into `out`, column by column.
     fn fill_rows(&self, batch: &Batch, start: usize, out: &mut [f32]) {
         let nc = self.ops.len();
         let n = out.len() / nc;
         let rows = start..start + n;
         let width = self.schema.hs_width;
-        let mut buf = String::with_capacity(64);
-        // slots[k * n + r]: key k's slot for row start + r (n_slots when absent)
+        // slots[k * n + r]: key k's slot for row start + r (n_slots when absent). Keys are
+        // hashed for the whole chunk first, then probed with the table line of the key
+        // PREFETCH rows ahead already requested (the big tables do not fit in L2).
         let mut slots = vec![0u32; self.keys.len() * n];
+        let mut hashes = vec![0u64; n];
+        let mut keys_buf = String::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(n);
         for (key, s) in self.keys.iter().zip(slots.chunks_exact_mut(n.max(1))) {
             let none = key.n_slots;
             match &key.kind {
                 KeyKind::Cat(c) => {
-                    for (o, v) in s.iter_mut().zip(&batch.categorical[*c][rows.clone()]) {
-                        *o = key.table.get(v.as_bytes()).unwrap_or(none);
+                    let cells = &batch.categorical[*c][rows.clone()];
+                    for (r, (h, v)) in hashes.iter_mut().zip(cells).enumerate() {
+                        if let Some(ahead) = cells.get(r + PREFETCH) {
+                            prefetch_ptr(ahead.as_ptr());
+                        }
+                        *h = hash_bytes(v.as_bytes());
                     }
+                    probe(&key.table, none, s, &hashes, |r| cells[r].as_bytes());
                 }
                 KeyKind::Hs(d, map) => {
                     for (o, &h) in s.iter_mut().zip(&batch.hs[rows.clone()]) {
@@ -236,11 +283,18 @@ impl CompiledPipeline {
                     }
                 }
                 KeyKind::Str => {
-                    for (o, row) in s.iter_mut().zip(rows.clone()) {
-                        buf.clear();
-                        push_key(&mut buf, &key.parts, width, batch, row);
-                        *o = key.table.get(buf.as_bytes()).unwrap_or(none);
+                    keys_buf.clear();
+                    ends.clear();
+                    for row in rows.clone() {
+                        push_key(&mut keys_buf, &key.parts, width, batch, row);
+                        ends.push(keys_buf.len());
                     }
+                    let bytes = keys_buf.as_bytes();
+                    let key_of = |r: usize| &bytes[if r == 0 { 0 } else { ends[r - 1] }..ends[r]];
+                    for (r, h) in hashes.iter_mut().enumerate() {
+                        *h = hash_bytes(key_of(r));
+                    }
+                    probe(&key.table, none, s, &hashes, key_of);
                 }
             }
         }
@@ -279,4 +333,18 @@ impl CompiledPipeline {
 #[inline]
 fn col(out: &mut [f32], j: usize, nc: usize) -> impl Iterator<Item = &mut f32> {
     out.iter_mut().skip(j).step_by(nc)
+}
+
+/// Rows ahead whose table line is prefetched.
+const PREFETCH: usize = 8;
+
+/// `s[r]` = slot of key `key_of(r)` (hash `hashes[r]`), `none` when absent.
+#[inline]
+fn probe<'a>(table: &StrTable, none: u32, s: &mut [u32], hashes: &[u64], key_of: impl Fn(usize) -> &'a [u8]) {
+    for (r, o) in s.iter_mut().enumerate() {
+        if let Some(&h) = hashes.get(r + PREFETCH) {
+            table.prefetch(h);
+        }
+        *o = table.get_hashed(key_of(r), hashes[r]).unwrap_or(none);
+    }
 }

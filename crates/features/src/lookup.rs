@@ -5,37 +5,40 @@
 //! and the key's heap block). Keys are compared byte for byte: the result is exactly that of a
 //! `HashMap<String, u32>` lookup.
 
-/// Key bytes stored in the entry itself.
-pub(crate) const INLINE: usize = 20;
+/// Key bytes stored in the entry itself (longer keys live in an arena, their offset in the
+/// first four of these bytes).
+pub(crate) const INLINE: usize = 23;
 
 const EMPTY: u32 = u32::MAX;
 
+/// 32 bytes: two entries per cache line.
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct Entry {
-    hash: u64,
+    /// High 32 bits of the key's hash.
+    tag: u32,
     /// `EMPTY` for a free entry.
     slot: u32,
-    len: u32,
-    /// Offset of the key in `arena` when `len > INLINE`.
-    off: u32,
+    /// Key length, saturated at 255 (longer keys: the arena holds the length).
+    len: u8,
     inline: [u8; INLINE],
 }
 
-const FREE: Entry = Entry { hash: 0, slot: EMPTY, len: 0, off: 0, inline: [0; INLINE] };
+const FREE: Entry = Entry { tag: 0, slot: EMPTY, len: 0, inline: [0; INLINE] };
 
 pub(crate) struct StrTable {
     entries: Vec<Entry>,
     /// `entries.len() - 1` (a power of two minus one).
     mask: usize,
-    /// Bytes of the keys longer than `INLINE`.
+    /// Keys longer than `INLINE`: 4-byte little-endian length, then the bytes.
     arena: Vec<u8>,
     len: usize,
 }
 
 /// FxHash-style mixing of 8-byte words, then a final avalanche (the table index uses the low
-/// bits). Deterministic; only used for lookups.
+/// bits, the tag the high ones). Deterministic; only used for lookups.
 #[inline(always)]
-fn hash_bytes(b: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let mut h = b.len() as u64;
     let mut chunks = b.chunks_exact(8);
@@ -57,11 +60,23 @@ fn hash_bytes(b: &[u8]) -> u64 {
     h
 }
 
+/// Hint the CPU to load the cache line at `p` (any address: a prefetch never faults).
+#[inline(always)]
+pub(crate) fn prefetch_ptr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults and reads no value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 impl StrTable {
-    /// A table of `keys` (distinct) with their slots (each < `u32::MAX`).
+    /// A table of `keys` (distinct) with their slots (each < `u32::MAX`). At most 3/4 full.
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = (&'a str, u32)>) -> StrTable {
         let keys: Vec<(&str, u32)> = keys.into_iter().collect();
-        let cap = (keys.len() * 2).next_power_of_two().max(8);
+        let cap = (keys.len() + keys.len() / 3 + 1).next_power_of_two().max(8);
         let mut t = StrTable { entries: vec![FREE; cap], mask: cap - 1, arena: Vec::new(), len: 0 };
         for (k, s) in keys {
             t.insert(k.as_bytes(), s);
@@ -76,11 +91,12 @@ impl StrTable {
         while self.entries[i].slot != EMPTY {
             i = (i + 1) & self.mask;
         }
-        let mut e = Entry { hash, slot, len: key.len() as u32, off: 0, inline: [0; INLINE] };
+        let mut e = Entry { tag: (hash >> 32) as u32, slot, len: key.len().min(255) as u8, inline: [0; INLINE] };
         if key.len() <= INLINE {
             e.inline[..key.len()].copy_from_slice(key);
         } else {
-            e.off = self.arena.len() as u32;
+            e.inline[..4].copy_from_slice(&(self.arena.len() as u32).to_le_bytes());
+            self.arena.extend_from_slice(&(key.len() as u32).to_le_bytes());
             self.arena.extend_from_slice(key);
         }
         self.entries[i] = e;
@@ -92,10 +108,23 @@ impl StrTable {
         self.len
     }
 
+    /// Hint the CPU to load the entry line `hash` probes first (lookups of many keys: hash
+    /// them all, prefetch a few ahead, then [`StrTable::get_hashed`]).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        prefetch_ptr(self.entries.as_ptr().wrapping_add(hash as usize & self.mask).cast::<u8>());
+    }
+
     /// The slot of `key`, if it is in the table.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<u32> {
-        let hash = hash_bytes(key);
+        self.get_hashed(key, hash_bytes(key))
+    }
+
+    /// [`StrTable::get`] with `hash == hash_bytes(key)` computed by the caller.
+    #[inline]
+    pub(crate) fn get_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let tag = (hash >> 32) as u32;
         let short = key.len() <= INLINE;
         let mut padded = [0u8; INLINE];
         if short {
@@ -107,19 +136,23 @@ impl StrTable {
             if e.slot == EMPTY {
                 return None;
             }
-            if e.hash == hash && e.len as usize == key.len() {
-                let same = if short {
-                    e.inline == padded
-                } else {
-                    let off = e.off as usize;
-                    self.arena.get(off..off + key.len()) == Some(key)
-                };
+            if e.tag == tag && usize::from(e.len) == key.len().min(255) {
+                let same = if short { e.inline == padded } else { self.long_key(e) == Some(key) };
                 if same {
                     return Some(e.slot);
                 }
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    fn long_key(&self, e: &Entry) -> Option<&[u8]> {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&e.inline[..4]);
+        let off = u32::from_le_bytes(w) as usize;
+        let len_bytes: [u8; 4] = self.arena.get(off..off + 4)?.try_into().ok()?;
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        self.arena.get(off + 4..off + 4 + len)
     }
 }
 
@@ -129,16 +162,23 @@ mod tests {
 
     #[test]
     fn finds_exactly_the_inserted_keys() {
-        let long = "a-key-longer-than-twenty-bytes|with|parts";
-        let keys = ["", "a", "IMP002301", "IMP002301|DCL0001", long, "a|b|c", "a|b", "b|c"];
+        let long = "a-key-longer-than-twenty-three-bytes|with|parts";
+        let long2 = "a-key-longer-than-twenty-three-bytes|with|partz";
+        let exactly = "12345678901234567890123"; // INLINE bytes
+        let keys = ["", "a", "IMP002301", "IMP002301|DCL0001", long, long2, exactly, "a|b|c", "a|b", "b|c"];
         let t = StrTable::new(keys.iter().enumerate().map(|(i, k)| (*k, i as u32)));
         assert_eq!(t.len(), keys.len());
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(t.get(k.as_bytes()), Some(i as u32), "{k:?}");
         }
-        for k in ["b", "IMP002301|", "IMP00230", "a-key-longer-than-twenty-bytes|with|part", "a\0"] {
+        let long3 = "a-key-longer-than-twenty-three-bytes|with|party";
+        let v = "x".repeat(300);
+        for k in ["b", "IMP002301|", "IMP00230", "a-key-longer-than-twenty-three-bytes|with|part", long3, "1234567890123456789012", "a\0", &v] {
             assert_eq!(t.get(k.as_bytes()), None, "{k:?}");
         }
+        let huge = StrTable::new([(v.as_str(), 7), ("y", 8)]);
+        assert_eq!(huge.get(v.as_bytes()), Some(7));
+        assert_eq!(huge.get("x".repeat(299).as_bytes()), None);
         let many = StrTable::new((0..10_000u32).map(|i| (Box::leak(format!("K{i}").into_boxed_str()) as &str, i)));
         assert!((0..10_000u32).all(|i| many.get(format!("K{i}").as_bytes()) == Some(i)));
         assert_eq!(many.get(b"K10000"), None);

@@ -142,13 +142,17 @@ impl DeclarationModel {
         }
         let scores = match &self.core {
             Core::Native(s) => {
-                let x = self.pipeline.transform(batch).map_err(|e| InferError::Input { name: "declarations".into(), why: e.to_string() })?;
+                let nf = s.n_features();
                 let mut out = vec![0f32; n];
-                let nf = x.n_cols.max(1);
-                // fixed-size row blocks: results never depend on the thread count
-                out.par_chunks_mut(SCORE_BLOCK)
-                    .zip(x.data.par_chunks(SCORE_BLOCK * nf))
-                    .try_for_each(|(o, xs)| s.score_into(xs, o.len(), o))?;
+                // fixed-size row blocks: results never depend on the thread count; each block's
+                // features are made into a per-thread buffer and scored while still in cache
+                out.par_chunks_mut(SCORE_BLOCK).enumerate().try_for_each_init(Vec::new, |buf: &mut Vec<f32>, (k, o)| {
+                    buf.resize(o.len() * nf, 0.0);
+                    self.pipeline
+                        .transform_rows(batch, k * SCORE_BLOCK, buf)
+                        .map_err(|e| InferError::Input { name: "declarations".into(), why: e.to_string() })?;
+                    s.score_into(buf, o.len(), o)
+                })?;
                 out
             }
             Core::Ort(m) => {

@@ -70,3 +70,31 @@ fn compiled_pipeline_is_send_and_sync() {
     check::<CompiledPipeline>();
     check::<FittedPipeline>();
 }
+
+/// `transform_rows` on any row block gives the same bits as those rows of `transform`, and
+/// rejects out-of-range blocks, ragged buffers and over-long HS codes in its rows.
+#[test]
+fn transform_rows_blocks_equal_the_whole_transform() {
+    let s = schema();
+    let (p, _) = fit(&s, &synthetic(3_000, 31, 60), &PipelineConfig::default()).expect("fit");
+    let c = p.compile().expect("compile");
+    let mut score = synthetic(2_500, 32, 0);
+    let whole = c.transform(&score).expect("whole");
+    let nf = whole.n_cols;
+    for block in [1usize, 7, 1000, 2500] {
+        let mut got = Vec::new();
+        for start in (0..score.len()).step_by(block) {
+            let mut buf = vec![0f32; block.min(score.len() - start) * nf];
+            c.transform_rows(&score, start, &mut buf).expect("block");
+            got.extend(buf);
+        }
+        assert!(got.iter().zip(&whole.data).all(|(a, b)| a.to_bits() == b.to_bits()), "block {block}");
+        assert_eq!(got.len(), whole.data.len());
+    }
+    assert!(c.transform_rows(&score, 2_400, &mut vec![0f32; 101 * nf]).is_err(), "past the end");
+    assert!(c.transform_rows(&score, 0, &mut vec![0f32; nf + 1]).is_err(), "ragged buffer");
+    score.hs[10] = 12_345_678;
+    assert!(c.transform_rows(&score, 0, &mut vec![0f32; 10 * nf]).is_ok(), "bad HS outside the rows");
+    let err = c.transform_rows(&score, 5, &mut vec![0f32; 10 * nf]).unwrap_err();
+    assert!(err.to_string().contains("12345678"), "{err}");
+}
