@@ -49,9 +49,9 @@ pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        // byte loop, not copy_from_slice: a variable-length copy is a memmove call
+        let w = rest.iter().enumerate().fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
     }
     // murmur3 finaliser
     h ^= h >> 33;
@@ -128,7 +128,10 @@ impl StrTable {
         let short = key.len() <= INLINE;
         let mut padded = [0u8; INLINE];
         if short {
-            padded[..key.len()].copy_from_slice(key);
+            // byte loop, not copy_from_slice: a variable-length copy is a memmove call
+            for (p, &b) in padded.iter_mut().zip(key) {
+                *p = b;
+            }
         }
         let mut i = hash as usize & self.mask;
         loop {
