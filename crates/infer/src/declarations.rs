@@ -7,7 +7,9 @@
 //!
 //! - **native** (the default when the core compiles): the pipeline in Rust
 //!   ([`cr_features::CompiledPipeline`], bit-exact with the graph's pipeline nodes) and the
-//!   graph's tree/linear core compiled by [`crate::compile_for_tensor`];
+//!   rest of the graph compiled by [`crate::compile_for_tensor`]: the tree ensemble, or for
+//!   logistic models the element-wise preprocessing (signed log, imputation, standardisation)
+//!   and the linear core, with ORT's f32 arithmetic (bit-identical scores in our tests);
 //! - **ONNX Runtime** (fallback, or forced with [`Engine::Ort`]): the whole graph, fed the raw
 //!   columns as the exporter declares them (date `YYYY-MM-DD` string, HS code int64,
 //!   categoricals string, numerics float).
