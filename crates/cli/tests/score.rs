@@ -218,6 +218,12 @@ fn thread_count_does_not_change_output_and_parquet_equals_csv() {
     }
 }
 
+/// The fields of one CSV line.
+fn parse_csv_line(line: &str) -> Vec<String> {
+    let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+    r.records().next().expect("one record").unwrap().iter().map(str::to_string).collect()
+}
+
 /// Rewrite `src` into `dst`, setting `column` of data row `row` (1-based) to `value`.
 fn corrupt(src: &Path, dst: &Path, changes: &[(usize, &str, &str)]) {
     let mut rdr = csv::Reader::from_path(src).unwrap();
@@ -253,11 +259,13 @@ fn rejected_rows_are_counted_and_named() {
 
     fx.score(&fx.gbdt, &bad, "skip.csv", &["--on-error", "skip", "--rejects", "rejects.csv", "--batch-rows", "300", "--quiet"]);
     let accepted = read_scores(&fx.path("skip.csv"));
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(fx.path("rejects.csv")).unwrap();
-    assert_eq!(&rdr.headers().unwrap().iter().take(4).collect::<Vec<_>>(), &["line", "column", "value", "reason"]);
+    // five fields on every row (the reader is not flexible): `raw` is the record as one CSV line
+    let mut rdr = csv::Reader::from_path(fx.path("rejects.csv")).unwrap();
+    assert_eq!(&rdr.headers().unwrap().iter().collect::<Vec<_>>(), &["line", "column", "value", "reason", "raw"]);
     let rejects: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     let all_ids = file_ids(&fx.test, "declaration_id");
     assert_eq!(accepted.len() + rejects.len(), all_ids.len(), "accepted + rejected = rows read");
+    let bad_records: Vec<Vec<String>> = csv::Reader::from_path(&bad).unwrap().records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
 
     // the empty origin_country is allowed (categoricals may be missing): only 4 rejects
     let expected: Vec<(String, &str, &str)> = changes[..4].iter().map(|(row, col, v)| ((row + 1).to_string(), *col, *v)).collect();
@@ -265,11 +273,15 @@ fn rejected_rows_are_counted_and_named() {
     for (r, (line, col, value)) in rejects.iter().zip(&expected) {
         assert_eq!((&r[0], &r[1], &r[2]), (line.as_str(), *col, *value), "reject {r:?}");
         assert!(!r[3].is_empty(), "reject without a reason: {r:?}");
-        // the raw record follows: its first field is the row's id
+        // the raw record, parsed as CSV, is the row as the file holds it
         let row: usize = line.parse::<usize>().unwrap() - 1;
-        assert_eq!(&r[4], all_ids[row - 1].as_str());
+        assert_eq!(parse_csv_line(&r[4]), bad_records[row - 1], "reject {r:?}");
     }
-    let rejected_ids: Vec<&str> = rejects.iter().map(|r| &r[4]).collect();
+    // pandas reads the same table, and its `raw` gives the original fields
+    let n = python(fx.dir.path(), &py_script("check_rejects.py"), &[fx.path("rejects.csv").to_str().unwrap(), b]);
+    assert_eq!(n.trim(), "4");
+    let rejected_ids: Vec<String> = rejects.iter().map(|r| parse_csv_line(&r[4])[0].clone()).collect();
+    let rejected_ids: Vec<&str> = rejected_ids.iter().map(String::as_str).collect();
     let kept: Vec<&String> = all_ids.iter().filter(|id| !rejected_ids.contains(&id.as_str())).collect();
     assert_eq!(accepted.iter().map(|r| &r.id).collect::<Vec<_>>(), kept, "accepted rows in file order");
 

@@ -31,14 +31,16 @@ pub struct Reject {
     /// column and value).
     pub reason: String,
     /// The original cells of the row (CSV: every field, invalid UTF-8 replaced by U+FFFD;
-    /// Parquet: the schema's columns; JSON: the record as JSON text).
+    /// Parquet: the schema's columns; JSON: the record as JSON text). Reject files hold them
+    /// as one field, [`Reject::raw_line`].
     pub raw: Vec<String>,
     /// Every problem of the row, in column order of the schema.
     pub problems: Vec<Problem>,
 }
 
 impl Problem {
-    pub(crate) fn new(
+    /// A problem; `value` is cut to 200 characters.
+    pub fn new(
         column: Option<&str>,
         value: Option<&str>,
         category: &str,
@@ -64,8 +66,9 @@ impl Problem {
 }
 
 impl Reject {
-    /// Build a reject from its problems (at least one).
-    pub(crate) fn from_problems(line: u64, problems: Vec<Problem>, raw: Vec<String>) -> Reject {
+    /// Build a reject from its problems (at least one): column and value of the first, the
+    /// reasons joined.
+    pub fn from_problems(line: u64, problems: Vec<Problem>, raw: Vec<String>) -> Reject {
         let (column, value) = match problems.first() {
             Some(p) => (p.column.clone(), p.value.clone()),
             None => (None, None),
@@ -86,6 +89,29 @@ impl Reject {
         }
         let parts: Vec<String> = self.problems.iter().map(Problem::describe).collect();
         format!("{source}: line {}, {}", self.line, parts.join("; "))
+    }
+}
+
+impl Reject {
+    /// The original cells as one comma-separated CSV line (no line end), each field quoted
+    /// (quotes doubled) only when it holds a comma, a quote, `\r` or `\n`, whatever the
+    /// delimiter of the input was: any CSV parser turns it back into [`Reject::raw`]. A row
+    /// of one empty field is `""` (an empty line would read as no fields).
+    pub fn raw_line(&self) -> String {
+        if let [only] = self.raw.as_slice() {
+            if only.is_empty() {
+                return "\"\"".to_string();
+            }
+        }
+        let mut out = Vec::new();
+        for (j, f) in self.raw.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            crate::table::push_csv_field(&mut out, f.as_bytes(), b',');
+        }
+        // Only whole UTF-8 fields and ASCII bytes were pushed.
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
@@ -116,6 +142,23 @@ mod tests {
         assert!(r.reason.contains("below minimum 0") && r.reason.contains("\"Date\""), "{}", r.reason);
         let row = Reject::from_problems(4, vec![Problem::new(None, None, "fields", "expected 3 fields, found 2")], vec![]);
         assert_eq!(row.describe("f"), "f: line 4, expected 3 fields, found 2");
+    }
+
+    #[test]
+    fn raw_line_reads_back_as_the_cells() {
+        let raw = |cells: &[&str]| Reject::from_problems(2, vec![], cells.iter().map(|c| c.to_string()).collect()).raw_line();
+        assert_eq!(raw(&["A", "1.5", "", "x"]), "A,1.5,,x");
+        assert_eq!(raw(&["a,b", "say \"hi\"", "two\nlines", "semi;colon"]), "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",semi;colon");
+        assert_eq!(raw(&[""]), "\"\"");
+        assert_eq!(raw(&["", ""]), ",");
+        assert_eq!(raw(&[]), "");
+        // the csv crate (an independent parser) gives the cells back
+        for cells in [&["a,b", "say \"hi\"", "two\r\nlines", "", "é"][..], &[""][..], &["x"][..]] {
+            let line = raw(cells);
+            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+            let rec = r.records().next().unwrap().unwrap();
+            assert_eq!(rec.iter().collect::<Vec<_>>(), cells, "{line}");
+        }
     }
 
     #[test]

@@ -378,8 +378,11 @@ fn rewrite_without(path: &Path, tmp: &Path, drop: &[u64]) -> Result<u64, DataErr
     Ok(kept)
 }
 
-/// Streaming writer of a reject file (CSV): `line,column,value,reason,raw`, then each
-/// reject's original cells as further fields (rows have varying widths).
+/// Streaming writer of a reject file (CSV, comma-separated, header
+/// `line,column,value,reason,raw`): five fields on every row. `raw` is the rejected row's
+/// original cells re-encoded as one CSV line ([`Reject::raw_line`]), so a CSV reader
+/// (pandas, Excel, the csv crate) sees a regular table, and parsing `raw` again gives the
+/// original fields.
 pub struct RejectWriter {
     w: csv::Writer<BufWriter<File>>,
     path: PathBuf,
@@ -388,21 +391,17 @@ pub struct RejectWriter {
 impl RejectWriter {
     pub fn create(path: &Path) -> Result<RejectWriter, DataError> {
         let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
-        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(BufWriter::new(file));
+        let mut w = csv::WriterBuilder::new().from_writer(BufWriter::new(file));
         w.write_record(["line", "column", "value", "reason", "raw"]).map_err(|e| io_err(path, "write", e))?;
         Ok(RejectWriter { w, path: path.to_path_buf() })
     }
 
     pub fn write(&mut self, rejects: &[Reject]) -> Result<(), DataError> {
         for r in rejects {
-            let mut rec: Vec<&str> = Vec::with_capacity(4 + r.raw.len());
             let line = r.line.to_string();
-            rec.push(&line);
-            rec.push(r.column.as_deref().unwrap_or(""));
-            rec.push(r.value.as_deref().unwrap_or(""));
-            rec.push(&r.reason);
-            rec.extend(r.raw.iter().map(String::as_str));
-            self.w.write_record(&rec).map_err(|e| io_err(&self.path, "write", e))?;
+            let raw = r.raw_line();
+            let rec = [line.as_str(), r.column.as_deref().unwrap_or(""), r.value.as_deref().unwrap_or(""), &r.reason, &raw];
+            self.w.write_record(rec).map_err(|e| io_err(&self.path, "write", e))?;
         }
         Ok(())
     }

@@ -311,7 +311,7 @@ mod csv_reading {
         let written = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<&str> = written.lines().collect();
         assert_eq!(lines[0], "line,column,value,reason,raw");
-        assert_eq!(lines[1], "3,mass,-1,below minimum 0,A2,2020-01-01,010101,O,I,1,-1,,0");
+        assert_eq!(lines[1], "3,mass,-1,below minimum 0,\"A2,2020-01-01,010101,O,I,1,-1,,0\"");
         assert!(lines[2].starts_with("5,value,x,"), "{}", lines[2]);
         assert_eq!(lines.len(), 3);
     }
@@ -515,19 +515,32 @@ mod writing {
 
     #[test]
     fn write_rejects_layout() {
+        // five fields on every row; `raw` is the original record as one CSV line (here with a
+        // comma and quotes inside a cell, so it must be quoted twice over)
         let d = tempfile::tempdir().unwrap();
-        let p = file(&d, "in.csv", format!("{HEADER}A,2020-01-01,010101,O,I,1,1,,0\nA,2020-01-01,010101,O,I,-1,1,,0\n").as_bytes());
+        let body = "A,2020-01-01,010101,O,I,1,1,,0\nA,2020-01-01,010101,O,\"I,\"\"x\"\"\",-1,1,,0\nB,2020-01-01,010101,O,I,1\n";
+        let p = file(&d, "in.csv", format!("{HEADER}{body}").as_bytes());
         let (_, rejects) = read_all(&p, &mini(), &skip()).unwrap();
         let out = d.path().join("rej.csv");
         write_rejects(&out, &rejects).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
-        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(&out).unwrap();
-        let rec = rdr.records().next().unwrap().unwrap();
+        // not flexible: a row of another width is an error
+        let mut rdr = csv::Reader::from_path(&out).unwrap();
+        assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), ["line", "column", "value", "reason", "raw"]);
+        let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+        assert_eq!(recs.len(), 2, "{text}");
+        let rec = &recs[0];
         assert_eq!(&rec[0], "3");
         assert_eq!(&rec[1], "id");
         assert_eq!(&rec[2], "A");
         assert!(rec[3].contains("duplicate id (first seen on line 2)") && rec[3].contains("below minimum 0"), "{text}");
-        assert_eq!(rec.iter().skip(4).collect::<Vec<_>>(), vec!["A", "2020-01-01", "010101", "O", "I", "-1", "1", "", "0"]);
+        let fields = |raw: &str| -> Vec<String> {
+            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(raw.as_bytes());
+            r.records().next().unwrap().unwrap().iter().map(str::to_string).collect()
+        };
+        assert_eq!(fields(&rec[4]), ["A", "2020-01-01", "010101", "O", "I,\"x\"", "-1", "1", "", "0"]);
+        assert_eq!((&recs[1][0], &recs[1][1], &recs[1][3]), ("4", "", "expected 9 fields, found 6"));
+        assert_eq!(fields(&recs[1][4]), ["B", "2020-01-01", "010101", "O", "I", "1"]);
     }
 }
 
