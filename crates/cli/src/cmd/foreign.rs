@@ -1,18 +1,172 @@
 //! Scoring foreign models (skl2onnx / onnxmltools exports): one float input [N, F] fed from
 //! named columns of a CSV file.
+//!
+//! Rows are checked and rejected as for our models (`--on-error`, `--rejects`, the same
+//! [`Reject`] records and reject file): with `fail` the first bad row stops the run, naming
+//! file, line, column, value and why, and no output is left; with `skip` the row is left
+//! out of the output and written to `--rejects`. A row is rejected for
+//! - a wrong number of fields;
+//! - a feature cell that is not a finite number within the f32 range (invalid UTF-8, text,
+//!   `NaN`, `inf`, `1e39`);
+//! - with `--id-column`: an empty id, or an id seen on an earlier row (accepted or not;
+//!   "duplicate id (first seen on line N)"). The ids seen are kept in memory;
+//! - a score that is not a finite number: the model could not score the row (e.g. a
+//!   scikit-learn scaler + logistic regression given a missing value).
+//!
+//! An empty feature cell is a missing value and goes to the model as NaN, which is how
+//! skl2onnx / onnxmltools models take missing values (tree ensembles send NaN down each
+//! node's missing-value branch) and what pandas gives the model in Python. Numbers are parsed
+//! as f64 and rounded to f32, as `df.astype(np.float32)` does.
+//!
+//! Default mapping (no `--features`): the columns (other than `--id-column`) whose non-empty
+//! cells in the first [`SAMPLE_ROWS`] data rows all parse as finite numbers, with at least
+//! one non-empty cell, in file order; they must be exactly F. The mapping is printed.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use cr_data::{ColType, Column, TableWriter};
+use cr_data::{ColType, ColumnRef, Problem, Reject, RejectWriter, TableWriter};
 use cr_infer::{Engine, InputKind, LoadOptions, Model};
 
 use super::score::Args;
+use super::validate::OnErrorArg;
 
-/// Returns (rows, rejected, engine, scores kept for a budget pass). With `budget_tmp`, the ids
-/// go there (u32 length + bytes each) instead of to the output.
+/// Data rows read to decide which columns are numeric (default mapping).
+pub const SAMPLE_ROWS: usize = 1000;
+
+/// Returns (rows scored, rows rejected, engine, scores kept for a budget pass). With
+/// `budget_tmp`, the ids go there (u32 length + bytes each) instead of to the output. On
+/// error neither the output nor `budget_tmp` is left behind.
 pub fn score_foreign(
+    proto: &cr_onnx::proto::ModelProto,
+    opts: &LoadOptions,
+    a: &Args,
+    out_cols: &[(&str, ColType)],
+    budget_tmp: Option<&Path>,
+) -> anyhow::Result<(u64, u64, Engine, Vec<f32>)> {
+    let result = score(proto, opts, a, out_cols, budget_tmp);
+    if result.is_err() {
+        match budget_tmp {
+            Some(t) => {
+                let _ = std::fs::remove_file(t);
+            }
+            None => {
+                let _ = std::fs::remove_file(a.out());
+            }
+        }
+    }
+    result
+}
+
+/// The CSV reader of `path` (header read by the caller; rows of any width).
+fn reader(path: &Path, delimiter: u8) -> anyhow::Result<csv::Reader<std::fs::File>> {
+    csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_path(path).with_context(|| format!("opening {}", path.display()))
+}
+
+fn read_error(path: &Path, e: csv::Error) -> anyhow::Error {
+    let at = e.position().map(|p| format!(": line {}", p.line())).unwrap_or_default();
+    anyhow::Error::new(e).context(format!("{}{at}", path.display()))
+}
+
+/// A feature cell: empty -> NaN (missing); else a finite number within the f32 range.
+fn feature(cell: &[u8]) -> Result<f32, (&'static str, &'static str)> {
+    let text = std::str::from_utf8(cell).map_err(|_| ("invalid UTF-8", "invalid UTF-8"))?.trim();
+    if text.is_empty() {
+        return Ok(f32::NAN);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if !v.is_finite() => Err(("not finite", "NaN and infinite values are not accepted")),
+        Ok(v) if v.abs() > f64::from(f32::MAX) => Err(("overflows f32", "too large for a 32-bit float")),
+        Ok(v) => Ok(v as f32),
+        Err(_) => Err(("not a number", "not a number")),
+    }
+}
+
+/// The columns (other than `id_col`) that look numeric in the first [`SAMPLE_ROWS`] data
+/// rows: every non-empty cell parses as a finite number, and at least one is non-empty. Rows
+/// of the wrong width are not looked at (they are rejected when scored).
+fn numeric_columns(path: &Path, delimiter: u8, width: usize, id_col: Option<usize>) -> anyhow::Result<(Vec<usize>, usize)> {
+    let mut rdr = reader(path, delimiter)?;
+    let (mut seen, mut numeric) = (vec![false; width], vec![true; width]);
+    let mut rec = csv::ByteRecord::new();
+    let mut rows = 0;
+    while rows < SAMPLE_ROWS && rdr.read_byte_record(&mut rec).map_err(|e| read_error(path, e))? {
+        rows += 1;
+        if rec.len() != width {
+            continue;
+        }
+        for (i, cell) in rec.iter().enumerate() {
+            // invalid UTF-8 is a non-empty cell that is not a number
+            if !std::str::from_utf8(cell).is_ok_and(|s| s.trim().is_empty()) {
+                seen[i] = true;
+                numeric[i] &= feature(cell).is_ok();
+            }
+        }
+    }
+    if rows == 0 {
+        bail!("{}: no data rows to find the numeric columns in; name the model's columns with --features a,b,c", path.display());
+    }
+    Ok(((0..width).filter(|&i| Some(i) != id_col && seen[i] && numeric[i]).collect(), rows))
+}
+
+/// Which file columns feed the model, in order.
+fn mapping(a: &Args, header: &[String], n_features: usize, id_col: Option<usize>, delimiter: u8) -> anyhow::Result<(Vec<usize>, String)> {
+    let path = a.data();
+    let find = |name: &str| header.iter().position(|h| h == name);
+    if a.features().is_empty() {
+        let (numeric, rows) = numeric_columns(path, delimiter, header.len(), id_col)?;
+        if numeric.is_empty() || (n_features != 0 && numeric.len() != n_features) {
+            bail!(
+                "{}: the model takes {n_features} features but the first {rows} data rows show {} numeric columns ({}); \
+                 name the model's columns, in its order, with --features a,b,c",
+                path.display(),
+                numeric.len(),
+                numeric.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok((numeric, format!(" (the numeric columns of the first {rows} data rows)")))
+    } else {
+        let mut missing = Vec::new();
+        let idx: Vec<usize> = a
+            .features()
+            .iter()
+            .filter_map(|f| {
+                find(f).or_else(|| {
+                    missing.push(f.clone());
+                    None
+                })
+            })
+            .collect();
+        if !missing.is_empty() {
+            bail!("{}: no column named {}", path.display(), missing.join(", "));
+        }
+        if n_features != 0 && idx.len() != n_features {
+            bail!("--features names {} columns but the model takes {n_features}", idx.len());
+        }
+        Ok((idx, String::new()))
+    }
+}
+
+/// One block of rows read from the file.
+struct Block {
+    recs: Vec<csv::ByteRecord>,
+    /// Rows read into `recs`.
+    len: usize,
+}
+
+/// Where scored rows go, and what has been written.
+struct Out {
+    writer: Option<TableWriter>,
+    tmp: Option<std::io::BufWriter<std::fs::File>>,
+    kept: Vec<f32>,
+    rejects: Option<RejectWriter>,
+    scored: u64,
+    rejected: u64,
+}
+
+fn score(
     proto: &cr_onnx::proto::ModelProto,
     opts: &LoadOptions,
     a: &Args,
@@ -31,98 +185,185 @@ pub fn score_foreign(
     if cr_data::FileFormat::of(path)? == cr_data::FileFormat::Parquet {
         bail!("{}: foreign models are scored from CSV files (convert the Parquet file, or train a customs-risk model)", path.display());
     }
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(super::validate::delimiter_byte(a.delimiter())?)
-        .from_path(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let header: Vec<String> = rdr.headers().with_context(|| format!("{}: no header", path.display()))?.iter().map(|s| s.trim_start_matches('\u{feff}').to_string()).collect();
-    let find = |name: &str| header.iter().position(|h| h == name);
-    let cols: Vec<usize> = if a.features().is_empty() {
-        // all numeric columns, judged on the first data row
-        let mut probe = csv::ReaderBuilder::new().delimiter(super::validate::delimiter_byte(a.delimiter())?).from_path(path)?;
-        let first = probe.records().next().transpose()?.context("the file has no data rows to infer numeric columns from")?;
-        let id_col = a.id_column().and_then(find);
-        let numeric: Vec<usize> = (0..header.len()).filter(|&i| Some(i) != id_col && first.get(i).is_some_and(|v| v.trim().is_empty() || v.trim().parse::<f64>().is_ok())).collect();
-        if n_features != 0 && numeric.len() != n_features {
-            bail!(
-                "the model takes {n_features} features but the file has {} numeric columns ({}); name them with --features a,b,c",
-                numeric.len(),
-                numeric.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", ")
-            );
-        }
-        numeric
-    } else {
-        let mut missing = Vec::new();
-        let idx: Vec<usize> = a.features().iter().filter_map(|f| find(f).or_else(|| { missing.push(f.clone()); None })).collect();
-        if !missing.is_empty() {
-            bail!("{}: no column named {}", path.display(), missing.join(", "));
-        }
-        if n_features != 0 && idx.len() != n_features {
-            bail!("--features names {} columns but the model takes {n_features}", idx.len());
-        }
-        idx
-    };
-    if !a.quiet() {
-        eprintln!("input {input_name:?} [N, {}] <- {}", cols.len(), cols.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", "));
-    }
+    let delimiter = super::validate::delimiter_byte(a.delimiter())?;
+    let mut rdr = reader(path, delimiter)?;
+    let header: Vec<String> = rdr
+        .headers()
+        .with_context(|| format!("{}: no header", path.display()))?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| if i == 0 { s.trim_start_matches('\u{feff}') } else { s }.to_string())
+        .collect();
     let id_col = match a.id_column() {
-        Some(c) => Some(find(c).with_context(|| format!("--id-column {c:?} is not a column of {}", path.display()))?),
+        Some(c) => Some(header.iter().position(|h| h == c).with_context(|| format!("--id-column {c:?} is not a column of {}", path.display()))?),
         None => None,
     };
-    let f = cols.len();
-    let mut writer = if budget_tmp.is_none() { Some(TableWriter::create(a.out(), out_cols)?) } else { None };
-    let mut tmp = match budget_tmp {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
-        None => None,
+    let (cols, how) = mapping(a, &header, n_features, id_col, delimiter)?;
+    if !a.quiet() {
+        eprintln!("input {input_name:?} [N, {}]{how} <- {}", cols.len(), cols.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", "));
+    }
+    let (on_error, rejects_path) = a.on_error();
+    let fail = matches!(on_error, OnErrorArg::Fail);
+    let mut out = Out {
+        writer: if budget_tmp.is_none() { Some(TableWriter::create(a.out(), out_cols)?) } else { None },
+        tmp: match budget_tmp {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+            None => None,
+        },
+        kept: Vec::new(),
+        rejects: rejects_path.map(RejectWriter::create).transpose()?,
+        scored: 0,
+        rejected: 0,
     };
-    let mut kept = Vec::new();
-    let (mut rows, mut line) = (0u64, 1u64);
-    let mut x = Vec::with_capacity(a.batch_rows() * f);
-    let mut ids = Vec::new();
-    let mut flush = |x: &mut Vec<f32>, ids: &mut Vec<String>| -> anyhow::Result<()> {
-        if ids.is_empty() {
-            return Ok(());
+    let source = path.display().to_string();
+    let rows = Rows { header: &header, cols: &cols, id_col, source: &source };
+    let mut seen_ids: HashMap<String, u64> = HashMap::new();
+    let mut block = Block { recs: vec![csv::ByteRecord::new(); a.batch_rows()], len: 0 };
+    let mut data_rows = 0u64;
+    loop {
+        block.len = 0;
+        while block.len < block.recs.len() && rdr.read_byte_record(&mut block.recs[block.len]).map_err(|e| read_error(path, e))? {
+            block.len += 1;
         }
-        let scores = model.score_matrix(x, ids.len())?;
-        if let Some(w) = &mut writer {
-            w.write_rows(&[Column::Str(std::mem::take(ids)), Column::F64(scores.iter().map(|&s| f64::from(s)).collect()), Column::F64(vec![f64::NAN; scores.len()])])?;
-        } else if let Some(t) = &mut tmp {
+        if block.len == 0 {
+            break;
+        }
+        rows.score_block(&model, &block, data_rows, &mut seen_ids, fail, &mut out)?;
+        data_rows += block.len as u64;
+    }
+    if let Some(w) = out.writer {
+        w.finish()?;
+    }
+    if let Some(mut t) = out.tmp {
+        t.flush()?;
+    }
+    if let Some(r) = out.rejects {
+        r.finish()?;
+    }
+    Ok((out.scored, out.rejected, model.engine_used(), out.kept))
+}
+
+/// How file rows become model rows.
+struct Rows<'a> {
+    header: &'a [String],
+    cols: &'a [usize],
+    id_col: Option<usize>,
+    source: &'a str,
+}
+
+fn raw(rec: &csv::ByteRecord) -> Vec<String> {
+    rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
+}
+
+impl Rows<'_> {
+    /// Check one row: its features go to `x` and its id is returned, or the row's problems.
+    fn check(&self, rec: &csv::ByteRecord, row_number: u64, line: u64, seen: &mut HashMap<String, u64>, x: &mut Vec<f32>) -> Result<String, Box<Reject>> {
+        if rec.len() != self.header.len() {
+            let p = Problem::new(None, None, "wrong number of fields", format!("expected {} fields, found {}", self.header.len(), rec.len()));
+            return Err(Box::new(Reject::from_problems(line, vec![p], raw(rec))));
+        }
+        let mut problems: Vec<(usize, Problem)> = Vec::new();
+        let start = x.len();
+        for &c in self.cols {
+            let cell = rec.get(c).unwrap_or_default();
+            match feature(cell) {
+                Ok(v) => x.push(v),
+                Err((category, reason)) => {
+                    problems.push((c, Problem::new(Some(&self.header[c]), Some(&String::from_utf8_lossy(cell)), category, reason)));
+                }
+            }
+        }
+        let id = match self.id_col {
+            None => row_number.to_string(),
+            Some(c) => {
+                let cell = String::from_utf8_lossy(rec.get(c).unwrap_or_default()).into_owned();
+                let name = Some(self.header[c].as_str());
+                if std::str::from_utf8(rec.get(c).unwrap_or_default()).is_err() {
+                    problems.push((c, Problem::new(name, Some(&cell), "invalid UTF-8", "invalid UTF-8")));
+                } else if cell.trim().is_empty() {
+                    problems.push((c, Problem::new(name, Some(&cell), "missing value", "empty (missing values are not allowed in this column)")));
+                } else if let Some(&first) = seen.get(cell.trim()) {
+                    problems.push((c, Problem::new(name, Some(cell.trim()), "duplicate id", format!("duplicate id (first seen on line {first})"))));
+                } else {
+                    seen.insert(cell.trim().to_string(), line);
+                }
+                cell.trim().to_string()
+            }
+        };
+        if problems.is_empty() {
+            Ok(id)
+        } else {
+            x.truncate(start);
+            problems.sort_by_key(|p| p.0);
+            Err(Box::new(Reject::from_problems(line, problems.into_iter().map(|p| p.1).collect(), raw(rec))))
+        }
+    }
+
+    /// Check, score and write one block (`before`: data rows of earlier blocks). With `fail`,
+    /// the first rejected row (by line) is the error.
+    fn score_block(&self, model: &Model, block: &Block, before: u64, seen: &mut HashMap<String, u64>, fail: bool, out: &mut Out) -> anyhow::Result<()> {
+        let f = self.cols.len();
+        let (mut x, mut ids, mut at) = (Vec::with_capacity(block.len * f), Vec::with_capacity(block.len), Vec::with_capacity(block.len));
+        let mut rejects = Vec::new();
+        for (i, rec) in block.recs[..block.len].iter().enumerate() {
+            let line = rec.position().map_or(0, csv::Position::line);
+            match self.check(rec, before + i as u64 + 1, line, seen, &mut x) {
+                Ok(id) => {
+                    ids.push(id);
+                    at.push(i);
+                }
+                Err(r) => {
+                    rejects.push(*r);
+                    if fail {
+                        // score the rows before it: one of them may fail first
+                        break;
+                    }
+                }
+            }
+        }
+        let scores = model.score_matrix(&x, ids.len())?;
+        // rows the model gave no score
+        let mut keep = vec![true; ids.len()];
+        for (j, s) in scores.iter().enumerate() {
+            if s.is_finite() {
+                continue;
+            }
+            keep[j] = false;
+            let rec = &block.recs[at[j]];
+            let empty: Vec<&str> = self.cols.iter().zip(&x[j * f..(j + 1) * f]).filter(|(_, v)| v.is_nan()).map(|(&c, _)| self.header[c].as_str()).collect();
+            let reason = if empty.is_empty() {
+                format!("the model's score is {s}")
+            } else {
+                format!("the model's score is {s} (missing values in {}: the model does not take them)", empty.join(", "))
+            };
+            let column = empty.first().copied();
+            let p = Problem::new(column, column.map(|_| ""), "no score", reason);
+            rejects.push(Reject::from_problems(rec.position().map_or(0, csv::Position::line), vec![p], raw(rec)));
+        }
+        rejects.sort_by_key(|r| r.line);
+        if fail {
+            if let Some(r) = rejects.first() {
+                bail!("{}", r.describe(self.source));
+            }
+        }
+        if let Some(w) = &mut out.rejects {
+            w.write(&rejects)?;
+        }
+        out.rejected += rejects.len() as u64;
+        let (ids, scores): (Vec<String>, Vec<f32>) = ids.into_iter().zip(scores).zip(&keep).filter(|(_, k)| **k).map(|(p, _)| p).unzip();
+        out.scored += ids.len() as u64;
+        if let Some(w) = &mut out.writer {
+            let sc: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
+            w.write_columns(&[ColumnRef::Str(&ids), ColumnRef::F64(&sc), ColumnRef::F64(&vec![f64::NAN; sc.len()])])?;
+        } else if let Some(t) = &mut out.tmp {
             // the ids, as score.rs reads them back: u32 length + bytes
-            for id in ids.drain(..) {
+            for id in &ids {
                 let len = u32::try_from(id.len()).context("an id longer than 4 GB")?;
                 t.write_all(&len.to_le_bytes())?;
                 t.write_all(id.as_bytes())?;
             }
-            kept.extend_from_slice(&scores);
+            out.kept.extend_from_slice(&scores);
         }
-        x.clear();
         Ok(())
-    };
-    for rec in rdr.records() {
-        line += 1;
-        let rec = rec.with_context(|| format!("{}: line {line}", path.display()))?;
-        for &c in &cols {
-            let v = rec.get(c).unwrap_or("").trim();
-            let parsed = if v.is_empty() { f32::NAN } else {
-                v.parse::<f32>().ok().filter(|p| p.is_finite()).with_context(|| format!("{}: line {line}, column {:?}: value {v:?} rejected: not a finite number", path.display(), header[c]))?
-            };
-            x.push(parsed);
-        }
-        ids.push(match id_col {
-            Some(c) => rec.get(c).unwrap_or("").to_string(),
-            None => (rows + 1).to_string(),
-        });
-        rows += 1;
-        if ids.len() >= a.batch_rows() {
-            flush(&mut x, &mut ids)?;
-        }
     }
-    flush(&mut x, &mut ids)?;
-    if let Some(w) = writer {
-        w.finish()?;
-    }
-    if let Some(mut t) = tmp {
-        t.flush()?;
-    }
-    Ok((rows, 0, model.engine_used(), kept))
 }

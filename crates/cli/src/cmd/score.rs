@@ -500,6 +500,7 @@ impl Args {
     pub fn quiet(&self) -> bool {
         self.quiet
     }
+    pub fn on_error(&self) -> (OnErrorArg, Option<&Path>) { (self.on_error, self.rejects.as_deref()) }
 }
 
 #[cfg(test)]
