@@ -365,3 +365,192 @@ fn foreign_models_from_lightgbm_and_sklearn() {
     }
 }
 
+/// Write the `columns` of `src` to `dst`, with `changes` (data row (1-based), column, value)
+/// applied first.
+fn select_columns(src: &Path, dst: &Path, columns: &[&str], changes: &[(usize, &str, &str)]) {
+    let full = dst.with_extension("full.csv");
+    corrupt(src, &full, changes);
+    let mut rdr = csv::Reader::from_path(&full).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let keep: Vec<usize> = columns.iter().map(|c| h.iter().position(|x| x == *c).unwrap()).collect();
+    let mut w = csv::Writer::from_path(dst).unwrap();
+    w.write_record(keep.iter().map(|&i| &h[i])).unwrap();
+    for r in rdr.records() {
+        let r = r.unwrap();
+        w.write_record(keep.iter().map(|&i| &r[i])).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// Cut data row `row` (1-based) of a CSV file without quoted line breaks to its first `fields`
+/// fields.
+fn truncate_row(path: &Path, row: usize, fields: usize) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[row] = lines[row].split(',').take(fields).collect::<Vec<_>>().join(",");
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// The rows of a reject file (strict: five fields each).
+fn read_rejects(path: &Path) -> Vec<csv::StringRecord> {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), ["line", "column", "value", "reason", "raw"]);
+    rdr.records().map(|r| r.unwrap()).collect()
+}
+
+/// Foreign models: bad rows are rejected as for our models (--on-error fail / skip,
+/// --rejects); empty feature cells go to the model as NaN, as pandas feeds them to ONNX
+/// Runtime; rows the model cannot score (NaN) are rejected, never written with an empty score.
+#[test]
+fn foreign_models_reject_bad_rows_and_take_missing_values() {
+    let fx = Fixture::new(1_000);
+    let d = fx.dir.path();
+    python(d, &py_script("train_foreign.py"), &[fx.train.to_str().unwrap(), d.to_str().unwrap(), FOREIGN_FEATURES]);
+    let named = ["--features", FOREIGN_FEATURES, "--id-column", "declaration_id"];
+    let all_ids = file_ids(&fx.test, "declaration_id");
+
+    // --- missing values: data row 1 has every feature empty, others one each
+    let missing = fx.path("missing.csv");
+    let empties = [(1usize, "value"), (1, "mass"), (1, "quantity"), (1, "tax_rate"), (10, "value"), (20, "mass"), (30, "quantity"), (40, "tax_rate")];
+    corrupt(&fx.test, &missing, &empties.iter().map(|(r, c)| (*r, *c, "")).collect::<Vec<_>>());
+    let lgbm = fx.path("lightgbm.onnx");
+    let reference = fx.ort_reference(&lgbm, &missing, "declaration_id", FOREIGN_FEATURES);
+    let complete = fx.ort_reference(&lgbm, &fx.test, "declaration_id", FOREIGN_FEATURES);
+    assert!([0usize, 9, 19, 29, 39].iter().any(|&i| reference[i].1 != complete[i].1), "the empty cells must change some score, or the test shows little");
+    for engine in ["native", "ort"] {
+        let out = format!("missing_lightgbm_{engine}.csv");
+        let mut args = named.to_vec();
+        args.extend_from_slice(&["--engine", engine, "--quiet"]);
+        fx.score(&lgbm, &missing, &out, &args);
+        // every row is scored (nothing dropped), NaN where the cell was empty
+        assert_close(&format!("lightgbm with missing values, --engine {engine}"), &read_scores(&fx.path(&out)), &reference, TOL);
+    }
+    // scikit-learn's scaler + logistic regression gives NaN for a missing value (so says
+    // ONNX Runtime in Python): such rows are rejected
+    let sk = fx.path("sklearn.onnx");
+    let reference = fx.ort_reference(&sk, &missing, "declaration_id", FOREIGN_FEATURES);
+    let nan_rows: Vec<usize> = (0..reference.len()).filter(|&i| reference[i].1.is_nan()).collect();
+    assert_eq!(nan_rows, [0, 9, 19, 29, 39], "ONNX Runtime (Python) scores");
+    let err = cli_err(d, &["score", "--model", sk.to_str().unwrap(), "--data", missing.to_str().unwrap(), "--out", "sk_fail.csv", "--features", FOREIGN_FEATURES]);
+    assert!(err.contains("missing.csv") && err.contains("line 2,") && err.contains("\"value\"") && err.contains("NaN"), "unclear error: {err}");
+    assert!(!fx.path("sk_fail.csv").exists(), "no output is left after a failure");
+    for engine in ["native", "ort"] {
+        let (out, rej) = (format!("sk_missing_{engine}.csv"), format!("sk_missing_{engine}.rejects.csv"));
+        let mut args = named.to_vec();
+        args.extend_from_slice(&["--engine", engine, "--on-error", "skip", "--rejects", &rej, "--quiet"]);
+        fx.score(&sk, &missing, &out, &args);
+        let finite: Vec<(String, f64)> = reference.iter().filter(|r| !r.1.is_nan()).cloned().collect();
+        assert_close(&format!("sklearn with missing values, --engine {engine}"), &read_scores(&fx.path(&out)), &finite, TOL);
+        let rejects = read_rejects(&fx.path(&rej));
+        let lines: Vec<String> = nan_rows.iter().map(|i| (i + 2).to_string()).collect();
+        assert_eq!(rejects.iter().map(|r| r[0].to_string()).collect::<Vec<_>>(), lines);
+        for (r, col) in rejects.iter().zip(["value", "value", "mass", "quantity", "tax_rate"]) {
+            assert_eq!((&r[1], &r[2]), (col, ""), "{r:?}");
+            assert!(r[3].contains("NaN"), "{r:?}");
+        }
+    }
+
+    // --- bad rows: one of each kind (data rows; the header is line 1)
+    let bad = fx.path("bad.csv");
+    let changes = [
+        (3usize, "value", "abc"),
+        (8, "mass", "NaN"),
+        (12, "quantity", "1e39"),
+        (15, "declaration_id", ""),
+        (21, "declaration_id", all_ids[3].as_str()),
+        // not a feature: no concern of the model
+        (33, "hs_code", "XYZ"),
+    ];
+    corrupt(&fx.test, &bad, &changes);
+    truncate_row(&bad, 25, 5);
+    let dup_reason = "duplicate id (first seen on line 5)";
+    // (data row, column, value, reason)
+    let expected: [(usize, &str, &str, &str); 6] = [
+        (3, "value", "abc", "not a number"),
+        (8, "mass", "NaN", "NaN and infinite values are not accepted"),
+        (12, "quantity", "1e39", "too large for a 32-bit float"),
+        (15, "declaration_id", "", "empty (missing values are not allowed in this column)"),
+        (21, "declaration_id", all_ids[3].as_str(), dup_reason),
+        (25, "", "", "expected 22 fields, found 5"),
+    ];
+    // with --on-error fail each kind alone stops the run with file, line, column and why
+    for (row, column, value, reason) in expected {
+        let one = fx.path(&format!("one_{row}.csv"));
+        if row == 25 {
+            std::fs::copy(&fx.test, &one).unwrap();
+            truncate_row(&one, 25, 5);
+        } else {
+            let mut c = vec![(row, column, value)];
+            if row == 21 {
+                c.push((4, "declaration_id", all_ids[3].as_str()));
+            }
+            corrupt(&fx.test, &one, &c);
+        }
+        let err = cli_err(d, &["score", "--model", lgbm.to_str().unwrap(), "--data", one.to_str().unwrap(), "--out", "one.csv", "--features", FOREIGN_FEATURES, "--id-column", "declaration_id"]);
+        let at = format!("one_{row}.csv: line {}", row + 1);
+        assert!(err.contains(&at) && err.contains(reason), "row {row}: unclear error: {err}");
+        if !column.is_empty() {
+            assert!(err.contains(&format!("column {column:?}")) && err.contains(&format!("value {value:?}")), "row {row}: unclear error: {err}");
+        }
+        assert!(!fx.path("one.csv").exists(), "no output is left after a failure");
+    }
+    let err = cli_err(d, &["score", "--model", lgbm.to_str().unwrap(), "--data", bad.to_str().unwrap(), "--out", "fail.csv", "--features", FOREIGN_FEATURES, "--id-column", "declaration_id"]);
+    assert!(err.contains("bad.csv: line 4, column \"value\": value \"abc\" rejected: not a number"), "the first bad row stops the run: {err}");
+
+    let bad_records: Vec<Vec<String>> = {
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_path(&bad).unwrap();
+        r.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect()
+    };
+    let rejected_rows: Vec<usize> = expected.iter().map(|e| e.0).collect();
+    for (stem, model) in [("lightgbm", &lgbm), ("sklearn", &sk)] {
+        let reference = fx.ort_reference(model, &fx.test, "declaration_id", FOREIGN_FEATURES);
+        let kept: Vec<(String, f64)> = reference.iter().enumerate().filter(|(i, _)| !rejected_rows.contains(&(i + 1))).map(|(_, r)| r.clone()).collect();
+        let (out, rej) = (format!("{stem}_skip.csv"), format!("{stem}_skip.rejects.csv"));
+        let mut args = named.to_vec();
+        args.extend_from_slice(&["--on-error", "skip", "--rejects", &rej, "--batch-rows", "10"]);
+        let log = fx.score(model, &bad, &out, &args);
+        assert!(log.contains(&format!("scored {} declarations (6 rejected)", kept.len())), "{log}");
+        assert_close(&format!("{stem}: accepted rows"), &read_scores(&fx.path(&out)), &kept, TOL);
+        let rejects = read_rejects(&fx.path(&rej));
+        assert_eq!(rejects.len(), expected.len(), "{rejects:?}");
+        for (r, (row, column, value, reason)) in rejects.iter().zip(expected) {
+            assert_eq!((&r[0], &r[1], &r[2], &r[3]), ((row + 1).to_string().as_str(), column, value, reason));
+            assert_eq!(parse_csv_line(&r[4]), bad_records[row - 1], "{r:?}");
+        }
+        let n = python(d, &py_script("check_rejects.py"), &[fx.path(&rej).to_str().unwrap(), bad.to_str().unwrap()]);
+        assert_eq!(n.trim(), "6");
+
+        // --budget: the same rows, the same score text, the top 10 % selected
+        let budgeted = format!("{stem}_skip_budget.csv");
+        let mut args = named.to_vec();
+        args.extend_from_slice(&["--on-error", "skip", "--budget", "10%", "--batch-rows", "10", "--quiet"]);
+        fx.score(model, &bad, &budgeted, &args);
+        assert_eq!(score_texts(&fx.path(&budgeted)), score_texts(&fx.path(&out)), "{stem}: --budget changes the rows or their scores");
+        let rows = read_scores(&fx.path(&budgeted));
+        let want = expected_selection(&rows.iter().map(|r| r.score).collect::<Vec<_>>(), 10);
+        assert_eq!(rows.iter().map(|r| r.selected.unwrap()).collect::<Vec<_>>(), want, "{stem}: selection");
+    }
+
+    // --- default mapping: judged on many rows, not the first (whose cells are empty here)
+    let first_empty = fx.path("first_empty.csv");
+    let columns = ["declaration_id", "courier", "value", "mass", "quantity", "tax_rate", "fraud"];
+    select_columns(&fx.test, &first_empty, &columns, &[(1, "courier", ""), (1, "value", ""), (1, "fraud", "")]);
+    // `fraud` has values (0/1) in the sample: numeric, so five columns for a model of four
+    let m = lgbm.to_str().unwrap();
+    let err = cli_err(d, &["score", "--model", m, "--data", first_empty.to_str().unwrap(), "--out", "w.csv", "--id-column", "declaration_id"]);
+    assert!(err.contains("5 numeric columns (value, mass, quantity, tax_rate, fraud)") && err.contains("--features"), "{err}");
+    let no_label = fx.path("no_label.csv");
+    select_columns(&first_empty, &no_label, &columns[..6], &[]);
+    let log = fx.score(&lgbm, &no_label, "default.csv", &["--id-column", "declaration_id"]);
+    let mapping = log.lines().find(|l| l.contains("<-")).unwrap_or_else(|| panic!("no mapping printed: {log}"));
+    assert!(mapping.ends_with("<- value, mass, quantity, tax_rate"), "{mapping}");
+    let reference = fx.ort_reference(&lgbm, &no_label, "declaration_id", FOREIGN_FEATURES);
+    assert_close("default mapping, first row with empty cells", &read_scores(&fx.path("default.csv")), &reference, TOL);
+    // the wide generated file: the error lists the numeric columns pandas sees in the sample
+    let err = cli_err(d, &["score", "--model", m, "--data", fx.test.to_str().unwrap(), "--out", "w.csv", "--id-column", "declaration_id"]);
+    let numeric = python(d, &py_script("numeric_columns.py"), &[fx.test.to_str().unwrap(), "1000", "declaration_id"]);
+    let numeric: Vec<&str> = numeric.trim().split(',').collect();
+    assert!(!numeric.contains(&"courier") && numeric.contains(&"fraud"), "{numeric:?}");
+    let listed = format!("{} numeric columns ({})", numeric.len(), numeric.join(", "));
+    assert!(err.contains(&listed), "expected {listed:?} in: {err}");
+}
