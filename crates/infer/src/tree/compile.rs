@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use super::simd::{Kernel, SimdLayout};
 use super::spec::{Aggregate, EnsembleSpec, Head, Mode, PostTransform};
 use crate::error::{invalid, unsupported, InferError};
 
@@ -81,6 +82,10 @@ pub struct CompiledEnsemble {
     pub(crate) aggregate: Aggregate,
     pub(crate) post: PostTransform,
     pub(crate) base_values: Vec<f32>,
+    /// Structure-of-arrays copy for the SIMD kernels (fast layout only).
+    pub(crate) simd: Option<SimdLayout>,
+    /// Kernel for the fast layout (detected at compile time).
+    pub(crate) kernel: Kernel,
 }
 
 fn next_down(t: f32) -> f32 {
@@ -326,7 +331,11 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
         Some(slot) => Payload::Single { slot },
         None => Payload::Multi { offsets, weights },
     };
+    let simd = if fast { SimdLayout::new(&nodes, &trees, min_features) } else { None };
+    let kernel = if simd.is_some() { Kernel::detect() } else { Kernel::Scalar };
     Ok(CompiledEnsemble {
+        simd,
+        kernel,
         op,
         nodes,
         modes,

@@ -6,6 +6,7 @@
 //! leaf values are summed in f32 in tree order, exactly as ORT's `TreeAggregatorSum` does.
 
 use super::compile::{gmode, CompiledEnsemble, Node, Payload, INDEX_MASK, MISSING_BIT};
+use super::simd::{Kernel, Out, SimdLayout};
 use super::spec::{Aggregate, Head, PostTransform};
 use crate::error::{InferError};
 use crate::math::{ort_logistic, ort_probit, ort_softmax, ort_softmax_zero};
@@ -52,6 +53,16 @@ impl CompiledEnsemble {
     /// The op this was compiled from (`TreeEnsembleClassifier`, ...).
     pub fn op(&self) -> &str {
         &self.op
+    }
+
+    /// Use `kernel` for the fast layout; `false` (and no change) where the CPU or the layout
+    /// does not support it.
+    pub(crate) fn set_kernel(&mut self, kernel: Kernel) -> bool {
+        if !kernel.supported() || (kernel != Kernel::Scalar && self.simd.is_none()) {
+            return false;
+        }
+        self.kernel = kernel;
+        true
     }
 
     /// Whether the branch-free kernel is used (all splits are `<`, `<=`, `>`, `>=`).
@@ -112,12 +123,19 @@ impl CompiledEnsemble {
         let mut acc = [0.0f32; BLOCK];
         let mut has = [false; BLOCK];
         let mut leaves = [0u32; BLOCK];
-        let mut buf = if self.modes.is_empty() { vec![0.0f32; BLOCK * (2 * self.min_features + 1)] } else { Vec::new() };
+        let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar);
+        let mut buf = match simd {
+            Some(s) => vec![0.0f32; s.buf_len()],
+            None if self.modes.is_empty() => vec![0.0f32; BLOCK * (2 * self.min_features + 1)],
+            None => Vec::new(),
+        };
         let mut start = 0;
         while start < n_rows {
             let len = BLOCK.min(n_rows - start);
             let xb = &x[start * nf..(start + len) * nf];
-            if self.modes.is_empty() {
+            if let Some(s) = simd {
+                s.fill(xb, nf, len, &mut buf);
+            } else if self.modes.is_empty() {
                 self.fill_block(xb, nf, len, &mut buf);
             }
             match &self.payload {
@@ -128,8 +146,13 @@ impl CompiledEnsemble {
                     };
                     acc[..len].fill(init);
                     has[..len].fill(false);
-                    for t in &self.trees {
-                        self.leaves(t, xb, nf, &buf, len, &mut leaves);
+                    let sum = matches!(self.aggregate, Aggregate::Sum | Aggregate::Average);
+                    for t in 0..self.trees.len() {
+                        if let (Some(s), true) = (simd, sum) {
+                            s.eval_tree(self.kernel, t, &buf, len, &mut Out::Sum(&mut acc));
+                            continue;
+                        }
+                        self.leaves(simd, t, xb, nf, &buf, len, &mut leaves);
                         match self.aggregate {
                             Aggregate::Sum | Aggregate::Average => {
                                 for r in 0..len {
@@ -176,8 +199,8 @@ impl CompiledEnsemble {
                 Payload::Multi { offsets, weights } => {
                     let ns = self.n_slots;
                     scores[..len * ns].fill(Score::default());
-                    for t in &self.trees {
-                        self.leaves(t, xb, nf, &buf, len, &mut leaves);
+                    for t in 0..self.trees.len() {
+                        self.leaves(simd, t, xb, nf, &buf, len, &mut leaves);
                         for r in 0..len {
                             let k = self.nodes[leaves[r] as usize].value.to_bits() as usize;
                             let row = &mut scores[r * ns..(r + 1) * ns];
@@ -211,10 +234,17 @@ impl CompiledEnsemble {
         }
     }
 
-    /// Leaf index of each of the `len` rows of the block in tree `t` (`xb`: raw rows for the
-    /// general kernel, `buf`: re-laid-out rows for the fast kernel).
+    /// Leaf index of each of the `len` rows of the block in tree `ti` (`xb`: raw rows for the
+    /// general kernel, `buf`: re-laid-out rows for the fast kernels, feature-major where
+    /// `simd` is given).
     #[inline]
-    fn leaves(&self, t: &super::compile::TreeInfo, xb: &[f32], nf: usize, buf: &[f32], len: usize, out: &mut [u32; BLOCK]) {
+    #[allow(clippy::too_many_arguments)]
+    fn leaves(&self, simd: Option<&SimdLayout>, ti: usize, xb: &[f32], nf: usize, buf: &[f32], len: usize, out: &mut [u32; BLOCK]) {
+        if let Some(s) = simd {
+            s.eval_tree(self.kernel, ti, buf, len, &mut Out::Leaves(out));
+            return;
+        }
+        let t = &self.trees[ti];
         if !self.modes.is_empty() {
             for r in 0..len {
                 out[r] = general_leaf(&self.nodes, &self.modes, t.root, &xb[r * nf..(r + 1) * nf]);
@@ -230,6 +260,36 @@ impl CompiledEnsemble {
         for r in g..len {
             out[r] = fast_one(&self.nodes, t.root, &buf[r * w..(r + 1) * w]);
         }
+    }
+
+    /// Leaf node index of every (row, tree), row-major, through the same block loop and
+    /// buffers as [`Self::predict`] (tests compare kernels with it).
+    #[cfg(test)]
+    pub(crate) fn leaf_matrix(&self, x: &[f32], nf: usize, n_rows: usize) -> Vec<u32> {
+        let nt = self.trees.len();
+        let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar);
+        let mut buf = match simd {
+            Some(s) => vec![0.0f32; s.buf_len()],
+            None => vec![0.0f32; BLOCK * (2 * self.min_features + 1)],
+        };
+        let mut leaves = [0u32; BLOCK];
+        let mut out = vec![0u32; n_rows * nt];
+        for start in (0..n_rows).step_by(BLOCK) {
+            let len = BLOCK.min(n_rows - start);
+            let xb = &x[start * nf..(start + len) * nf];
+            match simd {
+                Some(s) => s.fill(xb, nf, len, &mut buf),
+                None if self.modes.is_empty() => self.fill_block(xb, nf, len, &mut buf),
+                None => {}
+            }
+            for t in 0..nt {
+                self.leaves(simd, t, xb, nf, &buf, len, &mut leaves);
+                for r in 0..len {
+                    out[(start + r) * nt + t] = leaves[r];
+                }
+            }
+        }
+        out
     }
 
     /// Rows of the block re-laid out for the fast kernel: `[x_0..x_{M-1}, 0, -x_0..-x_{M-1}]`.

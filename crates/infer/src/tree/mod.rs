@@ -11,7 +11,10 @@
 
 pub(crate) mod compile;
 pub(crate) mod eval;
+pub(crate) mod simd;
 pub(crate) mod spec;
+#[cfg(test)]
+mod tests;
 
 pub use compile::CompiledEnsemble;
 pub use spec::{Aggregate, PostTransform};

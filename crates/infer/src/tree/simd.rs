@@ -1,0 +1,411 @@
+//! Bit-vector evaluation of fast-layout trees with up to 64 leaves (QuickScorer-style, node
+//! order), vectorised with x86_64 AVX-512 / AVX2 chosen at run time; the lock-step scalar
+//! traversal of [`super::eval`] is the reference and the fallback.
+//!
+//! Each tree's leaves are numbered left to right (the condition-true child first); a row's
+//! candidate leaves are a 64-bit word (two u32 halves, leaf `p` at bit `63 - p`), all ones at
+//! the start. Every internal node is tested for every row, and where the row goes to the
+//! second child the node clears the leaves of its first subtree. The leftmost leaf left is
+//! the one traversal reaches (the tests on the path clear everything left of it; no test can
+//! clear it, as it is in no first subtree of a node whose test sends the row right of it:
+//! the path's nodes send the row towards it, and for a node off the path the leaf lies
+//! outside its subtree altogether). So the result is `leading_zeros` of the word, with no
+//! data-dependent branch or gather: one contiguous load and compare per node and 16 (8) rows.
+//!
+//! Input: the block re-laid out feature-major, `buf[f * BLOCK + r]` for the columns
+//! `[x_0..x_{M-1}, 0.0, -x_0..-x_{M-1}]` of the scalar kernel (`f` is a node's `feat`). Every
+//! test is the scalar kernel's `!(v <= thr)` (`_CMP_NLE_UQ`: NaN goes right) on the same f32
+//! values, so leaves, and f32 sums taken in tree order, are identical to the scalar kernel's.
+
+use super::compile::{Node, TreeInfo};
+use super::eval::BLOCK;
+
+/// Most leaves a tree may have for this layout.
+pub(crate) const MAX_LEAVES: usize = 64;
+/// Rows advanced together (four AVX-512 vectors, eight AVX2 vectors) per pass over a tree's
+/// nodes; shorter tails go 16 (8) rows at a time.
+const CHUNK: usize = 64;
+
+/// Which evaluation kernel a [`super::CompiledEnsemble`] uses for the fast layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// Lock-step traversal (`eval::fast_group`), row-major buffer.
+    Scalar,
+    /// This module's bit-vector method, portable code (what the compiler vectorises).
+    Bitvec,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports. `CR_INFER_KERNEL=scalar|bitvec|avx2|avx512`
+    /// overrides the choice (benchmarks; ignored where unsupported).
+    pub(crate) fn detect() -> Kernel {
+        let wanted = match std::env::var("CR_INFER_KERNEL").as_deref() {
+            Ok("scalar") => Some(Kernel::Scalar),
+            Ok("bitvec") => Some(Kernel::Bitvec),
+            #[cfg(target_arch = "x86_64")]
+            Ok("avx2") => Some(Kernel::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Ok("avx512") => Some(Kernel::Avx512),
+            _ => None,
+        };
+        if let Some(k) = wanted.filter(|k| k.supported()) {
+            return k;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Kernel::Avx512.supported() {
+                return Kernel::Avx512;
+            }
+            if Kernel::Avx2.supported() {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Scalar
+    }
+
+    /// Whether this CPU can run `self`.
+    pub(crate) fn supported(self) -> bool {
+        match self {
+            Kernel::Scalar | Kernel::Bitvec => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512cd"),
+        }
+    }
+}
+
+/// One internal node: buffer offset of its column (`feat * BLOCK`), threshold, and the
+/// leaves of its first subtree (high and low halves of the 64-bit leaf word).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct QsNode {
+    off: u32,
+    thr: f32,
+    hi: u32,
+    lo: u32,
+}
+
+/// One tree: its nodes are `qs[at[0]..at[3]]`, those clearing high-half leaves only
+/// first (`..at[1]`), then low-half only (`..at[2]`), then both.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QsTree {
+    at: [usize; 4],
+    /// Absolute node index of leaf `p` (entries past the last leaf repeat it).
+    leaf_node: [u32; MAX_LEAVES],
+    /// `Node::value` of leaf `p`.
+    leaf_value: [f32; MAX_LEAVES],
+}
+
+/// A fast-layout ensemble in bit-vector form.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SimdLayout {
+    qs: Vec<QsNode>,
+    trees: Vec<QsTree>,
+    /// Buffer columns (`2M + 1`).
+    width: usize,
+}
+
+/// Leaves of the subtree at `i` numbered from `*pos` on, first child first; the first-subtree
+/// leaf range of every internal node into `ranges`. `None` past [`MAX_LEAVES`] leaves or if
+/// the tree is deeper than that (not a tree of this size).
+fn number_leaves(
+    nodes: &[Node],
+    i: usize,
+    depth: usize,
+    pos: &mut usize,
+    leaf_node: &mut [u32; MAX_LEAVES],
+    ranges: &mut Vec<(usize, usize, usize)>,
+) -> Option<()> {
+    let n = nodes.get(i)?;
+    if n.child as usize == i {
+        *leaf_node.get_mut(*pos)? = i as u32;
+        *pos += 1;
+        return Some(());
+    }
+    if depth >= MAX_LEAVES {
+        return None;
+    }
+    let a = *pos;
+    number_leaves(nodes, n.child as usize, depth + 1, pos, leaf_node, ranges)?;
+    ranges.push((i, a, *pos));
+    number_leaves(nodes, n.child as usize + 1, depth + 1, pos, leaf_node, ranges)
+}
+
+impl SimdLayout {
+    /// Build from a compiled fast layout; `None` where a tree has more than [`MAX_LEAVES`]
+    /// leaves or the rows are too wide for 32-bit buffer offsets.
+    pub(crate) fn new(nodes: &[Node], trees: &[TreeInfo], min_features: usize) -> Option<SimdLayout> {
+        let width = 2 * min_features + 1;
+        if width.checked_mul(BLOCK)? >= i32::MAX as usize {
+            return None;
+        }
+        let mut qs = Vec::new();
+        let mut out = Vec::with_capacity(trees.len());
+        let mut ranges = Vec::new();
+        for t in trees {
+            let mut leaf_node = [0u32; MAX_LEAVES];
+            let mut pos = 0;
+            ranges.clear();
+            number_leaves(nodes, t.root as usize, 0, &mut pos, &mut leaf_node, &mut ranges)?;
+            let last = leaf_node[pos - 1];
+            leaf_node[pos..].fill(last);
+            let mut leaf_value = [0f32; MAX_LEAVES];
+            for (v, &i) in leaf_value.iter_mut().zip(&leaf_node) {
+                *v = nodes[i as usize].value;
+            }
+            let mut by_half: [Vec<QsNode>; 3] = Default::default();
+            for &(i, a, b) in &ranges {
+                let n = nodes[i];
+                if n.feat as usize >= width {
+                    return None;
+                }
+                let (mut hi, mut lo) = (0u32, 0u32);
+                for p in a..b {
+                    if p < 32 {
+                        hi |= 1 << (31 - p);
+                    } else {
+                        lo |= 1 << (63 - p);
+                    }
+                }
+                let q = QsNode { off: n.feat * BLOCK as u32, thr: n.thr, hi, lo };
+                by_half[usize::from(hi == 0) + 2 * usize::from(hi != 0 && lo != 0)].push(q);
+            }
+            let mut at = [qs.len(); 4];
+            for (k, v) in by_half.iter().enumerate() {
+                qs.extend_from_slice(v);
+                at[k + 1] = qs.len();
+            }
+            out.push(QsTree { at, leaf_node, leaf_value });
+        }
+        Some(SimdLayout { qs, trees: out, width })
+    }
+
+    /// Buffer length the kernels need (`width * BLOCK`).
+    pub(crate) fn buf_len(&self) -> usize {
+        self.width * BLOCK
+    }
+
+    /// Fill `buf` (feature-major, [`Self::buf_len`]) with the `len` rows of `xb` (row stride
+    /// `nf`, at least `M` features); rows `len..` up to the next multiple of 16 are zeroed.
+    pub(crate) fn fill(&self, xb: &[f32], nf: usize, len: usize, buf: &mut [f32]) {
+        let m = (self.width - 1) / 2;
+        let padded = len.next_multiple_of(16).min(BLOCK);
+        for f in 0..m {
+            let col = &mut buf[f * BLOCK..f * BLOCK + padded];
+            for (d, row) in col[..len].iter_mut().zip(xb.chunks_exact(nf)) {
+                *d = row[f];
+            }
+            col[len..].fill(0.0);
+        }
+        buf[m * BLOCK..(m + 1) * BLOCK].fill(0.0);
+        for f in 0..m {
+            let (src, dst) = buf.split_at_mut((m + 1 + f) * BLOCK);
+            for (d, s) in dst[..padded].iter_mut().zip(&src[f * BLOCK..f * BLOCK + padded]) {
+                *d = -*s;
+            }
+        }
+    }
+
+    /// Leaf (absolute node index) of each of the `len` rows of `buf` in tree `t` (`kernel`
+    /// must be supported and not [`Kernel::Scalar`]); with `sum`, add the leaf values to
+    /// `sum[..len]` instead. Entries past `len` up to the next multiple of 16 are scratch.
+    pub(crate) fn eval_tree(&self, kernel: Kernel, t: usize, buf: &[f32], len: usize, out: &mut Out<'_>) {
+        let tree = &self.trees[t];
+        assert!(buf.len() >= self.buf_len() && len <= BLOCK);
+        // The kernels index without checks: every node offset is `feat * BLOCK` with
+        // `feat < width` (checked in `new`), rows stay below the next multiple of 16 of
+        // `len`, at most BLOCK, so loads stay below `width * BLOCK <= buf.len()`.
+        match kernel {
+            Kernel::Scalar | Kernel::Bitvec => self.eval_portable(tree, buf, len, out),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                let mut g = 0;
+                while g < len {
+                    // SAFETY: avx512f+avx512cd present (the caller checked `Kernel::supported`);
+                    // rows g..g+64 (or g..g+16) are < BLOCK as BLOCK is a multiple of 64 and g
+                    // a multiple of 16 below len <= BLOCK; bounds as argued above.
+                    unsafe {
+                        if len - g >= CHUNK {
+                            self.avx512::<4>(tree, buf, g, out);
+                            g += CHUNK;
+                        } else {
+                            self.avx512::<1>(tree, buf, g, out);
+                            g += 16;
+                        }
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                let mut g = 0;
+                while g < len {
+                    // SAFETY: avx2 present; as for AVX-512 with groups of 8.
+                    unsafe {
+                        if len - g >= CHUNK {
+                            self.avx2::<8>(tree, buf, g, out);
+                            g += CHUNK;
+                        } else {
+                            self.avx2::<1>(tree, buf, g, out);
+                            g += 8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn nodes(&self, tree: &QsTree, k: usize) -> &[QsNode] {
+        &self.qs[tree.at[k]..tree.at[k + 1]]
+    }
+
+    /// Portable version (also the model the SIMD kernels are tested against).
+    fn eval_portable(&self, tree: &QsTree, buf: &[f32], len: usize, out: &mut Out<'_>) {
+        let mut hi = [u32::MAX; BLOCK];
+        let mut lo = [u32::MAX; BLOCK];
+        for half in 0..3 {
+            for q in self.nodes(tree, half) {
+                let col = &buf[q.off as usize..q.off as usize + len];
+                #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN goes right, as in eval
+                for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(col) {
+                    let right = 0u32.wrapping_sub(u32::from(!(v <= q.thr)));
+                    *h &= !(q.hi & right);
+                    *l &= !(q.lo & right);
+                }
+            }
+        }
+        for r in 0..len {
+            let p = ((u64::from(hi[r]) << 32 | u64::from(lo[r])).leading_zeros() as usize).min(MAX_LEAVES - 1);
+            match out {
+                Out::Leaves(o) => o[r] = tree.leaf_node[p],
+                Out::Sum(s) => s[r] += tree.leaf_value[p],
+            }
+        }
+    }
+
+    /// AVX-512 kernel: `N` vectors of 16 rows from row `g` of the block.
+    ///
+    /// # Safety
+    /// avx512f and avx512cd must be available; `g + 16 * N <= BLOCK` and the bounds of
+    /// [`Self::eval_tree`]; writes rows `g..g + 16 * N` of `out`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    unsafe fn avx512<const N: usize>(&self, tree: &QsTree, buf: &[f32], g: usize, out: &mut Out<'_>) {
+        use std::arch::x86_64::*;
+        let col = buf.as_ptr().add(g);
+        let ones = _mm512_set1_epi32(-1);
+        let mut hi = [ones; N];
+        let mut lo = [ones; N];
+        for q in self.nodes(tree, 0) {
+            let (t, mh) = (_mm512_set1_ps(q.thr), _mm512_set1_epi32(q.hi as i32));
+            for k in 0..N {
+                let m = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(q.off as usize + 16 * k)), t);
+                hi[k] = _mm512_mask_andnot_epi32(hi[k], m, mh, hi[k]);
+            }
+        }
+        for q in self.nodes(tree, 1) {
+            let (t, ml) = (_mm512_set1_ps(q.thr), _mm512_set1_epi32(q.lo as i32));
+            for k in 0..N {
+                let m = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(q.off as usize + 16 * k)), t);
+                lo[k] = _mm512_mask_andnot_epi32(lo[k], m, ml, lo[k]);
+            }
+        }
+        for q in self.nodes(tree, 2) {
+            let t = _mm512_set1_ps(q.thr);
+            let (mh, ml) = (_mm512_set1_epi32(q.hi as i32), _mm512_set1_epi32(q.lo as i32));
+            for k in 0..N {
+                let m = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(q.off as usize + 16 * k)), t);
+                hi[k] = _mm512_mask_andnot_epi32(hi[k], m, mh, hi[k]);
+                lo[k] = _mm512_mask_andnot_epi32(lo[k], m, ml, lo[k]);
+            }
+        }
+        let c32 = _mm512_set1_epi32(32);
+        let c63 = _mm512_set1_epi32(63);
+        for k in 0..N {
+            let ph = _mm512_lzcnt_epi32(hi[k]);
+            let pl = _mm512_add_epi32(_mm512_lzcnt_epi32(lo[k]), c32);
+            let p = _mm512_min_epu32(_mm512_mask_mov_epi32(ph, _mm512_testn_epi32_mask(hi[k], hi[k]), pl), c63);
+            let upper = _mm512_test_epi32_mask(p, c32);
+            match out {
+                Out::Leaves(o) => {
+                    let t = tree.leaf_node.as_ptr() as *const __m512i;
+                    let a = _mm512_permutex2var_epi32(_mm512_loadu_si512(t), p, _mm512_loadu_si512(t.add(1)));
+                    let b = _mm512_permutex2var_epi32(_mm512_loadu_si512(t.add(2)), p, _mm512_loadu_si512(t.add(3)));
+                    _mm512_storeu_si512(o.as_mut_ptr().add(g + 16 * k) as *mut __m512i, _mm512_mask_mov_epi32(a, upper, b));
+                }
+                Out::Sum(s) => {
+                    let t = tree.leaf_value.as_ptr();
+                    let a = _mm512_permutex2var_ps(_mm512_loadu_ps(t), p, _mm512_loadu_ps(t.add(16)));
+                    let b = _mm512_permutex2var_ps(_mm512_loadu_ps(t.add(32)), p, _mm512_loadu_ps(t.add(48)));
+                    let d = s.as_mut_ptr().add(g + 16 * k);
+                    _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_mask_mov_ps(a, upper, b)));
+                }
+            }
+        }
+    }
+
+    /// AVX2 kernel: `N` vectors of 8 rows from row `g` of the block.
+    ///
+    /// # Safety
+    /// avx2 must be available; `g + 8 * N <= BLOCK` and the bounds of [`Self::eval_tree`];
+    /// writes rows `g..g + 8 * N` of `out`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2<const N: usize>(&self, tree: &QsTree, buf: &[f32], g: usize, out: &mut Out<'_>) {
+        use std::arch::x86_64::*;
+        let col = buf.as_ptr().add(g);
+        let ones = _mm256_set1_epi32(-1);
+        let mut hi = [ones; N];
+        let mut lo = [ones; N];
+        for q in self.nodes(tree, 0) {
+            let (t, mh) = (_mm256_set1_ps(q.thr), _mm256_set1_epi32(q.hi as i32));
+            for k in 0..N {
+                let m = _mm256_cmp_ps::<_CMP_NLE_UQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
+                hi[k] = _mm256_andnot_si256(_mm256_and_si256(_mm256_castps_si256(m), mh), hi[k]);
+            }
+        }
+        for q in self.nodes(tree, 1) {
+            let (t, ml) = (_mm256_set1_ps(q.thr), _mm256_set1_epi32(q.lo as i32));
+            for k in 0..N {
+                let m = _mm256_cmp_ps::<_CMP_NLE_UQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
+                lo[k] = _mm256_andnot_si256(_mm256_and_si256(_mm256_castps_si256(m), ml), lo[k]);
+            }
+        }
+        for q in self.nodes(tree, 2) {
+            let t = _mm256_set1_ps(q.thr);
+            let (mh, ml) = (_mm256_set1_epi32(q.hi as i32), _mm256_set1_epi32(q.lo as i32));
+            for k in 0..N {
+                let m = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NLE_UQ>(
+                    _mm256_loadu_ps(col.add(q.off as usize + 8 * k)),
+                    t,
+                ));
+                hi[k] = _mm256_andnot_si256(_mm256_and_si256(m, mh), hi[k]);
+                lo[k] = _mm256_andnot_si256(_mm256_and_si256(m, ml), lo[k]);
+            }
+        }
+        let mut h = [0u32; 8];
+        let mut l = [0u32; 8];
+        for k in 0..N {
+            _mm256_storeu_si256(h.as_mut_ptr() as *mut __m256i, hi[k]);
+            _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, lo[k]);
+            for j in 0..8 {
+                let p = ((u64::from(h[j]) << 32 | u64::from(l[j])).leading_zeros() as usize).min(MAX_LEAVES - 1);
+                match out {
+                    Out::Leaves(o) => o[g + 8 * k + j] = tree.leaf_node[p],
+                    Out::Sum(s) => s[g + 8 * k + j] += tree.leaf_value[p],
+                }
+            }
+        }
+    }
+}
+
+/// Where [`SimdLayout::eval_tree`] writes: leaf node indices, or running f32 sums of leaf
+/// values (in tree order, one `+=` per tree, as ORT's `TreeAggregatorSum`).
+pub(crate) enum Out<'a> {
+    Leaves(&'a mut [u32; BLOCK]),
+    Sum(&'a mut [f32; BLOCK]),
+}
