@@ -38,6 +38,115 @@ pub(crate) fn f32_text(v: f32, out: &mut String) {
     }
 }
 
+/// Appends `v` exactly as `format!("{v}")` writes it: the shortest digits that read back to
+/// `v` (the closest such; an exact tie goes to the larger magnitude, as std's Grisu/Dragon
+/// do), never an exponent (`0.0000001`, `1000000000000000000000`), no `.0` on integers, `-0`,
+/// `inf`, `-inf`, `NaN`. The digits come from zmij (Schubfach), several times faster than
+/// `core::fmt`, which breaks exact ties to even instead: those are detected and moved up.
+pub fn push_f64(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
+    if !v.is_finite() {
+        let _ = write!(out, "{v}");
+        return;
+    }
+    let mut buf = zmij::Buffer::new();
+    let s = buf.format_finite(v).as_bytes();
+    // zmij writes [-]ddd.ddd or [-]d[.ddd]e±x: collect the significant digits and where the
+    // point goes
+    let (mantissa, exp) = match s.iter().position(|&b| b == b'e') {
+        Some(e) => (&s[..e], &s[e + 1..]),
+        None => (s, &b"0"[..]),
+    };
+    let mantissa = mantissa.strip_prefix(b"-").unwrap_or(mantissa);
+    let (exp_neg, exp) = match exp.split_first() {
+        Some((b'-', x)) => (true, x),
+        Some((b'+', x)) => (false, x),
+        _ => (false, exp),
+    };
+    let exp = exp.iter().fold(0i32, |a, &b| a * 10 + i32::from(b.wrapping_sub(b'0')));
+    let exp = if exp_neg { -exp } else { exp };
+    let mut digits = [0u8; 24];
+    let (mut n, mut int_digits, mut seen_point) = (0usize, 0i32, false);
+    for &b in mantissa {
+        if b == b'.' {
+            seen_point = true;
+        } else if n < digits.len() {
+            if n == 0 && b == b'0' {
+                // a leading zero ("0.00123"): the point moves instead
+                if seen_point {
+                    int_digits -= 1;
+                }
+                continue;
+            }
+            digits[n] = b;
+            n += 1;
+            if !seen_point {
+                int_digits += 1;
+            }
+        }
+    }
+    while n > 0 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    // value = 0.d1d2..dn × 10^point
+    let point = int_digits + exp;
+    if n > 0 && digits[n - 1] % 2 == 0 && is_tie_below(v.abs(), &digits[..n], point - n as i32) {
+        // the last digit is even (ties to even), so no carry
+        digits[n - 1] += 1;
+    }
+    let digits = &digits[..n.max(1)];
+    if n == 0 {
+        // zero
+        if v.is_sign_negative() {
+            out.push(b'-');
+        }
+        out.push(b'0');
+        return;
+    }
+    if v < 0.0 {
+        out.push(b'-');
+    }
+    if point <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
+        out.extend_from_slice(digits);
+    } else if (point as usize) < digits.len() {
+        out.extend_from_slice(&digits[..point as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[point as usize..]);
+    } else {
+        out.extend_from_slice(digits);
+        out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
+    }
+}
+
+/// Whether `v` (finite, > 0) is exactly halfway between `D × 10^k` and `(D + 1) × 10^k`,
+/// `D` being the decimal `digits`: `v = (2D + 1) × 10^k / 2`. With `v = m' × 2^q` (`m'`
+/// odd) that needs `q = k - 1` and `m' × 5^-k = 2D + 1` (k < 0) or `m' = (2D + 1) × 5^k`.
+fn is_tie_below(v: f64, digits: &[u8], k: i32) -> bool {
+    let bits = v.to_bits();
+    let (biased, frac) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
+    let (m, e) = if biased == 0 { (frac, -1074) } else { (frac | 1 << 52, biased - 1075) };
+    if m == 0 {
+        return false;
+    }
+    let t = m.trailing_zeros() as i32;
+    if e + t != k - 1 {
+        return false;
+    }
+    let odd = u128::from(m >> t);
+    let Some(d) = digits.iter().try_fold(0u128, |a, &b| a.checked_mul(10)?.checked_add(u128::from(b - b'0'))) else {
+        return false;
+    };
+    let rhs = 2 * d + 1;
+    let pow5 = |p: u32| (0..p).try_fold(1u128, |a, _| a.checked_mul(5));
+    if k < 0 {
+        pow5(k.unsigned_abs()).and_then(|p| odd.checked_mul(p)) == Some(rhs)
+    } else {
+        pow5(k as u32).and_then(|p| rhs.checked_mul(p)) == Some(odd)
+    }
+}
+
 /// Compiled date format.
 pub(crate) struct DateFormat {
     iso: bool,
@@ -249,6 +358,38 @@ mod tests {
             let mut s = String::new();
             f32_text(v, &mut s);
             assert_eq!(s.parse::<f64>().unwrap() as f32, v, "{s}");
+        }
+    }
+
+    /// `push_f64` writes what `format!("{}")` writes, on special values, powers of ten at
+    /// every exponent, f32 values widened (the scores), percentiles and random bit patterns.
+    #[test]
+    fn push_f64_equals_std_display() {
+        let mut vals: Vec<f64> = vec![
+            0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 100.0, 1e15, 1e16, 1e17, 1e21, 1e22, 1e23, 1e-5, 1e-6, 1e-7, 123456789012345680.0,
+            f64::MAX, f64::MIN_POSITIVE, 5e-324, -5e-324, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.3, 2.0 / 3.0,
+        ];
+        for e in -330..=310 {
+            let p = format!("1e{e}").parse::<f64>().unwrap();
+            vals.extend([p, -p, 1.5 * p, 9.999999999999999 * p, 0.12345678901234567 * p]);
+        }
+        for below in 0..=101 {
+            vals.push(100.0 * below as f64 / 101.0);
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(f64::from_bits(x));
+            vals.push(f64::from(f32::from_bits(x as u32)));
+            vals.push(f64::from(f32::from_bits((x >> 40) as u32 | 0x3C00_0000) % 1.0));
+        }
+        let mut out = Vec::new();
+        for v in vals {
+            out.clear();
+            push_f64(&mut out, v);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{v}"), "bits {:#x}", v.to_bits());
         }
     }
 
