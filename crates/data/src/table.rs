@@ -143,7 +143,10 @@ fn push_csv_row(out: &mut Vec<u8>, cols: &[ColumnRef], r: usize, delimiter: u8) 
                 Ok(())
             }
             ColumnRef::F64(v) if v[r].is_nan() => Ok(()),
-            ColumnRef::F64(v) => write!(out, "{}", v[r]),
+            ColumnRef::F64(v) => {
+                crate::write::push_f64(out, v[r]);
+                Ok(())
+            }
             ColumnRef::I64(v) => write!(out, "{}", v[r]),
             ColumnRef::Bool(v) => {
                 out.extend_from_slice(if v[r] { b"true" } else { b"false" });
