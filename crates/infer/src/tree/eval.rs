@@ -6,7 +6,7 @@
 //! leaf values are summed in f32 in tree order, exactly as ORT's `TreeAggregatorSum` does.
 
 use super::compile::{gmode, CompiledEnsemble, Node, Payload, INDEX_MASK, MISSING_BIT};
-use super::simd::{Kernel, Out, SimdLayout};
+use super::simd::{BlockBuf, Kernel, Out, SimdLayout};
 use super::spec::{Aggregate, Head, PostTransform};
 use crate::error::{InferError};
 use crate::math::{ort_logistic, ort_probit, ort_softmax, ort_softmax_zero};
@@ -124,20 +124,23 @@ impl CompiledEnsemble {
         let mut has = [false; BLOCK];
         let mut leaves = [0u32; BLOCK];
         let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar);
-        let mut buf = match simd {
-            Some(s) => vec![0.0f32; s.buf_len()],
-            None if self.modes.is_empty() => vec![0.0f32; BLOCK * (2 * self.min_features + 1)],
-            None => Vec::new(),
+        let mut sbuf = simd.map(SimdLayout::block_buf);
+        let buf = if simd.is_none() && self.modes.is_empty() {
+            vec![0.0f32; BLOCK * (2 * self.min_features + 1)]
+        } else {
+            Vec::new()
         };
+        let mut buf = buf;
         let mut start = 0;
         while start < n_rows {
             let len = BLOCK.min(n_rows - start);
             let xb = &x[start * nf..(start + len) * nf];
-            if let Some(s) = simd {
-                s.fill(xb, nf, len, &mut buf);
+            if let (Some(s), Some(b)) = (simd, sbuf.as_mut()) {
+                s.load(self.kernel, xb, nf, len, b);
             } else if self.modes.is_empty() {
                 self.fill_block(xb, nf, len, &mut buf);
             }
+            let simd_b = simd.zip(sbuf.as_ref());
             match &self.payload {
                 Payload::Single { slot } => {
                     let init = match self.aggregate {
@@ -148,11 +151,11 @@ impl CompiledEnsemble {
                     has[..len].fill(false);
                     let sum = matches!(self.aggregate, Aggregate::Sum | Aggregate::Average);
                     for t in 0..self.trees.len() {
-                        if let (Some(s), true) = (simd, sum) {
-                            s.eval_tree(self.kernel, t, &buf, len, &mut Out::Sum(&mut acc));
+                        if let (Some((s, b)), true) = (simd_b, sum) {
+                            s.eval_tree(self.kernel, t, b, len, &mut Out::Sum(&mut acc));
                             continue;
                         }
-                        self.leaves(simd, t, xb, nf, &buf, len, &mut leaves);
+                        self.leaves(simd_b, t, xb, nf, &buf, len, &mut leaves);
                         match self.aggregate {
                             Aggregate::Sum | Aggregate::Average => {
                                 for r in 0..len {
@@ -200,7 +203,7 @@ impl CompiledEnsemble {
                     let ns = self.n_slots;
                     scores[..len * ns].fill(Score::default());
                     for t in 0..self.trees.len() {
-                        self.leaves(simd, t, xb, nf, &buf, len, &mut leaves);
+                        self.leaves(simd_b, t, xb, nf, &buf, len, &mut leaves);
                         for r in 0..len {
                             let k = self.nodes[leaves[r] as usize].value.to_bits() as usize;
                             let row = &mut scores[r * ns..(r + 1) * ns];
@@ -239,9 +242,18 @@ impl CompiledEnsemble {
     /// `simd` is given).
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    fn leaves(&self, simd: Option<&SimdLayout>, ti: usize, xb: &[f32], nf: usize, buf: &[f32], len: usize, out: &mut [u32; BLOCK]) {
-        if let Some(s) = simd {
-            s.eval_tree(self.kernel, ti, buf, len, &mut Out::Leaves(out));
+    fn leaves(
+        &self,
+        simd: Option<(&SimdLayout, &BlockBuf)>,
+        ti: usize,
+        xb: &[f32],
+        nf: usize,
+        buf: &[f32],
+        len: usize,
+        out: &mut [u32; BLOCK],
+    ) {
+        if let Some((s, b)) = simd {
+            s.eval_tree(self.kernel, ti, b, len, &mut Out::Leaves(out));
             return;
         }
         let t = &self.trees[ti];
@@ -268,22 +280,20 @@ impl CompiledEnsemble {
     pub(crate) fn leaf_matrix(&self, x: &[f32], nf: usize, n_rows: usize) -> Vec<u32> {
         let nt = self.trees.len();
         let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar);
-        let mut buf = match simd {
-            Some(s) => vec![0.0f32; s.buf_len()],
-            None => vec![0.0f32; BLOCK * (2 * self.min_features + 1)],
-        };
+        let mut sbuf = simd.map(SimdLayout::block_buf);
+        let mut buf = vec![0.0f32; BLOCK * (2 * self.min_features + 1)];
         let mut leaves = [0u32; BLOCK];
         let mut out = vec![0u32; n_rows * nt];
         for start in (0..n_rows).step_by(BLOCK) {
             let len = BLOCK.min(n_rows - start);
             let xb = &x[start * nf..(start + len) * nf];
-            match simd {
-                Some(s) => s.fill(xb, nf, len, &mut buf),
-                None if self.modes.is_empty() => self.fill_block(xb, nf, len, &mut buf),
-                None => {}
+            match (simd, sbuf.as_mut()) {
+                (Some(s), Some(b)) => s.load(self.kernel, xb, nf, len, b),
+                _ if self.modes.is_empty() => self.fill_block(xb, nf, len, &mut buf),
+                _ => {}
             }
             for t in 0..nt {
-                self.leaves(simd, t, xb, nf, &buf, len, &mut leaves);
+                self.leaves(simd.zip(sbuf.as_ref()), t, xb, nf, &buf, len, &mut leaves);
                 for r in 0..len {
                     out[(start + r) * nt + t] = leaves[r];
                 }

@@ -25,6 +25,8 @@ pub(crate) const MAX_LEAVES: usize = 64;
 /// Rows advanced together (four AVX-512 vectors, eight AVX2 vectors) per pass over a tree's
 /// nodes; shorter tails go 16 (8) rows at a time.
 const CHUNK: usize = 64;
+/// 16-row groups of a block (one `u16` test mask each).
+const GROUPS: usize = BLOCK / 16;
 
 /// Which evaluation kernel a [`super::CompiledEnsemble`] uses for the fast layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +82,8 @@ impl Kernel {
 }
 
 /// One internal node: buffer offset of its column (`feat * BLOCK`), threshold, and the
-/// leaves of its first subtree (high and low halves of the 64-bit leaf word).
+/// complement of the leaves of its first subtree (high and low halves of the 64-bit leaf
+/// word; and-ed into a row's word where the row goes right).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 struct QsNode {
@@ -88,6 +91,8 @@ struct QsNode {
     thr: f32,
     hi: u32,
     lo: u32,
+    /// Index of this node's test (column, threshold) in [`SimdLayout::tests`].
+    test: u32,
 }
 
 /// One tree: its nodes are `qs[at[0]..at[3]]`, those clearing high-half leaves only
@@ -105,6 +110,9 @@ pub(crate) struct QsTree {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SimdLayout {
     qs: Vec<QsNode>,
+    /// Distinct tests (column offset, threshold) of all trees: the AVX-512 kernel computes
+    /// each once per block (boosted trees share most thresholds: LightGBM bins them).
+    tests: Vec<(u32, f32)>,
     trees: Vec<QsTree>,
     /// Buffer columns (`2M + 1`).
     width: usize,
@@ -145,6 +153,8 @@ impl SimdLayout {
             return None;
         }
         let mut qs = Vec::new();
+        let mut tests = Vec::new();
+        let mut test_ids = std::collections::BTreeMap::new();
         let mut out = Vec::with_capacity(trees.len());
         let mut ranges = Vec::new();
         for t in trees {
@@ -172,7 +182,12 @@ impl SimdLayout {
                         lo |= 1 << (63 - p);
                     }
                 }
-                let q = QsNode { off: n.feat * BLOCK as u32, thr: n.thr, hi, lo };
+                let off = n.feat * BLOCK as u32;
+                let test = *test_ids.entry((off, n.thr.to_bits())).or_insert_with(|| {
+                    tests.push((off, n.thr));
+                    tests.len() as u32 - 1
+                });
+                let q = QsNode { off, thr: n.thr, hi: !hi, lo: !lo, test };
                 by_half[usize::from(hi == 0) + 2 * usize::from(hi != 0 && lo != 0)].push(q);
             }
             let mut at = [qs.len(); 4];
@@ -182,12 +197,54 @@ impl SimdLayout {
             }
             out.push(QsTree { at, leaf_node, leaf_value });
         }
-        Some(SimdLayout { qs, trees: out, width })
+        if tests.len() >= (u32::MAX as usize) / GROUPS {
+            return None;
+        }
+        Some(SimdLayout { qs, tests, trees: out, width })
     }
 
     /// Buffer length the kernels need (`width * BLOCK`).
     pub(crate) fn buf_len(&self) -> usize {
         self.width * BLOCK
+    }
+
+    /// Scratch for one block.
+    pub(crate) fn block_buf(&self) -> BlockBuf {
+        BlockBuf { x: vec![0.0; self.buf_len()], masks: vec![0; self.tests.len() * GROUPS] }
+    }
+
+    /// Load the `len` rows of `xb` (row stride `nf`) into `b` for `kernel`: the feature-major
+    /// copy and, for AVX-512, every test's outcome on every row.
+    pub(crate) fn load(&self, kernel: Kernel, xb: &[f32], nf: usize, len: usize, b: &mut BlockBuf) {
+        self.fill(xb, nf, len, &mut b.x);
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512 {
+            assert!(b.x.len() >= self.buf_len() && b.masks.len() >= self.tests.len() * GROUPS && len <= BLOCK);
+            // SAFETY: avx512f present (the caller checked `Kernel::supported`); every test's
+            // offset is `feat * BLOCK` with `feat < width` (checked in `new`), groups stay below
+            // BLOCK, so loads stay inside `b.x`; mask stores inside `b.masks` (asserted).
+            unsafe { self.tests_avx512(&b.x, len.div_ceil(16), &mut b.masks) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = kernel;
+    }
+
+    /// `masks[j * GROUPS + g]` = rows of group `g` that test `j` sends right.
+    ///
+    /// # Safety
+    /// avx512f must be available; bounds as stated at the call in [`Self::load`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tests_avx512(&self, x: &[f32], groups: usize, masks: &mut [u16]) {
+        use std::arch::x86_64::*;
+        let (xp, mp) = (x.as_ptr(), masks.as_mut_ptr());
+        for (j, &(off, thr)) in self.tests.iter().enumerate() {
+            let t = _mm512_set1_ps(thr);
+            for g in 0..groups {
+                let v = _mm512_loadu_ps(xp.add(off as usize + 16 * g));
+                *mp.add(j * GROUPS + g) = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(v, t);
+            }
+        }
     }
 
     /// Fill `buf` (feature-major, [`Self::buf_len`]) with the `len` rows of `xb` (row stride
@@ -214,9 +271,10 @@ impl SimdLayout {
     /// Leaf (absolute node index) of each of the `len` rows of `buf` in tree `t` (`kernel`
     /// must be supported and not [`Kernel::Scalar`]); with `sum`, add the leaf values to
     /// `sum[..len]` instead. Entries past `len` up to the next multiple of 16 are scratch.
-    pub(crate) fn eval_tree(&self, kernel: Kernel, t: usize, buf: &[f32], len: usize, out: &mut Out<'_>) {
+    pub(crate) fn eval_tree(&self, kernel: Kernel, t: usize, b: &BlockBuf, len: usize, out: &mut Out<'_>) {
         let tree = &self.trees[t];
-        assert!(buf.len() >= self.buf_len() && len <= BLOCK);
+        let buf = &b.x[..];
+        assert!(buf.len() >= self.buf_len() && len <= BLOCK && b.masks.len() >= self.tests.len() * GROUPS);
         // The kernels index without checks: every node offset is `feat * BLOCK` with
         // `feat < width` (checked in `new`), rows stay below the next multiple of 16 of
         // `len`, at most BLOCK, so loads stay below `width * BLOCK <= buf.len()`.
@@ -230,11 +288,11 @@ impl SimdLayout {
                     // rows g..g+64 (or g..g+16) are < BLOCK as BLOCK is a multiple of 64 and g
                     // a multiple of 16 below len <= BLOCK; bounds as argued above.
                     unsafe {
-                        if len - g >= CHUNK {
-                            self.avx512::<4>(tree, buf, g, out);
-                            g += CHUNK;
+                        if g == 0 && len == BLOCK {
+                            self.avx512::<GROUPS>(tree, &b.masks, g, out);
+                            g += BLOCK;
                         } else {
-                            self.avx512::<1>(tree, buf, g, out);
+                            self.avx512::<1>(tree, &b.masks, g, out);
                             g += 16;
                         }
                     }
@@ -273,8 +331,8 @@ impl SimdLayout {
                 #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN goes right, as in eval
                 for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(col) {
                     let right = 0u32.wrapping_sub(u32::from(!(v <= q.thr)));
-                    *h &= !(q.hi & right);
-                    *l &= !(q.lo & right);
+                    *h &= q.hi | !right;
+                    *l &= q.lo | !right;
                 }
             }
         }
@@ -294,33 +352,31 @@ impl SimdLayout {
     /// [`Self::eval_tree`]; writes rows `g..g + 16 * N` of `out`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512cd")]
-    unsafe fn avx512<const N: usize>(&self, tree: &QsTree, buf: &[f32], g: usize, out: &mut Out<'_>) {
+    unsafe fn avx512<const N: usize>(&self, tree: &QsTree, masks: &[u16], g: usize, out: &mut Out<'_>) {
         use std::arch::x86_64::*;
-        let col = buf.as_ptr().add(g);
+        let mp = masks.as_ptr().add(g / 16);
         let ones = _mm512_set1_epi32(-1);
         let mut hi = [ones; N];
         let mut lo = [ones; N];
         for q in self.nodes(tree, 0) {
-            let (t, mh) = (_mm512_set1_ps(q.thr), _mm512_set1_epi32(q.hi as i32));
+            let (m, mh) = (mp.add(q.test as usize * GROUPS), _mm512_set1_epi32(q.hi as i32));
             for k in 0..N {
-                let m = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(q.off as usize + 16 * k)), t);
-                hi[k] = _mm512_mask_andnot_epi32(hi[k], m, mh, hi[k]);
+                hi[k] = _mm512_mask_and_epi32(hi[k], *m.add(k), hi[k], mh);
             }
         }
         for q in self.nodes(tree, 1) {
-            let (t, ml) = (_mm512_set1_ps(q.thr), _mm512_set1_epi32(q.lo as i32));
+            let (m, ml) = (mp.add(q.test as usize * GROUPS), _mm512_set1_epi32(q.lo as i32));
             for k in 0..N {
-                let m = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(q.off as usize + 16 * k)), t);
-                lo[k] = _mm512_mask_andnot_epi32(lo[k], m, ml, lo[k]);
+                lo[k] = _mm512_mask_and_epi32(lo[k], *m.add(k), lo[k], ml);
             }
         }
         for q in self.nodes(tree, 2) {
-            let t = _mm512_set1_ps(q.thr);
+            let m = mp.add(q.test as usize * GROUPS);
             let (mh, ml) = (_mm512_set1_epi32(q.hi as i32), _mm512_set1_epi32(q.lo as i32));
             for k in 0..N {
-                let m = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(q.off as usize + 16 * k)), t);
-                hi[k] = _mm512_mask_andnot_epi32(hi[k], m, mh, hi[k]);
-                lo[k] = _mm512_mask_andnot_epi32(lo[k], m, ml, lo[k]);
+                let mk = *m.add(k);
+                hi[k] = _mm512_mask_and_epi32(hi[k], mk, hi[k], mh);
+                lo[k] = _mm512_mask_and_epi32(lo[k], mk, lo[k], ml);
             }
         }
         let c32 = _mm512_set1_epi32(32);
@@ -364,27 +420,27 @@ impl SimdLayout {
         for q in self.nodes(tree, 0) {
             let (t, mh) = (_mm256_set1_ps(q.thr), _mm256_set1_epi32(q.hi as i32));
             for k in 0..N {
-                let m = _mm256_cmp_ps::<_CMP_NLE_UQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
-                hi[k] = _mm256_andnot_si256(_mm256_and_si256(_mm256_castps_si256(m), mh), hi[k]);
+                let m = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
+                hi[k] = _mm256_and_si256(hi[k], _mm256_or_si256(_mm256_castps_si256(m), mh));
             }
         }
         for q in self.nodes(tree, 1) {
             let (t, ml) = (_mm256_set1_ps(q.thr), _mm256_set1_epi32(q.lo as i32));
             for k in 0..N {
-                let m = _mm256_cmp_ps::<_CMP_NLE_UQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
-                lo[k] = _mm256_andnot_si256(_mm256_and_si256(_mm256_castps_si256(m), ml), lo[k]);
+                let m = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
+                lo[k] = _mm256_and_si256(lo[k], _mm256_or_si256(_mm256_castps_si256(m), ml));
             }
         }
         for q in self.nodes(tree, 2) {
             let t = _mm256_set1_ps(q.thr);
             let (mh, ml) = (_mm256_set1_epi32(q.hi as i32), _mm256_set1_epi32(q.lo as i32));
             for k in 0..N {
-                let m = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NLE_UQ>(
+                let m = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(
                     _mm256_loadu_ps(col.add(q.off as usize + 8 * k)),
                     t,
                 ));
-                hi[k] = _mm256_andnot_si256(_mm256_and_si256(m, mh), hi[k]);
-                lo[k] = _mm256_andnot_si256(_mm256_and_si256(m, ml), lo[k]);
+                hi[k] = _mm256_and_si256(hi[k], _mm256_or_si256(m, mh));
+                lo[k] = _mm256_and_si256(lo[k], _mm256_or_si256(m, ml));
             }
         }
         let mut h = [0u32; 8];
@@ -401,6 +457,12 @@ impl SimdLayout {
             }
         }
     }
+}
+
+/// One block's rows for the bit-vector kernels (see [`SimdLayout::load`]).
+pub(crate) struct BlockBuf {
+    x: Vec<f32>,
+    masks: Vec<u16>,
 }
 
 /// Where [`SimdLayout::eval_tree`] writes: leaf node indices, or running f32 sums of leaf
