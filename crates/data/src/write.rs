@@ -51,6 +51,16 @@ pub fn push_f64(out: &mut Vec<u8>, v: f64) {
     }
     let mut buf = zmij::Buffer::new();
     let s = buf.format_finite(v).as_bytes();
+    // Fast path: zmij's fixed notation with a fraction is already std's layout; only an exact
+    // tie could change the digits, and that needs `v`'s lowest set bit at 2^(k - 1), the
+    // last digit being 10^k (see `is_tie_below`), with -k < the text's length. An exponent,
+    // if any, is in the last five bytes ("e-308").
+    let tail = &s[s.len().saturating_sub(5)..];
+    let tie_possible = lowest_bit_exponent(v).is_some_and(|q| q + 1 > -(s.len() as i32));
+    if !tie_possible && !tail.contains(&b'e') && !s.ends_with(b".0") {
+        out.extend_from_slice(s);
+        return;
+    }
     // zmij writes [-]ddd.ddd or [-]d[.ddd]e±x: collect the significant digits and where the
     // point goes
     let (mantissa, exp) = match s.iter().position(|&b| b == b'e') {
@@ -124,27 +134,36 @@ pub fn push_f64(out: &mut Vec<u8>, v: f64) {
 /// `D` being the decimal `digits`: `v = (2D + 1) × 10^k / 2`. With `v = m' × 2^q` (`m'`
 /// odd) that needs `q = k - 1` and `m' × 5^-k = 2D + 1` (k < 0) or `m' = (2D + 1) × 5^k`.
 fn is_tie_below(v: f64, digits: &[u8], k: i32) -> bool {
-    let bits = v.to_bits();
-    let (biased, frac) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
-    let (m, e) = if biased == 0 { (frac, -1074) } else { (frac | 1 << 52, biased - 1075) };
-    if m == 0 {
+    if lowest_bit_exponent(v) != Some(k - 1) {
         return false;
     }
-    let t = m.trailing_zeros() as i32;
-    if e + t != k - 1 {
-        return false;
-    }
-    let odd = u128::from(m >> t);
+    let m = odd_mantissa(v);
     let Some(d) = digits.iter().try_fold(0u128, |a, &b| a.checked_mul(10)?.checked_add(u128::from(b - b'0'))) else {
         return false;
     };
-    let rhs = 2 * d + 1;
+    let (odd, rhs) = (u128::from(m), 2 * d + 1);
     let pow5 = |p: u32| (0..p).try_fold(1u128, |a, _| a.checked_mul(5));
     if k < 0 {
         pow5(k.unsigned_abs()).and_then(|p| odd.checked_mul(p)) == Some(rhs)
     } else {
         pow5(k as u32).and_then(|p| rhs.checked_mul(p)) == Some(odd)
     }
+}
+
+/// `v = m' × 2^q` with `m'` odd (finite `v`): `m'` (0 for zero).
+fn odd_mantissa(v: f64) -> u64 {
+    let bits = v.to_bits();
+    let (biased, frac) = ((bits >> 52) & 0x7FF, bits & ((1 << 52) - 1));
+    let m = if biased == 0 { frac } else { frac | 1 << 52 };
+    if m == 0 { 0 } else { m >> m.trailing_zeros() }
+}
+
+/// `v = m' × 2^q` with `m'` odd (finite `v`): `q` (`None` for zero).
+fn lowest_bit_exponent(v: f64) -> Option<i32> {
+    let bits = v.to_bits();
+    let (biased, frac) = (((bits >> 52) & 0x7FF) as i32, bits & ((1 << 52) - 1));
+    let (m, e) = if biased == 0 { (frac, -1074) } else { (frac | 1 << 52, biased - 1075) };
+    (m != 0).then(|| e + m.trailing_zeros() as i32)
 }
 
 /// Compiled date format.
