@@ -25,8 +25,8 @@ pub(crate) const MAX_LEAVES: usize = 64;
 /// Rows advanced together (four AVX-512 vectors, eight AVX2 vectors) per pass over a tree's
 /// nodes; shorter tails go 16 (8) rows at a time.
 const CHUNK: usize = 64;
-/// 16-row groups of a block (one `u16` test mask each).
-const GROUPS: usize = BLOCK / 16;
+/// 64-row chunks of a block (one 64-byte test mask each).
+const CHUNKS: usize = BLOCK / 64;
 
 /// Which evaluation kernel a [`super::CompiledEnsemble`] uses for the fast layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512cd"),
+            Kernel::Avx512 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw"),
         }
     }
 }
@@ -95,11 +95,22 @@ struct QsNode {
     test: u32,
 }
 
+/// One byte of one node's first-subtree leaves, for the AVX-512 kernel: leaf `p` is bit
+/// `7 - p % 8` of byte plane `p / 8`; `keep` is the complement of the node's leaves there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct ByteEntry {
+    test: u32,
+    keep: u8,
+}
+
 /// One tree: its nodes are `qs[at[0]..at[3]]`, those clearing high-half leaves only
-/// first (`..at[1]`), then low-half only (`..at[2]`), then both.
+/// first (`..at[1]`), then low-half only (`..at[2]`), then both; its byte entries for plane
+/// `b` are `bytes[planes[b]..planes[b + 1]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct QsTree {
     at: [usize; 4],
+    planes: [usize; 9],
     /// Absolute node index of leaf `p` (entries past the last leaf repeat it).
     leaf_node: [u32; MAX_LEAVES],
     /// `Node::value` of leaf `p`.
@@ -110,6 +121,7 @@ pub(crate) struct QsTree {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SimdLayout {
     qs: Vec<QsNode>,
+    bytes: Vec<ByteEntry>,
     /// Distinct tests (column offset, threshold) of all trees: the AVX-512 kernel computes
     /// each once per block (boosted trees share most thresholds: LightGBM bins them).
     tests: Vec<(u32, f32)>,
@@ -153,6 +165,7 @@ impl SimdLayout {
             return None;
         }
         let mut qs = Vec::new();
+        let mut bytes = Vec::new();
         let mut tests = Vec::new();
         let mut test_ids = std::collections::BTreeMap::new();
         let mut out = Vec::with_capacity(trees.len());
@@ -169,6 +182,7 @@ impl SimdLayout {
                 *v = nodes[i as usize].value;
             }
             let mut by_half: [Vec<QsNode>; 3] = Default::default();
+            let mut by_plane: [Vec<ByteEntry>; 8] = Default::default();
             for &(i, a, b) in &ranges {
                 let n = nodes[i];
                 if n.feat as usize >= width {
@@ -189,18 +203,29 @@ impl SimdLayout {
                 });
                 let q = QsNode { off, thr: n.thr, hi: !hi, lo: !lo, test };
                 by_half[usize::from(hi == 0) + 2 * usize::from(hi != 0 && lo != 0)].push(q);
+                for (plane, list) in by_plane.iter_mut().enumerate() {
+                    let bits = (a.max(8 * plane)..b.min(8 * plane + 8)).fold(0u8, |m, p| m | 1 << (7 - (p - 8 * plane)));
+                    if bits != 0 {
+                        list.push(ByteEntry { test, keep: !bits });
+                    }
+                }
+            }
+            let mut planes = [bytes.len(); 9];
+            for (k, v) in by_plane.iter().enumerate() {
+                bytes.extend_from_slice(v);
+                planes[k + 1] = bytes.len();
             }
             let mut at = [qs.len(); 4];
             for (k, v) in by_half.iter().enumerate() {
                 qs.extend_from_slice(v);
                 at[k + 1] = qs.len();
             }
-            out.push(QsTree { at, leaf_node, leaf_value });
+            out.push(QsTree { at, planes, leaf_node, leaf_value });
         }
-        if tests.len() >= (u32::MAX as usize) / GROUPS {
+        if tests.len() >= (u32::MAX as usize) / CHUNKS {
             return None;
         }
-        Some(SimdLayout { qs, tests, trees: out, width })
+        Some(SimdLayout { qs, bytes, tests, trees: out, width })
     }
 
     /// Buffer length the kernels need (`width * BLOCK`).
@@ -210,7 +235,7 @@ impl SimdLayout {
 
     /// Scratch for one block.
     pub(crate) fn block_buf(&self) -> BlockBuf {
-        BlockBuf { x: vec![0.0; self.buf_len()], masks: vec![0; self.tests.len() * GROUPS] }
+        BlockBuf { x: vec![0.0; self.buf_len()], masks: vec![Line([0; 64]); self.tests.len() * CHUNKS] }
     }
 
     /// Load the `len` rows of `xb` (row stride `nf`) into `b` for `kernel`: the feature-major
@@ -219,30 +244,32 @@ impl SimdLayout {
         self.fill(xb, nf, len, &mut b.x);
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Avx512 {
-            assert!(b.x.len() >= self.buf_len() && b.masks.len() >= self.tests.len() * GROUPS && len <= BLOCK);
-            // SAFETY: avx512f present (the caller checked `Kernel::supported`); every test's
-            // offset is `feat * BLOCK` with `feat < width` (checked in `new`), groups stay below
+            assert!(b.x.len() >= self.buf_len() && b.masks.len() >= self.tests.len() * CHUNKS && len <= BLOCK);
+            // SAFETY: avx512f/bw present (the caller checked `Kernel::supported`); every test's
+            // offset is `feat * BLOCK` with `feat < width` (checked in `new`), chunks stay below
             // BLOCK, so loads stay inside `b.x`; mask stores inside `b.masks` (asserted).
-            unsafe { self.tests_avx512(&b.x, len.div_ceil(16), &mut b.masks) }
+            unsafe { self.tests_avx512(&b.x, len.div_ceil(64), &mut b.masks) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = kernel;
     }
 
-    /// `masks[j * GROUPS + g]` = rows of group `g` that test `j` sends right.
+    /// `masks[j * CHUNKS + c]` byte `i` = 0xFF where test `j` sends row `64c + i` right.
     ///
     /// # Safety
-    /// avx512f must be available; bounds as stated at the call in [`Self::load`].
+    /// avx512f and avx512bw must be available; bounds as stated at the call in [`Self::load`].
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tests_avx512(&self, x: &[f32], groups: usize, masks: &mut [u16]) {
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn tests_avx512(&self, x: &[f32], chunks: usize, masks: &mut [Line]) {
         use std::arch::x86_64::*;
         let (xp, mp) = (x.as_ptr(), masks.as_mut_ptr());
         for (j, &(off, thr)) in self.tests.iter().enumerate() {
             let t = _mm512_set1_ps(thr);
-            for g in 0..groups {
-                let v = _mm512_loadu_ps(xp.add(off as usize + 16 * g));
-                *mp.add(j * GROUPS + g) = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(v, t);
+            for c in 0..chunks {
+                let col = xp.add(off as usize + 64 * c);
+                let m = |q: usize| u64::from(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(16 * q)), t));
+                let k = m(0) | m(1) << 16 | m(2) << 32 | m(3) << 48;
+                _mm512_store_si512(mp.add(j * CHUNKS + c) as *mut __m512i, _mm512_movm_epi8(k));
             }
         }
     }
@@ -274,7 +301,7 @@ impl SimdLayout {
     pub(crate) fn eval_tree(&self, kernel: Kernel, t: usize, b: &BlockBuf, len: usize, out: &mut Out<'_>) {
         let tree = &self.trees[t];
         let buf = &b.x[..];
-        assert!(buf.len() >= self.buf_len() && len <= BLOCK && b.masks.len() >= self.tests.len() * GROUPS);
+        assert!(buf.len() >= self.buf_len() && len <= BLOCK && b.masks.len() >= self.tests.len() * CHUNKS);
         // The kernels index without checks: every node offset is `feat * BLOCK` with
         // `feat < width` (checked in `new`), rows stay below the next multiple of 16 of
         // `len`, at most BLOCK, so loads stay below `width * BLOCK <= buf.len()`.
@@ -282,19 +309,14 @@ impl SimdLayout {
             Kernel::Scalar | Kernel::Bitvec => self.eval_portable(tree, buf, len, out),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                let mut g = 0;
-                while g < len {
-                    // SAFETY: avx512f+avx512cd present (the caller checked `Kernel::supported`);
-                    // rows g..g+64 (or g..g+16) are < BLOCK as BLOCK is a multiple of 64 and g
-                    // a multiple of 16 below len <= BLOCK; bounds as argued above.
-                    unsafe {
-                        if g == 0 && len == BLOCK {
-                            self.avx512::<GROUPS>(tree, &b.masks, g, out);
-                            g += BLOCK;
-                        } else {
-                            self.avx512::<1>(tree, &b.masks, g, out);
-                            g += 16;
-                        }
+                // SAFETY: avx512f/bw present (the caller checked `Kernel::supported`); the
+                // kernel reads masks `test * CHUNKS + c` for c < chunks <= CHUNKS (asserted
+                // above) and writes rows below 64 * chunks <= BLOCK.
+                unsafe {
+                    if len > 64 {
+                        self.avx512::<CHUNKS>(tree, &b.masks, out)
+                    } else {
+                        self.avx512::<1>(tree, &b.masks, out)
                     }
                 }
             }
@@ -345,60 +367,72 @@ impl SimdLayout {
         }
     }
 
-    /// AVX-512 kernel: `N` vectors of 16 rows from row `g` of the block.
+    /// AVX-512 kernel: rows `0..64 * C` of the block, leaf words as eight byte planes (64
+    /// rows per vector; a node touches one or two planes), test outcomes from
+    /// [`Self::tests_avx512`].
     ///
     /// # Safety
-    /// avx512f and avx512cd must be available; `g + 16 * N <= BLOCK` and the bounds of
-    /// [`Self::eval_tree`]; writes rows `g..g + 16 * N` of `out`.
+    /// avx512f and avx512bw must be available; `C <= CHUNKS`, `masks` as made by
+    /// [`Self::load`] for this block; writes rows `0..64 * C` of `out`.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512cd")]
-    unsafe fn avx512<const N: usize>(&self, tree: &QsTree, masks: &[u16], g: usize, out: &mut Out<'_>) {
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn avx512<const C: usize>(&self, tree: &QsTree, masks: &[Line], out: &mut Out<'_>) {
         use std::arch::x86_64::*;
-        let mp = masks.as_ptr().add(g / 16);
+        let mp = masks.as_ptr() as *const __m512i;
         let ones = _mm512_set1_epi32(-1);
-        let mut hi = [ones; N];
-        let mut lo = [ones; N];
-        for q in self.nodes(tree, 0) {
-            let (m, mh) = (mp.add(q.test as usize * GROUPS), _mm512_set1_epi32(q.hi as i32));
-            for k in 0..N {
-                hi[k] = _mm512_mask_and_epi32(hi[k], *m.add(k), hi[k], mh);
-            }
-        }
-        for q in self.nodes(tree, 1) {
-            let (m, ml) = (mp.add(q.test as usize * GROUPS), _mm512_set1_epi32(q.lo as i32));
-            for k in 0..N {
-                lo[k] = _mm512_mask_and_epi32(lo[k], *m.add(k), lo[k], ml);
-            }
-        }
-        for q in self.nodes(tree, 2) {
-            let m = mp.add(q.test as usize * GROUPS);
-            let (mh, ml) = (_mm512_set1_epi32(q.hi as i32), _mm512_set1_epi32(q.lo as i32));
-            for k in 0..N {
-                let mk = *m.add(k);
-                hi[k] = _mm512_mask_and_epi32(hi[k], mk, hi[k], mh);
-                lo[k] = _mm512_mask_and_epi32(lo[k], mk, lo[k], ml);
-            }
-        }
-        let c32 = _mm512_set1_epi32(32);
-        let c63 = _mm512_set1_epi32(63);
-        for k in 0..N {
-            let ph = _mm512_lzcnt_epi32(hi[k]);
-            let pl = _mm512_add_epi32(_mm512_lzcnt_epi32(lo[k]), c32);
-            let p = _mm512_min_epu32(_mm512_mask_mov_epi32(ph, _mm512_testn_epi32_mask(hi[k], hi[k]), pl), c63);
-            let upper = _mm512_test_epi32_mask(p, c32);
-            match out {
-                Out::Leaves(o) => {
-                    let t = tree.leaf_node.as_ptr() as *const __m512i;
-                    let a = _mm512_permutex2var_epi32(_mm512_loadu_si512(t), p, _mm512_loadu_si512(t.add(1)));
-                    let b = _mm512_permutex2var_epi32(_mm512_loadu_si512(t.add(2)), p, _mm512_loadu_si512(t.add(3)));
-                    _mm512_storeu_si512(o.as_mut_ptr().add(g + 16 * k) as *mut __m512i, _mm512_mask_mov_epi32(a, upper, b));
+        let mut planes = [[ones; C]; 8];
+        for (b, plane) in planes.iter_mut().enumerate() {
+            for e in &self.bytes[tree.planes[b]..tree.planes[b + 1]] {
+                let keep = _mm512_set1_epi8(e.keep as i8);
+                let m = mp.add(e.test as usize * CHUNKS);
+                for c in 0..C {
+                    // plane & (!right | keep)
+                    plane[c] = _mm512_ternarylogic_epi32::<0xB0>(plane[c], _mm512_load_si512(m.add(c)), keep);
                 }
-                Out::Sum(s) => {
-                    let t = tree.leaf_value.as_ptr();
-                    let a = _mm512_permutex2var_ps(_mm512_loadu_ps(t), p, _mm512_loadu_ps(t.add(16)));
-                    let b = _mm512_permutex2var_ps(_mm512_loadu_ps(t.add(32)), p, _mm512_loadu_ps(t.add(48)));
-                    let d = s.as_mut_ptr().add(g + 16 * k);
-                    _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_mask_mov_ps(a, upper, b)));
+            }
+        }
+        let c4 = _mm512_set1_epi8(4);
+        let low4 = _mm512_set1_epi8(0x0F);
+        // leading zeros of a nibble, per 128-bit lane
+        let lz4 = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0));
+        let c32 = _mm512_set1_epi32(32);
+        for c in 0..C {
+            // first non-empty plane and its byte
+            let mut v = planes[7][c];
+            let mut base = _mm512_set1_epi8(56);
+            for b in (0..7).rev() {
+                let nz = _mm512_test_epi8_mask(planes[b][c], planes[b][c]);
+                v = _mm512_mask_mov_epi8(v, nz, planes[b][c]);
+                base = _mm512_mask_mov_epi8(base, nz, _mm512_set1_epi8(8 * b as i8));
+            }
+            let hi4 = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low4);
+            let lz_hi = _mm512_shuffle_epi8(lz4, hi4);
+            let lz_lo = _mm512_add_epi8(_mm512_shuffle_epi8(lz4, _mm512_and_si512(v, low4)), c4);
+            let lz = _mm512_mask_mov_epi8(lz_lo, _mm512_test_epi8_mask(hi4, hi4), lz_hi);
+            let p8 = _mm512_min_epu8(_mm512_add_epi8(base, lz), _mm512_set1_epi8(63));
+            for q in 0..4 {
+                let p = _mm512_cvtepu8_epi32(match q {
+                    0 => _mm512_extracti32x4_epi32::<0>(p8),
+                    1 => _mm512_extracti32x4_epi32::<1>(p8),
+                    2 => _mm512_extracti32x4_epi32::<2>(p8),
+                    _ => _mm512_extracti32x4_epi32::<3>(p8),
+                });
+                let upper = _mm512_test_epi32_mask(p, c32);
+                let r = 64 * c + 16 * q;
+                match out {
+                    Out::Leaves(o) => {
+                        let t = tree.leaf_node.as_ptr() as *const __m512i;
+                        let a = _mm512_permutex2var_epi32(_mm512_loadu_si512(t), p, _mm512_loadu_si512(t.add(1)));
+                        let b = _mm512_permutex2var_epi32(_mm512_loadu_si512(t.add(2)), p, _mm512_loadu_si512(t.add(3)));
+                        _mm512_storeu_si512(o.as_mut_ptr().add(r) as *mut __m512i, _mm512_mask_mov_epi32(a, upper, b));
+                    }
+                    Out::Sum(s) => {
+                        let t = tree.leaf_value.as_ptr();
+                        let a = _mm512_permutex2var_ps(_mm512_loadu_ps(t), p, _mm512_loadu_ps(t.add(16)));
+                        let b = _mm512_permutex2var_ps(_mm512_loadu_ps(t.add(32)), p, _mm512_loadu_ps(t.add(48)));
+                        let d = s.as_mut_ptr().add(r);
+                        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_mask_mov_ps(a, upper, b)));
+                    }
                 }
             }
         }
@@ -462,8 +496,13 @@ impl SimdLayout {
 /// One block's rows for the bit-vector kernels (see [`SimdLayout::load`]).
 pub(crate) struct BlockBuf {
     x: Vec<f32>,
-    masks: Vec<u16>,
+    masks: Vec<Line>,
 }
+
+/// 64 bytes on a 64-byte boundary (one test's outcome on 64 rows).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line([u8; 64]);
 
 /// Where [`SimdLayout::eval_tree`] writes: leaf node indices, or running f32 sums of leaf
 /// values (in tree order, one `+=` per tree, as ORT's `TreeAggregatorSum`).
