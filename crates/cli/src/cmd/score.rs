@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
-use cr_data::{ColType, ColumnRef, DuplicateCheck, ReadOptions, RejectWriter, TableWriter};
+use cr_data::{ColType, ColumnRef, DuplicateCheck, ReadChunk, ReadOptions, RejectWriter, TableWriter};
 use cr_infer::{DeclarationModel, Engine, LoadOptions};
 
 use super::validate::{delimiter_byte, OnErrorArg};
@@ -237,9 +237,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = LoadOptions { engine: a.engine.into(), threads: a.threads };
     super::ensure_parent(&a.out)?;
     let summary = if cr_infer::is_declaration_model(&proto) {
-        let model = DeclarationModel::from_proto(&proto, &opts).with_context(|| format!("loading {}", a.model.display()))?;
+        let ropts = ReadOptions {
+            batch_rows: a.batch_rows.max(1),
+            delimiter: delimiter_byte(a.delimiter)?,
+            on_error: a.on_error.into(),
+            require_label: false,
+            duplicates: DuplicateCheck::deferred(),
+        };
+        let (model, start) = load_and_start(&a, &pool, &proto, &opts, &ropts)?;
         drop(proto);
-        let result = score_declarations(&a, &pool, &model);
+        let result = score_declarations(&a, &pool, &model, start);
         if result.is_err() {
             // no partial output
             let _ = std::fs::remove_file(&a.out);
@@ -287,33 +294,137 @@ struct Summary {
     engine: Engine,
 }
 
+/// Chunks read while the model compiles (at most; memory holds them until scored).
+const READ_AHEAD: usize = 3;
+
+/// An open reader and the chunks already read from it, in order.
+struct Started {
+    reader: cr_data::Reader,
+    ahead: std::collections::VecDeque<Result<ReadChunk, cr_data::DataError>>,
+}
+
+/// Load the model and open the data. When the schema can be read from the pipeline metadata
+/// on its own (a few microseconds: it comes first), reading starts on the pool while the
+/// rest of the pipeline (its tables) and the core compile, up to [`READ_AHEAD`] chunks;
+/// the chunks are the ones a plain read gives, so nothing in the output changes. A model
+/// error wins over a data error, as in the sequential order.
+fn load_and_start(
+    a: &Args,
+    pool: &rayon::ThreadPool,
+    proto: &cr_onnx::proto::ModelProto,
+    opts: &LoadOptions,
+    ropts: &ReadOptions,
+) -> anyhow::Result<(DeclarationModel, Started)> {
+    let load = || DeclarationModel::from_proto(proto, opts).with_context(|| format!("loading {}", a.model.display()));
+    let open = |schema: &cr_data::Schema| -> anyhow::Result<cr_data::Reader> {
+        cr_data::open(&a.data, schema, ropts).with_context(|| format!("reading {}", a.data.display()))
+    };
+    let Some(schema) = peek_schema(proto) else {
+        let model = load()?;
+        let reader = open(model.schema())?;
+        return Ok((model, Started { reader, ahead: Default::default() }));
+    };
+    let ready = std::sync::atomic::AtomicBool::new(false);
+    let (model, started) = pool.install(|| {
+        rayon::join(
+            || {
+                let m = load();
+                ready.store(true, std::sync::atomic::Ordering::Release);
+                m
+            },
+            || -> anyhow::Result<Started> {
+                let mut reader = open(&schema)?;
+                let mut ahead = std::collections::VecDeque::new();
+                while ahead.len() < READ_AHEAD && !ready.load(std::sync::atomic::Ordering::Acquire) {
+                    let Some(chunk) = reader.next() else { break };
+                    let failed = chunk.is_err();
+                    ahead.push_back(chunk);
+                    if failed {
+                        break;
+                    }
+                }
+                Ok(Started { reader, ahead })
+            },
+        )
+    });
+    let model = model?;
+    if model.schema() != &schema {
+        bail!("{}: the pipeline's schema reads differently on its own (internal error)", a.model.display());
+    }
+    Ok((model, started?))
+}
+
+/// The `schema` member of our pipeline metadata (JSON), read without the rest; `None` when
+/// absent or not plausible (then the model is loaded first, as usual, and reports it).
+fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
+    use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
+    struct Peek<'a>(&'a mut Option<cr_data::Schema>);
+    impl<'de> Visitor<'de> for Peek<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<(), M::Error> {
+            while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == "schema" {
+                    *self.0 = Some(m.next_value()?);
+                    // stop here: the tables after it are not needed
+                    return Err(M::Error::custom("schema found"));
+                }
+                m.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Peek<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let json = proto.metadata_props.iter().rev().find(|p| p.key() == cr_infer::PIPELINE_METADATA_KEY)?.value();
+    let mut found = None;
+    let _ = Peek(&mut found).deserialize(&mut serde_json::Deserializer::from_str(json));
+    found.filter(|s: &cr_data::Schema| (2..=12).contains(&s.hs_width) && s.hs_width % 2 == 0 && s.date_min <= s.date_max)
+}
+
 /// Our models: read, validate, score and write in a pipeline on `pool`. While chunk N is
 /// scored and written, chunk N+1 is read and validated (`rayon::join`), so memory holds
 /// about three chunks. Duplicate ids are checked with bounded memory (sorted runs on disk)
 /// and settled after the last chunk: with --on-error fail a duplicate is an error; with skip
 /// the duplicate rows leave the output and go to --rejects (after the other rejects).
-fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationModel) -> anyhow::Result<Summary> {
+fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationModel, start: Started) -> anyhow::Result<Summary> {
     let quantiles = card_quantiles(model.metadata());
-    let ropts = ReadOptions {
-        batch_rows: a.batch_rows.max(1),
-        delimiter: delimiter_byte(a.delimiter)?,
-        on_error: a.on_error.into(),
-        require_label: false,
-        duplicates: DuplicateCheck::deferred(),
-    };
-    let mut reader = cr_data::open(&a.data, model.schema(), &ropts).with_context(|| format!("reading {}", a.data.display()))?;
+    let Started { mut reader, mut ahead } = start;
     let mut rej = match &a.rejects {
         Some(p) => Some(RejectWriter::create(p)?),
         None => None,
     };
     let mut sink = Sink::create(&a.out, a.budget.is_some())?;
     let bar = crate::progress::spinner("score", a.quiet);
+    let data = || format!("reading {}", a.data.display());
     let piped = pool.install(|| -> anyhow::Result<Vec<cr_data::LateDuplicate>> {
-        let mut next = reader.next();
+        // Duplicates are settled as soon as the reader is exhausted, while the last chunk is
+        // scored.
+        let mut late = None;
+        let read_next = |reader: &mut cr_data::Reader, late: &mut Option<Result<_, cr_data::DataError>>| {
+            let next = reader.next();
+            if next.is_none() && late.is_none() {
+                *late = Some(reader.finish_duplicates());
+            }
+            next
+        };
+        let mut next = match ahead.pop_front() {
+            Some(c) => Some(c),
+            None => read_next(&mut reader, &mut late),
+        };
         while let Some(chunk) = next {
-            let chunk = chunk.with_context(|| format!("reading {}", a.data.display()))?;
+            let chunk = chunk.with_context(data)?;
+            // read-ahead chunks first; the reader's thread meanwhile helps scoring
+            let queued = ahead.pop_front();
+            let has_queued = queued.is_some();
             let (following, done) = rayon::join(
-                || reader.next(),
+                || if has_queued { queued } else { read_next(&mut reader, &mut late) },
                 || -> anyhow::Result<()> {
                     if let Some(r) = &mut rej {
                         r.write(&chunk.rejects)?;
@@ -328,7 +439,10 @@ fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationMod
             reader.recycle(chunk.batch);
             next = following;
         }
-        reader.finish_duplicates().with_context(|| format!("reading {}", a.data.display()))
+        match late {
+            Some(l) => l.with_context(data),
+            None => reader.finish_duplicates().with_context(data),
+        }
     });
     bar.finish_and_clear();
     let late = match piped {
