@@ -13,7 +13,7 @@ use crate::math::{ort_logistic, ort_probit, ort_softmax, ort_softmax_zero};
 
 /// Rows per block (the unit of cache blocking; also the granularity of parallel tasks'
 /// inner loop).
-pub(crate) const BLOCK: usize = 128;
+pub(crate) const BLOCK: usize = 256;
 /// Rows advanced together through one tree.
 const GROUP: usize = 16;
 
@@ -57,6 +57,7 @@ impl CompiledEnsemble {
 
     /// Use `kernel` for the fast layout; `false` (and no change) where the CPU or the layout
     /// does not support it.
+    #[cfg(test)]
     pub(crate) fn set_kernel(&mut self, kernel: Kernel) -> bool {
         if !kernel.supported() || (kernel != Kernel::Scalar && self.simd.is_none()) {
             return false;
@@ -125,12 +126,11 @@ impl CompiledEnsemble {
         let mut leaves = [0u32; BLOCK];
         let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar);
         let mut sbuf = simd.map(SimdLayout::block_buf);
-        let buf = if simd.is_none() && self.modes.is_empty() {
+        let mut buf = if simd.is_none() && self.modes.is_empty() {
             vec![0.0f32; BLOCK * (2 * self.min_features + 1)]
         } else {
             Vec::new()
         };
-        let mut buf = buf;
         let mut start = 0;
         while start < n_rows {
             let len = BLOCK.min(n_rows - start);

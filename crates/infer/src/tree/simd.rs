@@ -17,6 +17,8 @@
 //! test is the scalar kernel's `!(v <= thr)` (`_CMP_NLE_UQ`: NaN goes right) on the same f32
 //! values, so leaves, and f32 sums taken in tree order, are identical to the scalar kernel's.
 
+#![allow(clippy::needless_range_loop)] // kernels index several per-vector arrays by one lane
+
 use super::compile::{Node, TreeInfo};
 use super::eval::BLOCK;
 
@@ -27,6 +29,7 @@ pub(crate) const MAX_LEAVES: usize = 64;
 const CHUNK: usize = 64;
 /// 64-row chunks of a block (one 64-byte test mask each).
 const CHUNKS: usize = BLOCK / 64;
+const _: () = assert!(BLOCK.is_multiple_of(64) && CHUNKS >= 2);
 
 /// Which evaluation kernel a [`super::CompiledEnsemble`] uses for the fast layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +103,8 @@ struct QsNode {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 struct ByteEntry {
-    test: u32,
+    /// Offset of the node's test outcomes in [`BlockBuf::masks`] (`test * CHUNKS`).
+    at: u32,
     keep: u8,
 }
 
@@ -123,8 +127,13 @@ pub(crate) struct SimdLayout {
     qs: Vec<QsNode>,
     bytes: Vec<ByteEntry>,
     /// Distinct tests (column offset, threshold) of all trees: the AVX-512 kernel computes
-    /// each once per block (boosted trees share most thresholds: LightGBM bins them).
+    /// each once per block (boosted trees share most thresholds: LightGBM bins them). The
+    /// first `n_le` are `!(x <= t)` on a column `x` of the original features; the others are
+    /// the tests on negated columns, `!(-x <= t')`, stored as `!(x >= -t')` (the same for
+    /// every f32 `x` and `t'`, NaN included: negation is exact and reverses the order), so
+    /// the AVX-512 kernel needs no negated copy.
     tests: Vec<(u32, f32)>,
+    n_le: usize,
     trees: Vec<QsTree>,
     /// Buffer columns (`2M + 1`).
     width: usize,
@@ -206,7 +215,7 @@ impl SimdLayout {
                 for (plane, list) in by_plane.iter_mut().enumerate() {
                     let bits = (a.max(8 * plane)..b.min(8 * plane + 8)).fold(0u8, |m, p| m | 1 << (7 - (p - 8 * plane)));
                     if bits != 0 {
-                        list.push(ByteEntry { test, keep: !bits });
+                        list.push(ByteEntry { at: test, keep: !bits });
                     }
                 }
             }
@@ -225,7 +234,33 @@ impl SimdLayout {
         if tests.len() >= (u32::MAX as usize) / CHUNKS {
             return None;
         }
-        Some(SimdLayout { qs, bytes, tests, trees: out, width })
+        // Order tests as documented at `tests`: (negated?, column, threshold bits).
+        let m = min_features as u32;
+        let key = |&(off, thr): &(u32, f32)| {
+            let f = off / BLOCK as u32;
+            if f > m {
+                (1u8, (f - m - 1) * BLOCK as u32, (-thr).to_bits())
+            } else {
+                (0u8, off, thr.to_bits())
+            }
+        };
+        let mut order: Vec<u32> = (0..tests.len() as u32).collect();
+        order.sort_by_key(|&j| key(&tests[j as usize]));
+        let mut new_id = vec![0u32; tests.len()];
+        for (k, &j) in order.iter().enumerate() {
+            new_id[j as usize] = k as u32;
+        }
+        qs.iter_mut().for_each(|q| q.test = new_id[q.test as usize]);
+        bytes.iter_mut().for_each(|e| e.at = new_id[e.at as usize] * CHUNKS as u32);
+        let n_le = order.iter().filter(|&&j| key(&tests[j as usize]).0 == 0).count();
+        let tests = order
+            .iter()
+            .map(|&j| {
+                let (_, off, t) = key(&tests[j as usize]);
+                (off, f32::from_bits(t))
+            })
+            .collect();
+        Some(SimdLayout { qs, bytes, tests, n_le, trees: out, width })
     }
 
     /// Buffer length the kernels need (`width * BLOCK`).
@@ -241,17 +276,20 @@ impl SimdLayout {
     /// Load the `len` rows of `xb` (row stride `nf`) into `b` for `kernel`: the feature-major
     /// copy and, for AVX-512, every test's outcome on every row.
     pub(crate) fn load(&self, kernel: Kernel, xb: &[f32], nf: usize, len: usize, b: &mut BlockBuf) {
-        self.fill(xb, nf, len, &mut b.x);
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Avx512 {
+            let m = (self.width - 1) / 2;
             assert!(b.x.len() >= self.buf_len() && b.masks.len() >= self.tests.len() * CHUNKS && len <= BLOCK);
+            fill_columns(xb, nf, m, len, &mut b.x);
             // SAFETY: avx512f/bw present (the caller checked `Kernel::supported`); every test's
             // offset is `feat * BLOCK` with `feat < width` (checked in `new`), chunks stay below
             // BLOCK, so loads stay inside `b.x`; mask stores inside `b.masks` (asserted).
             unsafe { self.tests_avx512(&b.x, len.div_ceil(64), &mut b.masks) }
+            return;
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = kernel;
+        self.fill(xb, nf, len, &mut b.x);
     }
 
     /// `masks[j * CHUNKS + c]` byte `i` = 0xFF where test `j` sends row `64c + i` right.
@@ -263,11 +301,20 @@ impl SimdLayout {
     unsafe fn tests_avx512(&self, x: &[f32], chunks: usize, masks: &mut [Line]) {
         use std::arch::x86_64::*;
         let (xp, mp) = (x.as_ptr(), masks.as_mut_ptr());
-        for (j, &(off, thr)) in self.tests.iter().enumerate() {
+        for (j, &(off, thr)) in self.tests.iter().enumerate().take(self.n_le) {
             let t = _mm512_set1_ps(thr);
             for c in 0..chunks {
                 let col = xp.add(off as usize + 64 * c);
                 let m = |q: usize| u64::from(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(16 * q)), t));
+                let k = m(0) | m(1) << 16 | m(2) << 32 | m(3) << 48;
+                _mm512_store_si512(mp.add(j * CHUNKS + c) as *mut __m512i, _mm512_movm_epi8(k));
+            }
+        }
+        for (j, &(off, thr)) in self.tests.iter().enumerate().skip(self.n_le) {
+            let t = _mm512_set1_ps(thr);
+            for c in 0..chunks {
+                let col = xp.add(off as usize + 64 * c);
+                let m = |q: usize| u64::from(_mm512_cmp_ps_mask::<_CMP_NGE_UQ>(_mm512_loadu_ps(col.add(16 * q)), t));
                 let k = m(0) | m(1) << 16 | m(2) << 32 | m(3) << 48;
                 _mm512_store_si512(mp.add(j * CHUNKS + c) as *mut __m512i, _mm512_movm_epi8(k));
             }
@@ -313,10 +360,10 @@ impl SimdLayout {
                 // kernel reads masks `test * CHUNKS + c` for c < chunks <= CHUNKS (asserted
                 // above) and writes rows below 64 * chunks <= BLOCK.
                 unsafe {
-                    if len > 64 {
-                        self.avx512::<CHUNKS>(tree, &b.masks, out)
-                    } else {
-                        self.avx512::<1>(tree, &b.masks, out)
+                    match len.div_ceil(64) {
+                        0 | 1 => self.avx512::<1>(tree, &b.masks, out),
+                        2 => self.avx512::<2>(tree, &b.masks, out),
+                        _ => self.avx512::<CHUNKS>(tree, &b.masks, out),
                     }
                 }
             }
@@ -384,7 +431,7 @@ impl SimdLayout {
         for (b, plane) in planes.iter_mut().enumerate() {
             for e in &self.bytes[tree.planes[b]..tree.planes[b + 1]] {
                 let keep = _mm512_set1_epi8(e.keep as i8);
-                let m = mp.add(e.test as usize * CHUNKS);
+                let m = mp.add(e.at as usize);
                 for c in 0..C {
                     // plane & (!right | keep)
                     plane[c] = _mm512_ternarylogic_epi32::<0xB0>(plane[c], _mm512_load_si512(m.add(c)), keep);
@@ -490,6 +537,20 @@ impl SimdLayout {
                 }
             }
         }
+    }
+}
+
+/// `x[f * BLOCK + r] = xb[r * nf + f]` for `f < m`, `r < len`; rows `len..` up to the next
+/// multiple of 64 are zeroed.
+fn fill_columns(xb: &[f32], nf: usize, m: usize, len: usize, x: &mut [f32]) {
+    let padded = len.next_multiple_of(64).min(BLOCK);
+    for (r, row) in xb.chunks_exact(nf).take(len).enumerate() {
+        for (f, &v) in row[..m].iter().enumerate() {
+            x[f * BLOCK + r] = v;
+        }
+    }
+    for f in 0..m {
+        x[f * BLOCK + len..f * BLOCK + padded].fill(0.0);
     }
 }
 

@@ -199,7 +199,7 @@ fn kernels_agree_with_reference_on_random_trees() {
             .collect();
         let agg = if round % 2 == 0 { Aggregate::Sum } else { Aggregate::Max };
         let s = spec(&mut rng, &leaves, &modes, &p, agg);
-        for n_rows in [1, 15, 16, 17, 64, 128, 129, 300] {
+        for n_rows in [1, 15, 16, 17, 64, 65, 128, 129, 191, 256, 300] {
             let x = rows(&mut rng, n_rows, &p);
             check(&s, &x, n_rows, true);
         }
