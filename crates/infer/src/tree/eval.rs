@@ -1,9 +1,12 @@
 //! Batch evaluation of a [`CompiledEnsemble`] and ONNX Runtime's finalisation rules.
 //!
 //! Rows are processed in blocks of [`BLOCK`]; within a block, trees are the outer loop (a
-//! tree's ~2 KB of nodes stays in L1) and rows advance [`GROUP`] at a time in lock-step
-//! (independent dependency chains, no data-dependent branches in the fast kernel). Each row's
-//! leaf values are summed in f32 in tree order, exactly as ORT's `TreeAggregatorSum` does.
+//! tree's nodes stay in L1). Fast-layout ensembles whose trees have at most 64 leaves use the
+//! bit-vector kernels of [`super::simd`] (AVX-512 / AVX2, picked at run time) for calls of
+//! at least [`SIMD_MIN_ROWS`] rows; otherwise rows advance [`GROUP`] at a time in lock-step
+//! through the trees (independent dependency chains, no data-dependent branches in the fast
+//! kernel). Each row's leaf values are summed in f32 in tree order, exactly as ORT's
+//! `TreeAggregatorSum` does, whichever kernel finds the leaves.
 
 use super::compile::{gmode, CompiledEnsemble, Node, Payload, INDEX_MASK, MISSING_BIT};
 use super::simd::{BlockBuf, Kernel, Out, SimdLayout};
@@ -16,6 +19,8 @@ use crate::math::{ort_logistic, ort_probit, ort_softmax, ort_softmax_zero};
 pub(crate) const BLOCK: usize = 256;
 /// Rows advanced together through one tree.
 const GROUP: usize = 16;
+/// Fewest rows scored with the bit-vector (SIMD) kernels.
+const SIMD_MIN_ROWS: usize = 16;
 
 /// ORT's `ScoreValue`: a running value and whether any leaf contributed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -124,7 +129,9 @@ impl CompiledEnsemble {
         let mut acc = [0.0f32; BLOCK];
         let mut has = [false; BLOCK];
         let mut leaves = [0u32; BLOCK];
-        let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar);
+        // Below SIMD_MIN_ROWS rows the bit-vector kernels' fixed cost per 64-row chunk (every
+        // node of every tree) exceeds the scalar walk's.
+        let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar && n_rows >= SIMD_MIN_ROWS);
         let mut sbuf = simd.map(SimdLayout::block_buf);
         let mut buf = if simd.is_none() && self.modes.is_empty() {
             vec![0.0f32; BLOCK * (2 * self.min_features + 1)]

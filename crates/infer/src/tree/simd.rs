@@ -18,6 +18,8 @@
 //! values, so leaves, and f32 sums taken in tree order, are identical to the scalar kernel's.
 
 #![allow(clippy::needless_range_loop)] // kernels index several per-vector arrays by one lane
+// The AVX-512 tables (byte planes, shared tests) are unused on other targets.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::compile::{Node, TreeInfo};
 use super::eval::BLOCK;
