@@ -93,8 +93,40 @@ fn integral(f: f64) -> Option<i64> {
     }
 }
 
+/// `digits[.digits]` with at most 15 digits in all, exactly as `str::parse::<f64>` reads it:
+/// the digits as an integer `w < 10^15 < 2^53` and `10^k` (k <= 15) are exact doubles, so
+/// `w / 10^k` is one correctly rounded division, the correctly rounded value of the text
+/// (Clinger's fast path). `None` for anything else (signs, exponents, more digits, ...).
+fn parse_simple_decimal(t: &str) -> Option<f64> {
+    const P10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let b = t.as_bytes();
+    if b.is_empty() || b.len() > 16 {
+        return None;
+    }
+    let (mut w, mut frac, mut point, mut digits) = (0u64, 0usize, false, 0usize);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                w = w * 10 + u64::from(c - b'0');
+                digits += 1;
+                frac += usize::from(point);
+            }
+            // a point between digits only ("5." and ".5" go to the general parser)
+            b'.' if !point && i > 0 && i + 1 < b.len() => point = true,
+            _ => return None,
+        }
+    }
+    if digits > 15 {
+        return None;
+    }
+    Some(w as f64 / P10[frac])
+}
+
 /// Parse a trimmed, non-empty numeric text; NaN and infinities are rejected.
 fn parse_finite(t: &str) -> Result<f64, Bad> {
+    if let Some(v) = parse_simple_decimal(t) {
+        return Ok(v);
+    }
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(bad("not finite", "NaN and infinite values are not accepted")),
@@ -618,6 +650,37 @@ mod tests {
         assert_eq!(parse_iso(b"2021-13-01"), None);
         assert_eq!(parse_iso(b"2021-1-01x"), None);
         assert_eq!(parse_with_format("01/02/2021", "%d/%m/%Y"), days_from_ymd(2021, 2, 1));
+    }
+
+    /// The fast decimal path reads exactly what `str::parse::<f64>` reads (random digit
+    /// strings with and without a point, up to and past 15 digits), and declines the rest.
+    #[test]
+    fn simple_decimals_equal_std_parse() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for _ in 0..200_000 {
+            let n = 1 + next(17) as usize;
+            let mut t: String = (0..n).map(|_| char::from(b'0' + next(10) as u8)).collect();
+            if n > 1 && next(3) > 0 {
+                let at = 1 + next(n as u64 - 1) as usize;
+                t.insert(at, '.');
+            }
+            let want = t.parse::<f64>().unwrap();
+            if let Some(v) = parse_simple_decimal(&t) {
+                assert_eq!(v.to_bits(), want.to_bits(), "{t}");
+            }
+            assert_eq!(parse_finite(&t).unwrap().to_bits(), want.to_bits(), "{t}");
+        }
+        for t in ["5.", ".5", "-1", "+1", "1e5", "1.2.3", "", "1_0", "0x1", "inf", "1234567890123456"] {
+            assert_eq!(parse_simple_decimal(t), None, "{t}");
+        }
+        assert_eq!(parse_simple_decimal("6538.33"), Some(6538.33));
+        assert_eq!(parse_simple_decimal("007"), Some(7.0));
     }
 
     #[test]

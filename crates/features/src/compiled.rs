@@ -31,7 +31,7 @@ enum KeyKind {
     Cat(usize),
     /// The single HS part of `d` digits: the prefix as an integer (the key string is its
     /// decimal form; table keys that are not canonical decimals can never match).
-    Hs(u8, FxHashMap<u64, u32>),
+    Hs(u8, PrefixMap<u32>),
     /// Anything else: the key string built in a buffer.
     Str,
 }
@@ -48,7 +48,7 @@ struct CompiledKey {
 enum Op {
     Numeric(usize),
     UnitValue { v: usize, m: usize },
-    RelUnitValue { v: usize, m: usize, hs4: FxHashMap<u64, f32>, hs2: FxHashMap<u64, f32>, global: f32 },
+    RelUnitValue { v: usize, m: usize, hs4: PrefixMap<f32>, hs2: PrefixMap<f32>, global: f32 },
     HsPrefix(u8),
     DayOfWeek,
     Month,
@@ -110,9 +110,53 @@ fn check_hs(schema: &Schema, batch: &Batch, rows: std::ops::Range<usize>) -> Res
     Ok(())
 }
 
-fn median_map(t: &std::collections::BTreeMap<String, f32>) -> FxHashMap<u64, f32> {
+fn median_map(t: &std::collections::BTreeMap<String, f32>, digits: u8) -> PrefixMap<f32> {
     // Keys were validated as canonical decimals; a failed parse cannot happen here.
-    t.iter().filter_map(|(k, &v)| parse_canonical_decimal(k).map(|k| (k, v))).collect()
+    PrefixMap::new(digits, t.iter().filter_map(|(k, &v)| parse_canonical_decimal(k).map(|k| (k, v))))
+}
+
+/// Largest prefix width (digits) kept in a dense array (10^4 entries).
+const DENSE_DIGITS: u8 = 4;
+
+/// HS prefix (an integer below `10^digits`, see [`hs_prefix`]) -> value: a dense array for
+/// short prefixes (one load, no hashing), a hash map otherwise. Same answers either way.
+enum PrefixMap<T> {
+    Dense(Vec<Option<T>>),
+    Map(FxHashMap<u64, T>),
+}
+
+impl<T: Copy> PrefixMap<T> {
+    fn new(digits: u8, entries: impl IntoIterator<Item = (u64, T)>) -> PrefixMap<T> {
+        if digits > DENSE_DIGITS {
+            return PrefixMap::Map(entries.into_iter().collect());
+        }
+        let n = POW10[usize::from(digits)] as usize;
+        let mut dense = vec![None; n];
+        let mut rest = FxHashMap::default();
+        for (k, v) in entries {
+            match dense.get_mut(k as usize) {
+                Some(d) => *d = Some(v),
+                // a key with more digits than the prefix has: no row can reach it
+                None => {
+                    rest.insert(k, v);
+                }
+            }
+        }
+        if rest.is_empty() { PrefixMap::Dense(dense) } else { PrefixMap::Map(entries_union(dense, rest)) }
+    }
+
+    #[inline]
+    fn get(&self, prefix: u64) -> Option<T> {
+        match self {
+            PrefixMap::Dense(d) => d.get(prefix as usize).copied().flatten(),
+            PrefixMap::Map(m) => m.get(&prefix).copied(),
+        }
+    }
+}
+
+fn entries_union<T: Copy>(dense: Vec<Option<T>>, mut rest: FxHashMap<u64, T>) -> FxHashMap<u64, T> {
+    rest.extend(dense.into_iter().enumerate().filter_map(|(k, v)| Some((k as u64, v?))));
+    rest
 }
 
 impl CompiledPipeline {
@@ -155,7 +199,7 @@ impl CompiledPipeline {
                     [KeyPart::Categorical(c)] => KeyKind::Cat(*c),
                     [KeyPart::Hs(d)] => KeyKind::Hs(
                         *d,
-                        order.iter().filter_map(|k| Some((parse_canonical_decimal(k)?, slot_of(k)?))).collect(),
+                        PrefixMap::new(*d, order.iter().filter_map(|k| Some((parse_canonical_decimal(k)?, slot_of(k)?)))),
                     ),
                     _ => KeyKind::Str,
                 };
@@ -178,8 +222,8 @@ impl CompiledPipeline {
                     Op::RelUnitValue {
                         v: *value_index,
                         m: *mass_index,
-                        hs4: median_map(hs4_median),
-                        hs2: median_map(hs2_median),
+                        hs4: median_map(hs4_median, 4),
+                        hs2: median_map(hs2_median, 2),
                         global: *global_median,
                     }
                 }
@@ -279,7 +323,7 @@ impl CompiledPipeline {
                 }
                 KeyKind::Hs(d, map) => {
                     for (o, &h) in s.iter_mut().zip(&batch.hs[rows.clone()]) {
-                        *o = map.get(&hs_prefix(h, width, *d)).copied().unwrap_or(none);
+                        *o = map.get(hs_prefix(h, width, *d)).unwrap_or(none);
                     }
                 }
                 KeyKind::Str => {
@@ -307,11 +351,7 @@ impl CompiledPipeline {
                 Op::RelUnitValue { v, m, hs4, hs2, global } => {
                     let vm = batch.numeric[*v][rows.clone()].iter().zip(&batch.numeric[*m][rows.clone()]);
                     for ((o, (v, m)), &hs) in col(out, j, nc).zip(vm).zip(&batch.hs[rows.clone()]) {
-                        let med = hs4
-                            .get(&hs_prefix(hs, width, 4))
-                            .or_else(|| hs2.get(&hs_prefix(hs, width, 2)))
-                            .copied()
-                            .unwrap_or(*global);
+                        let med = hs4.get(hs_prefix(hs, width, 4)).or_else(|| hs2.get(hs_prefix(hs, width, 2))).unwrap_or(*global);
                         *o = rel_unit_value(unit_value(*v, *m), med);
                     }
                 }
