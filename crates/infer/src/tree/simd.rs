@@ -3,19 +3,29 @@
 //! traversal of [`super::eval`] is the reference and the fallback.
 //!
 //! Each tree's leaves are numbered left to right (the condition-true child first); a row's
-//! candidate leaves are a 64-bit word (two u32 halves, leaf `p` at bit `63 - p`), all ones at
-//! the start. Every internal node is tested for every row, and where the row goes to the
-//! second child the node clears the leaves of its first subtree. The leftmost leaf left is
+//! candidate leaves are a 64-bit word (leaf `p` at bit `63 - p`), all ones at the start.
+//! Every internal node is tested for every row, and where the row goes to the second child
+//! the node clears the leaves of its first subtree. The leftmost leaf left is
 //! the one traversal reaches (the tests on the path clear everything left of it; no test can
 //! clear it, as it is in no first subtree of a node whose test sends the row right of it:
 //! the path's nodes send the row towards it, and for a node off the path the leaf lies
 //! outside its subtree altogether). So the result is `leading_zeros` of the word, with no
-//! data-dependent branch or gather: one contiguous load and compare per node and 16 (8) rows.
+//! data-dependent branch or gather: contiguous loads and compares over many rows at once.
 //!
 //! Input: the block re-laid out feature-major, `buf[f * BLOCK + r]` for the columns
 //! `[x_0..x_{M-1}, 0.0, -x_0..-x_{M-1}]` of the scalar kernel (`f` is a node's `feat`). Every
 //! test is the scalar kernel's `!(v <= thr)` (`_CMP_NLE_UQ`: NaN goes right) on the same f32
 //! values, so leaves, and f32 sums taken in tree order, are identical to the scalar kernel's.
+//!
+//! Forms of the word:
+//! - portable and AVX2: two u32 halves per row (8 rows per AVX2 vector), every node tested
+//!   by its own compare;
+//! - AVX-512: each distinct test (column, threshold) of the whole ensemble is computed once
+//!   per block into a 64-byte mask per 64 rows ([`SimdLayout::load`]; boosted trees share
+//!   most thresholds), and the words are eight byte planes (leaf `p` at bit `7 - p % 8` of
+//!   plane `p / 8`, 64 rows per vector), so a node costs one ternary-logic op per 64 rows and
+//!   per plane its first subtree touches (one or two for most nodes). Tests on the negated
+//!   columns are computed as `!(x >= -t)` on the original ones: no negated copy is made.
 
 #![allow(clippy::needless_range_loop)] // kernels index several per-vector arrays by one lane
 // The AVX-512 tables (byte planes, shared tests) are unused on other targets.
@@ -26,8 +36,8 @@ use super::eval::BLOCK;
 
 /// Most leaves a tree may have for this layout.
 pub(crate) const MAX_LEAVES: usize = 64;
-/// Rows advanced together (four AVX-512 vectors, eight AVX2 vectors) per pass over a tree's
-/// nodes; shorter tails go 16 (8) rows at a time.
+/// Rows the AVX2 kernel advances together (eight vectors) per pass over a tree's nodes;
+/// shorter tails go 8 rows at a time.
 const CHUNK: usize = 64;
 /// 64-row chunks of a block (one 64-byte test mask each).
 const CHUNKS: usize = BLOCK / 64;
