@@ -36,9 +36,6 @@ use super::eval::BLOCK;
 
 /// Most leaves a tree may have for this layout.
 pub(crate) const MAX_LEAVES: usize = 64;
-/// Rows the AVX2 kernel advances together (eight vectors) per pass over a tree's nodes;
-/// shorter tails go 8 rows at a time.
-const CHUNK: usize = 64;
 /// 64-row chunks of a block (one 64-byte test mask each).
 const CHUNKS: usize = BLOCK / 64;
 const _: () = assert!(BLOCK.is_multiple_of(64) && CHUNKS >= 2);
@@ -289,14 +286,21 @@ impl SimdLayout {
     /// copy and, for AVX-512, every test's outcome on every row.
     pub(crate) fn load(&self, kernel: Kernel, xb: &[f32], nf: usize, len: usize, b: &mut BlockBuf) {
         #[cfg(target_arch = "x86_64")]
-        if kernel == Kernel::Avx512 {
+        if matches!(kernel, Kernel::Avx512 | Kernel::Avx2) {
             let m = (self.width - 1) / 2;
             assert!(b.x.len() >= self.buf_len() && b.masks.len() >= self.tests.len() * CHUNKS && len <= BLOCK);
             fill_columns(xb, nf, m, len, &mut b.x);
-            // SAFETY: avx512f/bw present (the caller checked `Kernel::supported`); every test's
-            // offset is `feat * BLOCK` with `feat < width` (checked in `new`), chunks stay below
-            // BLOCK, so loads stay inside `b.x`; mask stores inside `b.masks` (asserted).
-            unsafe { self.tests_avx512(&b.x, len.div_ceil(64), &mut b.masks) }
+            // SAFETY: the kernel's features are present (the caller checked
+            // `Kernel::supported`); every test's offset is `feat * BLOCK` with `feat < width`
+            // (checked in `new`), chunks stay below BLOCK, so loads stay inside `b.x`; mask
+            // stores inside `b.masks` (asserted).
+            unsafe {
+                if kernel == Kernel::Avx512 {
+                    self.tests_avx512(&b.x, len.div_ceil(64), &mut b.masks)
+                } else {
+                    self.tests_avx2(&b.x, len.div_ceil(64), &mut b.masks)
+                }
+            }
             return;
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -329,6 +333,41 @@ impl SimdLayout {
                 let m = |q: usize| u64::from(_mm512_cmp_ps_mask::<_CMP_NGE_UQ>(_mm512_loadu_ps(col.add(16 * q)), t));
                 let k = m(0) | m(1) << 16 | m(2) << 32 | m(3) << 48;
                 _mm512_store_si512(mp.add(j * CHUNKS + c) as *mut __m512i, _mm512_movm_epi8(k));
+            }
+        }
+    }
+
+    /// [`Self::tests_avx512`] with AVX2, complemented: byte `i` = 0xFF where test `j` sends
+    /// row `64c + i` left (saves a not in [`Self::avx2`]).
+    ///
+    /// # Safety
+    /// avx2 must be available; bounds as stated at the call in [`Self::load`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tests_avx2(&self, x: &[f32], chunks: usize, masks: &mut [Line]) {
+        use std::arch::x86_64::*;
+        // 32 rows of dword masks -> 32 bytes in row order (packs work per 128-bit lane)
+        #[inline(always)]
+        unsafe fn pack(m: [__m256; 4]) -> __m256i {
+            let c = |v: __m256| _mm256_castps_si256(v);
+            let w = _mm256_packs_epi16(_mm256_packs_epi32(c(m[0]), c(m[1])), _mm256_packs_epi32(c(m[2]), c(m[3])));
+            _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        }
+        let (xp, mp) = (x.as_ptr(), masks.as_mut_ptr() as *mut __m256i);
+        for (j, &(off, thr)) in self.tests.iter().enumerate() {
+            let t = _mm256_set1_ps(thr);
+            let le = j < self.n_le;
+            for h in 0..2 * chunks {
+                let col = xp.add(off as usize + 32 * h);
+                let m = |q: usize| {
+                    let v = _mm256_loadu_ps(col.add(8 * q));
+                    if le {
+                        _mm256_cmp_ps::<_CMP_LE_OQ>(v, t)
+                    } else {
+                        _mm256_cmp_ps::<_CMP_GE_OQ>(v, t)
+                    }
+                };
+                _mm256_store_si256(mp.add(j * 2 * CHUNKS + h), pack([m(0), m(1), m(2), m(3)]));
             }
         }
     }
@@ -381,17 +420,12 @@ impl SimdLayout {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
-                let mut g = 0;
-                while g < len {
-                    // SAFETY: avx2 present; as for AVX-512 with groups of 8.
-                    unsafe {
-                        if len - g >= CHUNK {
-                            self.avx2::<8>(tree, buf, g, out);
-                            g += CHUNK;
-                        } else {
-                            self.avx2::<1>(tree, buf, g, out);
-                            g += 8;
-                        }
+                // SAFETY: avx2 present; as for AVX-512.
+                unsafe {
+                    match len.div_ceil(64) {
+                        0 | 1 => self.avx2::<1>(tree, &b.masks, out),
+                        2 => self.avx2::<2>(tree, &b.masks, out),
+                        _ => self.avx2::<CHUNKS>(tree, &b.masks, out),
                     }
                 }
             }
@@ -497,55 +531,67 @@ impl SimdLayout {
         }
     }
 
-    /// AVX2 kernel: `N` vectors of 8 rows from row `g` of the block.
+    /// AVX2 kernel: [`Self::avx512`]'s byte planes, 32 rows per vector.
     ///
     /// # Safety
-    /// avx2 must be available; `g + 8 * N <= BLOCK` and the bounds of [`Self::eval_tree`];
-    /// writes rows `g..g + 8 * N` of `out`.
+    /// avx2 must be available; `C <= CHUNKS`, `masks` as made by [`Self::load`] for this
+    /// block; writes rows `0..64 * C` of `out`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn avx2<const N: usize>(&self, tree: &QsTree, buf: &[f32], g: usize, out: &mut Out<'_>) {
+    unsafe fn avx2<const C: usize>(&self, tree: &QsTree, masks: &[Line], out: &mut Out<'_>) {
         use std::arch::x86_64::*;
-        let col = buf.as_ptr().add(g);
+        let mp = masks.as_ptr() as *const __m256i;
         let ones = _mm256_set1_epi32(-1);
-        let mut hi = [ones; N];
-        let mut lo = [ones; N];
-        for q in self.nodes(tree, 0) {
-            let (t, mh) = (_mm256_set1_ps(q.thr), _mm256_set1_epi32(q.hi as i32));
-            for k in 0..N {
-                let m = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
-                hi[k] = _mm256_and_si256(hi[k], _mm256_or_si256(_mm256_castps_si256(m), mh));
+        let zero = _mm256_setzero_si256();
+        let mut planes = [[[ones; 2]; C]; 8];
+        for (b, plane) in planes.iter_mut().enumerate() {
+            for e in &self.bytes[tree.planes[b]..tree.planes[b + 1]] {
+                let keep = _mm256_set1_epi8(e.keep as i8);
+                let m = mp.add(2 * e.at as usize);
+                for c in 0..C {
+                    for h in 0..2 {
+                        // plane & (left | keep)
+                        let left = _mm256_load_si256(m.add(2 * c + h));
+                        plane[c][h] = _mm256_and_si256(plane[c][h], _mm256_or_si256(left, keep));
+                    }
+                }
             }
         }
-        for q in self.nodes(tree, 1) {
-            let (t, ml) = (_mm256_set1_ps(q.thr), _mm256_set1_epi32(q.lo as i32));
-            for k in 0..N {
-                let m = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_loadu_ps(col.add(q.off as usize + 8 * k)), t);
-                lo[k] = _mm256_and_si256(lo[k], _mm256_or_si256(_mm256_castps_si256(m), ml));
-            }
-        }
-        for q in self.nodes(tree, 2) {
-            let t = _mm256_set1_ps(q.thr);
-            let (mh, ml) = (_mm256_set1_epi32(q.hi as i32), _mm256_set1_epi32(q.lo as i32));
-            for k in 0..N {
-                let m = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(
-                    _mm256_loadu_ps(col.add(q.off as usize + 8 * k)),
-                    t,
-                ));
-                hi[k] = _mm256_and_si256(hi[k], _mm256_or_si256(m, mh));
-                lo[k] = _mm256_and_si256(lo[k], _mm256_or_si256(m, ml));
-            }
-        }
-        let mut h = [0u32; 8];
-        let mut l = [0u32; 8];
-        for k in 0..N {
-            _mm256_storeu_si256(h.as_mut_ptr() as *mut __m256i, hi[k]);
-            _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, lo[k]);
-            for j in 0..8 {
-                let p = ((u64::from(h[j]) << 32 | u64::from(l[j])).leading_zeros() as usize).min(MAX_LEAVES - 1);
-                match out {
-                    Out::Leaves(o) => o[g + 8 * k + j] = tree.leaf_node[p],
-                    Out::Sum(s) => s[g + 8 * k + j] += tree.leaf_value[p],
+        let c4 = _mm256_set1_epi8(4);
+        let low4 = _mm256_set1_epi8(0x0F);
+        let lz4 = _mm256_setr_epi8(
+            4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+        );
+        for c in 0..C {
+            for h in 0..2 {
+                let mut v = planes[7][c][h];
+                let mut base = _mm256_set1_epi8(56);
+                for b in (0..7).rev() {
+                    let empty = _mm256_cmpeq_epi8(planes[b][c][h], zero);
+                    v = _mm256_blendv_epi8(planes[b][c][h], v, empty);
+                    base = _mm256_blendv_epi8(_mm256_set1_epi8(8 * b as i8), base, empty);
+                }
+                let hi4 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
+                let lz_hi = _mm256_shuffle_epi8(lz4, hi4);
+                let lz_lo = _mm256_add_epi8(_mm256_shuffle_epi8(lz4, _mm256_and_si256(v, low4)), c4);
+                let lz = _mm256_blendv_epi8(lz_hi, lz_lo, _mm256_cmpeq_epi8(hi4, zero));
+                let p8 = _mm256_min_epu8(_mm256_add_epi8(base, lz), _mm256_set1_epi8(63));
+                let p16 = [_mm256_castsi256_si128(p8), _mm256_extracti128_si256::<1>(p8)];
+                for q in 0..4 {
+                    let bytes = if q % 2 == 0 { p16[q / 2] } else { _mm_srli_si128::<8>(p16[q / 2]) };
+                    let p = _mm256_cvtepu8_epi32(bytes);
+                    let r = 64 * c + 32 * h + 8 * q;
+                    match out {
+                        Out::Leaves(o) => {
+                            let l = _mm256_i32gather_epi32::<4>(tree.leaf_node.as_ptr() as *const i32, p);
+                            _mm256_storeu_si256(o.as_mut_ptr().add(r) as *mut __m256i, l);
+                        }
+                        Out::Sum(s) => {
+                            let l = _mm256_i32gather_ps::<4>(tree.leaf_value.as_ptr(), p);
+                            let d = s.as_mut_ptr().add(r);
+                            _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), l));
+                        }
+                    }
                 }
             }
         }
