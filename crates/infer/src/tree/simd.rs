@@ -18,13 +18,14 @@
 //! values, so leaves, and f32 sums taken in tree order, are identical to the scalar kernel's.
 //!
 //! Forms of the word:
-//! - portable and AVX2: two u32 halves per row (8 rows per AVX2 vector), every node tested
-//!   by its own compare;
-//! - AVX-512: each distinct test (column, threshold) of the whole ensemble is computed once
-//!   per block into a 64-byte mask per 64 rows ([`SimdLayout::load`]; boosted trees share
-//!   most thresholds), and the words are eight byte planes (leaf `p` at bit `7 - p % 8` of
-//!   plane `p / 8`, 64 rows per vector), so a node costs one ternary-logic op per 64 rows and
-//!   per plane its first subtree touches (one or two for most nodes). Tests on the negated
+//! - portable (`Kernel::Bitvec`, tests only by default): two u32 halves per row, every node
+//!   tested by its own compare;
+//! - AVX-512 and AVX2: each distinct test (column, threshold) of the whole ensemble is
+//!   computed once per block into a 64-byte mask per 64 rows ([`SimdLayout::load`]; boosted
+//!   trees share most thresholds), and the words are eight byte planes (leaf `p` at bit
+//!   `7 - p % 8` of plane `p / 8`; 64 rows per AVX-512 vector, 32 per AVX2 vector), so a node
+//!   costs one (AVX-512 ternary logic) or two (AVX2 or + and) ops per vector of rows and per
+//!   plane its first subtree touches (one or two for most nodes). Tests on the negated
 //!   columns are computed as `!(x >= -t)` on the original ones: no negated copy is made.
 
 #![allow(clippy::needless_range_loop)] // kernels index several per-vector arrays by one lane
