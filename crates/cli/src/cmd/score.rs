@@ -385,7 +385,7 @@ fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
     let json = proto.metadata_props.iter().rev().find(|p| p.key() == cr_infer::PIPELINE_METADATA_KEY)?.value();
     let mut found = None;
     let _ = Peek(&mut found).deserialize(&mut serde_json::Deserializer::from_str(json));
-    found.filter(|s: &cr_data::Schema| (2..=12).contains(&s.hs_width) && s.hs_width % 2 == 0 && s.date_min <= s.date_max)
+    found.filter(|s: &cr_data::Schema| (2..=12).contains(&s.hs_width) && s.hs_width.is_multiple_of(2) && s.date_min <= s.date_max)
 }
 
 /// Our models: read, validate, score and write in a pipeline on `pool`. While chunk N is
