@@ -23,7 +23,10 @@ use super::validate::{delimiter_byte, OnErrorArg};
 /// Our models (from `customs-risk train`) take the raw declaration columns named in their
 /// schema. A foreign model (skl2onnx / onnxmltools) whose single input is a float tensor
 /// [N, F] takes the file's columns named by --features a,b,c, or by default all numeric
-/// columns of the file in order when there are exactly F of them; the mapping is printed.
+/// columns of the file in order when there are exactly F of them (a column is numeric when
+/// every non-empty cell of the first 1000 data rows is a finite number); the mapping is
+/// printed. Empty feature cells go to the model as NaN (missing), as pandas would feed them;
+/// a row the model scores as NaN is rejected ("no score") rather than written.
 ///
 /// Engines: native (compiled trees / linear, the default where the graph allows) or ort
 /// (ONNX Runtime; needs scripts/setup-ort.sh). --engine forces one.
