@@ -31,7 +31,7 @@ const HINT: &str = "use Engine::Ort (or Engine::Auto, which falls back to ONNX R
 /// The compiled model part that turns features into scores.
 #[derive(Debug, Clone)]
 pub enum Core {
-    Trees(CompiledEnsemble),
+    Trees(Box<CompiledEnsemble>),
     Linear(CompiledLinear),
 }
 
@@ -292,7 +292,7 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
     let (core, x_value, column_of) = match core_node.op_type() {
         op if TREE_OPS.contains(&op) => {
             let t = compile_tree_node(core_node)?;
-            (Core::Trees(t), core_node.input[0].as_str(), out_k)
+            (Core::Trees(Box::new(t)), core_node.input[0].as_str(), out_k)
         }
         "LinearClassifier" | "LinearRegressor" => {
             let l = CompiledLinear::from_node(core_node)?;

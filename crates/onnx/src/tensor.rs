@@ -54,7 +54,7 @@ fn check_external(t: &TensorProto) -> Result<(), OnnxError> {
 }
 
 fn raw_chunks<const W: usize, T>(t: &TensorProto, raw: &[u8], f: impl Fn([u8; W]) -> T) -> Result<Vec<T>, OnnxError> {
-    if raw.len() % W != 0 {
+    if !raw.len().is_multiple_of(W) {
         return Err(bad(t, format!("raw_data length {} is not a multiple of {W}", raw.len())));
     }
     Ok(raw

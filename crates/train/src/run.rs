@@ -266,7 +266,7 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
 
 /// 10 quantile bins per feature over the training matrix, with the share of each bin.
 fn feature_bins(names: &[String], x: &[f32], nf: usize) -> Result<Vec<FeatureBins>, TrainError> {
-    let n = if nf == 0 { 0 } else { x.len() / nf };
+    let n = x.len().checked_div(nf).unwrap_or(0);
     let err = |e: cr_eval::EvalError| TrainError::Export(format!("feature bins: {e}"));
     names
         .iter()

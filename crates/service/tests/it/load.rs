@@ -34,7 +34,7 @@ async fn promotion_swaps_atomically_under_load() {
                 let k = (c * 7 + i) % decls.len();
                 // Alternate single declarations (scored inline) and batches of 20 (scored on
                 // the blocking pool).
-                let body = if i % 3 == 0 {
+                let body = if i.is_multiple_of(3) {
                     let batch: Vec<_> = (0..20).map(|j| decls[(k + j) % decls.len()].clone()).collect();
                     json!({ "declarations": batch })
                 } else {
@@ -48,7 +48,7 @@ async fn promotion_swaps_atomically_under_load() {
                 };
                 let version = resp["model_version"].as_str().unwrap().to_string();
                 assert!(version == "a" || version == "b", "{version}");
-                assert_eq!(results.len(), if i % 3 == 0 { 20 } else { 1 });
+                assert_eq!(results.len(), if i.is_multiple_of(3) { 20 } else { 1 });
                 for r in &results {
                     assert_eq!(r["model_version"].as_str().unwrap(), version, "mixed versions in {text}");
                     assert_score(&version, r["declaration_id"].as_str().unwrap(), r["score"].as_f64().unwrap());
