@@ -9,7 +9,8 @@
 //! - a feature cell that is not a finite number within the f32 range (invalid UTF-8, text,
 //!   `NaN`, `inf`, `1e39`);
 //! - with `--id-column`: an empty id, or an id seen on an earlier row (accepted or not;
-//!   "duplicate id (first seen on line N)"). The ids seen are kept in memory;
+//!   "duplicate id (first seen on line N)"). The ids seen are kept in memory as
+//!   128-bit keys (`cr_data::id_key`, ~40 bytes per distinct id);
 //! - a score that is not a finite number: the model could not score the row (e.g. a
 //!   scikit-learn scaler + logistic regression given a missing value).
 //!
@@ -217,7 +218,7 @@ fn score(
     };
     let source = path.display().to_string();
     let rows = Rows { header: &header, cols: &cols, id_col, source: &source };
-    let mut seen_ids: HashMap<String, u64> = HashMap::new();
+    let mut seen_ids: HashMap<u128, u64> = HashMap::new();
     let mut block = Block { recs: vec![csv::ByteRecord::new(); a.batch_rows()], len: 0 };
     let mut data_rows = 0u64;
     loop {
@@ -257,7 +258,7 @@ fn raw(rec: &csv::ByteRecord) -> Vec<String> {
 
 impl Rows<'_> {
     /// Check one row: its features go to `x` and its id is returned, or the row's problems.
-    fn check(&self, rec: &csv::ByteRecord, row_number: u64, line: u64, seen: &mut HashMap<String, u64>, x: &mut Vec<f32>) -> Result<String, Box<Reject>> {
+    fn check(&self, rec: &csv::ByteRecord, row_number: u64, line: u64, seen: &mut HashMap<u128, u64>, x: &mut Vec<f32>) -> Result<String, Box<Reject>> {
         if rec.len() != self.header.len() {
             let p = Problem::new(None, None, "wrong number of fields", format!("expected {} fields, found {}", self.header.len(), rec.len()));
             return Err(Box::new(Reject::from_problems(line, vec![p], raw(rec))));
@@ -282,10 +283,10 @@ impl Rows<'_> {
                     problems.push((c, Problem::new(name, Some(&cell), "invalid UTF-8", "invalid UTF-8")));
                 } else if cell.trim().is_empty() {
                     problems.push((c, Problem::new(name, Some(&cell), "missing value", "empty (missing values are not allowed in this column)")));
-                } else if let Some(&first) = seen.get(cell.trim()) {
+                } else if let Some(&first) = seen.get(&cr_data::id_key(cell.trim())) {
                     problems.push((c, Problem::new(name, Some(cell.trim()), "duplicate id", format!("duplicate id (first seen on line {first})"))));
                 } else {
-                    seen.insert(cell.trim().to_string(), line);
+                    seen.insert(cr_data::id_key(cell.trim()), line);
                 }
                 cell.trim().to_string()
             }
@@ -301,7 +302,7 @@ impl Rows<'_> {
 
     /// Check, score and write one block (`before`: data rows of earlier blocks). With `fail`,
     /// the first rejected row (by line) is the error.
-    fn score_block(&self, model: &Model, block: &Block, before: u64, seen: &mut HashMap<String, u64>, fail: bool, out: &mut Out) -> anyhow::Result<()> {
+    fn score_block(&self, model: &Model, block: &Block, before: u64, seen: &mut HashMap<u128, u64>, fail: bool, out: &mut Out) -> anyhow::Result<()> {
         let f = self.cols.len();
         let (mut x, mut ids, mut at) = (Vec::with_capacity(block.len * f), Vec::with_capacity(block.len), Vec::with_capacity(block.len));
         let mut rejects = Vec::new();
