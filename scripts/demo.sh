@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: generated demo data, local files, SQLite-free.
+# The main job on embedded defaults: generated demo data, local files, a SQLite registry.
 # generate → train (GBDT + logistic) → score → evaluate → compare; results in out/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
