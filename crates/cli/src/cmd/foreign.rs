@@ -23,42 +23,34 @@
 //! cells in the first [`SAMPLE_ROWS`] data rows all parse as finite numbers, with at least
 //! one non-empty cell, in file order; they must be exactly F. The mapping is printed.
 
-use std::collections::HashMap;
-use std::io::Write;
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use cr_data::{ColType, ColumnRef, Problem, Reject, RejectWriter, TableWriter};
+use cr_data::{Problem, Reject, RejectWriter};
 use cr_infer::{Engine, InputKind, LoadOptions, Model};
 
-use super::score::Args;
+use super::score::{Args, Sink};
 use super::validate::OnErrorArg;
 
 /// Data rows read to decide which columns are numeric (default mapping).
 pub const SAMPLE_ROWS: usize = 1000;
 
-/// Returns (rows scored, rows rejected, engine, scores kept for a budget pass). With
-/// `budget_tmp`, the ids go there (u32 length + bytes each) instead of to the output. On
-/// error neither the output nor `budget_tmp` is left behind.
-pub fn score_foreign(
-    proto: &cr_onnx::proto::ModelProto,
-    opts: &LoadOptions,
-    a: &Args,
-    out_cols: &[(&str, ColType)],
-    budget_tmp: Option<&Path>,
-) -> anyhow::Result<(u64, u64, Engine, Vec<f32>)> {
-    let result = score(proto, opts, a, out_cols, budget_tmp);
-    if result.is_err() {
-        match budget_tmp {
-            Some(t) => {
-                let _ = std::fs::remove_file(t);
-            }
-            None => {
-                let _ = std::fs::remove_file(a.out());
-            }
+/// Scores the file into `a.out()` (with `--budget`, the selection too; `pool` writes it).
+/// Returns (rows scored, rows rejected, engine). On error no output is left behind.
+pub fn score_foreign(proto: &cr_onnx::proto::ModelProto, opts: &LoadOptions, a: &Args, pool: &rayon::ThreadPool) -> anyhow::Result<(u64, u64, Engine)> {
+    let model = Model::from_proto(proto, opts).with_context(|| format!("loading {}", a.model().display()))?;
+    let mut out = Out { sink: Sink::create(a.out(), a.budget())?, rejects: None, scored: 0, rejected: 0 };
+    match score(&model, a, &mut out) {
+        Ok(()) => {
+            out.sink.finish(a.out(), pool, &[], &[])?;
+            Ok((out.scored, out.rejected, model.engine_used()))
+        }
+        Err(e) => {
+            out.sink.discard(a.out());
+            Err(e)
         }
     }
-    result
 }
 
 /// The CSV reader of `path` (header read by the caller; rows of any width).
@@ -159,22 +151,13 @@ struct Block {
 
 /// Where scored rows go, and what has been written.
 struct Out {
-    writer: Option<TableWriter>,
-    tmp: Option<std::io::BufWriter<std::fs::File>>,
-    kept: Vec<f32>,
+    sink: Sink,
     rejects: Option<RejectWriter>,
     scored: u64,
     rejected: u64,
 }
 
-fn score(
-    proto: &cr_onnx::proto::ModelProto,
-    opts: &LoadOptions,
-    a: &Args,
-    out_cols: &[(&str, ColType)],
-    budget_tmp: Option<&Path>,
-) -> anyhow::Result<(u64, u64, Engine, Vec<f32>)> {
-    let model = Model::from_proto(proto, opts).with_context(|| format!("loading {}", a.model().display()))?;
+fn score(model: &Model, a: &Args, out: &mut Out) -> anyhow::Result<()> {
     let InputKind::Matrix { n_features, input_name } = model.input_kind().clone() else {
         bail!(
             "{}: the model has several named inputs but no customs-risk pipeline metadata; \
@@ -205,17 +188,7 @@ fn score(
     }
     let (on_error, rejects_path) = a.on_error();
     let fail = matches!(on_error, OnErrorArg::Fail);
-    let mut out = Out {
-        writer: if budget_tmp.is_none() { Some(TableWriter::create(a.out(), out_cols)?) } else { None },
-        tmp: match budget_tmp {
-            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
-            None => None,
-        },
-        kept: Vec::new(),
-        rejects: rejects_path.map(RejectWriter::create).transpose()?,
-        scored: 0,
-        rejected: 0,
-    };
+    out.rejects = rejects_path.map(RejectWriter::create).transpose()?;
     let source = path.display().to_string();
     let rows = Rows { header: &header, cols: &cols, id_col, source: &source };
     let mut seen_ids: HashMap<u128, u64> = HashMap::new();
@@ -229,19 +202,13 @@ fn score(
         if block.len == 0 {
             break;
         }
-        rows.score_block(&model, &block, data_rows, &mut seen_ids, fail, &mut out)?;
+        rows.score_block(model, &block, data_rows, &mut seen_ids, fail, out)?;
         data_rows += block.len as u64;
     }
-    if let Some(w) = out.writer {
-        w.finish()?;
+    match out.rejects.take() {
+        Some(r) => Ok(r.finish()?),
+        None => Ok(()),
     }
-    if let Some(mut t) = out.tmp {
-        t.flush()?;
-    }
-    if let Some(r) = out.rejects {
-        r.finish()?;
-    }
-    Ok((out.scored, out.rejected, model.engine_used(), out.kept))
 }
 
 /// How file rows become model rows.
@@ -283,10 +250,16 @@ impl Rows<'_> {
                     problems.push((c, Problem::new(name, Some(&cell), "invalid UTF-8", "invalid UTF-8")));
                 } else if cell.trim().is_empty() {
                     problems.push((c, Problem::new(name, Some(&cell), "missing value", "empty (missing values are not allowed in this column)")));
-                } else if let Some(&first) = seen.get(&cr_data::id_key(cell.trim())) {
-                    problems.push((c, Problem::new(name, Some(cell.trim()), "duplicate id", format!("duplicate id (first seen on line {first})"))));
                 } else {
-                    seen.insert(cr_data::id_key(cell.trim()), line);
+                    match seen.entry(cr_data::id_key(cell.trim())) {
+                        Entry::Occupied(first) => problems.push((
+                            c,
+                            Problem::new(name, Some(cell.trim()), "duplicate id", format!("duplicate id (first seen on line {})", first.get())),
+                        )),
+                        Entry::Vacant(v) => {
+                            v.insert(line);
+                        }
+                    }
                 }
                 cell.trim().to_string()
             }
@@ -353,18 +326,6 @@ impl Rows<'_> {
         out.rejected += rejects.len() as u64;
         let (ids, scores): (Vec<String>, Vec<f32>) = ids.into_iter().zip(scores).zip(&keep).filter(|(_, k)| **k).map(|(p, _)| p).unzip();
         out.scored += ids.len() as u64;
-        if let Some(w) = &mut out.writer {
-            let sc: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
-            w.write_columns(&[ColumnRef::Str(&ids), ColumnRef::F64(&sc), ColumnRef::F64(&vec![f64::NAN; sc.len()])])?;
-        } else if let Some(t) = &mut out.tmp {
-            // the ids, as score.rs reads them back: u32 length + bytes
-            for id in &ids {
-                let len = u32::try_from(id.len()).context("an id longer than 4 GB")?;
-                t.write_all(&len.to_le_bytes())?;
-                t.write_all(id.as_bytes())?;
-            }
-            out.kept.extend_from_slice(&scores);
-        }
-        Ok(())
+        out.sink.push(&ids, &scores, &[])
     }
 }

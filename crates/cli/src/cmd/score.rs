@@ -114,14 +114,15 @@ pub fn card_quantiles(meta: &std::collections::BTreeMap<String, String>) -> Vec<
 
 /// Where scored rows go: the output table directly, or (with a budget) an id file beside it,
 /// since selection needs every score first. Only the scores stay in memory (4 bytes a row).
-enum Sink {
+/// Shared by our models and foreign ones (`foreign.rs`).
+pub(super) enum Sink {
     Table(TableWriter),
-    Budget { ids: IdSpool, scores: Scores },
+    Budget { ids: IdSpool, scores: Scores, rate: f64 },
 }
 
 /// Scores in blocks of 2^20 (no reallocation peak while the vector grows).
 #[derive(Default)]
-struct Scores {
+pub(super) struct Scores {
     blocks: Vec<Vec<f32>>,
     len: usize,
 }
@@ -151,7 +152,7 @@ impl Scores {
 
 /// Ids of the scored rows in a binary temporary file (u32 length + bytes each), read back
 /// once for the budgeted output.
-struct IdSpool {
+pub(super) struct IdSpool {
     path: PathBuf,
     w: BufWriter<std::fs::File>,
 }
@@ -190,21 +191,21 @@ const OUT_COLS: [(&str, ColType); 3] = [("id", ColType::Str), ("score", ColType:
 const BUDGET_COLS: [(&str, ColType); 4] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64), ("selected", ColType::Bool)];
 
 impl Sink {
-    fn create(out: &Path, budget: bool) -> anyhow::Result<Sink> {
-        Ok(if budget {
-            Sink::Budget { ids: IdSpool::create(super::with_ext(out, ".ids.tmp"))?, scores: Scores::default() }
-        } else {
-            Sink::Table(TableWriter::create(out, &OUT_COLS)?)
+    pub(super) fn create(out: &Path, budget: Option<f64>) -> anyhow::Result<Sink> {
+        Ok(match budget {
+            Some(rate) => Sink::Budget { ids: IdSpool::create(super::with_ext(out, ".ids.tmp"))?, scores: Scores::default(), rate },
+            None => Sink::Table(TableWriter::create(out, &OUT_COLS)?),
         })
     }
 
-    fn push(&mut self, ids: &[String], scores: &[f32], quantiles: &[f32]) -> anyhow::Result<()> {
+    /// Write scored rows (`quantiles` empty: percentiles are NaN).
+    pub(super) fn push(&mut self, ids: &[String], scores: &[f32], quantiles: &[f32]) -> anyhow::Result<()> {
         match self {
             Sink::Table(w) => {
                 let (sc, pct) = score_columns(scores, quantiles);
                 w.write_columns(&[ColumnRef::Str(ids), ColumnRef::F64(&sc), ColumnRef::F64(&pct)])?;
             }
-            Sink::Budget { ids: spool, scores: kept } => {
+            Sink::Budget { ids: spool, scores: kept, .. } => {
                 for id in ids {
                     spool.push(id)?;
                 }
@@ -214,12 +215,33 @@ impl Sink {
         Ok(())
     }
 
-    /// Temporary files this sink made (removed on error).
-    fn temp_path(&self) -> Option<&Path> {
+    /// After an error: remove what this sink wrote (the output table or the temporary ids).
+    pub(super) fn discard(self, out: &Path) {
+        let _ = std::fs::remove_file(match &self {
+            Sink::Table(_) => out,
+            Sink::Budget { ids, .. } => &ids.path,
+        });
+    }
+
+    /// Close the output: the table, less the rows at accepted-row ordinals `dups` (ascending;
+    /// late duplicate ids), or with a budget the whole output written from the spooled ids
+    /// with the selection. The temporary id file is removed either way.
+    pub(super) fn finish(self, out: &Path, pool: &rayon::ThreadPool, quantiles: &[f32], dups: &[u64]) -> anyhow::Result<()> {
         match self {
-            Sink::Table(_) => None,
-            Sink::Budget { ids, .. } => Some(&ids.path),
+            Sink::Table(w) => {
+                w.finish()?;
+                if !dups.is_empty() {
+                    cr_data::remove_table_rows(out, dups).with_context(|| format!("removing duplicate ids from {}", out.display()))?;
+                }
+            }
+            Sink::Budget { ids, scores, rate } => {
+                let (tmp, ids) = ids.into_reader()?;
+                let written = pool.install(|| write_with_selection(ids, out, &scores, quantiles, rate, dups));
+                let _ = std::fs::remove_file(&tmp);
+                written?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -256,18 +278,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         result?
     } else {
-        let budget_tmp = a.budget.map(|_| super::with_ext(&a.out, ".scoring.tmp"));
-        let (rows, rejected, engine, scores) =
-            pool.install(|| super::foreign::score_foreign(&proto, &opts, &a, &OUT_COLS, budget_tmp.as_deref()))?;
-        if let (Some(rate), Some(tmp)) = (a.budget, &budget_tmp) {
-            let ids = std::fs::File::open(tmp).with_context(|| format!("reading {}", tmp.display()))?;
-            let mut kept = Scores::default();
-            kept.extend(&scores);
-            drop(scores);
-            let written = pool.install(|| write_with_selection(BufReader::new(ids), &a.out, &kept, &[], rate, &[]));
-            let _ = std::fs::remove_file(tmp);
-            written?;
-        }
+        let (rows, rejected, engine) = pool.install(|| super::foreign::score_foreign(&proto, &opts, &a, &pool))?;
         Summary { rows, rejected, engine }
     };
     if !a.quiet {
@@ -403,7 +414,7 @@ fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationMod
         Some(p) => Some(RejectWriter::create(p)?),
         None => None,
     };
-    let mut sink = Sink::create(&a.out, a.budget.is_some())?;
+    let mut sink = Sink::create(&a.out, a.budget)?;
     let bar = crate::progress::spinner("score", a.quiet);
     let data = || format!("reading {}", a.data.display());
     let piped = pool.install(|| -> anyhow::Result<Vec<cr_data::LateDuplicate>> {
@@ -451,9 +462,7 @@ fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationMod
     let late = match piped {
         Ok(l) => l,
         Err(e) => {
-            if let Some(t) = sink.temp_path() {
-                let _ = std::fs::remove_file(t);
-            }
+            sink.discard(&a.out);
             return Err(e);
         }
     };
@@ -466,21 +475,7 @@ fn score_declarations(a: &Args, pool: &rayon::ThreadPool, model: &DeclarationMod
     if let Some(r) = rej {
         r.finish()?;
     }
-    match sink {
-        Sink::Table(w) => {
-            w.finish()?;
-            if !dups.is_empty() {
-                cr_data::remove_table_rows(&a.out, &dups).with_context(|| format!("removing duplicate ids from {}", a.out.display()))?;
-            }
-        }
-        Sink::Budget { ids, scores } => {
-            let rate = a.budget.unwrap_or(1.0);
-            let (tmp, ids) = ids.into_reader()?;
-            let written = pool.install(|| write_with_selection(ids, &a.out, &scores, &quantiles, rate, &dups));
-            let _ = std::fs::remove_file(&tmp);
-            written?;
-        }
-    }
+    sink.finish(&a.out, pool, &quantiles, &dups)?;
     Ok(Summary { rows: reader.accepted(), rejected: reader.rejected(), engine: model.engine_used() })
 }
 
@@ -618,6 +613,9 @@ impl Args {
         self.quiet
     }
     pub fn on_error(&self) -> (OnErrorArg, Option<&Path>) { (self.on_error, self.rejects.as_deref()) }
+    pub fn budget(&self) -> Option<f64> {
+        self.budget
+    }
 }
 
 #[cfg(test)]
