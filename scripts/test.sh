@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && apt-get clean
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && sudo apt-get clean; fi
 fi
-python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+python3 -m pip install --quiet --no-cache-dir --disable-pip-version-check -r scripts/requirements-test.txt
 ./scripts/setup-ort.sh
 export OMP_WAIT_POLICY=PASSIVE
+# A fresh clone gains nothing from incremental compilation, and its caches are
+# several GB; CI disks are small. (Set CARGO_INCREMENTAL=1 to keep them.)
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | tail -1 | awk '{print "disk free before build: " $4}'
 cargo test --workspace --no-fail-fast
