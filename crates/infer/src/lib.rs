@@ -20,6 +20,7 @@
 //! ONNX Runtime is loaded at run time from `ORT_DYLIB_PATH` (see `scripts/setup-ort.sh`); when
 //! it is missing, natively supported models still load and score.
 
+pub mod bulk;
 pub mod declarations;
 pub mod error;
 pub mod input;
@@ -31,6 +32,7 @@ pub mod plan;
 pub(crate) mod prep;
 pub mod tree;
 
+pub use bulk::{score_file, BulkError, BulkOptions, BulkSummary, Progress};
 pub use declarations::{is_declaration_model, DeclarationModel, CARD_METADATA_KEY, FEATURES_METADATA_KEY};
 pub use error::{InferError, ORT_HINT};
 pub use input::{InputColumn, InputKind};

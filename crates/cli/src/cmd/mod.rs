@@ -3,7 +3,6 @@
 pub mod compare;
 pub mod demo;
 pub mod evaluate;
-pub mod foreign;
 pub mod generate;
 pub mod score;
 pub mod service;

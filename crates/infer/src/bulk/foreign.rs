@@ -1,14 +1,15 @@
 //! Scoring foreign models (skl2onnx / onnxmltools exports): one float input [N, F] fed from
 //! named columns of a CSV file.
 //!
-//! Rows are checked and rejected as for our models (`--on-error`, `--rejects`, the same
-//! [`Reject`] records and reject file): with `fail` the first bad row stops the run, naming
-//! file, line, column, value and why, and no output is left; with `skip` the row is left
-//! out of the output and written to `--rejects`. A row is rejected for
+//! Rows are checked and rejected as for our models ([`BulkOptions::on_error`],
+//! [`BulkOptions::rejects`], the same [`Reject`] records and reject file): with `fail` the
+//! first bad row stops the run, naming file, line, column, value and why, and no output is
+//! left; with `skip` the row is left out of the output and written to the rejects. A row is
+//! rejected for
 //! - a wrong number of fields;
 //! - a feature cell that is not a finite number within the f32 range (invalid UTF-8, text,
 //!   `NaN`, `inf`, `1e39`);
-//! - with `--id-column`: an empty id, or an id seen on an earlier row (accepted or not;
+//! - with an id column: an empty id, or an id seen on an earlier row (accepted or not;
 //!   "duplicate id (first seen on line N)"). The ids seen are kept in memory as
 //!   128-bit keys (`cr_data::id_key`, ~40 bytes per distinct id);
 //! - a score that is not a finite number: the model could not score the row (e.g. a
@@ -19,48 +20,55 @@
 //! node's missing-value branch) and what pandas gives the model in Python. Numbers are parsed
 //! as f64 and rounded to f32, as `df.astype(np.float32)` does.
 //!
-//! Default mapping (no `--features`): the columns (other than `--id-column`) whose non-empty
+//! Default mapping (no [`BulkOptions::features`]): the columns (other than `--id-column`) whose non-empty
 //! cells in the first [`SAMPLE_ROWS`] data rows all parse as finite numbers, with at least
-//! one non-empty cell, in file order; they must be exactly F. The mapping is printed.
+//! one non-empty cell, in file order; they must be exactly F. The mapping goes to
+//! [`Progress::mapping`].
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 
-use anyhow::{bail, Context};
-use cr_data::{Problem, Reject, RejectWriter};
-use cr_infer::{Engine, InputKind, LoadOptions, Model};
+use cr_data::{OnError, Problem, Reject, RejectWriter};
 
-use super::score::{Args, Sink};
-use super::validate::OnErrorArg;
+use super::sink::Sink;
+use super::{BulkError, BulkOptions, BulkSummary, Progress};
+use crate::{InputKind, LoadOptions, Model};
 
 /// Data rows read to decide which columns are numeric (default mapping).
 pub const SAMPLE_ROWS: usize = 1000;
 
-/// Scores the file into `a.out()` (with `--budget`, the selection too; `pool` writes it).
-/// Returns (rows scored, rows rejected, engine). On error no output is left behind.
-pub fn score_foreign(proto: &cr_onnx::proto::ModelProto, opts: &LoadOptions, a: &Args, pool: &rayon::ThreadPool) -> anyhow::Result<(u64, u64, Engine)> {
-    let model = Model::from_proto(proto, opts).with_context(|| format!("loading {}", a.model().display()))?;
-    let mut out = Out { sink: Sink::create(a.out(), a.budget())?, rejects: None, scored: 0, rejected: 0 };
-    match score(&model, a, &mut out) {
-        Ok(()) => {
-            out.sink.finish(a.out(), pool, &[], &[])?;
-            Ok((out.scored, out.rejected, model.engine_used()))
+/// Scores the file into `opts.out` (with a budget, the selection too; `pool` writes it).
+/// On error no output is left behind.
+pub(super) fn score(
+    model_path: &Path,
+    proto: &cr_onnx::proto::ModelProto,
+    load: &LoadOptions,
+    opts: &BulkOptions,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+) -> Result<BulkSummary, BulkError> {
+    let model = Model::from_proto(proto, load).map_err(|source| BulkError::Load { path: model_path.to_path_buf(), source })?;
+    let mut out = Out { sink: Sink::create(&opts.out, opts.budget)?, rejects: None, scored: 0, rejected: 0 };
+    match score_rows(model_path, &model, opts, progress, &mut out) {
+        Ok(mapping) => {
+            let selected = out.sink.finish(&opts.out, pool, &[], &[])?;
+            Ok(BulkSummary { rows: out.scored, rejected: out.rejected, engine: model.engine_used(), mapping: Some(mapping), selected, seconds: 0.0 })
         }
         Err(e) => {
-            out.sink.discard(a.out());
+            out.sink.discard(&opts.out);
             Err(e)
         }
     }
 }
 
 /// The CSV reader of `path` (header read by the caller; rows of any width).
-fn reader(path: &Path, delimiter: u8) -> anyhow::Result<csv::Reader<std::fs::File>> {
-    csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_path(path).with_context(|| format!("opening {}", path.display()))
+fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>, BulkError> {
+    csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_path(path).map_err(|e| BulkError::other(format!("opening {}", path.display()), e))
 }
 
-fn read_error(path: &Path, e: csv::Error) -> anyhow::Error {
+fn read_error(path: &Path, e: csv::Error) -> BulkError {
     let at = e.position().map(|p| format!(": line {}", p.line())).unwrap_or_default();
-    anyhow::Error::new(e).context(format!("{}{at}", path.display()))
+    BulkError::other(format!("{}{at}", path.display()), e)
 }
 
 /// A feature cell: empty -> NaN (missing); else a finite number within the f32 range.
@@ -80,7 +88,7 @@ fn feature(cell: &[u8]) -> Result<f32, (&'static str, &'static str)> {
 /// The columns (other than `id_col`) that look numeric in the first [`SAMPLE_ROWS`] data
 /// rows: every non-empty cell parses as a finite number, and at least one is non-empty. Rows
 /// of the wrong width are not looked at (they are rejected when scored).
-fn numeric_columns(path: &Path, delimiter: u8, width: usize, id_col: Option<usize>) -> anyhow::Result<(Vec<usize>, usize)> {
+fn numeric_columns(path: &Path, delimiter: u8, width: usize, id_col: Option<usize>) -> Result<(Vec<usize>, usize), BulkError> {
     let mut rdr = reader(path, delimiter)?;
     let (mut seen, mut numeric) = (vec![false; width], vec![true; width]);
     let mut rec = csv::ByteRecord::new();
@@ -99,31 +107,31 @@ fn numeric_columns(path: &Path, delimiter: u8, width: usize, id_col: Option<usiz
         }
     }
     if rows == 0 {
-        bail!("{}: no data rows to find the numeric columns in; name the model's columns with --features a,b,c", path.display());
+        return Err(BulkError::Invalid(format!("{}: no data rows to find the numeric columns in; name the model's columns with --features a,b,c", path.display())));
     }
     Ok(((0..width).filter(|&i| Some(i) != id_col && seen[i] && numeric[i]).collect(), rows))
 }
 
 /// Which file columns feed the model, in order.
-fn mapping(a: &Args, header: &[String], n_features: usize, id_col: Option<usize>, delimiter: u8) -> anyhow::Result<(Vec<usize>, String)> {
-    let path = a.data();
+fn mapping(opts: &BulkOptions, header: &[String], n_features: usize, id_col: Option<usize>, delimiter: u8) -> Result<(Vec<usize>, String), BulkError> {
+    let path = &opts.data;
     let find = |name: &str| header.iter().position(|h| h == name);
-    if a.features().is_empty() {
+    if opts.features.is_empty() {
         let (numeric, rows) = numeric_columns(path, delimiter, header.len(), id_col)?;
         if numeric.is_empty() || (n_features != 0 && numeric.len() != n_features) {
-            bail!(
+            return Err(BulkError::Invalid(format!(
                 "{}: the model takes {n_features} features but the first {rows} data rows show {} numeric columns ({}); \
                  name the model's columns, in its order, with --features a,b,c",
                 path.display(),
                 numeric.len(),
                 numeric.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", ")
-            );
+            )));
         }
         Ok((numeric, format!(" (the numeric columns of the first {rows} data rows)")))
     } else {
         let mut missing = Vec::new();
-        let idx: Vec<usize> = a
-            .features()
+        let idx: Vec<usize> = opts
+            .features
             .iter()
             .filter_map(|f| {
                 find(f).or_else(|| {
@@ -133,10 +141,10 @@ fn mapping(a: &Args, header: &[String], n_features: usize, id_col: Option<usize>
             })
             .collect();
         if !missing.is_empty() {
-            bail!("{}: no column named {}", path.display(), missing.join(", "));
+            return Err(BulkError::Invalid(format!("{}: no column named {}", path.display(), missing.join(", "))));
         }
         if n_features != 0 && idx.len() != n_features {
-            bail!("--features names {} columns but the model takes {n_features}", idx.len());
+            return Err(BulkError::Invalid(format!("--features names {} columns but the model takes {n_features}", idx.len())));
         }
         Ok((idx, String::new()))
     }
@@ -157,42 +165,44 @@ struct Out {
     rejected: u64,
 }
 
-fn score(model: &Model, a: &Args, out: &mut Out) -> anyhow::Result<()> {
+/// Check, score and write every row; returns the mapping (as given to `progress`).
+fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &dyn Progress, out: &mut Out) -> Result<String, BulkError> {
     let InputKind::Matrix { n_features, input_name } = model.input_kind().clone() else {
-        bail!(
+        return Err(BulkError::Invalid(format!(
             "{}: the model has several named inputs but no customs-risk pipeline metadata; \
              only single float-matrix models ([N, F]) and customs-risk models can be scored",
-            a.model().display()
-        );
+            model_path.display()
+        )));
     };
-    let path = a.data();
+    let path = &opts.data;
     if cr_data::FileFormat::of(path)? == cr_data::FileFormat::Parquet {
-        bail!("{}: foreign models are scored from CSV files (convert the Parquet file, or train a customs-risk model)", path.display());
+        return Err(BulkError::Invalid(format!(
+            "{}: foreign models are scored from CSV files (convert the Parquet file, or train a customs-risk model)",
+            path.display()
+        )));
     }
-    let delimiter = super::validate::delimiter_byte(a.delimiter())?;
+    let delimiter = opts.delimiter;
     let mut rdr = reader(path, delimiter)?;
     let header: Vec<String> = rdr
         .headers()
-        .with_context(|| format!("{}: no header", path.display()))?
+        .map_err(|e| BulkError::other(format!("{}: no header", path.display()), e))?
         .iter()
         .enumerate()
         .map(|(i, s)| if i == 0 { s.trim_start_matches('\u{feff}') } else { s }.to_string())
         .collect();
-    let id_col = match a.id_column() {
-        Some(c) => Some(header.iter().position(|h| h == c).with_context(|| format!("--id-column {c:?} is not a column of {}", path.display()))?),
+    let id_col = match &opts.id_column {
+        Some(c) => Some(header.iter().position(|h| h == c).ok_or_else(|| BulkError::Invalid(format!("--id-column {c:?} is not a column of {}", path.display())))?),
         None => None,
     };
-    let (cols, how) = mapping(a, &header, n_features, id_col, delimiter)?;
-    if !a.quiet() {
-        eprintln!("input {input_name:?} [N, {}]{how} <- {}", cols.len(), cols.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", "));
-    }
-    let (on_error, rejects_path) = a.on_error();
-    let fail = matches!(on_error, OnErrorArg::Fail);
-    out.rejects = rejects_path.map(RejectWriter::create).transpose()?;
+    let (cols, how) = mapping(opts, &header, n_features, id_col, delimiter)?;
+    let mapping = format!("input {input_name:?} [N, {}]{how} <- {}", cols.len(), cols.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", "));
+    progress.mapping(&mapping);
+    let fail = opts.on_error == OnError::Fail;
+    out.rejects = opts.rejects.as_deref().map(RejectWriter::create).transpose()?;
     let source = path.display().to_string();
     let rows = Rows { header: &header, cols: &cols, id_col, source: &source };
     let mut seen_ids: HashMap<u128, u64> = HashMap::new();
-    let mut block = Block { recs: vec![csv::ByteRecord::new(); a.batch_rows()], len: 0 };
+    let mut block = Block { recs: vec![csv::ByteRecord::new(); opts.batch_rows.max(1)], len: 0 };
     let mut data_rows = 0u64;
     loop {
         block.len = 0;
@@ -202,13 +212,14 @@ fn score(model: &Model, a: &Args, out: &mut Out) -> anyhow::Result<()> {
         if block.len == 0 {
             break;
         }
-        rows.score_block(model, &block, data_rows, &mut seen_ids, fail, out)?;
+        let scored = rows.score_block(model, &block, data_rows, &mut seen_ids, fail, out)?;
+        progress.rows(scored);
         data_rows += block.len as u64;
     }
-    match out.rejects.take() {
-        Some(r) => Ok(r.finish()?),
-        None => Ok(()),
+    if let Some(r) = out.rejects.take() {
+        r.finish()?;
     }
+    Ok(mapping)
 }
 
 /// How file rows become model rows.
@@ -273,9 +284,9 @@ impl Rows<'_> {
         }
     }
 
-    /// Check, score and write one block (`before`: data rows of earlier blocks). With `fail`,
-    /// the first rejected row (by line) is the error.
-    fn score_block(&self, model: &Model, block: &Block, before: u64, seen: &mut HashMap<u128, u64>, fail: bool, out: &mut Out) -> anyhow::Result<()> {
+    /// Check, score and write one block (`before`: data rows of earlier blocks); returns the
+    /// rows written. With `fail`, the first rejected row (by line) is the error.
+    fn score_block(&self, model: &Model, block: &Block, before: u64, seen: &mut HashMap<u128, u64>, fail: bool, out: &mut Out) -> Result<u64, BulkError> {
         let f = self.cols.len();
         let (mut x, mut ids, mut at) = (Vec::with_capacity(block.len * f), Vec::with_capacity(block.len), Vec::with_capacity(block.len));
         let mut rejects = Vec::new();
@@ -317,7 +328,7 @@ impl Rows<'_> {
         rejects.sort_by_key(|r| r.line);
         if fail {
             if let Some(r) = rejects.first() {
-                bail!("{}", r.describe(self.source));
+                return Err(BulkError::Invalid(r.describe(self.source)));
             }
         }
         if let Some(w) = &mut out.rejects {
@@ -326,6 +337,7 @@ impl Rows<'_> {
         out.rejected += rejects.len() as u64;
         let (ids, scores): (Vec<String>, Vec<f32>) = ids.into_iter().zip(scores).zip(&keep).filter(|(_, k)| **k).map(|(p, _)| p).unzip();
         out.scored += ids.len() as u64;
-        out.sink.push(&ids, &scores, &[])
+        out.sink.push(&ids, &scores, &[])?;
+        Ok(ids.len() as u64)
     }
 }

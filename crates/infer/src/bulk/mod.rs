@@ -1,0 +1,217 @@
+//! Bulk scoring of a file: read, validate, score and write every row of a CSV / Parquet
+//! file with an ONNX model, memory flat whatever the file size, input order kept. The
+//! pipeline behind `customs-risk score`, shared with the HTTP service and batch runners.
+//!
+//! Owns: the two scoring paths ([`score_file`] picks one by the model): our raw-field
+//! models (`declarations.rs`: the data read ahead while the model compiles, chunk N+1 read
+//! and validated while chunk N is scored and written) and foreign float-matrix models from
+//! skl2onnx / onnxmltools (`foreign.rs`: named or numeric columns → [N, F]); the output
+//! writers and the budget selection (`sink.rs`); duplicate ids settled after the last
+//! chunk with sorted runs on disk ([`cr_data::DuplicateCheck::Deferred`],
+//! [`cr_data::DeferredIds`]), the late duplicates removed from the output and appended to
+//! (ours) or merged in line order into (foreign) the rejects.
+//!
+//! Must not: draw on a terminal (progress goes through [`Progress`]), print, or exit.
+//!
+//! Output: one row per accepted declaration: `id`, `score` (f64 of the f32 score),
+//! `percentile` (within the card's validation quantiles; NaN for foreign models) and, with a
+//! budget, `selected` (the top k = [`budget_k`] scores, ties by file order).
+//!
+//! ```no_run
+//! use cr_infer::bulk::{score_file, BulkOptions, NoProgress};
+//! let mut opts = BulkOptions::new("decl.csv", "scores.csv");
+//! opts.budget = Some(0.05);
+//! let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+//! let s = score_file("models/gbdt.onnx".as_ref(), &opts, &pool, &NoProgress)?;
+//! println!("{} rows, {} rejected", s.rows, s.rejected);
+//! # Ok::<(), cr_infer::bulk::BulkError>(())
+//! ```
+
+mod declarations;
+mod error;
+mod foreign;
+mod sink;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cr_data::OnError;
+
+pub use error::BulkError;
+pub use foreign::SAMPLE_ROWS;
+
+use crate::{Engine, LoadOptions};
+
+/// What to score and how. Build with [`BulkOptions::new`] and set the fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkOptions {
+    /// Declarations to score: `.csv` / `.tsv` / `.txt`, or `.parquet` (our models only).
+    pub data: PathBuf,
+    /// Output table: `.csv` or `.parquet`. Removed again when the run fails.
+    pub out: PathBuf,
+    /// CSV delimiter; default `b','` (a `.tsv` file read with the default uses a tab).
+    pub delimiter: u8,
+    /// Rows per chunk (memory holds about three); default 16,384; 0 is treated as 1.
+    pub batch_rows: usize,
+    /// Inspection budget, a share of the scored rows in (0, 1]: adds the `selected` column.
+    pub budget: Option<f64>,
+    /// [`OnError::Fail`] (default): the first bad row is the error (no output is left);
+    /// [`OnError::Skip`]: bad rows are left out and written to `rejects`.
+    pub on_error: OnError,
+    /// With [`OnError::Skip`]: the 5-field reject file (line, column, value, reason, raw).
+    pub rejects: Option<PathBuf>,
+    /// Foreign models: the columns feeding the [N, F] input, in order (empty: the numeric
+    /// columns of the first [`SAMPLE_ROWS`] data rows, which must be exactly F).
+    pub features: Vec<String>,
+    /// Foreign models: the id column (default: the data row number, from 1).
+    pub id_column: Option<String>,
+    /// Engine for the model; default [`Engine::Auto`].
+    pub engine: Engine,
+    /// Threads of the model's own pool (0 = all cores); scores do not depend on it.
+    pub threads: usize,
+}
+
+impl BulkOptions {
+    /// Defaults for everything but the two files.
+    pub fn new(data: impl Into<PathBuf>, out: impl Into<PathBuf>) -> BulkOptions {
+        BulkOptions {
+            data: data.into(),
+            out: out.into(),
+            delimiter: b',',
+            batch_rows: 16_384,
+            budget: None,
+            on_error: OnError::Fail,
+            rejects: None,
+            features: Vec::new(),
+            id_column: None,
+            engine: Engine::Auto,
+            threads: 0,
+        }
+    }
+}
+
+/// Hears how a run goes; the default methods do nothing. Called from the scoring pool, one
+/// call at a time.
+pub trait Progress: Sync {
+    /// `rows` more rows were scored and written (accepted rows; late duplicates are only
+    /// removed at the end).
+    fn rows(&self, _rows: u64) {}
+    /// A foreign model's column mapping, decided before the first row is scored, e.g.
+    /// `input "X" [N, 4] <- value, mass, quantity, tax_rate`.
+    fn mapping(&self, _line: &str) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// What a finished run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkSummary {
+    /// Rows written to the output.
+    pub rows: u64,
+    /// Rows rejected (late duplicate ids included).
+    pub rejected: u64,
+    /// The engine that scored.
+    pub engine: Engine,
+    /// Foreign models: the column mapping (as given to [`Progress::mapping`]).
+    pub mapping: Option<String>,
+    /// With a budget: the rows selected, [`budget_k`] of `rows`.
+    pub selected: Option<u64>,
+    /// Wall time from the start of [`score_file`] (model loading included).
+    pub seconds: f64,
+}
+
+/// Score `opts.data` with the ONNX model at `model` into `opts.out` (and `opts.rejects`),
+/// reading, validating and scoring on `pool`. Our models (customs-risk pipeline metadata)
+/// take the raw declaration columns of their schema; any other model must have one float
+/// input [N, F] (see [`BulkOptions::features`]). On error no output is left behind.
+pub fn score_file(model: &Path, opts: &BulkOptions, pool: &rayon::ThreadPool, progress: &dyn Progress) -> Result<BulkSummary, BulkError> {
+    let t0 = Instant::now();
+    let proto = cr_onnx::load_model(model).map_err(|e| BulkError::other(format!("loading {}", model.display()), e))?;
+    if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| BulkError::other(format!("creating {}", dir.display()), e))?;
+    }
+    let load = LoadOptions { engine: opts.engine, threads: opts.threads };
+    let mut summary = if crate::is_declaration_model(&proto) {
+        let result = declarations::score(model, proto, &load, opts, pool, progress);
+        if result.is_err() {
+            // no partial output
+            let _ = std::fs::remove_file(&opts.out);
+        }
+        result?
+    } else {
+        pool.install(|| foreign::score(model, &proto, &load, opts, pool, progress))?
+    };
+    summary.seconds = t0.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Percentile (0..100) of `score` within the reference quantiles q[0..=100]: the share of
+/// quantiles `<= score`. `None` without quantiles (fewer than two).
+pub fn percentile(q: &[f32], score: f32) -> Option<f64> {
+    if q.len() < 2 {
+        return None;
+    }
+    let below = q.partition_point(|&v| v <= score);
+    Some(100.0 * below as f64 / q.len() as f64)
+}
+
+/// The card's reference score quantiles (`score_quantiles` of the card JSON under
+/// [`crate::CARD_METADATA_KEY`]), empty when absent.
+pub fn card_quantiles(meta: &BTreeMap<String, String>) -> Vec<f32> {
+    meta.get(crate::CARD_METADATA_KEY)
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|v| v.get("score_quantiles").cloned())
+        .and_then(|q| serde_json::from_value::<Vec<f32>>(q).ok())
+        .unwrap_or_default()
+}
+
+/// Rows a budget of `rate` selects among `n`: k = ceil(rate × n), with products within
+/// 1e-9 (relative, at least absolute) of an integer taken as that integer, at most `n` —
+/// the rule of `cr_eval::Budget::Rate(rate).k(n)` (crates/eval/src/budget.rs), reproduced
+/// here because cr-infer must not depend on cr-eval. So 7 % of 100 rows is 7, although
+/// 0.07 × 100 = 7.000000000000001.
+pub fn budget_k(rate: f64, n: usize) -> usize {
+    let x = rate * n as f64;
+    let rounded = x.round();
+    let k = if (x - rounded).abs() <= 1e-9 * x.abs().max(1.0) { rounded } else { x.ceil() };
+    (k.max(0.0) as usize).min(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_k_is_the_ceiling_with_float_noise_forgiven() {
+        // from first principles: ceil(p·n / 100) in integers, for rates p % that are exact
+        for n in [0usize, 1, 7, 99, 100, 101, 1000, 12_345, 1_000_000] {
+            for p in 1..=100usize {
+                assert_eq!(budget_k(p as f64 / 100.0, n), (n * p).div_ceil(100), "{p} % of {n}");
+            }
+        }
+        assert_eq!(budget_k(0.07, 100), 7);
+        assert_eq!(budget_k(0.0701, 100), 8);
+        assert_eq!(budget_k(1.0, 5), 5);
+    }
+
+    #[test]
+    fn percentile_counts_quantiles_at_or_below() {
+        let q: Vec<f32> = (0..=100).map(|i| i as f32 / 100.0).collect();
+        assert_eq!(percentile(&q, -1.0), Some(0.0));
+        assert_eq!(percentile(&q, 0.0), Some(100.0 / 101.0));
+        assert_eq!(percentile(&q, 2.0), Some(100.0));
+        assert_eq!(percentile(&[0.5], 0.7), None);
+    }
+
+    #[test]
+    fn card_quantiles_read_from_the_card() {
+        let mut meta = BTreeMap::new();
+        assert!(card_quantiles(&meta).is_empty());
+        meta.insert(crate::CARD_METADATA_KEY.to_string(), r#"{"name":"m","score_quantiles":[0.1,0.25,0.5]}"#.to_string());
+        assert_eq!(card_quantiles(&meta), vec![0.1f32, 0.25, 0.5]);
+    }
+}
