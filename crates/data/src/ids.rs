@@ -79,7 +79,7 @@ type KeyMap = HashMap<u128, u64, BuildHasherDefault<KeyHasher>>;
 
 /// A duplicate found by the deferred check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Found {
+pub struct Found {
     pub line: u64,
     pub first_line: u64,
     /// Accepted-row ordinal (0-based over the whole file), `None` for a row rejected anyway.
@@ -220,6 +220,32 @@ impl RunReader {
                 }
             }
         }
+    }
+}
+
+/// The deferred check on its own, for row sources outside this crate (cr-infer's
+/// float-matrix scoring reads CSV itself): [`DeferredIds::log`] every row with a valid id,
+/// then [`DeferredIds::finish`]. Memory: `run_entries` × 32 bytes; the rest in sorted runs
+/// under `temp_dir`, as for [`DuplicateCheck::Deferred`].
+pub struct DeferredIds(Spill);
+
+impl DeferredIds {
+    /// `run_entries` (0 is treated as 1) and `temp_dir` as in [`DuplicateCheck::Deferred`];
+    /// `source` names the file in IO errors.
+    pub fn new(run_entries: usize, temp_dir: Option<PathBuf>, source: &str) -> DeferredIds {
+        DeferredIds(Spill { run: Vec::new(), run_entries: run_entries.max(1), temp_dir, dir: None, runs: Vec::new(), source: source.to_string() })
+    }
+
+    /// Remember a row: its id key ([`id_key`]), line, and accepted-row ordinal (`None` for a
+    /// row rejected for another reason). Lines must be distinct.
+    pub fn log(&mut self, key: u128, line: u64, ordinal: Option<u64>) -> Result<(), DataError> {
+        self.0.log(key, line, ordinal)
+    }
+
+    /// Every row whose key was logged on an earlier line, in line order, with that first
+    /// line; the state is then empty (run files removed).
+    pub fn finish(&mut self) -> Result<Vec<Found>, DataError> {
+        self.0.finish()
     }
 }
 

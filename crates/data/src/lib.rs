@@ -45,7 +45,7 @@ pub mod write;
 pub use batch::Batch;
 pub use error::{DataError, DataErrorKind};
 pub use json::batch_from_json;
-pub use ids::{id_key, DuplicateCheck, DEFAULT_RUN_ENTRIES};
+pub use ids::{id_key, DeferredIds, DuplicateCheck, Found, DEFAULT_RUN_ENTRIES};
 pub use read::{open, read_all, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions, Reader};
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};

@@ -10,8 +10,10 @@
 //! - a feature cell that is not a finite number within the f32 range (invalid UTF-8, text,
 //!   `NaN`, `inf`, `1e39`);
 //! - with an id column: an empty id, or an id seen on an earlier row (accepted or not;
-//!   "duplicate id (first seen on line N)"). The ids seen are kept in memory as
-//!   128-bit keys (`cr_data::id_key`, ~40 bytes per distinct id);
+//!   "duplicate id (first seen on line N)"). Duplicates are found after the last block
+//!   with bounded memory (sorted runs on disk, `foreign_dups.rs`); the reject file and the
+//!   output are those of an immediate check (rejects in line order, a duplicate listed
+//!   with the row's other problems), and with `fail` the error is the first bad row;
 //! - a score that is not a finite number: the model could not score the row (e.g. a
 //!   scikit-learn scaler + logistic regression given a missing value).
 //!
@@ -25,12 +27,12 @@
 //! one non-empty cell, in file order; they must be exactly F. The mapping goes to
 //! [`Progress::mapping`].
 
-use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 
-use cr_data::{OnError, Problem, Reject, RejectWriter};
+use cr_data::{DeferredIds, OnError, Problem, Reject, RejectWriter};
 
-use super::sink::Sink;
+use super::foreign_dups::{duplicate_problem, duplicate_reject, records_at, Pending, RejectSpool};
+use super::sink::{with_ext, Sink};
 use super::{BulkError, BulkOptions, BulkSummary, Progress};
 use crate::{InputKind, LoadOptions, Model};
 
@@ -48,25 +50,28 @@ pub(super) fn score(
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
     let model = Model::from_proto(proto, load).map_err(|source| BulkError::Load { path: model_path.to_path_buf(), source })?;
-    let mut out = Out { sink: Sink::create(&opts.out, opts.budget)?, rejects: None, scored: 0, rejected: 0 };
+    let mut out = Out { sink: Sink::create(&opts.out, opts.budget)?, rejects: Rejects::None, ids: None, scored: 0, rejected: 0 };
     match score_rows(model_path, &model, opts, progress, &mut out) {
-        Ok(mapping) => {
-            let selected = out.sink.finish(&opts.out, pool, &[], &[])?;
+        Ok((mapping, dups)) => {
+            let selected = out.sink.finish(&opts.out, pool, &[], &dups)?;
             Ok(BulkSummary { rows: out.scored, rejected: out.rejected, engine: model.engine_used(), mapping: Some(mapping), selected, seconds: 0.0 })
         }
         Err(e) => {
             out.sink.discard(&opts.out);
+            if let Rejects::Spool(s) = out.rejects {
+                s.discard();
+            }
             Err(e)
         }
     }
 }
 
 /// The CSV reader of `path` (header read by the caller; rows of any width).
-fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>, BulkError> {
+pub(super) fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>, BulkError> {
     csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_path(path).map_err(|e| BulkError::other(format!("opening {}", path.display()), e))
 }
 
-fn read_error(path: &Path, e: csv::Error) -> BulkError {
+pub(super) fn read_error(path: &Path, e: csv::Error) -> BulkError {
     let at = e.position().map(|p| format!(": line {}", p.line())).unwrap_or_default();
     BulkError::other(format!("{}{at}", path.display()), e)
 }
@@ -157,16 +162,39 @@ struct Block {
     len: usize,
 }
 
+/// Where rejected rows go: nowhere, the reject file (no id column: no duplicates to
+/// merge), or the spool until the duplicates are known.
+enum Rejects {
+    None,
+    File(RejectWriter),
+    Spool(RejectSpool),
+}
+
+impl Rejects {
+    /// Rows of one block, in line order.
+    fn write(&mut self, rejects: Vec<Pending>) -> Result<(), BulkError> {
+        match self {
+            Rejects::None => Ok(()),
+            Rejects::File(w) => Ok(w.write(&rejects.into_iter().map(|p| p.reject).collect::<Vec<_>>())?),
+            Rejects::Spool(s) => rejects.iter().try_for_each(|p| s.push(p)),
+        }
+    }
+}
+
 /// Where scored rows go, and what has been written.
 struct Out {
     sink: Sink,
-    rejects: Option<RejectWriter>,
+    rejects: Rejects,
+    /// With an id column: every row with a valid id (key, line, output ordinal).
+    ids: Option<DeferredIds>,
+    /// Rows written to the sink.
     scored: u64,
     rejected: u64,
 }
 
-/// Check, score and write every row; returns the mapping (as given to `progress`).
-fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &dyn Progress, out: &mut Out) -> Result<String, BulkError> {
+/// Check, score and write every row; returns the mapping (as given to `progress`) and the
+/// output ordinals of the late duplicates (ascending), which [`Sink::finish`] leaves out.
+fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &dyn Progress, out: &mut Out) -> Result<(String, Vec<u64>), BulkError> {
     let InputKind::Matrix { n_features, input_name } = model.input_kind().clone() else {
         return Err(BulkError::Invalid(format!(
             "{}: the model has several named inputs but no customs-risk pipeline metadata; \
@@ -198,10 +226,16 @@ fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &d
     let mapping = format!("input {input_name:?} [N, {}]{how} <- {}", cols.len(), cols.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", "));
     progress.mapping(&mapping);
     let fail = opts.on_error == OnError::Fail;
-    out.rejects = opts.rejects.as_deref().map(RejectWriter::create).transpose()?;
     let source = path.display().to_string();
-    let rows = Rows { header: &header, cols: &cols, id_col, source: &source };
-    let mut seen_ids: HashMap<u128, u64> = HashMap::new();
+    if let Some(p) = &opts.rejects {
+        let w = RejectWriter::create(p)?;
+        out.rejects = match id_col {
+            None => Rejects::File(w),
+            Some(_) => Rejects::Spool(RejectSpool::create(with_ext(&opts.out, ".rejects.tmp"), w)?),
+        };
+    }
+    out.ids = id_col.map(|_| DeferredIds::new(cr_data::DEFAULT_RUN_ENTRIES, None, &source));
+    let rows = Rows { header: &header, cols: &cols, id_col, source: &source, path, delimiter };
     let mut block = Block { recs: vec![csv::ByteRecord::new(); opts.batch_rows.max(1)], len: 0 };
     let mut data_rows = 0u64;
     loop {
@@ -212,14 +246,38 @@ fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &d
         if block.len == 0 {
             break;
         }
-        let scored = rows.score_block(model, &block, data_rows, &mut seen_ids, fail, out)?;
+        let scored = rows.score_block(model, &block, data_rows, fail, out)?;
         progress.rows(scored);
         data_rows += block.len as u64;
     }
-    if let Some(r) = out.rejects.take() {
-        r.finish()?;
+    let dups = match (&mut out.ids, id_col) {
+        (Some(log), Some(c)) => {
+            let dups = log.finish()?;
+            if fail {
+                if let Some(d) = dups.first() {
+                    let rec = records_at(path, delimiter, &[d.line])?;
+                    return Err(BulkError::Invalid(duplicate_reject(d, &rec[0], &header, c).describe(&source)));
+                }
+            }
+            let recs = match (&out.rejects, dups.is_empty()) {
+                (Rejects::Spool(_), false) => records_at(path, delimiter, &dups.iter().map(|d| d.line).collect::<Vec<_>>())?,
+                _ => Vec::new(),
+            };
+            if let Rejects::Spool(s) = std::mem::replace(&mut out.rejects, Rejects::None) {
+                s.finish(&dups, &recs, &header, c)?;
+            }
+            dups
+        }
+        _ => Vec::new(),
+    };
+    if let Rejects::File(w) = std::mem::replace(&mut out.rejects, Rejects::None) {
+        w.finish()?;
     }
-    Ok(mapping)
+    // accepted rows found to be duplicates: out of the output
+    let late: Vec<u64> = dups.iter().filter_map(|d| d.ordinal).collect();
+    out.scored -= late.len() as u64;
+    out.rejected += late.len() as u64;
+    Ok((mapping, late))
 }
 
 /// How file rows become model rows.
@@ -228,19 +286,23 @@ struct Rows<'a> {
     cols: &'a [usize],
     id_col: Option<usize>,
     source: &'a str,
+    path: &'a Path,
+    delimiter: u8,
 }
 
-fn raw(rec: &csv::ByteRecord) -> Vec<String> {
+pub(super) fn raw(rec: &csv::ByteRecord) -> Vec<String> {
     rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
 }
 
 impl Rows<'_> {
-    /// Check one row: its features go to `x` and its id is returned, or the row's problems.
-    fn check(&self, rec: &csv::ByteRecord, row_number: u64, line: u64, seen: &mut HashMap<u128, u64>, x: &mut Vec<f32>) -> Result<String, Box<Reject>> {
+    /// Check one row: its features go to `x` and its id is returned, or the row's problems;
+    /// with the key of its id when the id is valid (to be logged for duplicates).
+    fn check(&self, rec: &csv::ByteRecord, row_number: u64, line: u64, x: &mut Vec<f32>) -> (Option<u128>, Result<String, Box<Pending>>) {
         if rec.len() != self.header.len() {
             let p = Problem::new(None, None, "wrong number of fields", format!("expected {} fields, found {}", self.header.len(), rec.len()));
-            return Err(Box::new(Reject::from_problems(line, vec![p], raw(rec))));
+            return (None, Err(Box::new(Pending { reject: Reject::from_problems(line, vec![p], raw(rec)), cols: vec![usize::MAX], no_score: false })));
         }
+        let mut key = None;
         let mut problems: Vec<(usize, Problem)> = Vec::new();
         let start = x.len();
         for &c in self.cols {
@@ -262,37 +324,36 @@ impl Rows<'_> {
                 } else if cell.trim().is_empty() {
                     problems.push((c, Problem::new(name, Some(&cell), "missing value", "empty (missing values are not allowed in this column)")));
                 } else {
-                    match seen.entry(cr_data::id_key(cell.trim())) {
-                        Entry::Occupied(first) => problems.push((
-                            c,
-                            Problem::new(name, Some(cell.trim()), "duplicate id", format!("duplicate id (first seen on line {})", first.get())),
-                        )),
-                        Entry::Vacant(v) => {
-                            v.insert(line);
-                        }
-                    }
+                    key = Some(cr_data::id_key(cell.trim()));
                 }
                 cell.trim().to_string()
             }
         };
         if problems.is_empty() {
-            Ok(id)
+            (key, Ok(id))
         } else {
             x.truncate(start);
             problems.sort_by_key(|p| p.0);
-            Err(Box::new(Reject::from_problems(line, problems.into_iter().map(|p| p.1).collect(), raw(rec))))
+            let cols = problems.iter().map(|p| p.0).collect();
+            (key, Err(Box::new(Pending { reject: Reject::from_problems(line, problems.into_iter().map(|p| p.1).collect(), raw(rec)), cols, no_score: false })))
         }
     }
 
     /// Check, score and write one block (`before`: data rows of earlier blocks); returns the
     /// rows written. With `fail`, the first rejected row (by line) is the error.
-    fn score_block(&self, model: &Model, block: &Block, before: u64, seen: &mut HashMap<u128, u64>, fail: bool, out: &mut Out) -> Result<u64, BulkError> {
+    fn score_block(&self, model: &Model, block: &Block, before: u64, fail: bool, out: &mut Out) -> Result<u64, BulkError> {
         let f = self.cols.len();
         let (mut x, mut ids, mut at) = (Vec::with_capacity(block.len * f), Vec::with_capacity(block.len), Vec::with_capacity(block.len));
         let mut rejects = Vec::new();
+        // (id key, line, index among the accepted rows)
+        let mut keys: Vec<(u128, u64, Option<usize>)> = Vec::new();
         for (i, rec) in block.recs[..block.len].iter().enumerate() {
             let line = rec.position().map_or(0, csv::Position::line);
-            match self.check(rec, before + i as u64 + 1, line, seen, &mut x) {
+            let (key, checked) = self.check(rec, before + i as u64 + 1, line, &mut x);
+            if let Some(k) = key {
+                keys.push((k, line, checked.is_ok().then_some(ids.len())));
+            }
+            match checked {
                 Ok(id) => {
                     ids.push(id);
                     at.push(i);
@@ -323,21 +384,57 @@ impl Rows<'_> {
             };
             let column = empty.first().copied();
             let p = Problem::new(column, column.map(|_| ""), "no score", reason);
-            rejects.push(Reject::from_problems(rec.position().map_or(0, csv::Position::line), vec![p], raw(rec)));
+            let reject = Reject::from_problems(rec.position().map_or(0, csv::Position::line), vec![p], raw(rec));
+            rejects.push(Pending { reject, cols: Vec::new(), no_score: true });
         }
-        rejects.sort_by_key(|r| r.line);
-        if fail {
-            if let Some(r) = rejects.first() {
-                return Err(BulkError::Invalid(r.describe(self.source)));
+        rejects.sort_by_key(|r| r.reject.line);
+        if let Some(log) = &mut out.ids {
+            // output ordinal of each accepted row that is written
+            let mut ordinal = Vec::with_capacity(keep.len());
+            let mut next = out.scored;
+            for &k in &keep {
+                ordinal.push(next);
+                next += u64::from(k);
+            }
+            for &(key, line, accepted) in &keys {
+                log.log(key, line, accepted.filter(|&j| keep[j]).map(|j| ordinal[j]))?;
             }
         }
-        if let Some(w) = &mut out.rejects {
-            w.write(&rejects)?;
+        if fail {
+            if let Some(first) = rejects.first() {
+                return Err(self.first_error(first, out));
+            }
         }
         out.rejected += rejects.len() as u64;
+        out.rejects.write(rejects)?;
         let (ids, scores): (Vec<String>, Vec<f32>) = ids.into_iter().zip(scores).zip(&keep).filter(|(_, k)| **k).map(|(p, _)| p).unzip();
         out.scored += ids.len() as u64;
         out.sink.push(&ids, &scores, &[])?;
         Ok(ids.len() as u64)
+    }
+
+    /// With `fail`: the error for `first`, the first row of this block rejected by its cells
+    /// or its score, unless a duplicate id comes before it (or on its row).
+    fn first_error(&self, first: &Pending, out: &mut Out) -> BulkError {
+        let (Some(log), Some(c)) = (&mut out.ids, self.id_col) else {
+            return BulkError::Invalid(first.reject.describe(self.source));
+        };
+        let dups = match log.finish() {
+            Ok(d) => d,
+            Err(e) => return e.into(),
+        };
+        let Some(d) = dups.first().filter(|d| d.line <= first.reject.line) else {
+            return BulkError::Invalid(first.reject.describe(self.source));
+        };
+        let rec = match records_at(self.path, self.delimiter, &[d.line]) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let reject = if d.line == first.reject.line {
+            first.with_duplicate(c, duplicate_problem(d, &rec[0], self.header, c))
+        } else {
+            duplicate_reject(d, &rec[0], self.header, c)
+        };
+        BulkError::Invalid(reject.describe(self.source))
     }
 }

@@ -30,6 +30,7 @@
 mod declarations;
 mod error;
 mod foreign;
+mod foreign_dups;
 mod sink;
 
 use std::collections::BTreeMap;
