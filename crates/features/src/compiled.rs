@@ -1,14 +1,15 @@
 //! Applying a fitted pipeline: [`CompiledPipeline`], the lookup form of a [`FittedPipeline`].
 //!
-//! Semantics are exactly those of the string definitions in [`crate::FeatureDef`]: every key
-//! is looked up by its full key string (single-categorical keys by the cell itself, single-HS
-//! keys by the HS prefix as an integer — the table's canonical decimal keys parsed once — and
-//! others by a per-thread reusable buffer, so no allocation per row). Tables are flat
-//! open-addressing tables ([`crate::lookup::StrTable`]) or hash maps with a fixed hasher, used
-//! only for lookups.
+//! Semantics are exactly those of the string definitions in [`crate::FeatureDef`]: a row's
+//! risk value is its key string's table entry. The lookups go through per-column
+//! vocabularies ([`crate::vocab`]): each categorical cell and HS prefix is turned into an id
+//! once per block of rows, one-part keys read their slot from an array, two-part keys look up
+//! the pair of ids in an integer table, longer keys build their string in a reusable buffer.
+//! Tables are flat open-addressing tables ([`crate::lookup`]), used only for lookups.
 //!
-//! A chunk of rows is filled column by column: first every key's slot for every row, then
-//! each output column in one loop (no per-row dispatch over the feature list).
+//! Rows are filled [`SUB_ROWS`] at a time (the scratch and that part of the output stay in
+//! cache): every vocabulary's ids, then every key's slot, then each output column in one loop
+//! (no per-row dispatch over the feature list).
 
 use cr_data::{Batch, Schema};
 use rayon::prelude::*;
@@ -18,32 +19,13 @@ use crate::calc::{
 };
 use crate::config::KeyPart;
 use crate::error::FeatureError;
-use crate::lookup::{hash_bytes, prefetch_ptr, StrTable};
+use crate::lookup::{hash_bytes, hash_u64, prefetch_ptr, StrTable};
+use crate::vocab::{compile_keys, KeyKind, Part, Vocabs, NONE};
 use crate::pipeline::{FeatureDef, FittedPipeline};
 use crate::FeatureMatrix;
 
 /// Rows per parallel work item (output is written in place, so results never depend on it).
 const CHUNK_ROWS: usize = 2048;
-
-/// How a key's slot is found for a row.
-enum KeyKind {
-    /// The single categorical column `c`: its cell is the key string.
-    Cat(usize),
-    /// The single HS part of `d` digits: the prefix as an integer (the key string is its
-    /// decimal form; table keys that are not canonical decimals can never match).
-    Hs(u8, PrefixMap<u32>),
-    /// Anything else: the key string built in a buffer.
-    Str,
-}
-
-struct CompiledKey {
-    parts: Vec<KeyPart>,
-    kind: KeyKind,
-    /// Key string -> slot (`Cat` and `Str` lookups).
-    table: StrTable,
-    /// Number of slots; slot `n_slots` means "not in any table of this key".
-    n_slots: u32,
-}
 
 enum Op {
     Numeric(usize),
@@ -62,7 +44,7 @@ enum Op {
 pub struct CompiledPipeline {
     schema: Schema,
     names: Vec<String>,
-    keys: Vec<CompiledKey>,
+    vocabs: Vocabs,
     ops: Vec<Op>,
 }
 
@@ -189,27 +171,7 @@ impl CompiledPipeline {
                 }
             }
         }
-        let keys: Vec<CompiledKey> = key_parts
-            .iter()
-            .zip(&key_order)
-            .zip(&key_slots)
-            .map(|((parts, order), slots)| {
-                let slot_of = |k: &str| slots.get(k).copied();
-                let kind = match parts.as_slice() {
-                    [KeyPart::Categorical(c)] => KeyKind::Cat(*c),
-                    [KeyPart::Hs(d)] => KeyKind::Hs(
-                        *d,
-                        PrefixMap::new(*d, order.iter().filter_map(|k| Some((parse_canonical_decimal(k)?, slot_of(k)?)))),
-                    ),
-                    _ => KeyKind::Str,
-                };
-                let table = match kind {
-                    KeyKind::Hs(..) => StrTable::new(std::iter::empty()),
-                    _ => StrTable::new(order.iter().filter_map(|k| Some((*k, slot_of(k)?)))),
-                };
-                CompiledKey { parts: parts.clone(), kind, table, n_slots: order.len() as u32 }
-            })
-            .collect();
+        let vocabs = compile_keys(&key_parts, &key_order)?;
         // Pass 2: ops.
         let mut ops = Vec::with_capacity(p.features.len());
         for f in &p.features {
@@ -232,7 +194,8 @@ impl CompiledPipeline {
                 FeatureDef::Month { .. } => Op::Month,
                 FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } => {
                     let ki = key_parts.iter().position(|k| k == key).ok_or_else(|| FeatureError::format("key lost"))?;
-                    let mut values = vec![*default; keys[ki].n_slots as usize + 1];
+                    let n_slots = vocabs.keys.get(ki).map_or(0, |k| k.n_slots as usize);
+                    let mut values = vec![*default; n_slots + 1];
                     for (k, &v) in table {
                         if let Some(&s) = key_slots[ki].get(k.as_str()) {
                             values[s as usize] = if v.is_nan() { *default } else { v };
@@ -242,7 +205,7 @@ impl CompiledPipeline {
                 }
             });
         }
-        Ok(CompiledPipeline { schema: p.schema.clone(), names: p.feature_names(), keys, ops })
+        Ok(CompiledPipeline { schema: p.schema.clone(), names: p.feature_names(), vocabs, ops })
     }
 
     /// Output column names, in order.
@@ -295,42 +258,80 @@ impl CompiledPipeline {
         Ok(())
     }
 
-    /// Writes rows `start..start + out.len() / n_cols` into `out`, column by column.
+    /// Writes rows `start..start + out.len() / n_cols` into `out`, [`SUB_ROWS`] rows at a
+    /// time (the scratch and that part of `out` stay in L1/L2).
     fn fill_rows(&self, batch: &Batch, start: usize, out: &mut [f32]) {
+        let nc = self.ops.len();
+        let n = out.len() / nc;
+        let mut sc = Scratch::new(&self.vocabs, n.min(SUB_ROWS));
+        for (k, o) in out.chunks_mut(SUB_ROWS * nc).enumerate() {
+            self.fill_sub(batch, start + k * SUB_ROWS, o, &mut sc);
+        }
+    }
+
+    /// [`CompiledPipeline::fill_rows`] for at most [`SUB_ROWS`] rows: ids of every vocabulary,
+    /// then every key's slot, then each output column in one loop (no per-row dispatch over
+    /// the feature list).
+    fn fill_sub(&self, batch: &Batch, start: usize, out: &mut [f32], sc: &mut Scratch) {
         let nc = self.ops.len();
         let n = out.len() / nc;
         let rows = start..start + n;
         let width = self.schema.hs_width;
-        // slots[k * n + r]: key k's slot for row start + r (n_slots when absent). Keys are
-        // hashed for the whole chunk first, then probed with the table line of the key
-        // PREFETCH rows ahead already requested (the big tables do not fit in L2).
-        let mut slots = vec![0u32; self.keys.len() * n];
-        let mut hashes = vec![0u64; n];
-        let mut keys_buf = String::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(n);
-        for (key, s) in self.keys.iter().zip(slots.chunks_exact_mut(n.max(1))) {
+        let Scratch { cap, cat_ids, hs_ids, slots, hashes, packed, keys_buf, ends } = sc;
+        let cap = (*cap).max(1);
+        let hashes = &mut hashes[..n];
+        // Categorical ids: cells hashed first (their bytes prefetched PREFETCH rows ahead),
+        // then probed with the table line of the cell PREFETCH rows ahead already requested.
+        for (v, ids) in self.vocabs.cat.iter().zip(cat_ids.chunks_exact_mut(cap)) {
+            let cells = &batch.categorical[v.col][rows.clone()];
+            for (r, (h, c)) in hashes.iter_mut().zip(cells).enumerate() {
+                if let Some(ahead) = cells.get(r + PREFETCH) {
+                    prefetch_ptr(ahead.as_ptr());
+                }
+                *h = hash_bytes(c.as_bytes());
+            }
+            probe(&v.table, NONE, &mut ids[..n], hashes, |r| cells[r].as_bytes());
+        }
+        for (v, ids) in self.vocabs.hs.iter().zip(hs_ids.chunks_exact_mut(cap)) {
+            for (o, &h) in ids.iter_mut().zip(&batch.hs[rows.clone()]) {
+                *o = v.map.get(hs_prefix(h, width, v.digits));
+            }
+        }
+        let ids_of = |p: Part| -> &[u32] {
+            let (all, i) = match p {
+                Part::Cat(i) => (&cat_ids[..], i),
+                Part::Hs(i) => (&hs_ids[..], i),
+            };
+            all.get(i * cap..i * cap + n).unwrap_or(&[])
+        };
+        for (key, s) in self.vocabs.keys.iter().zip(slots.chunks_exact_mut(cap)) {
             let none = key.n_slots;
+            let s = &mut s[..n];
             match &key.kind {
-                KeyKind::Cat(c) => {
-                    let cells = &batch.categorical[*c][rows.clone()];
-                    for (r, (h, v)) in hashes.iter_mut().zip(cells).enumerate() {
-                        if let Some(ahead) = cells.get(r + PREFETCH) {
-                            prefetch_ptr(ahead.as_ptr());
+                KeyKind::Single { part, by_id } => {
+                    for (o, &id) in s.iter_mut().zip(ids_of(*part)) {
+                        *o = by_id.get(id as usize).copied().unwrap_or(none);
+                    }
+                }
+                KeyKind::Pair { a, b, table } => {
+                    let packed = &mut packed[..n];
+                    for (((k, h), &x), &y) in packed.iter_mut().zip(hashes.iter_mut()).zip(ids_of(*a)).zip(ids_of(*b)) {
+                        *k = if x == NONE || y == NONE { u64::MAX } else { u64::from(x) << 32 | u64::from(y) };
+                        *h = hash_u64(*k);
+                    }
+                    for (r, o) in s.iter_mut().enumerate() {
+                        if let Some(&h) = hashes.get(r + PREFETCH) {
+                            table.prefetch(h);
                         }
-                        *h = hash_bytes(v.as_bytes());
-                    }
-                    probe(&key.table, none, s, &hashes, |r| cells[r].as_bytes());
-                }
-                KeyKind::Hs(d, map) => {
-                    for (o, &h) in s.iter_mut().zip(&batch.hs[rows.clone()]) {
-                        *o = map.get(hs_prefix(h, width, *d)).unwrap_or(none);
+                        let k = packed[r];
+                        *o = if k == u64::MAX { none } else { table.get_hashed(k, hashes[r]).unwrap_or(none) };
                     }
                 }
-                KeyKind::Str => {
+                KeyKind::Str { parts, table } => {
                     keys_buf.clear();
                     ends.clear();
                     for row in rows.clone() {
-                        push_key(&mut keys_buf, &key.parts, width, batch, row);
+                        push_key(keys_buf, parts, width, batch, row);
                         ends.push(keys_buf.len());
                     }
                     let bytes = keys_buf.as_bytes();
@@ -338,7 +339,7 @@ impl CompiledPipeline {
                     for (r, h) in hashes.iter_mut().enumerate() {
                         *h = hash_bytes(key_of(r));
                     }
-                    probe(&key.table, none, s, &hashes, key_of);
+                    probe(table, none, s, hashes, key_of);
                 }
             }
         }
@@ -361,10 +362,40 @@ impl CompiledPipeline {
                 Op::DayOfWeek => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = day_of_week(d)),
                 Op::Month => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = month(d)),
                 Op::Lookup { key, values } => {
-                    let s = &slots[key * n..(key + 1) * n];
+                    let s = slots.get(key * cap..key * cap + n).unwrap_or(&[]);
                     col(out, j, nc).zip(s).for_each(|(o, &s)| *o = values.get(s as usize).copied().unwrap_or(f32::NAN));
                 }
             }
+        }
+    }
+}
+
+/// Rows per inner block of [`CompiledPipeline::fill_rows`].
+const SUB_ROWS: usize = 256;
+
+/// Per-call buffers of [`CompiledPipeline::fill_rows`], each `cap` rows per vocabulary / key.
+struct Scratch {
+    cap: usize,
+    cat_ids: Vec<u32>,
+    hs_ids: Vec<u32>,
+    slots: Vec<u32>,
+    hashes: Vec<u64>,
+    packed: Vec<u64>,
+    keys_buf: String,
+    ends: Vec<usize>,
+}
+
+impl Scratch {
+    fn new(v: &Vocabs, cap: usize) -> Scratch {
+        Scratch {
+            cap,
+            cat_ids: vec![NONE; v.cat.len() * cap],
+            hs_ids: vec![NONE; v.hs.len() * cap],
+            slots: vec![0; v.keys.len() * cap],
+            hashes: vec![0; cap],
+            packed: vec![0; cap],
+            keys_buf: String::new(),
+            ends: Vec::with_capacity(cap),
         }
     }
 }
@@ -376,7 +407,7 @@ fn col(out: &mut [f32], j: usize, nc: usize) -> impl Iterator<Item = &mut f32> {
 }
 
 /// Rows ahead whose table line is prefetched.
-const PREFETCH: usize = 8;
+const PREFETCH: usize = 16;
 
 /// `s[r]` = slot of key `key_of(r)` (hash `hashes[r]`), `none` when absent.
 #[inline]

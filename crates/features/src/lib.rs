@@ -37,6 +37,7 @@ mod config;
 mod error;
 mod fit;
 mod lookup;
+mod vocab;
 mod pipeline;
 
 pub use compiled::CompiledPipeline;

@@ -159,6 +159,91 @@ impl StrTable {
     }
 }
 
+/// 64-bit mixing of an integer key (murmur3's finaliser): the table index uses the low bits.
+#[inline(always)]
+pub(crate) fn hash_u64(k: u64) -> u64 {
+    let mut h = k;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h
+}
+
+/// 16 bytes: four entries per cache line.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct IntEntry {
+    /// `u64::MAX` for a free entry.
+    key: u64,
+    slot: u32,
+}
+
+const INT_FREE: IntEntry = IntEntry { key: u64::MAX, slot: 0 };
+
+/// A read-only `u64 -> slot` table (open addressing, linear probing, at most 3/4 full) for
+/// integer keys: pairs of vocabulary ids and long HS prefixes. Key `u64::MAX` is reserved.
+pub(crate) struct U64Table {
+    entries: Vec<IntEntry>,
+    mask: usize,
+}
+
+impl U64Table {
+    /// A table of `entries`; a repeated key keeps its first slot, key `u64::MAX` is ignored.
+    pub(crate) fn new(entries: impl IntoIterator<Item = (u64, u32)>) -> U64Table {
+        let entries: Vec<(u64, u32)> = entries.into_iter().collect();
+        let cap = (entries.len() + entries.len() / 3 + 1).next_power_of_two().max(8);
+        let mut t = U64Table { entries: vec![INT_FREE; cap], mask: cap - 1 };
+        for (k, s) in entries {
+            if k == u64::MAX {
+                continue;
+            }
+            let mut i = hash_u64(k) as usize & t.mask;
+            loop {
+                let e = &mut t.entries[i];
+                if e.key == u64::MAX {
+                    *e = IntEntry { key: k, slot: s };
+                    break;
+                }
+                if e.key == k {
+                    break;
+                }
+                i = (i + 1) & t.mask;
+            }
+        }
+        t
+    }
+
+    /// Hint the CPU to load the entry line `hash` probes first.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        prefetch_ptr(self.entries.as_ptr().wrapping_add(hash as usize & self.mask).cast::<u8>());
+    }
+
+    /// The slot of `key` (`hash == hash_u64(key)`), if it is in the table.
+    #[inline]
+    pub(crate) fn get_hashed(&self, key: u64, hash: u64) -> Option<u32> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let e = self.entries[i];
+            if e.key == key {
+                // a free entry never matches: its key, u64::MAX, is never looked up as present
+                return (key != u64::MAX).then_some(e.slot);
+            }
+            if e.key == u64::MAX {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, key: u64) -> Option<u32> {
+        self.get_hashed(key, hash_u64(key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +271,18 @@ mod tests {
         assert!((0..10_000u32).all(|i| many.get(format!("K{i}").as_bytes()) == Some(i)));
         assert_eq!(many.get(b"K10000"), None);
         assert_eq!(StrTable::new(std::iter::empty()).get(b""), None);
+    }
+
+    #[test]
+    fn u64_table_finds_exactly_the_inserted_keys() {
+        let keys: Vec<u64> = (0..5_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 40)).collect();
+        let t = U64Table::new(keys.iter().enumerate().map(|(i, &k)| (k, i as u32)));
+        let first = |k: u64| keys.iter().position(|&x| x == k).map(|i| i as u32);
+        assert!(keys.iter().all(|&k| t.get(k) == first(k)));
+        assert!((0..2_000u64).map(|i| i * 7 + 1_000_000_007).all(|k| t.get(k) == first(k)));
+        assert_eq!(t.get(u64::MAX), None);
+        let with_max = U64Table::new([(u64::MAX, 1), (0, 2), (0, 3)]);
+        assert_eq!((with_max.get(u64::MAX), with_max.get(0), with_max.get(1)), (None, Some(2), None));
+        assert_eq!(U64Table::new(std::iter::empty()).get(0), None);
     }
 }

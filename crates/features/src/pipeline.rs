@@ -101,9 +101,21 @@ impl FittedPipeline {
 
     /// Parses and validates (format version, indices, key parts, finite table values).
     pub fn from_json(s: &str) -> Result<Self, FeatureError> {
-        let version: serde_json::Value =
-            serde_json::from_str(s).map_err(|e| FeatureError::format(format!("not JSON: {e}")))?;
-        match version.get("format_version").and_then(|v| v.as_u64()) {
+        /// Only the version (other fields skipped unparsed): the pipeline itself is then
+        /// deserialized straight from the text, without a `serde_json::Value` in between.
+        #[derive(Deserialize)]
+        struct Probe {
+            format_version: Option<serde_json::Value>,
+        }
+        let version = match serde_json::from_str::<Probe>(s) {
+            Ok(p) => p.format_version.and_then(|v| v.as_u64()),
+            Err(_) => {
+                let v: serde_json::Value =
+                    serde_json::from_str(s).map_err(|e| FeatureError::format(format!("not JSON: {e}")))?;
+                v.get("format_version").and_then(|v| v.as_u64())
+            }
+        };
+        match version {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
             Some(v) => {
                 return Err(FeatureError::format(format!(
@@ -112,7 +124,7 @@ impl FittedPipeline {
             }
             None => return Err(FeatureError::format("format_version is missing")),
         }
-        let p: FittedPipeline = serde_json::from_value(version).map_err(|e| FeatureError::format(e.to_string()))?;
+        let p: FittedPipeline = serde_json::from_str(s).map_err(|e| FeatureError::format(e.to_string()))?;
         p.validate()?;
         Ok(p)
     }

@@ -263,3 +263,64 @@ fn compiled_lookups_equal_string_table_lookups() {
     assert_eq!(x.get(0, rate), Some(0.375));
     assert!(x.column_index("risk_rate[importer|declarant]").is_some());
 }
+
+/// Two-part keys are looked up by pairs of per-column ids, three-part keys by their string:
+/// both must answer exactly what a lookup of the key string answers. Tables are edited to hold
+/// keys reachable by several splits ("a|b|c": ("a", "b|c") and ("a|b", "c")), parts absent
+/// from every single-column table, empty parts, keys without a separator, non-canonical and
+/// out-of-range HS parts ("0710", "99999" for HS4), and an HS part first.
+#[test]
+fn pair_and_triple_keys_equal_string_table_lookups() {
+    use KeyPart::{Categorical as C, Hs};
+    let s = schema();
+    let three = vec![C(0), C(1), Hs(2)];
+    let pairs = vec![vec![C(0), C(1)], vec![C(1), Hs(4)], vec![Hs(2), C(0)], three.clone()];
+    let c = PipelineConfig { folds: 2, pairs: Some(pairs), ..PipelineConfig::default() };
+    let (mut p, _) = fit(&s, &synthetic(2_000, 5, 60), &c).expect("fit");
+    let extra: Vec<(Vec<KeyPart>, Vec<&str>)> = vec![
+        (vec![C(0), C(1)], vec!["a|b|c", "new-imp|D1", "nosep", "|", "a||", "||", "I1|"]),
+        (vec![C(1), Hs(4)], vec!["D1|0710", "D1|99999", "D1|710", "x|y|710", "|1000", "D1|"]),
+        (vec![Hs(2), C(0)], vec!["7|a|b", "07|a", "10|", "10|I3|x"]),
+        (three.clone(), vec!["a|b|1|1", "a|b|c|10", "||10"]),
+    ];
+    for f in &mut p.features {
+        if let FeatureDef::RiskRate { key, table, .. } | FeatureDef::RiskCount { key, table, .. } = f {
+            for (k, keys) in &extra {
+                if k == key {
+                    for (i, s) in keys.iter().enumerate() {
+                        table.insert(s.to_string(), 0.5 + i as f32);
+                    }
+                }
+            }
+        }
+    }
+    let cells = ["a", "a|b", "b", "b|c", "c", "", "|", "new-imp", "D1", "x", "x|y", "y", "I1", "I3", "I3|x", "1|1"];
+    let hs = [71_080, 100_000, 999_999, 10_203, 101, 11_099];
+    let mut score = synthetic(3_000, 77, 0);
+    let mut g = crate::common::Gen(9);
+    for r in 0..score.len() {
+        for c in 0..2 {
+            if g.below(3) > 0 {
+                score.categorical[c][r] = cells[g.below(cells.len() as u64) as usize].to_string();
+            }
+        }
+        if g.below(2) == 0 {
+            score.hs[r] = hs[g.below(hs.len() as u64) as usize];
+        }
+    }
+    let x = p.compile().expect("compile").transform(&score).expect("transform");
+    let mut hits = 0;
+    for (j, f) in p.features.iter().enumerate() {
+        if let FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } = f {
+            for r in 0..score.len() {
+                let k = key_string(&s, key, &score, r).expect("key");
+                let want = table.get(&k).copied();
+                hits += usize::from(want.is_some() && extra.iter().any(|(e, keys)| e == key && keys.contains(&k.as_str())));
+                let want = want.unwrap_or(*default);
+                assert_eq!(x.get(r, j).map(f32::to_bits), Some(want.to_bits()), "{} row {r} key {k:?}", x.names[j]);
+            }
+        }
+    }
+    // the edited keys are actually reached (not only their absence checked)
+    assert!(hits > 200, "{hits}");
+}
