@@ -554,3 +554,155 @@ fn foreign_models_reject_bad_rows_and_take_missing_values() {
     let listed = format!("{} numeric columns ({})", numeric.len(), numeric.join(", "));
     assert!(err.contains(&listed), "expected {listed:?} in: {err}");
 }
+
+/// The rejects of a file of declarations under the immediate duplicate-id rule, computed here
+/// from first principles for a foreign model fed `features`: (line, column, value, reason);
+/// `nan_scores`: rows with an empty feature cell get no score (scikit-learn's scaler +
+/// logistic regression), reason "NaN".
+fn immediate_rule_rejects(path: &Path, features: &[&str], nan_scores: bool) -> Vec<(usize, String, String, String)> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(path).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let (rec, line) = (rec.unwrap(), i + 2);
+        if rec.len() != header.len() {
+            out.push((line, String::new(), String::new(), format!("expected {} fields, found {}", header.len(), rec.len())));
+            continue;
+        }
+        // (file column, column name, value, reason), sorted by file column
+        let mut problems: Vec<(usize, String, String, String)> = Vec::new();
+        for f in features {
+            let v = &rec[col(f)];
+            if !v.is_empty() && v.parse::<f64>().is_err() {
+                problems.push((col(f), f.to_string(), v.to_string(), "not a number".to_string()));
+            }
+        }
+        let id = rec[col("declaration_id")].to_string();
+        match first_line.get(&id) {
+            Some(first) => problems.push((col("declaration_id"), "declaration_id".into(), id.clone(), format!("duplicate id (first seen on line {first})"))),
+            None => {
+                first_line.insert(id, line);
+            }
+        }
+        problems.sort_by_key(|p| p.0);
+        match problems.as_slice() {
+            [] => {
+                if let Some(f) = features.iter().find(|f| nan_scores && rec[col(f)].is_empty()) {
+                    out.push((line, f.to_string(), String::new(), "NaN".to_string()));
+                }
+            }
+            [(_, c, v, why)] => out.push((line, c.clone(), v.clone(), why.clone())),
+            many => {
+                let all: Vec<String> = many.iter().map(|(_, c, v, why)| format!("column {c:?}: value {v:?} rejected: {why}")).collect();
+                out.push((line, many[0].1.clone(), many[0].2.clone(), all.join("; ")));
+            }
+        }
+    }
+    out
+}
+
+/// Foreign models: duplicate ids are found after the last block, with bounded memory (sorted
+/// runs on disk), yet the output, the reject file and the --on-error fail message are those
+/// of the immediate rule computed from first principles: a row whose id appeared on an
+/// earlier row (accepted or not) is rejected, naming that line; its other bad cells are listed
+/// with it in column order; a duplicate is never a "no score" row; rejects in line order.
+#[test]
+fn foreign_duplicate_ids_found_at_the_end_follow_the_immediate_rule() {
+    let fx = Fixture::new(700);
+    let d = fx.dir.path();
+    python(d, &py_script("train_foreign.py"), &[fx.train.to_str().unwrap(), d.to_str().unwrap(), FOREIGN_FEATURES]);
+    let ids = file_ids(&fx.test, "declaration_id");
+    let id = |row: usize| ids[row - 1].as_str();
+    // (data row, column, value); data row r is on line r + 1
+    let changes = [
+        (21, "declaration_id", id(4)),
+        (30, "declaration_id", id(4)),
+        (40, "declaration_id", id(5)),
+        (40, "value", "zz"),
+        (50, "mass", ""),
+        (60, "declaration_id", id(50)),
+        (60, "quantity", ""),
+        (80, "value", "q"),
+        (81, "declaration_id", id(80)),
+        (100, "declaration_id", id(2)),
+        (300, "declaration_id", id(10)),
+        (450, "declaration_id", id(290)),
+        (699, "declaration_id", id(451)),
+        (700, "declaration_id", id(699)),
+    ];
+    let bad = fx.path("dups.csv");
+    corrupt(&fx.test, &bad, &changes);
+    // a wrong number of fields: not checked further, its id is not seen
+    truncate_row(&bad, 100, 5);
+    let features: Vec<&str> = FOREIGN_FEATURES.split(',').collect();
+    let records: Vec<Vec<String>> = csv::ReaderBuilder::new().flexible(true).from_path(&bad).unwrap().records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+    let touched: Vec<usize> = changes.iter().filter(|c| c.1 != "declaration_id").map(|c| c.0).collect();
+    let named = ["--features", FOREIGN_FEATURES, "--id-column", "declaration_id", "--on-error", "skip"];
+
+    for (stem, nan_scores) in [("lightgbm", false), ("sklearn", true)] {
+        let model = fx.path(&format!("{stem}.onnx"));
+        let want = immediate_rule_rejects(&bad, &features, nan_scores);
+        assert!(want.iter().filter(|w| w.3.contains("duplicate id")).count() >= 8, "{want:?}");
+        let reference = fx.ort_reference(&model, &fx.test, "declaration_id", FOREIGN_FEATURES);
+        let mut plain = Vec::new();
+        for (batch, budget) in [("7", false), ("1000", false), ("7", true)] {
+            let (out, rej) = (format!("{stem}_{batch}_{budget}.csv"), format!("{stem}_{batch}_{budget}.rejects.csv"));
+            let mut args = named.to_vec();
+            args.extend_from_slice(&["--batch-rows", batch, "--rejects", &rej]);
+            if budget {
+                args.extend_from_slice(&["--budget", "10%"]);
+            }
+            let log = fx.score(&model, &bad, &out, &args);
+            let rejects = read_rejects(&fx.path(&rej));
+            let got: Vec<(usize, String, String, String)> = rejects.iter().map(|r| (r[0].parse().unwrap(), r[1].to_string(), r[2].to_string(), r[3].to_string())).collect();
+            assert_eq!(got.len(), want.len(), "{stem} batch {batch}: {got:#?}");
+            for (g, w) in got.iter().zip(&want) {
+                if w.3 == "NaN" {
+                    assert!(g.0 == w.0 && g.1 == w.1 && g.3.contains("NaN") && !g.3.contains("duplicate"), "{stem} batch {batch}: {g:?} vs {w:?}");
+                } else {
+                    assert_eq!(g, w, "{stem} batch {batch}");
+                }
+            }
+            for r in &rejects {
+                let line: usize = r[0].parse().unwrap();
+                assert_eq!(parse_csv_line(&r[4]), records[line - 2], "{stem}: raw cells of line {line}");
+            }
+            // the output: every other row, in file order, scored as ONNX Runtime scores it
+            let rows = read_scores(&fx.path(&out));
+            let rejected: Vec<usize> = want.iter().map(|w| w.0 - 1).collect();
+            let kept: Vec<usize> = (1..=records.len()).filter(|r| !rejected.contains(r)).collect();
+            assert_eq!(rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), kept.iter().map(|&r| records[r - 1][0].clone()).collect::<Vec<_>>());
+            assert!(log.contains(&format!("scored {} declarations ({} rejected)", kept.len(), want.len())), "{log}");
+            let (ours, theirs): (Vec<Scored>, Vec<(String, f64)>) = rows
+                .iter()
+                .zip(&kept)
+                .filter(|(_, r)| !touched.contains(r))
+                .map(|(s, &r)| (Scored { id: s.id.clone(), score: s.score, percentile: s.percentile, selected: s.selected }, (s.id.clone(), reference[r - 1].1)))
+                .unzip();
+            assert_close(&format!("{stem} batch {batch}"), &ours, &theirs, TOL);
+            if budget {
+                let want_sel = expected_selection(&rows.iter().map(|r| r.score).collect::<Vec<_>>(), 10);
+                assert_eq!(rows.iter().map(|r| r.selected.unwrap()).collect::<Vec<_>>(), want_sel, "{stem}: selection");
+                assert_eq!(score_texts(&fx.path(&out)), plain, "{stem}: --budget changes the rows or their scores");
+            } else {
+                plain = score_texts(&fx.path(&out));
+            }
+        }
+        // --on-error fail: the first bad row in line order, found although later rows fail too
+        let m = model.to_str().unwrap();
+        let err = cli_err(d, &["score", "--model", m, "--data", bad.to_str().unwrap(), "--out", "fail.csv", "--features", FOREIGN_FEATURES, "--id-column", "declaration_id", "--batch-rows", "7"]);
+        let first = &want[0];
+        assert_eq!(first.0, 22);
+        assert!(err.contains(&format!("dups.csv: line 22, column \"declaration_id\": value \"{}\" rejected: duplicate id (first seen on line 5)", id(4))), "{err}");
+        assert!(!fx.path("fail.csv").exists(), "no output is left after a failure");
+    }
+    // a duplicate on the failing row itself is named with its other problems
+    let one = fx.path("one.csv");
+    corrupt(&fx.test, &one, &[(40, "declaration_id", id(5)), (40, "value", "zz")]);
+    let lgbm = fx.path("lightgbm.onnx");
+    let err = cli_err(d, &["score", "--model", lgbm.to_str().unwrap(), "--data", one.to_str().unwrap(), "--out", "fail.csv", "--features", FOREIGN_FEATURES, "--id-column", "declaration_id"]);
+    let want = format!("one.csv: line 41, column \"declaration_id\": value \"{}\" rejected: duplicate id (first seen on line 6); column \"value\": value \"zz\" rejected: not a number", id(5));
+    assert!(err.contains(&want), "{err}");
+}
