@@ -36,7 +36,36 @@ enum Op {
     Month,
     /// `values[slot]`: the def's table value, or its default where its table lacks the key
     /// (tables hold finite values) and at the last index (`n_slots`, key in no table).
+    /// Written by its key's [`LookupGroup`].
     Lookup { key: usize, values: Vec<f32> },
+}
+
+/// Every lookup column of one key, values interleaved by slot (`vals[slot * cols.len() + c]`
+/// is column `cols[c]`'s value), so a row's rate and count share a cache line.
+struct LookupGroup {
+    key: usize,
+    cols: Vec<usize>,
+    vals: Vec<f32>,
+}
+
+fn lookup_groups(ops: &[Op]) -> Vec<LookupGroup> {
+    let mut groups: Vec<(usize, Vec<(usize, &[f32])>)> = Vec::new();
+    for (j, op) in ops.iter().enumerate() {
+        if let Op::Lookup { key, values } = op {
+            match groups.iter_mut().find(|g| g.0 == *key) {
+                Some(g) => g.1.push((j, values)),
+                None => groups.push((*key, vec![(j, values)])),
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(key, cols)| {
+            let rows = cols.iter().map(|c| c.1.len()).min().unwrap_or(0);
+            let vals = (0..rows).flat_map(|s| cols.iter().map(move |c| c.1[s])).collect();
+            LookupGroup { key, cols: cols.iter().map(|c| c.0).collect(), vals }
+        })
+        .collect()
 }
 
 /// A validated fitted pipeline turned into lookup tables. `Send + Sync`; build once with
@@ -46,6 +75,7 @@ pub struct CompiledPipeline {
     names: Vec<String>,
     vocabs: Vocabs,
     ops: Vec<Op>,
+    groups: Vec<LookupGroup>,
 }
 
 /// Checks a batch against a schema: vector lengths, column counts, HS codes below
@@ -205,7 +235,13 @@ impl CompiledPipeline {
                 }
             });
         }
-        Ok(CompiledPipeline { schema: p.schema.clone(), names: p.feature_names(), vocabs, ops })
+        let groups = lookup_groups(&ops);
+        for op in &mut ops {
+            if let Op::Lookup { values, .. } = op {
+                *values = Vec::new(); // now held by its group
+            }
+        }
+        Ok(CompiledPipeline { schema: p.schema.clone(), names: p.feature_names(), vocabs, ops, groups })
     }
 
     /// Output column names, in order.
@@ -361,9 +397,30 @@ impl CompiledPipeline {
                 }
                 Op::DayOfWeek => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = day_of_week(d)),
                 Op::Month => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = month(d)),
-                Op::Lookup { key, values } => {
-                    let s = slots.get(key * cap..key * cap + n).unwrap_or(&[]);
-                    col(out, j, nc).zip(s).for_each(|(o, &s)| *o = values.get(s as usize).copied().unwrap_or(f32::NAN));
+                Op::Lookup { .. } => {}
+            }
+        }
+        for g in &self.groups {
+            let s = slots.get(g.key * cap..g.key * cap + n).unwrap_or(&[]);
+            let rows = out.chunks_exact_mut(nc).zip(s);
+            if let [a, b] = g.cols[..] {
+                // the value lines of the row PREFETCH ahead requested first (the big keys'
+                // values do not stay in L1/L2 next to the tables)
+                for (r, (o, &sl)) in rows.enumerate() {
+                    if let Some(&ahead) = s.get(r + PREFETCH) {
+                        prefetch_ptr(g.vals.as_ptr().wrapping_add(2 * ahead as usize).cast::<u8>());
+                    }
+                    let v = g.vals.get(2 * sl as usize..2 * sl as usize + 2).unwrap_or(&[f32::NAN; 2]);
+                    o[a] = v[0];
+                    o[b] = v[1];
+                }
+            } else {
+                let w = g.cols.len();
+                for (o, &s) in rows {
+                    let v = g.vals.get(w * s as usize..w * s as usize + w);
+                    for (c, &j) in g.cols.iter().enumerate() {
+                        o[j] = v.map_or(f32::NAN, |v| v[c]);
+                    }
                 }
             }
         }
