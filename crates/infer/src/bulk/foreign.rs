@@ -22,10 +22,13 @@
 //! node's missing-value branch) and what pandas gives the model in Python. Numbers are parsed
 //! as f64 and rounded to f32, as `df.astype(np.float32)` does.
 //!
-//! Default mapping (no [`BulkOptions::features`]): the columns (other than `--id-column`) whose non-empty
-//! cells in the first [`SAMPLE_ROWS`] data rows all parse as finite numbers, with at least
-//! one non-empty cell, in file order; they must be exactly F. The mapping goes to
-//! [`Progress::mapping`].
+//! Default mapping (no [`BulkOptions::features`]): the columns (other than the id column)
+//! whose non-empty cells in the first [`SAMPLE_ROWS`] data rows all parse as finite numbers,
+//! with at least one non-empty cell, in file order; they must be exactly F. The mapping goes
+//! to [`Progress::mapping`].
+//!
+//! Memory: one block of rows, the sorted run of the duplicate check (16 MB) and, with a
+//! budget, 4 bytes per scored row; ids, duplicate runs and rejects wait on disk.
 
 use std::path::Path;
 
