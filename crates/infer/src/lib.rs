@@ -4,10 +4,14 @@
 //!
 //! Owns: model loading and checking ([`Model::load`]), engine choice ([`Engine`]), the native
 //! evaluator ([`CompiledEnsemble`], [`CompiledLinear`], [`NativeScorer`]), the ORT session pool,
-//! and batch-parallel scoring with rayon (fixed-size row chunks, input order preserved).
+//! batch-parallel scoring with rayon (fixed-size row chunks, input order preserved), and
+//! bulk scoring of whole files ([`bulk::score_file`]: streaming CSV/Parquet in and out,
+//! rejects, duplicate ids checked with bounded memory, budget selection) that the
+//! `customs-risk score` command and any batch runner share.
 //!
-//! Must not: train, know learner types (cr-gbdt/cr-linear/cr-train), or implement the feature
-//! pipeline — raw-field models plug theirs in through [`FeatureTransform`].
+//! Must not: print to a terminal (callers get progress through [`bulk::Progress`]), train,
+//! know learner types (cr-gbdt/cr-linear/cr-train), or implement the feature pipeline —
+//! raw-field models plug theirs in through [`FeatureTransform`].
 //!
 //! ```no_run
 //! use cr_infer::{Engine, LoadOptions, Model};
