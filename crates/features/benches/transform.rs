@@ -1,4 +1,6 @@
-//! Transform speed of a fitted pipeline on a synthetic 1M-row batch (fit on 200k rows).
+//! Transform speed of a fitted pipeline (fit on 200k synthetic rows): the parallel
+//! `transform` of a 1M-row batch, and `transform_rows` on 100k rows in the 4096-row blocks
+//! `cr_infer::DeclarationModel` scores (one thread: the per-block cost scoring pays).
 //! `cargo bench -p cr-features --bench transform`
 
 use std::hint::black_box;
@@ -69,6 +71,20 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("transform");
     g.sample_size(10);
     g.bench_function("1M rows, compiled", |b| b.iter(|| black_box(compiled.transform(black_box(&score)))));
+    let rows = batch(&schema, 100_000, 3, 0.0);
+    let nf = compiled.feature_names().len();
+    let mut buf = vec![0f32; 4096 * nf];
+    g.bench_function("100k rows, transform_rows in 4096-row blocks", |b| {
+        b.iter(|| {
+            for start in (0..rows.len()).step_by(4096) {
+                let n = 4096.min(rows.len() - start);
+                if let Err(e) = compiled.transform_rows(black_box(&rows), start, &mut buf[..n * nf]) {
+                    panic!("transform_rows: {e}");
+                }
+            }
+            black_box(&buf);
+        })
+    });
     g.bench_function("compile", |b| b.iter(|| black_box(pipeline.compile())));
     g.finish();
 }

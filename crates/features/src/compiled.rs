@@ -48,8 +48,11 @@ struct LookupGroup {
     vals: Vec<f32>,
 }
 
+/// Output column and values of each lookup op of one key.
+type GroupCols<'a> = Vec<(usize, &'a [f32])>;
+
 fn lookup_groups(ops: &[Op]) -> Vec<LookupGroup> {
-    let mut groups: Vec<(usize, Vec<(usize, &[f32])>)> = Vec::new();
+    let mut groups: Vec<(usize, GroupCols)> = Vec::new();
     for (j, op) in ops.iter().enumerate() {
         if let Op::Lookup { key, values } = op {
             match groups.iter_mut().find(|g| g.0 == *key) {
