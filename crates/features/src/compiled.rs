@@ -19,8 +19,8 @@ use crate::calc::{
 };
 use crate::config::KeyPart;
 use crate::error::FeatureError;
-use crate::lookup::{hash_bytes, hash_u64, prefetch_ptr, StrTable};
-use crate::vocab::{compile_keys, KeyKind, Part, Vocabs, NONE};
+use crate::lookup::{hash_bytes, prefetch_ptr, IntKey, IntTable, StrTable};
+use crate::vocab::{compile_keys, KeyKind, PairTable, Part, Vocabs, NONE};
 use crate::pipeline::{FeatureDef, FittedPipeline};
 use crate::FeatureMatrix;
 
@@ -316,7 +316,7 @@ impl CompiledPipeline {
         let n = out.len() / nc;
         let rows = start..start + n;
         let width = self.schema.hs_width;
-        let Scratch { cap, cat_ids, hs_ids, slots, hashes, packed, keys_buf, ends } = sc;
+        let Scratch { cap, cat_ids, hs_ids, slots, hashes, keys_buf, ends } = sc;
         let cap = (*cap).max(1);
         let hashes = &mut hashes[..n];
         // Categorical ids: cells hashed first (their bytes prefetched PREFETCH rows ahead),
@@ -353,17 +353,12 @@ impl CompiledPipeline {
                     }
                 }
                 KeyKind::Pair { a, b, table } => {
-                    let packed = &mut packed[..n];
-                    for (((k, h), &x), &y) in packed.iter_mut().zip(hashes.iter_mut()).zip(ids_of(*a)).zip(ids_of(*b)) {
-                        *k = if x == NONE || y == NONE { u64::MAX } else { u64::from(x) << 32 | u64::from(y) };
-                        *h = hash_u64(*k);
-                    }
-                    for (r, o) in s.iter_mut().enumerate() {
-                        if let Some(&h) = hashes.get(r + PREFETCH) {
-                            table.prefetch(h);
+                    let (x, y) = (ids_of(*a), ids_of(*b));
+                    match table {
+                        PairTable::Narrow { shift, table } => pair_probe(table, x, y, |x, y| x << shift | y, none, s, hashes),
+                        PairTable::Wide(table) => {
+                            pair_probe(table, x, y, |x, y| u64::from(x) << 32 | u64::from(y), none, s, hashes)
                         }
-                        let k = packed[r];
-                        *o = if k == u64::MAX { none } else { table.get_hashed(k, hashes[r]).unwrap_or(none) };
                     }
                 }
                 KeyKind::Str { parts, table } => {
@@ -440,7 +435,6 @@ struct Scratch {
     hs_ids: Vec<u32>,
     slots: Vec<u32>,
     hashes: Vec<u64>,
-    packed: Vec<u64>,
     keys_buf: String,
     ends: Vec<usize>,
 }
@@ -453,7 +447,6 @@ impl Scratch {
             hs_ids: vec![NONE; v.hs.len() * cap],
             slots: vec![0; v.keys.len() * cap],
             hashes: vec![0; cap],
-            packed: vec![0; cap],
             keys_buf: String::new(),
             ends: Vec::with_capacity(cap),
         }
@@ -468,6 +461,29 @@ fn col(out: &mut [f32], j: usize, nc: usize) -> impl Iterator<Item = &mut f32> {
 
 /// Rows ahead whose table line is prefetched.
 const PREFETCH: usize = 16;
+
+/// `s[r]` = slot of the pair `(x[r], y[r])` packed by `pack` (`none` when absent or either
+/// id is `NONE`); pair tables' lines requested PREFETCH rows ahead.
+#[inline]
+fn pair_probe<K: IntKey>(
+    table: &IntTable<K>,
+    x: &[u32],
+    y: &[u32],
+    pack: impl Fn(u32, u32) -> K,
+    none: u32,
+    s: &mut [u32],
+    hashes: &mut [u64],
+) {
+    for ((h, &x), &y) in hashes.iter_mut().zip(x).zip(y) {
+        *h = pack(x, y).mix();
+    }
+    for (r, ((o, &x), &y)) in s.iter_mut().zip(x).zip(y).enumerate() {
+        if let Some(&h) = hashes.get(r + PREFETCH) {
+            table.prefetch(h);
+        }
+        *o = if x == NONE || y == NONE { none } else { table.get_hashed(pack(x, y), hashes[r]).unwrap_or(none) };
+    }
+}
 
 /// `s[r]` = slot of key `key_of(r)` (hash `hashes[r]`), `none` when absent.
 #[inline]

@@ -171,38 +171,60 @@ pub(crate) fn hash_u64(k: u64) -> u64 {
     h
 }
 
-/// 16 bytes: four entries per cache line.
+/// An integer key of [`IntTable`]: its all-ones value marks a free entry.
+pub(crate) trait IntKey: Copy + Eq {
+    const FREE: Self;
+    fn mix(self) -> u64;
+}
+
+impl IntKey for u64 {
+    const FREE: u64 = u64::MAX;
+    #[inline(always)]
+    fn mix(self) -> u64 {
+        hash_u64(self)
+    }
+}
+
+impl IntKey for u32 {
+    const FREE: u32 = u32::MAX;
+    #[inline(always)]
+    fn mix(self) -> u64 {
+        hash_u64(u64::from(self))
+    }
+}
+
+/// 8 bytes (`u32` keys, eight per cache line) or 16 (`u64` keys, four per line).
 #[derive(Clone, Copy)]
 #[repr(C)]
-struct IntEntry {
-    /// `u64::MAX` for a free entry.
-    key: u64,
+struct IntEntry<K> {
+    /// `K::FREE` for a free entry.
+    key: K,
     slot: u32,
 }
 
-const INT_FREE: IntEntry = IntEntry { key: u64::MAX, slot: 0 };
-
-/// A read-only `u64 -> slot` table (open addressing, linear probing, at most 3/4 full) for
-/// integer keys: pairs of vocabulary ids and long HS prefixes. Key `u64::MAX` is reserved.
-pub(crate) struct U64Table {
-    entries: Vec<IntEntry>,
+/// A read-only `integer -> slot` table (open addressing, linear probing, at most 3/4 full)
+/// for pairs of vocabulary ids and long HS prefixes. Key `K::FREE` is reserved.
+pub(crate) struct IntTable<K> {
+    entries: Vec<IntEntry<K>>,
     mask: usize,
 }
 
-impl U64Table {
-    /// A table of `entries`; a repeated key keeps its first slot, key `u64::MAX` is ignored.
-    pub(crate) fn new(entries: impl IntoIterator<Item = (u64, u32)>) -> U64Table {
-        let entries: Vec<(u64, u32)> = entries.into_iter().collect();
+pub(crate) type U64Table = IntTable<u64>;
+
+impl<K: IntKey> IntTable<K> {
+    /// A table of `entries`; a repeated key keeps its first slot, key `K::FREE` is ignored.
+    pub(crate) fn new(entries: impl IntoIterator<Item = (K, u32)>) -> IntTable<K> {
+        let entries: Vec<(K, u32)> = entries.into_iter().collect();
         let cap = (entries.len() + entries.len() / 3 + 1).next_power_of_two().max(8);
-        let mut t = U64Table { entries: vec![INT_FREE; cap], mask: cap - 1 };
+        let mut t = IntTable { entries: vec![IntEntry { key: K::FREE, slot: 0 }; cap], mask: cap - 1 };
         for (k, s) in entries {
-            if k == u64::MAX {
+            if k == K::FREE {
                 continue;
             }
-            let mut i = hash_u64(k) as usize & t.mask;
+            let mut i = k.mix() as usize & t.mask;
             loop {
                 let e = &mut t.entries[i];
-                if e.key == u64::MAX {
+                if e.key == K::FREE {
                     *e = IntEntry { key: k, slot: s };
                     break;
                 }
@@ -221,17 +243,17 @@ impl U64Table {
         prefetch_ptr(self.entries.as_ptr().wrapping_add(hash as usize & self.mask).cast::<u8>());
     }
 
-    /// The slot of `key` (`hash == hash_u64(key)`), if it is in the table.
+    /// The slot of `key` (`hash == key.mix()`), if it is in the table.
     #[inline]
-    pub(crate) fn get_hashed(&self, key: u64, hash: u64) -> Option<u32> {
+    pub(crate) fn get_hashed(&self, key: K, hash: u64) -> Option<u32> {
         let mut i = hash as usize & self.mask;
         loop {
             let e = self.entries[i];
             if e.key == key {
-                // a free entry never matches: its key, u64::MAX, is never looked up as present
-                return (key != u64::MAX).then_some(e.slot);
+                // a free entry never matches: its key, K::FREE, is never looked up as present
+                return (key != K::FREE).then_some(e.slot);
             }
-            if e.key == u64::MAX {
+            if e.key == K::FREE {
                 return None;
             }
             i = (i + 1) & self.mask;
@@ -239,8 +261,8 @@ impl U64Table {
     }
 
     #[inline]
-    pub(crate) fn get(&self, key: u64) -> Option<u32> {
-        self.get_hashed(key, hash_u64(key))
+    pub(crate) fn get(&self, key: K) -> Option<u32> {
+        self.get_hashed(key, key.mix())
     }
 }
 
@@ -284,5 +306,9 @@ mod tests {
         let with_max = U64Table::new([(u64::MAX, 1), (0, 2), (0, 3)]);
         assert_eq!((with_max.get(u64::MAX), with_max.get(0), with_max.get(1)), (None, Some(2), None));
         assert_eq!(U64Table::new(std::iter::empty()).get(0), None);
+        let narrow = IntTable::<u32>::new((0..3_000u32).map(|i| (i * 977, i)));
+        assert!((0..3_000u32).all(|i| narrow.get(i * 977) == Some(i)));
+        assert!((0..3_000u32).all(|i| narrow.get(i * 977 + 1).is_none()));
+        assert_eq!(IntTable::<u32>::new([(u32::MAX, 1)]).get(u32::MAX), None);
     }
 }
