@@ -20,7 +20,7 @@ use crate::calc::{
 use crate::config::KeyPart;
 use crate::error::FeatureError;
 use crate::lookup::{hash_bytes, prefetch_ptr, IntKey, IntTable, StrTable};
-use crate::vocab::{compile_keys, KeyKind, PairTable, Part, Vocabs, NONE};
+use crate::vocab::{compile_keys, KeyKind, PairTable, Part, Vocabs, DENSE_DIGITS, NONE};
 use crate::pipeline::{FeatureDef, FittedPipeline};
 use crate::FeatureMatrix;
 
@@ -130,8 +130,6 @@ fn median_map(t: &std::collections::BTreeMap<String, f32>, digits: u8) -> Prefix
     PrefixMap::new(digits, t.iter().filter_map(|(k, &v)| parse_canonical_decimal(k).map(|k| (k, v))))
 }
 
-/// Largest prefix width (digits) kept in a dense array (10^4 entries).
-const DENSE_DIGITS: u8 = 4;
 
 /// HS prefix (an integer below `10^digits`, see [`hs_prefix`]) -> value: a dense array for
 /// short prefixes (one load, no hashing), a hash map otherwise. Same answers either way.
