@@ -35,23 +35,48 @@ pub(crate) struct StrTable {
     len: usize,
 }
 
+/// Keys of up to this many bytes are hashed and compared as two words ([`short_words`]).
+const SHORT: usize = 16;
+
+/// Two words that, with the length, determine a key of at most [`SHORT`] bytes: fixed-size
+/// (possibly overlapping) loads of its first and last bytes, no loop and no memmove call.
+#[inline(always)]
+fn short_words(b: &[u8]) -> (u64, u64) {
+    let n = b.len();
+    let w8 = |i: usize| b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let w4 = |i: usize| b.get(i..i + 4).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, u32::from_le_bytes);
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+    match n {
+        8.. => (w8(0), w8(n - 8)),
+        4..=7 => (u64::from(w4(0)) | u64::from(w4(n - 4)) << 32, 0),
+        1..=3 => (at(0) | at(n / 2) << 8 | at(n - 1) << 16, 0),
+        0 => (0, 0),
+    }
+}
+
 /// FxHash-style mixing of 8-byte words, then a final avalanche (the table index uses the low
 /// bits, the tag the high ones). Deterministic; only used for lookups.
 #[inline(always)]
 pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let mut h = b.len() as u64;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        // byte loop, not copy_from_slice: a variable-length copy is a memmove call
-        let w = rest.iter().enumerate().fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    if b.len() <= SHORT {
+        let (w0, w1) = short_words(b);
+        h = (h.rotate_left(5) ^ w0).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ w1).wrapping_mul(K);
+    } else {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // byte loop, not copy_from_slice: a variable-length copy is a memmove call
+            let w = rest.iter().enumerate().fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
     }
     // murmur3 finaliser
     h ^= h >> 33;
@@ -125,9 +150,11 @@ impl StrTable {
     #[inline]
     pub(crate) fn get_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         let tag = (hash >> 32) as u32;
-        let short = key.len() <= INLINE;
+        let len = key.len();
+        // keys of <= SHORT bytes: equal lengths and equal `short_words` mean equal bytes
+        let words = if len <= SHORT { short_words(key) } else { (0, 0) };
         let mut padded = [0u8; INLINE];
-        if short {
+        if len > SHORT && len <= INLINE {
             // byte loop, not copy_from_slice: a variable-length copy is a memmove call
             for (p, &b) in padded.iter_mut().zip(key) {
                 *p = b;
@@ -139,8 +166,14 @@ impl StrTable {
             if e.slot == EMPTY {
                 return None;
             }
-            if e.tag == tag && usize::from(e.len) == key.len().min(255) {
-                let same = if short { e.inline == padded } else { self.long_key(e) == Some(key) };
+            if e.tag == tag && usize::from(e.len) == len.min(255) {
+                let same = if len <= SHORT {
+                    e.inline.get(..len).map(short_words) == Some(words)
+                } else if len <= INLINE {
+                    e.inline == padded
+                } else {
+                    self.long_key(e) == Some(key)
+                };
                 if same {
                     return Some(e.slot);
                 }
@@ -269,6 +302,32 @@ impl<K: IntKey> IntTable<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_every_length_differing_in_any_byte_are_told_apart() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for n in 0..=40 {
+            keys.push(base[..n].to_vec());
+            for i in 0..n {
+                let mut k = base[..n].to_vec();
+                k[i] = b'#';
+                keys.push(k);
+            }
+        }
+        let strs: Vec<String> = keys.iter().map(|k| String::from_utf8(k.clone()).expect("ascii")).collect();
+        let t = StrTable::new(strs.iter().enumerate().map(|(i, k)| (k.as_str(), i as u32)));
+        for (i, k) in strs.iter().enumerate() {
+            assert_eq!(t.get(k.as_bytes()), Some(i as u32), "{k:?}");
+            let mut other = k.clone().into_bytes();
+            other.push(b'!');
+            assert_eq!(t.get(&other), None, "{other:?}");
+        }
+        let half = StrTable::new(strs.iter().step_by(2).map(|k| (k.as_str(), 0)));
+        for (i, k) in strs.iter().enumerate() {
+            assert_eq!(half.get(k.as_bytes()).is_some(), i % 2 == 0, "{k:?}");
+        }
+    }
 
     #[test]
     fn finds_exactly_the_inserted_keys() {
