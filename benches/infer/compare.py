@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Inference speed: our native engine vs ONNX Runtime (Python and via `ort`), LightGBM and
-(optionally) lleaves, on one LightGBM model and 1M rows in memory.
+(optionally) lleaves and treelite (compiled to C by tl2cgen, built with gcc), on one LightGBM model and 1M rows in memory.
 
 Model: LightGBM binary classifier, 100 trees, 63 leaves, 25 features, trained on synthetic
 data (5% missing values), exported with onnxmltools. All engines score the same float32
@@ -98,6 +98,25 @@ try:
 except Exception as e:  # optional
     print(f"lleaves: skipped ({type(e).__name__}: {e})")
 
+try:
+    import treelite, tl2cgen
+    tm = treelite.frontend.from_lightgbm(booster)
+    lib = os.path.join(work, "treelite.so")
+    tl2cgen.export_lib(tm, toolchain="gcc", libpath=lib, params={"parallel_comp": 8, "quantize": 1}, verbose=False)  # quantize: its faster mode
+    dm = tl2cgen.DMatrix(X)  # built once, outside the timing (as lleaves gets its float64 copy)
+    for t in threads:
+        pred = tl2cgen.Predictor(lib, nthread=t, verbose=False)
+        got = {}
+        def run_tl():
+            got["p"] = pred.predict(dm)
+        sec = median_time(run_tl, args.repeat)
+        results[("treelite (tl2cgen)", t)] = args.rows / sec
+    tl_p = np.asarray(got["p"]).reshape(-1)
+    lgb_p = booster.predict(X, num_threads=threads[-1])
+    print(f"agreement treelite vs lightgbm: max|diff| {np.nanmax(np.abs(tl_p - lgb_p)):.2e}")
+except Exception as e:  # optional
+    print(f"treelite: skipped ({type(e).__name__}: {e})")
+
 if not args.no_build:
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "cr-infer", "--example", "score_bench"], cwd=root, check=True)
 exe = os.path.join(root, "target", "release", "examples", "score_bench")
@@ -124,7 +143,7 @@ print(f"machine: {os.cpu_count()} cores, load average (1/5/15 min) {load_start[0
       f"{load_start[2]:.2f} at start, {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f} at end "
       f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
 print(f"\n{'engine':<22}" + "".join(f"{'threads=' + str(t):>16}" for t in threads))
-names = ["cr-infer native", "cr-infer ort", "onnxruntime-python", "lightgbm", "lleaves"]
+names = ["cr-infer native", "cr-infer ort", "onnxruntime-python", "lightgbm", "lleaves", "treelite (tl2cgen)"]
 for n in names:
     if any((n, t) in results for t in threads):
         print(f"{n:<22}" + "".join(f"{results.get((n, t), float('nan')) / 1e6:>13.3f} M/s" for t in threads))
@@ -136,4 +155,6 @@ for t in threads:
            f"native / lightgbm = {nat / results[('lightgbm', t)]:.2f}x"
     if ("lleaves", t) in results:
         line += f", native / lleaves = {nat / results[('lleaves', t)]:.2f}x"
+    if ("treelite (tl2cgen)", t) in results:
+        line += f", native / treelite = {nat / results[('treelite (tl2cgen)', t)]:.2f}x"
     print(line)
