@@ -6,12 +6,14 @@
 //! at least [`SIMD_MIN_ROWS`] rows; otherwise rows advance [`GROUP`] at a time in lock-step
 //! through the trees (independent dependency chains, no data-dependent branches in the fast
 //! kernel). Each row's leaf values are summed in f32 in tree order, exactly as ORT's
-//! `TreeAggregatorSum` does, whichever kernel finds the leaves.
+//! `TreeAggregatorSum` does, whichever kernel finds the leaves. Buffers come from the
+//! calling thread's [`super::scratch`], so small calls allocate and zero nothing.
 
 use super::compile::{gmode, CompiledEnsemble, Node, Payload, INDEX_MASK, MISSING_BIT};
+use super::scratch::{grow, Scratch};
 use super::simd::{BlockBuf, Kernel, Out, SimdLayout};
 use super::spec::{Aggregate, Head, PostTransform};
-use crate::error::{InferError};
+use crate::error::InferError;
 use crate::math::{ort_logistic, ort_probit, ort_softmax, ort_softmax_zero};
 
 /// Rows per block (the unit of cache blocking; also the granularity of parallel tasks'
@@ -124,30 +126,45 @@ impl CompiledEnsemble {
     }
 
     fn run(&self, x: &[f32], nf: usize, n_rows: usize, mut emit: impl FnMut(usize, &[f32])) {
-        let mut z = vec![0.0f32; self.n_slots.max(2)];
-        let mut scores = vec![Score::default(); BLOCK * self.n_slots.max(2)];
+        super::scratch::with_scratch(|s| self.run_with(s, x, nf, n_rows, &mut emit));
+    }
+
+    /// [`Self::run`] with the buffers of `scratch` (grown here as needed; whatever they hold
+    /// is overwritten before it is read).
+    fn run_with(
+        &self,
+        scratch: &mut Scratch,
+        x: &[f32],
+        nf: usize,
+        n_rows: usize,
+        emit: &mut impl FnMut(usize, &[f32]),
+    ) {
+        let Scratch { block: sbuf, rows: buf, scores, z } = scratch;
+        let max_len = BLOCK.min(n_rows);
+        grow(z, self.n_slots.max(2), 0.0);
+        let score_rows = if matches!(self.payload, Payload::Multi { .. }) { max_len } else { 1 };
+        grow(scores, score_rows * self.n_slots.max(2), Score::default());
         let mut acc = [0.0f32; BLOCK];
         let mut has = [false; BLOCK];
         let mut leaves = [0u32; BLOCK];
         // Below SIMD_MIN_ROWS rows the bit-vector kernels' fixed cost per 64-row chunk (every
         // node of every tree) exceeds the scalar walk's.
         let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar && n_rows >= SIMD_MIN_ROWS);
-        let mut sbuf = simd.map(SimdLayout::block_buf);
-        let mut buf = if simd.is_none() && self.modes.is_empty() {
-            vec![0.0f32; BLOCK * (2 * self.min_features + 1)]
-        } else {
-            Vec::new()
-        };
+        if let Some(s) = simd {
+            sbuf.fit(s);
+        } else if self.modes.is_empty() {
+            grow(buf, max_len * (2 * self.min_features + 1), 0.0);
+        }
         let mut start = 0;
         while start < n_rows {
             let len = BLOCK.min(n_rows - start);
             let xb = &x[start * nf..(start + len) * nf];
-            if let (Some(s), Some(b)) = (simd, sbuf.as_mut()) {
-                s.load(self.kernel, xb, nf, len, b);
+            if let Some(s) = simd {
+                s.load(self.kernel, xb, nf, len, sbuf);
             } else if self.modes.is_empty() {
-                self.fill_block(xb, nf, len, &mut buf);
+                self.fill_block(xb, nf, len, buf);
             }
-            let simd_b = simd.zip(sbuf.as_ref());
+            let simd_b = simd.map(|s| (s, &*sbuf));
             match &self.payload {
                 Payload::Single { slot } => {
                     let init = match self.aggregate {
@@ -162,7 +179,7 @@ impl CompiledEnsemble {
                             s.eval_tree(self.kernel, t, b, len, &mut Out::Sum(&mut acc));
                             continue;
                         }
-                        self.leaves(simd_b, t, xb, nf, &buf, len, &mut leaves);
+                        self.leaves(simd_b, t, xb, nf, buf, len, &mut leaves);
                         match self.aggregate {
                             Aggregate::Sum | Aggregate::Average => {
                                 for r in 0..len {
@@ -200,7 +217,7 @@ impl CompiledEnsemble {
                                 let row = &mut scores[..self.n_slots];
                                 row.fill(Score::default());
                                 row[*slot] = s;
-                                self.finalize(row, &mut z);
+                                self.finalize(row, z);
                             }
                         }
                         emit(start + r, &z[..self.n_slots]);
@@ -210,7 +227,7 @@ impl CompiledEnsemble {
                     let ns = self.n_slots;
                     scores[..len * ns].fill(Score::default());
                     for t in 0..self.trees.len() {
-                        self.leaves(simd_b, t, xb, nf, &buf, len, &mut leaves);
+                        self.leaves(simd_b, t, xb, nf, buf, len, &mut leaves);
                         for r in 0..len {
                             let k = self.nodes[leaves[r] as usize].value.to_bits() as usize;
                             let row = &mut scores[r * ns..(r + 1) * ns];
@@ -235,7 +252,7 @@ impl CompiledEnsemble {
                     }
                     for r in 0..len {
                         let row = &mut scores[r * ns..(r + 1) * ns];
-                        self.finalize(row, &mut z);
+                        self.finalize(row, z);
                         emit(start + r, &z[..ns]);
                     }
                 }

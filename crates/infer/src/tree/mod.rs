@@ -1,5 +1,5 @@
 //! Native tree-ensemble evaluator: attribute parsing ([`spec`]), flat layout ([`compile`])
-//! and batch evaluation ([`eval`]).
+//! and batch evaluation ([`eval`], with per-thread reusable buffers in [`scratch`]).
 //!
 //! Semantics follow ONNX Runtime 1.31 (`onnxruntime/core/providers/cpu/ml/
 //! tree_ensemble_common.h`, `tree_ensemble_aggregator.h`, `ml_common.h`): f32 thresholds
@@ -11,6 +11,7 @@
 
 pub(crate) mod compile;
 pub(crate) mod eval;
+pub(crate) mod scratch;
 pub(crate) mod simd;
 pub(crate) mod spec;
 #[cfg(test)]

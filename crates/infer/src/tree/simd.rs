@@ -279,8 +279,11 @@ impl SimdLayout {
     }
 
     /// Scratch for one block.
+    #[cfg(test)]
     pub(crate) fn block_buf(&self) -> BlockBuf {
-        BlockBuf { x: vec![0.0; self.buf_len()], masks: vec![Line([0; 64]); self.tests.len() * CHUNKS] }
+        let mut b = BlockBuf::default();
+        b.fit(self);
+        b
     }
 
     /// Load the `len` rows of `xb` (row stride `nf`) into `b` for `kernel`: the feature-major
@@ -600,7 +603,8 @@ impl SimdLayout {
 }
 
 /// `x[f * BLOCK + r] = xb[r * nf + f]` for `f < m`, `r < len`; rows `len..` up to the next
-/// multiple of 64 are zeroed.
+/// multiple of 64 are zeroed, and so is the constant column `m` up to there (no internal
+/// node tests it; zeroed as it is in the portable layout, since `x` is reused).
 fn fill_columns(xb: &[f32], nf: usize, m: usize, len: usize, x: &mut [f32]) {
     let padded = len.next_multiple_of(64).min(BLOCK);
     for (r, row) in xb.chunks_exact(nf).take(len).enumerate() {
@@ -611,12 +615,29 @@ fn fill_columns(xb: &[f32], nf: usize, m: usize, len: usize, x: &mut [f32]) {
     for f in 0..m {
         x[f * BLOCK + len..f * BLOCK + padded].fill(0.0);
     }
+    x[m * BLOCK..m * BLOCK + padded].fill(0.0);
 }
 
-/// One block's rows for the bit-vector kernels (see [`SimdLayout::load`]).
+/// One block's rows for the bit-vector kernels (see [`SimdLayout::load`]). Reused across
+/// calls and ensembles (`super::scratch`): [`SimdLayout::load`] writes every entry the
+/// kernels read for the block's rows, so stale contents never reach a result.
+#[derive(Default)]
 pub(crate) struct BlockBuf {
     x: Vec<f32>,
     masks: Vec<Line>,
+}
+
+impl BlockBuf {
+    /// Grow (never shrink) to what `layout` needs; new entries are zero.
+    pub(crate) fn fit(&mut self, layout: &SimdLayout) {
+        super::scratch::grow(&mut self.x, layout.buf_len(), 0.0);
+        super::scratch::grow(&mut self.masks, layout.tests.len() * CHUNKS, Line([0; 64]));
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.x.capacity() * size_of::<f32>() + self.masks.capacity() * size_of::<Line>()
+    }
 }
 
 /// 64 bytes on a 64-byte boundary (one test's outcome on 64 rows).

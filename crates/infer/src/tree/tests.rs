@@ -219,3 +219,76 @@ fn big_trees_and_equality_splits_fall_back_to_scalar() {
     let x = rows(&mut rng, 200, &p);
     check(&s, &x, 200, false);
 }
+
+/// `predict` of `e` with a fresh scratch (a nested call finds the thread's scratch borrowed
+/// and allocates its own).
+fn fresh_predict(e: &CompiledEnsemble, x: &[f32], n_rows: usize) -> Vec<f32> {
+    let mut z = vec![0f32; n_rows * e.n_outputs()];
+    super::scratch::with_scratch(|_| e.predict(x, NF + 1, n_rows, &mut z)).expect("predict");
+    z
+}
+
+/// The per-thread scratch is reused across calls: alternating ensembles (bit-vector,
+/// multi-slot, general kernel) and batch sizes on one thread and on rayon workers must give
+/// exactly what a fresh scratch gives (and, for small batches of the single-slot ensemble,
+/// the first-principles sums), so nothing stale from an earlier call can leak into a result.
+#[test]
+fn reused_scratch_gives_the_same_scores_as_fresh_scratch() {
+    use rayon::prelude::*;
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0015);
+    let p = pool(&mut rng);
+    let fast = [Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt];
+    let single = spec(&mut rng, &[64, 1, 37, 64, 5, 64, 20], &fast, &p, Aggregate::Sum);
+    // two target slots, some leaves feeding both: the multi-slot payload
+    let mut multi = spec(&mut rng, &[30, 64, 9], &fast, &p, Aggregate::Sum);
+    multi.head = Head::Regressor { n_targets: 2 };
+    let extra: Vec<RawTarget> =
+        multi.targets.iter().step_by(3).map(|w| RawTarget { slot: 1, weight: w.weight * 0.5, ..*w }).collect();
+    multi.targets.iter_mut().step_by(2).for_each(|w| w.slot = 1);
+    multi.targets.extend(extra);
+    let general = spec(&mut rng, &[12, 40], &[Mode::Leq, Mode::Eq, Mode::Neq], &p, Aggregate::Sum);
+    let mut models = Vec::new();
+    for s in [&single, &multi, &general] {
+        let base = compile(s).expect("compile");
+        for k in kernels() {
+            let mut e = base.clone();
+            if e.set_kernel(k) {
+                models.push((s, e));
+            }
+        }
+    }
+    let multi_payload = models.iter().find(|(s, _)| std::ptr::eq(*s, &multi)).map(|m| &m.1.payload);
+    assert!(matches!(multi_payload, Some(super::compile::Payload::Multi { .. })));
+    // (model, rows, expected scores)
+    let mut jobs = Vec::new();
+    for round in 0..2 {
+        for (i, n_rows) in [1usize, 257, 3, 4096, 5, 16, 64, 130].into_iter().enumerate() {
+            let (s, e) = &models[(i + round) % models.len()];
+            let x = rows(&mut rng, n_rows, &p);
+            let want = fresh_predict(e, &x, n_rows);
+            if std::ptr::eq(*s, &single) && n_rows <= 16 {
+                let n_trees = e.n_trees();
+                for r in 0..n_rows {
+                    let row = &x[r * (NF + 1)..(r + 1) * (NF + 1)];
+                    let sum = (0..n_trees).fold(0f32, |a, t| a + reference_leaf(s, t as i64, row));
+                    assert_eq!(want[r].to_bits(), sum.to_bits(), "first principles, row {r}");
+                }
+            }
+            jobs.push((e, x, n_rows, want));
+        }
+    }
+    let run = |(e, x, n_rows, want): &(&CompiledEnsemble, Vec<f32>, usize, Vec<f32>)| {
+        let mut z = vec![0f32; n_rows * e.n_outputs()];
+        e.predict(x, NF + 1, *n_rows, &mut z).expect("predict");
+        let same = z.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{:?}, {n_rows} rows: scores differ from a fresh scratch's", e.kernel);
+        assert!(super::scratch::held_bytes() <= super::scratch::KEEP_BYTES);
+    };
+    // same thread, every model in turn at every size
+    for _ in 0..2 {
+        jobs.iter().for_each(run);
+    }
+    // rayon workers, each reusing its own scratch in whatever order it steals jobs
+    let workers = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
+    workers.install(|| (0..4).into_par_iter().for_each(|_| jobs.par_iter().for_each(run)));
+}
