@@ -292,24 +292,25 @@ impl SimdLayout {
         #[cfg(target_arch = "x86_64")]
         if matches!(kernel, Kernel::Avx512 | Kernel::Avx2) {
             let m = (self.width - 1) / 2;
-            assert!(b.x.len() >= self.buf_len() && b.masks.len() >= self.tests.len() * CHUNKS && len <= BLOCK);
-            fill_columns(xb, nf, m, len, &mut b.x);
+            assert!(b.xs().len() >= self.buf_len() && b.masks.len() >= self.tests.len() * CHUNKS && len <= BLOCK);
+            fill_columns(xb, nf, m, len, b.xs_mut());
+            let (x, masks) = b.split();
             // SAFETY: the kernel's features are present (the caller checked
             // `Kernel::supported`); every test's offset is `feat * BLOCK` with `feat < width`
             // (checked in `new`), chunks stay below BLOCK, so loads stay inside `b.x`; mask
             // stores inside `b.masks` (asserted).
             unsafe {
                 if kernel == Kernel::Avx512 {
-                    self.tests_avx512(&b.x, len.div_ceil(64), &mut b.masks)
+                    self.tests_avx512(x, len.div_ceil(64), masks)
                 } else {
-                    self.tests_avx2(&b.x, len.div_ceil(64), &mut b.masks)
+                    self.tests_avx2(x, len.div_ceil(64), masks)
                 }
             }
             return;
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = kernel;
-        self.fill(xb, nf, len, &mut b.x);
+        self.fill(xb, nf, len, b.xs_mut());
     }
 
     /// `masks[j * CHUNKS + c]` byte `i` = 0xFF where test `j` sends row `64c + i` right.
@@ -402,7 +403,7 @@ impl SimdLayout {
     /// `sum[..len]` instead. Entries past `len` up to the next multiple of 16 are scratch.
     pub(crate) fn eval_tree(&self, kernel: Kernel, t: usize, b: &BlockBuf, len: usize, out: &mut Out<'_>) {
         let tree = &self.trees[t];
-        let buf = &b.x[..];
+        let buf = b.xs();
         assert!(buf.len() >= self.buf_len() && len <= BLOCK && b.masks.len() >= self.tests.len() * CHUNKS);
         // The kernels index without checks: every node offset is `feat * BLOCK` with
         // `feat < width` (checked in `new`), rows stay below the next multiple of 16 of
@@ -623,20 +624,47 @@ fn fill_columns(xb: &[f32], nf: usize, m: usize, len: usize, x: &mut [f32]) {
 /// kernels read for the block's rows, so stale contents never reach a result.
 #[derive(Default)]
 pub(crate) struct BlockBuf {
-    x: Vec<f32>,
+    /// The feature-major block, on a 64-byte boundary so that every column chunk the
+    /// kernels load (`feat * BLOCK + 16k` floats) is one aligned cache line.
+    x: Vec<F32Line>,
     masks: Vec<Line>,
 }
+
+/// 16 f32 on a 64-byte boundary.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct F32Line([f32; 16]);
 
 impl BlockBuf {
     /// Grow (never shrink) to what `layout` needs; new entries are zero.
     pub(crate) fn fit(&mut self, layout: &SimdLayout) {
-        super::scratch::grow(&mut self.x, layout.buf_len(), 0.0);
+        super::scratch::grow(&mut self.x, layout.buf_len().div_ceil(16), F32Line([0.0; 16]));
         super::scratch::grow(&mut self.masks, layout.tests.len() * CHUNKS, Line([0; 64]));
     }
 
     /// Heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.x.capacity() * size_of::<f32>() + self.masks.capacity() * size_of::<Line>()
+        self.x.capacity() * size_of::<F32Line>() + self.masks.capacity() * size_of::<Line>()
+    }
+
+    /// The block as plain floats.
+    fn xs(&self) -> &[f32] {
+        // SAFETY: `F32Line` is `repr(C)` around `[f32; 16]` (size 64, no padding), so the
+        // vector's storage is `16 * len` initialised, suitably aligned f32s.
+        unsafe { std::slice::from_raw_parts(self.x.as_ptr().cast::<f32>(), 16 * self.x.len()) }
+    }
+
+    fn xs_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `xs`; the slice borrows `self.x` mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.x.as_mut_ptr().cast::<f32>(), 16 * self.x.len()) }
+    }
+
+    /// The block as floats and the masks, borrowed together.
+    #[cfg(target_arch = "x86_64")]
+    fn split(&mut self) -> (&[f32], &mut [Line]) {
+        // SAFETY: as in `xs`; `x` and `masks` are distinct vectors.
+        let x = unsafe { std::slice::from_raw_parts(self.x.as_ptr().cast::<f32>(), 16 * self.x.len()) };
+        (x, &mut self.masks)
     }
 }
 
