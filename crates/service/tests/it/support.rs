@@ -39,11 +39,17 @@ fn load_files(dir: &Path, name: &str) -> ModelFiles {
     }
 }
 
-/// The models, generated once per test binary (Python takes a few seconds).
+/// The models, generated once per test binary (Python takes a few seconds). A static is never
+/// dropped, so the folder is kept: it goes under cargo's `target/tmp` (removed by `cargo clean`),
+/// not the system temp dir, so test runs leave nothing behind in `/tmp`.
 pub fn models() -> &'static Models {
     static MODELS: OnceLock<Models> = OnceLock::new();
     MODELS.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("cr-service-models-").tempdir().expect("tempdir").keep();
+        let dir = tempfile::Builder::new()
+            .prefix("cr-service-models-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("tempdir")
+            .keep();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_model.py");
         let out = std::process::Command::new("python3")
             .arg(&script)
