@@ -55,7 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let s = model.score_batch(&all)?;
     println!("3. scored {} declarations with the {:?} engine in {:.2}s -> {}", s.len(), model.engine_used(), t.elapsed().as_secs_f64(), scores.display());
     let q = super::score::card_quantiles(model.metadata());
-    let k = super::score::budget_k(0.05, s.len());
+    let k = cr_eval::Budget::Rate(0.05).k(s.len());
     let mut order: Vec<usize> = (0..s.len()).collect();
     order.sort_by(|&i, &j| s[j].total_cmp(&s[i]).then(i.cmp(&j)));
     let mut selected = vec![false; s.len()];

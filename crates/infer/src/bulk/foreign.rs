@@ -53,8 +53,7 @@ pub(super) fn score(
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
     let model = Model::from_proto(proto, load).map_err(|source| BulkError::Load { path: model_path.to_path_buf(), source })?;
-    let removable = opts.id_column.is_some() && opts.on_error == OnError::Skip;
-    let sink = if removable { Sink::create_removable(&opts.out, opts.budget)? } else { Sink::create(&opts.out, opts.budget)? };
+    let sink = Sink::create(&opts.out, opts.budget)?;
     let mut out = Out { sink, rejects: Rejects::None, ids: None, scored: 0, rejected: 0 };
     match score_rows(model_path, &model, opts, progress, &mut out) {
         Ok((mapping, dups)) => {

@@ -15,7 +15,8 @@
 //!
 //! Output: one row per accepted declaration: `id`, `score` (f64 of the f32 score),
 //! `percentile` (within the card's validation quantiles; NaN for foreign models) and, with a
-//! budget, `selected` (the top k = [`budget_k`] scores, ties by file order).
+//! budget, `selected` (the top k = `cr_eval::Budget::Rate(rate).k(rows)` scores, ties by file
+//! order).
 //!
 //! ```no_run
 //! use cr_infer::bulk::{score_file, BulkOptions, NoProgress};
@@ -119,7 +120,7 @@ pub struct BulkSummary {
     pub engine: Engine,
     /// Foreign models: the column mapping (as given to [`Progress::mapping`]).
     pub mapping: Option<String>,
-    /// With a budget: the rows selected, [`budget_k`] of `rows`.
+    /// With a budget: the rows selected, `cr_eval::Budget::Rate(rate).k(rows)`.
     pub selected: Option<u64>,
     /// Wall time from the start of [`score_file`] (model loading included).
     pub seconds: f64,
@@ -170,34 +171,9 @@ pub fn card_quantiles(meta: &BTreeMap<String, String>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-/// Rows a budget of `rate` selects among `n`: k = ceil(rate × n), with products within
-/// 1e-9 (relative, at least absolute) of an integer taken as that integer, at most `n` —
-/// the rule of `cr_eval::Budget::Rate(rate).k(n)` (crates/eval/src/budget.rs), reproduced
-/// here because cr-infer must not depend on cr-eval. So 7 % of 100 rows is 7, although
-/// 0.07 × 100 = 7.000000000000001.
-pub fn budget_k(rate: f64, n: usize) -> usize {
-    let x = rate * n as f64;
-    let rounded = x.round();
-    let k = if (x - rounded).abs() <= 1e-9 * x.abs().max(1.0) { rounded } else { x.ceil() };
-    (k.max(0.0) as usize).min(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn budget_k_is_the_ceiling_with_float_noise_forgiven() {
-        // from first principles: ceil(p·n / 100) in integers, for rates p % that are exact
-        for n in [0usize, 1, 7, 99, 100, 101, 1000, 12_345, 1_000_000] {
-            for p in 1..=100usize {
-                assert_eq!(budget_k(p as f64 / 100.0, n), (n * p).div_ceil(100), "{p} % of {n}");
-            }
-        }
-        assert_eq!(budget_k(0.07, 100), 7);
-        assert_eq!(budget_k(0.0701, 100), 8);
-        assert_eq!(budget_k(1.0, 5), 5);
-    }
 
     #[test]
     fn percentile_counts_quantiles_at_or_below() {

@@ -7,18 +7,13 @@ use std::path::{Path, PathBuf};
 
 use cr_data::{ColType, ColumnRef, TableWriter};
 
-use super::{budget_k, percentile, BulkError};
+use super::{percentile, BulkError};
 
 /// Where scored rows go: the output table directly, or (with a budget) an id file beside it,
 /// since selection needs every score first. Only the scores stay in memory (4 bytes a row).
 pub(crate) enum Sink {
     Table(TableWriter),
     Budget { ids: IdSpool, scores: Scores, rate: f64 },
-    /// A Parquet table whose rows may still be removed (late duplicate ids of foreign
-    /// models): ids and scores spooled, written at the end in the blocks they came in, less
-    /// the removed rows. Parquet pages follow the write calls, so this gives the bytes of a
-    /// direct write of the surviving rows, which rewriting the file would not.
-    Replay { spool: IdSpool, blocks: Vec<usize> },
 }
 
 /// Scores in blocks of 2^20 (no reallocation peak while the vector grows).
@@ -71,13 +66,6 @@ impl IdSpool {
         Ok(())
     }
 
-    /// An id and its score.
-    fn push_scored(&mut self, id: &str, score: f32) -> Result<(), BulkError> {
-        self.push(id)?;
-        self.w.write_all(&score.to_le_bytes())?;
-        Ok(())
-    }
-
     /// Close for writing; returns a reader of the ids in order.
     fn into_reader(self) -> Result<(PathBuf, BufReader<std::fs::File>), BulkError> {
         let f = self.w.into_inner().map_err(|e| e.into_error())?;
@@ -93,12 +81,6 @@ fn next_id(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<String, BulkError> {
     buf.resize(u32::from_le_bytes(len) as usize, 0);
     r.read_exact(buf).map_err(|e| BulkError::other("temporary id file is short", e))?;
     String::from_utf8(std::mem::take(buf)).map_err(|e| BulkError::other("temporary id file is corrupt", e))
-}
-
-fn next_score(r: &mut impl Read) -> Result<f32, BulkError> {
-    let mut b = [0u8; 4];
-    r.read_exact(&mut b).map_err(|e| BulkError::other("temporary id file is short", e))?;
-    Ok(f32::from_le_bytes(b))
 }
 
 const OUT_COLS: [(&str, ColType); 3] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64)];
@@ -119,15 +101,6 @@ impl Sink {
         })
     }
 
-    /// As [`Sink::create`], for a run that may remove rows at the end (`dups` of
-    /// [`Sink::finish`]): a Parquet table without a budget is [`Sink::Replay`].
-    pub(crate) fn create_removable(out: &Path, budget: Option<f64>) -> Result<Sink, BulkError> {
-        if budget.is_none() && cr_data::FileFormat::of(out).is_ok_and(|f| f == cr_data::FileFormat::Parquet) {
-            return Ok(Sink::Replay { spool: IdSpool::create(with_ext(out, ".ids.tmp"))?, blocks: Vec::new() });
-        }
-        Sink::create(out, budget)
-    }
-
     /// Write scored rows (`quantiles` empty: percentiles are NaN).
     pub(crate) fn push(&mut self, ids: &[String], scores: &[f32], quantiles: &[f32]) -> Result<(), BulkError> {
         match self {
@@ -141,12 +114,6 @@ impl Sink {
                 }
                 kept.extend(scores);
             }
-            Sink::Replay { spool, blocks } => {
-                for (id, &s) in ids.iter().zip(scores) {
-                    spool.push_scored(id, s)?;
-                }
-                blocks.push(ids.len());
-            }
         }
         Ok(())
     }
@@ -156,7 +123,6 @@ impl Sink {
         let _ = std::fs::remove_file(match &self {
             Sink::Table(_) => out,
             Sink::Budget { ids, .. } => &ids.path,
-            Sink::Replay { spool, .. } => &spool.path,
         });
     }
 
@@ -179,44 +145,8 @@ impl Sink {
                 let _ = std::fs::remove_file(&tmp);
                 written.map(|k| Some(k as u64))
             }
-            Sink::Replay { spool, blocks } => {
-                let (tmp, rows) = spool.into_reader()?;
-                let written = pool.install(|| replay(rows, out, &blocks, quantiles, dups));
-                let _ = std::fs::remove_file(&tmp);
-                if written.is_err() {
-                    let _ = std::fs::remove_file(out);
-                }
-                written.map(|()| None)
-            }
         }
     }
-}
-
-/// The table of a [`Sink::Replay`]: the spooled (id, score) rows in their blocks, less the
-/// rows at ordinals `skip` (ascending), one write per block as the rows first came.
-fn replay(mut rows: impl Read, out: &Path, blocks: &[usize], quantiles: &[f32], skip: &[u64]) -> Result<(), BulkError> {
-    let mut w = TableWriter::create(out, &OUT_COLS)?;
-    let (mut ids, mut scores) = (Vec::new(), Vec::new());
-    let mut buf = Vec::new();
-    let mut s = skip.iter().peekable();
-    let mut ordinal = 0u64;
-    for &n in blocks {
-        ids.clear();
-        scores.clear();
-        for _ in 0..n {
-            let id = next_id(&mut rows, &mut buf)?;
-            let score = next_score(&mut rows)?;
-            if s.next_if(|&&d| d == ordinal).is_none() {
-                ids.push(id);
-                scores.push(score);
-            }
-            ordinal += 1;
-        }
-        let (sc, pct) = score_columns(&scores, quantiles);
-        w.write_columns(&[ColumnRef::Str(&ids), ColumnRef::F64(&sc), ColumnRef::F64(&pct)])?;
-    }
-    w.finish()?;
-    Ok(())
 }
 
 /// Scores as f64 and their percentiles (NaN without reference quantiles).
@@ -286,7 +216,7 @@ fn threshold(scores: &Scores, skip: &[u64], k: usize) -> Option<(u32, usize)> {
 /// order). Returns the number selected.
 fn write_with_selection(mut ids: impl Read, out: &Path, scores: &Scores, quantiles: &[f32], rate: f64, skip: &[u64]) -> Result<usize, BulkError> {
     let n = scores.len() - skip.len();
-    let k = budget_k(rate, n);
+    let k = cr_eval::Budget::Rate(rate).k(n);
     let cut = if k >= n { None } else { threshold(scores, skip, k) };
     let mut ties_left = cut.map_or(0, |(_, t)| t);
     let mut w = TableWriter::create(out, &BUDGET_COLS)?;
@@ -407,47 +337,6 @@ mod tests {
         assert_eq!(s.len(), v.len());
         assert_eq!(s.blocks.len(), 3);
         assert!(s.iter().eq(v.iter().copied()));
-    }
-
-    /// A replayed Parquet table less some rows has the bytes of a table written directly
-    /// with the surviving rows in the same blocks (empty blocks included).
-    #[test]
-    fn replay_equals_a_direct_write_of_the_surviving_rows() {
-        let d = tempfile::tempdir().unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let mut k = 0u32;
-        let mut row = || {
-            k += 1;
-            (format!("ID{:06}", k * 7 % 10_007), (k % 997) as f32 / 997.0)
-        };
-        let blocks: Vec<Vec<(String, f32)>> = [3000usize, 0, 1, 2500, 4000].iter().map(|&n| (0..n).map(|_| row()).collect()).collect();
-        let skip: Vec<u64> = vec![0, 5, 2999, 3000, 3001, 4000, 9000, 9500];
-        let (replayed, direct) = (d.path().join("r.parquet"), d.path().join("d.parquet"));
-        let mut sink = Sink::create_removable(&replayed, None).unwrap();
-        assert!(matches!(sink, Sink::Replay { .. }));
-        let mut w = TableWriter::create(&direct, &OUT_COLS).unwrap();
-        let mut ordinal = 0u64;
-        for b in &blocks {
-            let (ids, scores): (Vec<String>, Vec<f32>) = b.iter().cloned().unzip();
-            sink.push(&ids, &scores, &[]).unwrap();
-            let (mut ids, mut scores) = (Vec::new(), Vec::new());
-            for (id, s) in b {
-                if !skip.contains(&ordinal) {
-                    ids.push(id.clone());
-                    scores.push(*s);
-                }
-                ordinal += 1;
-            }
-            let (sc, pct) = score_columns(&scores, &[]);
-            w.write_columns(&[ColumnRef::Str(&ids), ColumnRef::F64(&sc), ColumnRef::F64(&pct)]).unwrap();
-        }
-        w.finish().unwrap();
-        assert_eq!(sink.finish(&replayed, &pool, &[], &skip).unwrap(), None);
-        assert!(std::fs::read(&replayed).unwrap() == std::fs::read(&direct).unwrap(), "replayed table differs from the direct write");
-        assert!(!with_ext(&replayed, ".ids.tmp").exists(), "the spool is removed");
-        // CSV output and budgeted output keep their sinks
-        assert!(matches!(Sink::create_removable(&d.path().join("x.csv"), None).unwrap(), Sink::Table(_)));
-        assert!(matches!(Sink::create_removable(&d.path().join("y.parquet"), Some(0.1)).unwrap(), Sink::Budget { .. }));
     }
 
     #[test]
