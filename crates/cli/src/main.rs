@@ -27,7 +27,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   customs-risk score --model models/gbdt.onnx --data data.csv --out scores.csv --budget 5%
 ///   customs-risk evaluate --model models/gbdt.onnx --data data.csv --report report.html
 #[derive(Parser, Debug)]
-#[command(name = "customs-risk", version, about, long_about, verbatim_doc_comment)]
+#[command(
+    name = "customs-risk",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +73,11 @@ fn find_onnxruntime() {
     }
     let mut candidates = vec![std::path::PathBuf::from(".ort/libonnxruntime.so")];
     if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|d| d.join(".ort/libonnxruntime.so")));
+        candidates.extend(
+            exe.ancestors()
+                .skip(1)
+                .map(|d| d.join(".ort/libonnxruntime.so")),
+        );
     }
     if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
         let abs = std::fs::canonicalize(&found).unwrap_or(found);

@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cr_data::{batch_from_json, open, read_all, write_batch, OnError, ReadOptions, Schema};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const COPIES: usize = 5;
 
@@ -23,7 +23,8 @@ fn manifest(rel: &str) -> PathBuf {
 /// The KCS train file repeated `COPIES` times, ids made unique. Returns (path, rows).
 fn make_csv(dir: &Path) -> (PathBuf, usize) {
     let src = manifest("../../../shared/data/customs-import-declarations/df_syn_train_eng.csv");
-    let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e} (shared KCS data needed)", src.display()));
+    let text = std::fs::read_to_string(&src)
+        .unwrap_or_else(|e| panic!("{}: {e} (shared KCS data needed)", src.display()));
     let mut lines = text.lines();
     let header = lines.next().expect("header");
     let body: Vec<&str> = lines.collect();
@@ -45,7 +46,10 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = Schema::from_path(&manifest("../../data/schemas/kcs.toml")).expect("kcs.toml");
     let (csv, rows) = make_csv(dir.path());
-    let opts = ReadOptions { on_error: OnError::Skip, ..ReadOptions::default() };
+    let opts = ReadOptions {
+        on_error: OnError::Skip,
+        ..ReadOptions::default()
+    };
     let (batch, rejects) = read_all(&csv, &schema, &opts).expect("read");
     assert!(rejects.is_empty() && batch.len() == rows);
     let pq = dir.path().join("kcs_x5.parquet");
@@ -66,30 +70,54 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parquet_read", |b| b.iter(|| count(&pq)));
     // Reading only: the chunks are dropped outside the timed section.
     let keep = |p: &Path| -> Vec<cr_data::ReadChunk> {
-        open(p, &schema, &opts).expect("open").map(|c| c.expect("chunk")).collect()
+        open(p, &schema, &opts)
+            .expect("open")
+            .map(|c| c.expect("chunk"))
+            .collect()
     };
-    g.bench_function("csv_read_no_drop", |b| b.iter_with_large_drop(|| keep(&csv)));
-    g.bench_function("parquet_read_no_drop", |b| b.iter_with_large_drop(|| keep(&pq)));
+    g.bench_function("csv_read_no_drop", |b| {
+        b.iter_with_large_drop(|| keep(&csv))
+    });
+    g.bench_function("parquet_read_no_drop", |b| {
+        b.iter_with_large_drop(|| keep(&pq))
+    });
     let out_csv = dir.path().join("out.csv");
     let out_pq = dir.path().join("out.parquet");
-    g.bench_function("csv_write", |b| b.iter(|| write_batch(&out_csv, &schema, &batch).expect("write")));
-    g.bench_function("parquet_write", |b| b.iter(|| write_batch(&out_pq, &schema, &batch).expect("write")));
+    g.bench_function("csv_write", |b| {
+        b.iter(|| write_batch(&out_csv, &schema, &batch).expect("write"))
+    });
+    g.bench_function("parquet_write", |b| {
+        b.iter(|| write_batch(&out_pq, &schema, &batch).expect("write"))
+    });
 
     // JSON path: 1,000 records as the service would receive them.
     let small = batch.take(&(0..1000).collect::<Vec<_>>());
     write_batch(&dir.path().join("small.csv"), &schema, &small).expect("write");
     let text = std::fs::read_to_string(dir.path().join("small.csv")).expect("read");
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = rdr.headers().expect("header").iter().map(str::to_string).collect();
+    let header: Vec<String> = rdr
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
     let records: Vec<serde_json::Value> = rdr
         .records()
         .map(|r| {
             let r = r.expect("record");
-            serde_json::Value::Object(header.iter().cloned().zip(r.iter().map(|v| serde_json::Value::String(v.into()))).collect())
+            serde_json::Value::Object(
+                header
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(|v| serde_json::Value::String(v.into())))
+                    .collect(),
+            )
         })
         .collect();
     g.throughput(Throughput::Elements(records.len() as u64));
-    g.bench_function("json_1000", |b| b.iter(|| batch_from_json(&schema, &records, "request")));
+    g.bench_function("json_1000", |b| {
+        b.iter(|| batch_from_json(&schema, &records, "request"))
+    });
     g.finish();
 }
 

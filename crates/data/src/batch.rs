@@ -54,8 +54,12 @@ impl Batch {
             ids: Vec::with_capacity(rows),
             dates: Vec::with_capacity(rows),
             hs: Vec::with_capacity(rows),
-            categorical: (0..schema.categorical.len()).map(|_| Vec::with_capacity(rows)).collect(),
-            numeric: (0..schema.numeric.len()).map(|_| Vec::with_capacity(rows)).collect(),
+            categorical: (0..schema.categorical.len())
+                .map(|_| Vec::with_capacity(rows))
+                .collect(),
+            numeric: (0..schema.numeric.len())
+                .map(|_| Vec::with_capacity(rows))
+                .collect(),
             label: Vec::with_capacity(rows),
             revenue: Vec::with_capacity(rows),
             inspected: Vec::with_capacity(rows),
@@ -100,7 +104,11 @@ impl Batch {
                 bad.push(format!("numeric[{i}] has {} rows, ids {n}", c.len()));
             }
         }
-        if bad.is_empty() { Ok(()) } else { Err(bad.join("; ")) }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
     }
 
     /// Append all rows of `other` (same schema) to `self`.

@@ -36,7 +36,11 @@ fn optional_columns(schema: &Schema, require_label: bool) -> BTreeSet<&str> {
 }
 
 fn quoted(names: &[&str]) -> String {
-    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ColumnMap {
@@ -87,7 +91,10 @@ impl ColumnMap {
             ));
         }
         if !duplicates.is_empty() {
-            parts.push(format!("columns named more than once: {}", quoted(&duplicates)));
+            parts.push(format!(
+                "columns named more than once: {}",
+                quoted(&duplicates)
+            ));
         }
         if !parts.is_empty() {
             return Err(DataError::columns(format!(
@@ -97,15 +104,28 @@ impl ColumnMap {
             )));
         }
         // Every required column is present, so these lookups succeed.
-        let req = |c: &str| index.get(c).copied().ok_or_else(|| DataError::columns(format!("{source}: missing column {c:?}")));
+        let req = |c: &str| {
+            index
+                .get(c)
+                .copied()
+                .ok_or_else(|| DataError::columns(format!("{source}: missing column {c:?}")))
+        };
         let opt = |c: Option<&str>| c.and_then(|c| index.get(c).copied());
         Ok(ColumnMap {
             names: names.to_vec(),
             id: req(&schema.id)?,
             date: req(&schema.date)?,
             hs: req(&schema.hs_code)?,
-            categorical: schema.categorical.iter().map(|c| req(&c.name)).collect::<Result<_, _>>()?,
-            numeric: schema.numeric.iter().map(|c| req(&c.name)).collect::<Result<_, _>>()?,
+            categorical: schema
+                .categorical
+                .iter()
+                .map(|c| req(&c.name))
+                .collect::<Result<_, _>>()?,
+            numeric: schema
+                .numeric
+                .iter()
+                .map(|c| req(&c.name))
+                .collect::<Result<_, _>>()?,
             label: opt(schema.label.as_ref().map(|l| l.name.as_str())),
             revenue: opt(schema.revenue.as_deref()),
             inspected: opt(schema.inspected.as_deref()),
@@ -116,7 +136,10 @@ impl ColumnMap {
 
     /// Layout with every used (non-ignored) schema column, in `Schema::all_columns` order.
     pub(crate) fn for_schema(schema: &Schema) -> ColumnMap {
-        let names: Vec<String> = used_columns(schema).into_iter().map(str::to_string).collect();
+        let names: Vec<String> = used_columns(schema)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let pos = |c: &str| names.iter().position(|n| n == c).unwrap_or(0);
         let opt = |c: Option<&str>| c.map(&pos);
         ColumnMap {
@@ -170,18 +193,50 @@ ignore = ["note"]
     #[test]
     fn maps_in_any_order_and_optional_label() {
         let s = schema();
-        let m = ColumnMap::from_header(&names(&["mass", "hs", "office", "date", "id", "note"]), &s, false, "f").unwrap();
-        assert_eq!((m.id, m.date, m.hs, m.categorical.clone(), m.numeric.clone(), m.label), (4, 3, 1, vec![2], vec![0], None));
-        let e = ColumnMap::from_header(&names(&["mass", "hs", "office", "date", "id"]), &s, true, "f").unwrap_err();
+        let m = ColumnMap::from_header(
+            &names(&["mass", "hs", "office", "date", "id", "note"]),
+            &s,
+            false,
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                m.id,
+                m.date,
+                m.hs,
+                m.categorical.clone(),
+                m.numeric.clone(),
+                m.label
+            ),
+            (4, 3, 1, vec![2], vec![0], None)
+        );
+        let e = ColumnMap::from_header(
+            &names(&["mass", "hs", "office", "date", "id"]),
+            &s,
+            true,
+            "f",
+        )
+        .unwrap_err();
         assert!(e.message.contains("missing columns: \"fraud\""), "{e}");
     }
 
     #[test]
     fn one_error_lists_everything() {
         let s = schema();
-        let e = ColumnMap::from_header(&names(&["id", "hs", "x1", "office", "x2", "x1"]), &s, false, "f.csv").unwrap_err();
+        let e = ColumnMap::from_header(
+            &names(&["id", "hs", "x1", "office", "x2", "x1"]),
+            &s,
+            false,
+            "f.csv",
+        )
+        .unwrap_err();
         assert_eq!(e.kind, crate::DataErrorKind::Columns);
-        for part in ["missing columns: \"date\", \"mass\"", "unknown columns: \"x1\", \"x2\" (", "more than once: \"x1\""] {
+        for part in [
+            "missing columns: \"date\", \"mass\"",
+            "unknown columns: \"x1\", \"x2\" (",
+            "more than once: \"x1\"",
+        ] {
             assert!(e.message.contains(part), "{part} not in {e}");
         }
     }
@@ -189,7 +244,10 @@ ignore = ["note"]
     #[test]
     fn for_schema_skips_ignored() {
         let m = ColumnMap::for_schema(&schema());
-        assert_eq!(m.names, names(&["id", "date", "hs", "office", "mass", "fraud"]));
+        assert_eq!(
+            m.names,
+            names(&["id", "date", "hs", "office", "mass", "fraud"])
+        );
         assert_eq!(m.label, Some(5));
     }
 }

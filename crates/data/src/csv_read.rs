@@ -38,7 +38,10 @@ struct CsvRow<'a> {
 
 impl<'a> CsvRow<'a> {
     fn new(rec: &'a ByteRecord) -> CsvRow<'a> {
-        CsvRow { rec, text: std::str::from_utf8(rec.as_slice()).ok() }
+        CsvRow {
+            rec,
+            text: std::str::from_utf8(rec.as_slice()).ok(),
+        }
     }
 }
 
@@ -60,7 +63,10 @@ impl Row for CsvRow<'_> {
         }
     }
     fn raw(&self) -> Vec<String> {
-        self.rec.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+        self.rec
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
     }
 }
 
@@ -69,7 +75,11 @@ fn read_error(source: &str, e: &std::io::Error) -> DataError {
 }
 
 fn parser(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(bytes)
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes)
 }
 
 /// A row with a valid id, for the duplicate-id rule.
@@ -112,14 +122,24 @@ impl CsvSource {
         delimiter: u8,
         require_label: bool,
     ) -> Result<(CsvSource, Vec<String>), DataError> {
-        let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let file =
+            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
         let mut split = Splitter::new(file, delimiter);
-        let empty = || DataError { kind: DataErrorKind::Empty, message: format!("{source}: file is empty: no header") };
-        let chunk = split.next_chunk(1, 1).map_err(|e| read_error(source, &e))?.ok_or_else(empty)?;
+        let empty = || DataError {
+            kind: DataErrorKind::Empty,
+            message: format!("{source}: file is empty: no header"),
+        };
+        let chunk = split
+            .next_chunk(1, 1)
+            .map_err(|e| read_error(source, &e))?
+            .ok_or_else(empty)?;
         let sub = chunk.subs.first().ok_or_else(empty)?;
         let mut header = ByteRecord::new();
         let mut rdr = parser(delimiter, &chunk.data[sub.start..sub.end]);
-        if !rdr.read_byte_record(&mut header).map_err(|e| DataError::io(format!("{source}: cannot read CSV header: {e}")))? {
+        if !rdr
+            .read_byte_record(&mut header)
+            .map_err(|e| DataError::io(format!("{source}: cannot read CSV header: {e}")))?
+        {
             return Err(empty());
         }
         if header.is_empty() || (header.len() == 1 && header[0].trim_ascii().is_empty()) {
@@ -127,20 +147,42 @@ impl CsvSource {
         }
         let mut names = Vec::with_capacity(header.len());
         for (i, b) in header.iter().enumerate() {
-            let b = if i == 0 { b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b) } else { b };
+            let b = if i == 0 {
+                b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
+            } else {
+                b
+            };
             let s = std::str::from_utf8(b).map_err(|_| {
-                DataError::columns(format!("{source}: line 1: header field {} is not valid UTF-8", i + 1))
+                DataError::columns(format!(
+                    "{source}: line 1: header field {} is not valid UTF-8",
+                    i + 1
+                ))
             })?;
             names.push(s.trim().to_string());
         }
         let map = ColumnMap::from_header(&names, schema, require_label, source)?;
         let n_fields = names.len();
-        Ok((CsvSource { split, rules: Rules { schema: schema.clone(), map }, n_fields, delimiter }, names))
+        Ok((
+            CsvSource {
+                split,
+                rules: Rules {
+                    schema: schema.clone(),
+                    map,
+                },
+                n_fields,
+                delimiter,
+            },
+            names,
+        ))
     }
 
     /// Read the next chunk of records into `chunk`; `Ok(false)` once the file is exhausted.
     pub(crate) fn fill(&mut self, chunk: &mut Chunk, ids: &mut IdCheck) -> Result<bool, DataError> {
-        let Some(raw) = self.split.next_chunk(chunk.max_rows, SUB_ROWS).map_err(|e| read_error(chunk.source, &e))? else {
+        let Some(raw) = self
+            .split
+            .next_chunk(chunk.max_rows, SUB_ROWS)
+            .map_err(|e| read_error(chunk.source, &e))?
+        else {
             chunk.batch.truncate_rows(0);
             return Ok(false);
         };
@@ -152,7 +194,9 @@ impl CsvSource {
             let regions = chunk.batch.slot_regions(&sizes);
             let work: Vec<(Slots, &RawSub)> = regions.into_iter().zip(&raw.subs).collect();
             work.into_par_iter()
-                .map(|(mut slots, sub)| parse_sub(rules, n_fields, delimiter, &raw.data, sub, &mut slots))
+                .map(|(mut slots, sub)| {
+                    parse_sub(rules, n_fields, delimiter, &raw.data, sub, &mut slots)
+                })
                 .collect()
         };
         let more = raw.rows == chunk.max_rows;
@@ -163,7 +207,13 @@ impl CsvSource {
 
     /// The sequential part after the parallel stage: duplicate ids in file order, then the
     /// batch is compacted and the rejects merged.
-    fn finish_chunk(&self, chunk: &mut Chunk, raw: &RawChunk, outs: &mut [SubOut], ids: &mut IdCheck) -> Result<(), DataError> {
+    fn finish_chunk(
+        &self,
+        chunk: &mut Chunk,
+        raw: &RawChunk,
+        outs: &mut [SubOut],
+        ids: &mut IdCheck,
+    ) -> Result<(), DataError> {
         let mut late: Vec<Reject> = Vec::new();
         let mut dropped: Vec<usize> = Vec::new();
         let mut region = 0usize;
@@ -171,20 +221,31 @@ impl CsvSource {
         for (out, sub) in outs.iter_mut().zip(&raw.subs) {
             for seen in &out.ids {
                 if ids.is_immediate() {
-                    let Some(first) = ids.first_seen(seen.key, seen.line) else { continue };
+                    let Some(first) = ids.first_seen(seen.key, seen.line) else {
+                        continue;
+                    };
                     match seen.at {
                         At::Kept(i) => {
                             let row = region + i;
                             dropped.push(row);
                             let p = self.rules.duplicate(&chunk.batch.ids[row], first);
-                            late.push(Reject::from_problems(seen.line, vec![p], self.raw_cells(&raw.data[seen.rec.0..seen.rec.1])));
+                            late.push(Reject::from_problems(
+                                seen.line,
+                                vec![p],
+                                self.raw_cells(&raw.data[seen.rec.0..seen.rec.1]),
+                            ));
                         }
                         At::Rejected(j) => {
                             let r = &mut out.rejects[j];
-                            let id = r.raw.get(self.rules.map.id).map(|s| s.trim().to_string()).unwrap_or_default();
+                            let id = r
+                                .raw
+                                .get(self.rules.map.id)
+                                .map(|s| s.trim().to_string())
+                                .unwrap_or_default();
                             let mut problems = std::mem::take(&mut r.problems);
                             problems.insert(0, self.rules.duplicate(&id, first));
-                            *r = Reject::from_problems(r.line, problems, std::mem::take(&mut r.raw));
+                            *r =
+                                Reject::from_problems(r.line, problems, std::mem::take(&mut r.raw));
                         }
                     }
                 } else {
@@ -199,7 +260,10 @@ impl CsvSource {
             region += sub.rows;
         }
         dropped.sort_unstable();
-        let mut rejects: Vec<Reject> = outs.iter_mut().flat_map(|o| std::mem::take(&mut o.rejects)).collect();
+        let mut rejects: Vec<Reject> = outs
+            .iter_mut()
+            .flat_map(|o| std::mem::take(&mut o.rejects))
+            .collect();
         if !late.is_empty() {
             rejects.extend(late);
             rejects.sort_by_key(|r| r.line);
@@ -210,7 +274,8 @@ impl CsvSource {
             }
         }
         // Rows to keep: each region's prefix of kept rows, minus late duplicates.
-        let all_kept = dropped.is_empty() && outs.iter().zip(&raw.subs).all(|(o, s)| o.kept == s.rows);
+        let all_kept =
+            dropped.is_empty() && outs.iter().zip(&raw.subs).all(|(o, s)| o.kept == s.rows);
         if all_kept {
             chunk.batch.truncate_rows(raw.rows);
         } else {
@@ -244,8 +309,14 @@ impl CsvSource {
 
     /// The raw cells and the (trimmed) id of the records at `lines` (ascending), by reading
     /// the file again.
-    pub(crate) fn raw_at(&self, path: &Path, source: &str, lines: &[u64]) -> Result<Vec<(Vec<String>, String)>, DataError> {
-        let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+    pub(crate) fn raw_at(
+        &self,
+        path: &Path,
+        source: &str,
+        lines: &[u64],
+    ) -> Result<Vec<(Vec<String>, String)>, DataError> {
+        let file =
+            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
         let mut split = Splitter::new(file, self.delimiter);
         let mut out: Vec<(Vec<String>, String)> = Vec::with_capacity(lines.len());
         let mut want = lines.iter().peekable();
@@ -253,7 +324,12 @@ impl CsvSource {
         // The header is a record too: lines start at the first data record.
         let mut header = true;
         while want.peek().is_some() {
-            let Some(ch) = split.next_chunk(1 << 16, 1 << 16).map_err(|e| read_error(source, &e))? else { break };
+            let Some(ch) = split
+                .next_chunk(1 << 16, 1 << 16)
+                .map_err(|e| read_error(source, &e))?
+            else {
+                break;
+            };
             for sub in &ch.subs {
                 let bytes = &ch.data[sub.start..sub.end];
                 let mut rdr = parser(self.delimiter, bytes);
@@ -274,7 +350,10 @@ impl CsvSource {
                     if want.peek() == Some(&&line) {
                         want.next();
                         let raw = CsvRow::new(&rec).raw();
-                        let id = raw.get(self.rules.map.id).map(|s| s.trim().to_string()).unwrap_or_default();
+                        let id = raw
+                            .get(self.rules.map.id)
+                            .map(|s| s.trim().to_string())
+                            .unwrap_or_default();
                         out.push((raw, id));
                     }
                 }
@@ -298,7 +377,12 @@ impl<'a> LineTracker<'a> {
     fn new(bytes: &'a [u8], first_line: u64) -> LineTracker<'a> {
         let mut newlines = memchr::memchr_iter(b'\n', bytes);
         let next_nl = newlines.next();
-        LineTracker { bytes, line: first_line, newlines, next_nl }
+        LineTracker {
+            bytes,
+            line: first_line,
+            newlines,
+            next_nl,
+        }
     }
 
     /// The first byte and line of the record the csv crate starts reading at byte `at`
@@ -331,7 +415,9 @@ struct SplitRow<'a> {
 
 impl Row for SplitRow<'_> {
     fn cell(&self, idx: usize) -> Cell<'_> {
-        let Some(&(a, b)) = self.fields.get(idx) else { return Cell::Absent };
+        let Some(&(a, b)) = self.fields.get(idx) else {
+            return Cell::Absent;
+        };
         if let Some(s) = self.text.and_then(|t| t.get(a..b)) {
             return Cell::Str(s);
         }
@@ -341,7 +427,10 @@ impl Row for SplitRow<'_> {
         }
     }
     fn raw(&self) -> Vec<String> {
-        self.fields.iter().map(|&(a, b)| String::from_utf8_lossy(&self.bytes[a..b]).into_owned()).collect()
+        self.fields
+            .iter()
+            .map(|&(a, b)| String::from_utf8_lossy(&self.bytes[a..b]).into_owned())
+            .collect()
     }
 }
 
@@ -366,11 +455,20 @@ impl SubState<'_, '_, '_> {
             );
             (None, Some(Reject::from_problems(line, vec![p], row.raw())))
         } else {
-            let key = self.checker.check(self.rules, row, line, self.slots, out.kept);
+            let key = self
+                .checker
+                .check(self.rules, row, line, self.slots, out.kept);
             if self.checker.problems.is_empty() {
                 (key, None)
             } else {
-                (key, Some(Reject::from_problems(line, std::mem::take(&mut self.checker.problems), row.raw())))
+                (
+                    key,
+                    Some(Reject::from_problems(
+                        line,
+                        std::mem::take(&mut self.checker.problems),
+                        row.raw(),
+                    )),
+                )
             }
         };
         let at = match reject {
@@ -392,14 +490,25 @@ impl SubState<'_, '_, '_> {
 /// Parse and validate one sub-chunk into its slots. A sub-chunk without any quote byte (the
 /// usual case) is split with memchr: records end at `\r` / `\n`, fields at the delimiter,
 /// exactly as the csv crate reads such bytes; otherwise the csv crate parses it.
-fn parse_sub(rules: &Rules, n_fields: usize, delimiter: u8, data: &[u8], sub: &RawSub, slots: &mut Slots) -> SubOut {
+fn parse_sub(
+    rules: &Rules,
+    n_fields: usize,
+    delimiter: u8,
+    data: &[u8],
+    sub: &RawSub,
+    slots: &mut Slots,
+) -> SubOut {
     let bytes = &data[sub.start..sub.end];
     let st = SubState {
         rules,
         n_fields,
         slots,
         checker: Checker::new(&rules.schema),
-        out: SubOut { kept: 0, rejects: Vec::new(), ids: Vec::with_capacity(sub.rows) },
+        out: SubOut {
+            kept: 0,
+            rejects: Vec::new(),
+            ids: Vec::with_capacity(sub.rows),
+        },
     };
     if memchr::memchr(b'"', bytes).is_none() {
         return parse_plain(st, bytes, sub, delimiter);
@@ -418,7 +527,8 @@ fn parse_plain(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> S
                 pos += 1;
             }
             let start = pos;
-            let end = memchr::memchr2(b'\r', b'\n', &bytes[start..]).map_or(bytes.len(), |k| start + k);
+            let end =
+                memchr::memchr2(b'\r', b'\n', &bytes[start..]).map_or(bytes.len(), |k| start + k);
             let rec = &bytes[start..end];
             fields.clear();
             let mut a = 0usize;
@@ -427,10 +537,19 @@ fn parse_plain(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> S
                 a = d + 1;
             }
             fields.push((a, rec.len()));
-            let row = SplitRow { bytes: rec, text: std::str::from_utf8(rec).ok(), fields: &fields };
+            let row = SplitRow {
+                bytes: rec,
+                text: std::str::from_utf8(rec).ok(),
+                fields: &fields,
+            };
             // the range holds the first terminator byte, as the csv crate's position does
             let rec_end = if end < bytes.len() { end + 1 } else { end };
-            st.record(&row, fields.len(), line, (sub.start + start, sub.start + rec_end));
+            st.record(
+                &row,
+                fields.len(),
+                line,
+                (sub.start + start, sub.start + rec_end),
+            );
             pos = end;
         }
     }
@@ -449,7 +568,10 @@ fn parse_csv(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> Sub
             break;
         }
         let (first, line) = track.first_byte_and_line(at);
-        let rec_range = (sub.start + first, sub.start + rdr.position().byte() as usize);
+        let rec_range = (
+            sub.start + first,
+            sub.start + rdr.position().byte() as usize,
+        );
         st.record(&CsvRow::new(&rec), rec.len(), line, rec_range);
     }
     st.out
@@ -469,13 +591,30 @@ mod tests {
              categorical=[{column='c'}]\nnumeric=[{column='n', allow_missing=true}]\n",
         )
         .unwrap();
-        let names: Vec<String> = ["i", "d", "h", "c", "n"].iter().map(|s| s.to_string()).collect();
-        let rules = Rules { map: ColumnMap::from_header(&names, &schema, false, "t").unwrap(), schema: schema.clone() };
-        let cells: [&[u8]; 8] = [b"A1", b"2020-01-01", b"010101", b" x ", b"1.5", b"", b"\xC3", b"\xA9z"];
+        let names: Vec<String> = ["i", "d", "h", "c", "n"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rules = Rules {
+            map: ColumnMap::from_header(&names, &schema, false, "t").unwrap(),
+            schema: schema.clone(),
+        };
+        let cells: [&[u8]; 8] = [
+            b"A1",
+            b"2020-01-01",
+            b"010101",
+            b" x ",
+            b"1.5",
+            b"",
+            b"\xC3",
+            b"\xA9z",
+        ];
         let seps: [&[u8]; 5] = [b",", b",", b",", b"\r\n", b"\n\r\n"];
         let mut x: u64 = 7;
         let mut next = |m: usize| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             ((x >> 33) % m as u64) as usize
         };
         for _ in 0..200 {
@@ -500,17 +639,36 @@ mod tests {
                                 out: SubOut::default(),
                             };
                             let part = &ch.data[sub.start..sub.end];
-                            if plain { parse_plain(st, part, sub, b',') } else { parse_csv(st, part, sub, b',') }
+                            if plain {
+                                parse_plain(st, part, sub, b',')
+                            } else {
+                                parse_csv(st, part, sub, b',')
+                            }
                         };
                         b.truncate_rows(out.kept);
                         let ids: Vec<(u128, u64, String, (usize, usize))> = out
                             .ids
                             .iter()
-                            .map(|i| (i.key, i.line, match i.at { At::Kept(k) => format!("k{k}"), At::Rejected(r) => format!("r{r}") }, i.rec))
+                            .map(|i| {
+                                (
+                                    i.key,
+                                    i.line,
+                                    match i.at {
+                                        At::Kept(k) => format!("k{k}"),
+                                        At::Rejected(r) => format!("r{r}"),
+                                    },
+                                    i.rec,
+                                )
+                            })
                             .collect();
                         format!("{:?}", (out.kept, &out.rejects, ids, b))
                     };
-                    assert_eq!(run(true), run(false), "{:?}", String::from_utf8_lossy(&ch.data[sub.start..sub.end]));
+                    assert_eq!(
+                        run(true),
+                        run(false),
+                        "{:?}",
+                        String::from_utf8_lossy(&ch.data[sub.start..sub.end])
+                    );
                 }
             }
         }

@@ -64,7 +64,14 @@ pub(crate) struct Splitter<R> {
 
 impl<R: Read> Splitter<R> {
     pub(crate) fn new(input: R, delimiter: u8) -> Splitter<R> {
-        Splitter { input, delimiter, buf: Vec::new(), nl_before: 0, eof: false, spare: Vec::new() }
+        Splitter {
+            input,
+            delimiter,
+            buf: Vec::new(),
+            nl_before: 0,
+            eof: false,
+            spare: Vec::new(),
+        }
     }
 
     /// Give a chunk's data buffer back for reuse.
@@ -80,7 +87,9 @@ impl<R: Read> Splitter<R> {
             return Ok(false);
         }
         self.buf.reserve(BLOCK);
-        let n = (&mut self.input).take(BLOCK as u64).read_to_end(&mut self.buf)?;
+        let n = (&mut self.input)
+            .take(BLOCK as u64)
+            .read_to_end(&mut self.buf)?;
         if n == 0 {
             self.eof = true;
         }
@@ -88,7 +97,11 @@ impl<R: Read> Splitter<R> {
     }
 
     /// The next chunk of up to `max_rows` records (`None` at the end of the input).
-    pub(crate) fn next_chunk(&mut self, max_rows: usize, sub_rows: usize) -> std::io::Result<Option<RawChunk>> {
+    pub(crate) fn next_chunk(
+        &mut self,
+        max_rows: usize,
+        sub_rows: usize,
+    ) -> std::io::Result<Option<RawChunk>> {
         let (max_rows, sub_rows) = (max_rows.max(1), sub_rows.max(1));
         let quote = b'"';
         let delim = self.delimiter;
@@ -108,7 +121,12 @@ impl<R: Read> Splitter<R> {
                 rows += 1;
                 sub_rows_now += 1;
                 if sub_rows_now == sub_rows || rows == max_rows {
-                    subs.push(RawSub { start: sub_start, end, rows: sub_rows_now, line: 0 });
+                    subs.push(RawSub {
+                        start: sub_start,
+                        end,
+                        rows: sub_rows_now,
+                        line: 0,
+                    });
                     sub_rows_now = 0;
                 }
                 if rows == max_rows {
@@ -175,7 +193,12 @@ impl<R: Read> Splitter<R> {
             }
         }
         if sub_rows_now > 0 {
-            subs.push(RawSub { start: sub_start, end: self.buf.len(), rows: sub_rows_now, line: 0 });
+            subs.push(RawSub {
+                start: sub_start,
+                end: self.buf.len(),
+                rows: sub_rows_now,
+                line: 0,
+            });
         }
         let end = cut.unwrap_or(self.buf.len());
         // Lines: count '\n' up to each sub-chunk's start.
@@ -186,7 +209,8 @@ impl<R: Read> Splitter<R> {
             counted = s.start;
             s.line = line;
         }
-        let nl_in_chunk = (line - 1 - self.nl_before) + memchr::memchr_iter(b'\n', &self.buf[counted..end]).count() as u64;
+        let nl_in_chunk = (line - 1 - self.nl_before)
+            + memchr::memchr_iter(b'\n', &self.buf[counted..end]).count() as u64;
         // Hand out buf[..end]; the rest starts the next chunk.
         let mut next = std::mem::take(&mut self.spare);
         next.clear();
@@ -209,7 +233,10 @@ mod tests {
     /// Records (fields) and their physical lines as the csv crate reads them, with the line
     /// of each record taken as 1 + the '\n's before its first byte.
     fn reference(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
-        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes);
         let mut out = Vec::new();
         let mut rec = csv::ByteRecord::new();
         loop {
@@ -238,7 +265,13 @@ mod tests {
                 assert!(s.rows <= sub_rows);
                 let part = &ch.data[s.start..s.end];
                 let got = reference(part);
-                assert_eq!(got.len(), s.rows, "sub {:?} of {:?}", s, String::from_utf8_lossy(part));
+                assert_eq!(
+                    got.len(),
+                    s.rows,
+                    "sub {:?} of {:?}",
+                    s,
+                    String::from_utf8_lossy(part)
+                );
                 out.extend(got.into_iter().map(|(f, l)| (f, l - 1 + s.line)));
             }
             sp.recycle(ch.data);
@@ -263,7 +296,12 @@ mod tests {
         for c in cases {
             let want = reference(c);
             for (max_rows, sub_rows) in [(1, 1), (2, 1), (3, 2), (100, 3), (100, 100)] {
-                assert_eq!(split(c, max_rows, sub_rows), want, "{:?} {max_rows} {sub_rows}", String::from_utf8_lossy(c));
+                assert_eq!(
+                    split(c, max_rows, sub_rows),
+                    want,
+                    "{:?} {max_rows} {sub_rows}",
+                    String::from_utf8_lossy(c)
+                );
             }
         }
     }
@@ -276,13 +314,20 @@ mod tests {
         for len in 0..400usize {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
                     alphabet[((x >> 33) % alphabet.len() as u64) as usize]
                 })
                 .collect();
             let want = reference(&bytes);
             for (max_rows, sub_rows) in [(1, 1), (3, 2), (50, 7)] {
-                assert_eq!(split(&bytes, max_rows, sub_rows), want, "{:?}", String::from_utf8_lossy(&bytes));
+                assert_eq!(
+                    split(&bytes, max_rows, sub_rows),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
             }
         }
     }

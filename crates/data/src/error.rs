@@ -28,19 +28,34 @@ pub struct DataError {
 
 impl DataError {
     pub fn schema(msg: impl Into<String>) -> DataError {
-        DataError { kind: DataErrorKind::Schema, message: msg.into() }
+        DataError {
+            kind: DataErrorKind::Schema,
+            message: msg.into(),
+        }
     }
     pub fn io(msg: impl Into<String>) -> DataError {
-        DataError { kind: DataErrorKind::Io, message: msg.into() }
+        DataError {
+            kind: DataErrorKind::Io,
+            message: msg.into(),
+        }
     }
     pub fn columns(msg: impl Into<String>) -> DataError {
-        DataError { kind: DataErrorKind::Columns, message: msg.into() }
+        DataError {
+            kind: DataErrorKind::Columns,
+            message: msg.into(),
+        }
     }
     pub fn value(msg: impl Into<String>) -> DataError {
-        DataError { kind: DataErrorKind::Value, message: msg.into() }
+        DataError {
+            kind: DataErrorKind::Value,
+            message: msg.into(),
+        }
     }
     pub fn format(msg: impl Into<String>) -> DataError {
-        DataError { kind: DataErrorKind::Format, message: msg.into() }
+        DataError {
+            kind: DataErrorKind::Format,
+            message: msg.into(),
+        }
     }
 }
 

@@ -47,7 +47,10 @@ pub const DEFAULT_RUN_ENTRIES: usize = 1 << 19;
 impl DuplicateCheck {
     /// Deferred check with the default run size and temporary directory.
     pub fn deferred() -> DuplicateCheck {
-        DuplicateCheck::Deferred { run_entries: DEFAULT_RUN_ENTRIES, temp_dir: None }
+        DuplicateCheck::Deferred {
+            run_entries: DEFAULT_RUN_ENTRIES,
+            temp_dir: None,
+        }
     }
 }
 
@@ -111,7 +114,11 @@ impl Entry {
         l.copy_from_slice(&b[16..24]);
         let mut o = [0u8; 8];
         o.copy_from_slice(&b[24..]);
-        Entry { key: u128::from_le_bytes(k), line: u64::from_le_bytes(l), ordinal: u64::from_le_bytes(o) }
+        Entry {
+            key: u128::from_le_bytes(k),
+            line: u64::from_le_bytes(l),
+            ordinal: u64::from_le_bytes(o),
+        }
     }
 }
 
@@ -138,7 +145,11 @@ impl Spill {
             // one allocation, instead of doublings that copy
             self.run.reserve_exact(self.run_entries.min(1 << 24));
         }
-        self.run.push(Entry { key, line, ordinal: ordinal.unwrap_or(u64::MAX) });
+        self.run.push(Entry {
+            key,
+            line,
+            ordinal: ordinal.unwrap_or(u64::MAX),
+        });
         Ok(())
     }
 
@@ -157,9 +168,11 @@ impl Spill {
         let f = File::create(&path).map_err(|e| self.io("cannot create a run file", e))?;
         let mut w = BufWriter::with_capacity(1 << 16, f);
         for e in &self.run {
-            w.write_all(&e.to_bytes()).map_err(|e| self.io("cannot write a run file", e))?;
+            w.write_all(&e.to_bytes())
+                .map_err(|e| self.io("cannot write a run file", e))?;
         }
-        w.flush().map_err(|e| self.io("cannot write a run file", e))?;
+        w.flush()
+            .map_err(|e| self.io("cannot write a run file", e))?;
         self.runs.push(path);
         self.run.clear();
         Ok(())
@@ -191,7 +204,10 @@ impl Spill {
                 }),
                 _ => current = Some((e.key, e.line)),
             }
-            if let Some(next) = sources[i].next().map_err(|e| self.io("cannot read a run file", e))? {
+            if let Some(next) = sources[i]
+                .next()
+                .map_err(|e| self.io("cannot read a run file", e))?
+            {
                 heap.push(Reverse((next, i)));
             }
         }
@@ -233,7 +249,14 @@ impl DeferredIds {
     /// `run_entries` (0 is treated as 1) and `temp_dir` as in [`DuplicateCheck::Deferred`];
     /// `source` names the file in IO errors.
     pub fn new(run_entries: usize, temp_dir: Option<PathBuf>, source: &str) -> DeferredIds {
-        DeferredIds(Spill { run: Vec::new(), run_entries: run_entries.max(1), temp_dir, dir: None, runs: Vec::new(), source: source.to_string() })
+        DeferredIds(Spill {
+            run: Vec::new(),
+            run_entries: run_entries.max(1),
+            temp_dir,
+            dir: None,
+            runs: Vec::new(),
+            source: source.to_string(),
+        })
     }
 
     /// Remember a row: its id key ([`id_key`]), line, and accepted-row ordinal (`None` for a
@@ -260,7 +283,10 @@ impl IdCheck {
     pub(crate) fn new(mode: &DuplicateCheck, source: &str) -> IdCheck {
         match mode {
             DuplicateCheck::Immediate => IdCheck::Immediate(KeyMap::default()),
-            DuplicateCheck::Deferred { run_entries, temp_dir } => IdCheck::Deferred(Spill {
+            DuplicateCheck::Deferred {
+                run_entries,
+                temp_dir,
+            } => IdCheck::Deferred(Spill {
                 run: Vec::new(),
                 run_entries: (*run_entries).max(1),
                 temp_dir: temp_dir.clone(),
@@ -292,7 +318,12 @@ impl IdCheck {
 
     /// Deferred mode: remember a row with a valid id (`ordinal`: its accepted-row ordinal,
     /// `None` when it was rejected for another reason). Immediate mode: nothing.
-    pub(crate) fn log(&mut self, key: u128, line: u64, ordinal: Option<u64>) -> Result<(), DataError> {
+    pub(crate) fn log(
+        &mut self,
+        key: u128,
+        line: u64,
+        ordinal: Option<u64>,
+    ) -> Result<(), DataError> {
         match self {
             IdCheck::Immediate(_) => Ok(()),
             IdCheck::Deferred(s) => s.log(key, line, ordinal),
@@ -318,7 +349,11 @@ mod tests {
         let mut out = Vec::new();
         for &(k, line, ordinal) in rows {
             match first.get(&k) {
-                Some(&f) => out.push(Found { line, first_line: f, ordinal }),
+                Some(&f) => out.push(Found {
+                    line,
+                    first_line: f,
+                    ordinal,
+                }),
                 None => {
                     first.insert(k, line);
                 }
@@ -331,10 +366,20 @@ mod tests {
     fn deferred_matches_brute_force_across_runs() {
         let dir = tempfile::tempdir().unwrap();
         // keys repeat with various gaps; lines increasing; every third row "rejected"
-        let rows: Vec<(u128, u64, Option<u64>)> =
-            (0..1000u64).map(|i| (u128::from((i * 7919) % 613), i + 2, (i % 3 != 0).then_some(i))).collect();
+        let rows: Vec<(u128, u64, Option<u64>)> = (0..1000u64)
+            .map(|i| {
+                (
+                    u128::from((i * 7919) % 613),
+                    i + 2,
+                    (i % 3 != 0).then_some(i),
+                )
+            })
+            .collect();
         for run in [1, 2, 3, 64, 5000] {
-            let mode = DuplicateCheck::Deferred { run_entries: run, temp_dir: Some(dir.path().to_path_buf()) };
+            let mode = DuplicateCheck::Deferred {
+                run_entries: run,
+                temp_dir: Some(dir.path().to_path_buf()),
+            };
             let mut c = IdCheck::new(&mode, "f");
             for &(k, l, o) in &rows {
                 assert_eq!(c.first_seen(k, l), None);
@@ -342,7 +387,11 @@ mod tests {
             }
             assert_eq!(c.finish().unwrap(), reference(&rows), "run size {run}");
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "run files are removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "run files are removed"
+        );
     }
 
     #[test]

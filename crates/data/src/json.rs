@@ -52,7 +52,10 @@ fn to_cell(v: &Value) -> Cell<'_> {
 pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Batch, Vec<Reject>) {
     let map = ColumnMap::for_schema(schema);
     let names = map.names.clone();
-    let rules = Rules { schema: schema.clone(), map };
+    let rules = Rules {
+        schema: schema.clone(),
+        map,
+    };
     let mut checker = Checker::new(schema);
     let mut ids = IdCheck::new(&DuplicateCheck::Immediate, source);
     let mut batch = Batch::empty(schema, source);
@@ -65,8 +68,13 @@ pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Bat
             for (i, record) in records.iter().enumerate() {
                 let line = i as u64 + 1;
                 let Some(obj) = record.as_object() else {
-                    let p = Problem::new(None, None, "not an object", "record is not a JSON object");
-                    rejects.push(Reject::from_problems(line, vec![p], vec![record.to_string()]));
+                    let p =
+                        Problem::new(None, None, "not an object", "record is not a JSON object");
+                    rejects.push(Reject::from_problems(
+                        line,
+                        vec![p],
+                        vec![record.to_string()],
+                    ));
                     continue;
                 };
                 let mut cells = vec![Cell::Absent; names.len()];
@@ -75,13 +83,20 @@ pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Bat
                     match names.iter().position(|n| n == key) {
                         Some(idx) => cells[idx] = to_cell(value),
                         None if schema.ignore.iter().any(|n| n == key) => {}
-                        None => problems.push(Problem::new(Some(key), None, "unknown field", "field not in the schema")),
+                        None => problems.push(Problem::new(
+                            Some(key),
+                            None,
+                            "unknown field",
+                            "field not in the schema",
+                        )),
                     }
                 }
                 let row = JsonRow { cells, record };
                 if let Some(key) = checker.check(&rules, &row, line, slots, kept) {
                     if let Some(first) = ids.first_seen(key, line) {
-                        checker.problems.insert(0, rules.duplicate(&slots.ids[kept], first));
+                        checker
+                            .problems
+                            .insert(0, rules.duplicate(&slots.ids[kept], first));
                     }
                 }
                 if problems.is_empty() && checker.problems.is_empty() {

@@ -37,18 +37,22 @@ pub mod read;
 pub mod reject;
 pub mod report;
 pub mod schema;
-pub mod table;
 mod slots;
+pub mod table;
 mod validate;
 pub mod write;
 
 pub use batch::Batch;
 pub use error::{DataError, DataErrorKind};
-pub use json::batch_from_json;
 pub use ids::{id_key, DeferredIds, DuplicateCheck, Found, DEFAULT_RUN_ENTRIES};
-pub use read::{open, read_all, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions, Reader};
+pub use json::batch_from_json;
+pub use read::{
+    open, read_all, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions, Reader,
+};
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};
 pub use schema::{CategoricalKind, NumericKind, Schema, Selection};
-pub use table::{remove_table_rows, write_rejects, ColType, Column, ColumnRef, RejectWriter, TableWriter};
+pub use table::{
+    remove_table_rows, write_rejects, ColType, Column, ColumnRef, RejectWriter, TableWriter,
+};
 pub use write::write_batch;

@@ -4,7 +4,10 @@
 use std::fs::File;
 use std::path::Path;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    UInt64Array,
+};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -33,7 +36,11 @@ impl Col {
     fn cell(&self, row: usize) -> Cell<'_> {
         macro_rules! get {
             ($a:expr, $variant:ident) => {
-                if $a.is_null(row) { Cell::Null } else { Cell::$variant($a.value(row)) }
+                if $a.is_null(row) {
+                    Cell::Null
+                } else {
+                    Cell::$variant($a.value(row))
+                }
             };
         }
         match self {
@@ -52,8 +59,25 @@ impl Col {
 fn supported(dt: &DataType) -> bool {
     use DataType::*;
     match dt {
-        Utf8 | LargeUtf8 | Utf8View | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float16
-        | Float32 | Float64 | Date32 | Date64 | Timestamp(_, _) | Boolean | Null => true,
+        Utf8
+        | LargeUtf8
+        | Utf8View
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float16
+        | Float32
+        | Float64
+        | Date32
+        | Date64
+        | Timestamp(_, _)
+        | Boolean
+        | Null => true,
         Dictionary(_, v) => supported(v),
         _ => false,
     }
@@ -71,7 +95,9 @@ fn to_col(a: &ArrayRef, name: &str, source: &str) -> Result<Col, DataError> {
         Utf8 => Col::Str(down(a).ok_or_else(wrong)?),
         LargeUtf8 | Utf8View => Col::Str(down(&canon(&Utf8)?).ok_or_else(wrong)?),
         Int64 => Col::Int(down(a).ok_or_else(wrong)?),
-        Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32 => Col::Int(down(&canon(&Int64)?).ok_or_else(wrong)?),
+        Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32 => {
+            Col::Int(down(&canon(&Int64)?).ok_or_else(wrong)?)
+        }
         UInt64 => Col::UInt(down(a).ok_or_else(wrong)?),
         Float64 => Col::Float(down(a).ok_or_else(wrong)?),
         Float16 | Float32 => Col::Float(down(&canon(&Float64)?).ok_or_else(wrong)?),
@@ -94,7 +120,9 @@ struct PqRow<'a> {
 
 impl Row for PqRow<'_> {
     fn cell(&self, idx: usize) -> Cell<'_> {
-        self.cols.get(idx).map_or(Cell::Absent, |c| c.cell(self.row))
+        self.cols
+            .get(idx)
+            .map_or(Cell::Absent, |c| c.cell(self.row))
     }
     fn raw(&self) -> Vec<String> {
         self.cols
@@ -131,10 +159,17 @@ impl ParquetSource {
         batch_rows: usize,
         require_label: bool,
     ) -> Result<(ParquetSource, Vec<String>), DataError> {
-        let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
-        let len = file.metadata().map_err(|e| DataError::io(format!("{source}: {e}")))?.len();
+        let file =
+            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let len = file
+            .metadata()
+            .map_err(|e| DataError::io(format!("{source}: {e}")))?
+            .len();
         if len == 0 {
-            return Err(DataError { kind: DataErrorKind::Empty, message: format!("{source}: file is empty") });
+            return Err(DataError {
+                kind: DataErrorKind::Empty,
+                message: format!("{source}: file is empty"),
+            });
         }
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| DataError::io(format!("{source}: not a readable Parquet file: {e}")))?;
@@ -143,7 +178,9 @@ impl ParquetSource {
         // Check names (unknown + missing in one error) on the full field list.
         ColumnMap::from_header(&names, schema, require_label, source)?;
         let used = used_columns(schema);
-        let keep: Vec<usize> = (0..names.len()).filter(|&i| used.contains(&names[i].as_str())).collect();
+        let keep: Vec<usize> = (0..names.len())
+            .filter(|&i| used.contains(&names[i].as_str()))
+            .collect();
         let mut bad_types = Vec::new();
         for &i in &keep {
             if !supported(fields[i].data_type()) {
@@ -166,7 +203,10 @@ impl ParquetSource {
             .map_err(|e| DataError::io(format!("{source}: cannot read Parquet: {e}")))?;
         let src = ParquetSource {
             reader,
-            rules: Rules { schema: schema.clone(), map },
+            rules: Rules {
+                schema: schema.clone(),
+                map,
+            },
             checker: Checker::new(schema),
             keep,
             names: projected,
@@ -206,7 +246,12 @@ impl ParquetSource {
         result
     }
 
-    fn fill_rows(&mut self, chunk: &mut Chunk, ids: &mut IdCheck, kept: &mut usize) -> Result<bool, DataError> {
+    fn fill_rows(
+        &mut self,
+        chunk: &mut Chunk,
+        ids: &mut IdCheck,
+        kept: &mut usize,
+    ) -> Result<bool, DataError> {
         chunk.batch.truncate_rows(0);
         while chunk.rows < chunk.max_rows {
             if self.next_row >= self.current_rows {
@@ -228,27 +273,42 @@ impl ParquetSource {
             let take = (self.current_rows - self.next_row).min(chunk.max_rows - chunk.rows);
             chunk.batch.resize_rows(*kept + take);
             let mut regions = chunk.batch.slot_regions(&[*kept + take]);
-            let Some(slots) = regions.first_mut() else { break };
+            let Some(slots) = regions.first_mut() else {
+                break;
+            };
             for _ in 0..take {
                 self.records += 1;
                 let line = self.records;
-                let row = PqRow { cols: &self.current, row: self.next_row };
+                let row = PqRow {
+                    cols: &self.current,
+                    row: self.next_row,
+                };
                 self.next_row += 1;
                 chunk.rows += 1;
                 let key = self.checker.check(&self.rules, &row, line, slots, *kept);
                 if let Some(k) = key {
                     if let Some(first) = ids.first_seen(k, line) {
-                        self.checker.problems.insert(0, self.rules.duplicate(&slots.ids[*kept], first));
+                        self.checker
+                            .problems
+                            .insert(0, self.rules.duplicate(&slots.ids[*kept], first));
                     }
                 }
                 let accepted = self.checker.problems.is_empty();
                 if let Some(k) = key {
-                    ids.log(k, line, accepted.then_some(chunk.accepted_before + *kept as u64))?;
+                    ids.log(
+                        k,
+                        line,
+                        accepted.then_some(chunk.accepted_before + *kept as u64),
+                    )?;
                 }
                 if accepted {
                     *kept += 1;
                 } else {
-                    let r = Reject::from_problems(line, std::mem::take(&mut self.checker.problems), row.raw());
+                    let r = Reject::from_problems(
+                        line,
+                        std::mem::take(&mut self.checker.problems),
+                        row.raw(),
+                    );
                     if chunk.on_error == OnError::Fail {
                         return Err(DataError::value(r.describe(chunk.source)));
                     }
@@ -263,8 +323,14 @@ impl ParquetSource {
 
     /// The raw cells and the (trimmed) id of the records numbered `lines` (ascending), by
     /// reading the file again.
-    pub(crate) fn raw_at(&self, path: &Path, source: &str, lines: &[u64]) -> Result<Vec<(Vec<String>, String)>, DataError> {
-        let file = File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+    pub(crate) fn raw_at(
+        &self,
+        path: &Path,
+        source: &str,
+        lines: &[u64],
+    ) -> Result<Vec<(Vec<String>, String)>, DataError> {
+        let file =
+            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| DataError::io(format!("{source}: not a readable Parquet file: {e}")))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), self.keep.iter().copied());
@@ -280,8 +346,17 @@ impl ParquetSource {
             if want.peek().is_none() {
                 break;
             }
-            let rb = rb.map_err(|e| DataError::io(format!("{source}: cannot read Parquet after record {record}: {e}")))?;
-            let cols: Vec<Col> = rb.columns().iter().zip(&self.names).map(|(a, n)| to_col(a, n, source)).collect::<Result<_, _>>()?;
+            let rb = rb.map_err(|e| {
+                DataError::io(format!(
+                    "{source}: cannot read Parquet after record {record}: {e}"
+                ))
+            })?;
+            let cols: Vec<Col> = rb
+                .columns()
+                .iter()
+                .zip(&self.names)
+                .map(|(a, n)| to_col(a, n, source))
+                .collect::<Result<_, _>>()?;
             let first = record + 1;
             record += rb.num_rows() as u64;
             while let Some(&&line) = want.peek() {
@@ -293,8 +368,15 @@ impl ParquetSource {
                     out.push((Vec::new(), String::new()));
                     continue;
                 }
-                let row = PqRow { cols: &cols, row: (line - first) as usize };
-                let id = row.cell(self.rules.map.id).display().map(|s| s.trim().to_string()).unwrap_or_default();
+                let row = PqRow {
+                    cols: &cols,
+                    row: (line - first) as usize,
+                };
+                let id = row
+                    .cell(self.rules.map.id)
+                    .display()
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default();
                 out.push((row.raw(), id));
             }
         }

@@ -72,7 +72,11 @@ pub enum FileFormat {
 impl FileFormat {
     /// The format of `path` by its (case-insensitive) extension.
     pub fn of(path: &Path) -> Result<FileFormat, DataError> {
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
         match ext.as_str() {
             "csv" | "txt" => Ok(FileFormat::Csv { tab: false }),
             "tsv" => Ok(FileFormat::Csv { tab: true }),
@@ -148,12 +152,22 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
     let name = path.display().to_string();
     let (source, columns) = match FileFormat::of(path)? {
         FileFormat::Csv { tab } => {
-            let delimiter = if tab && opts.delimiter == b',' { b'\t' } else { opts.delimiter };
+            let delimiter = if tab && opts.delimiter == b',' {
+                b'\t'
+            } else {
+                opts.delimiter
+            };
             let (s, cols) = CsvSource::open(path, &name, schema, delimiter, opts.require_label)?;
             (Source::Csv(Box::new(s)), cols)
         }
         FileFormat::Parquet => {
-            let (s, cols) = ParquetSource::open(path, &name, schema, opts.batch_rows.max(1), opts.require_label)?;
+            let (s, cols) = ParquetSource::open(
+                path,
+                &name,
+                schema,
+                opts.batch_rows.max(1),
+                opts.require_label,
+            )?;
             (Source::Parquet(Box::new(s)), cols)
         }
     };
@@ -175,7 +189,11 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
 
 /// Read a whole file into one batch (convenience; with [`OnError::Skip`] all rejects are kept,
 /// in line order, late duplicates of a deferred check included).
-pub fn read_all(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<(Batch, Vec<Reject>), DataError> {
+pub fn read_all(
+    path: &Path,
+    schema: &Schema,
+    opts: &ReadOptions,
+) -> Result<(Batch, Vec<Reject>), DataError> {
     let mut reader = open(path, schema, opts)?;
     let mut batch = Batch::empty(schema, reader.source());
     let mut rejects = Vec::new();
@@ -187,9 +205,15 @@ pub fn read_all(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<(Bat
     let late = reader.finish_duplicates()?;
     if !late.is_empty() {
         let drop: std::collections::BTreeSet<u64> = late.iter().filter_map(|d| d.ordinal).collect();
-        let keep: Vec<usize> = (0..batch.len()).filter(|&i| !drop.contains(&(i as u64))).collect();
+        let keep: Vec<usize> = (0..batch.len())
+            .filter(|&i| !drop.contains(&(i as u64)))
+            .collect();
         batch.compact(&keep);
-        rejects.extend(late.into_iter().filter(|d| d.ordinal.is_some()).map(|d| d.reject));
+        rejects.extend(
+            late.into_iter()
+                .filter(|d| d.ordinal.is_some())
+                .map(|d| d.reject),
+        );
         rejects.sort_by_key(|r| r.line);
     }
     Ok((batch, rejects))
@@ -258,7 +282,11 @@ impl Reader {
                 self.accepted -= 1;
                 self.rejected += 1;
             }
-            out.push(LateDuplicate { ordinal: f.ordinal, first_line: f.first_line, reject });
+            out.push(LateDuplicate {
+                ordinal: f.ordinal,
+                first_line: f.first_line,
+                reject,
+            });
         }
         Ok(out)
     }
@@ -272,7 +300,11 @@ impl Iterator for Reader {
             return None;
         }
         let mut batch = self.spare.pop().unwrap_or_default();
-        batch.reshape(self.schema.categorical.len(), self.schema.numeric.len(), &self.name);
+        batch.reshape(
+            self.schema.categorical.len(),
+            self.schema.numeric.len(),
+            &self.name,
+        );
         let mut chunk = Chunk {
             batch,
             rejects: Vec::new(),
@@ -302,7 +334,10 @@ impl Iterator for Reader {
                     self.done = true;
                     return None;
                 }
-                Some(Ok(ReadChunk { batch: chunk.batch, rejects: chunk.rejects }))
+                Some(Ok(ReadChunk {
+                    batch: chunk.batch,
+                    rejects: chunk.rejects,
+                }))
             }
         }
     }

@@ -76,9 +76,20 @@ impl Reject {
         let reason = match problems.as_slice() {
             [] => "rejected".to_string(),
             [one] => one.reason.clone(),
-            many => many.iter().map(Problem::describe).collect::<Vec<_>>().join("; "),
+            many => many
+                .iter()
+                .map(Problem::describe)
+                .collect::<Vec<_>>()
+                .join("; "),
         };
-        Reject { line, column, value, reason, raw, problems }
+        Reject {
+            line,
+            column,
+            value,
+            reason,
+            raw,
+            problems,
+        }
     }
 
     /// One-line message naming the file, line, columns, values and reasons, e.g.
@@ -129,7 +140,12 @@ mod tests {
 
     #[test]
     fn describe_single_and_many() {
-        let p = Problem::new(Some("Net Mass"), Some("-3"), "below minimum", "below minimum 0");
+        let p = Problem::new(
+            Some("Net Mass"),
+            Some("-3"),
+            "below minimum",
+            "below minimum 0",
+        );
         let r = Reject::from_problems(17, vec![p.clone()], vec![]);
         assert_eq!(r.reason, "below minimum 0");
         assert_eq!(
@@ -139,23 +155,48 @@ mod tests {
         let q = Problem::new(Some("Date"), Some("x"), "bad date", "not a date");
         let r = Reject::from_problems(3, vec![p, q], vec![]);
         assert_eq!(r.column.as_deref(), Some("Net Mass"));
-        assert!(r.reason.contains("below minimum 0") && r.reason.contains("\"Date\""), "{}", r.reason);
-        let row = Reject::from_problems(4, vec![Problem::new(None, None, "fields", "expected 3 fields, found 2")], vec![]);
+        assert!(
+            r.reason.contains("below minimum 0") && r.reason.contains("\"Date\""),
+            "{}",
+            r.reason
+        );
+        let row = Reject::from_problems(
+            4,
+            vec![Problem::new(
+                None,
+                None,
+                "fields",
+                "expected 3 fields, found 2",
+            )],
+            vec![],
+        );
         assert_eq!(row.describe("f"), "f: line 4, expected 3 fields, found 2");
     }
 
     #[test]
     fn raw_line_reads_back_as_the_cells() {
-        let raw = |cells: &[&str]| Reject::from_problems(2, vec![], cells.iter().map(|c| c.to_string()).collect()).raw_line();
+        let raw = |cells: &[&str]| {
+            Reject::from_problems(2, vec![], cells.iter().map(|c| c.to_string()).collect())
+                .raw_line()
+        };
         assert_eq!(raw(&["A", "1.5", "", "x"]), "A,1.5,,x");
-        assert_eq!(raw(&["a,b", "say \"hi\"", "two\nlines", "semi;colon"]), "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",semi;colon");
+        assert_eq!(
+            raw(&["a,b", "say \"hi\"", "two\nlines", "semi;colon"]),
+            "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",semi;colon"
+        );
         assert_eq!(raw(&[""]), "\"\"");
         assert_eq!(raw(&["", ""]), ",");
         assert_eq!(raw(&[]), "");
         // the csv crate (an independent parser) gives the cells back
-        for cells in [&["a,b", "say \"hi\"", "two\r\nlines", "", "é"][..], &[""][..], &["x"][..]] {
+        for cells in [
+            &["a,b", "say \"hi\"", "two\r\nlines", "", "é"][..],
+            &[""][..],
+            &["x"][..],
+        ] {
             let line = raw(cells);
-            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
             let rec = r.records().next().unwrap().unwrap();
             assert_eq!(rec.iter().collect::<Vec<_>>(), cells, "{line}");
         }

@@ -74,7 +74,9 @@ pub fn validate_file(
         for r in &chunk.rejects {
             for p in &r.problems {
                 *rep.by_reason.entry(p.category.clone()).or_default() += 1;
-                *rep.by_column.entry(p.column.clone().unwrap_or_else(|| "(row)".into())).or_default() += 1;
+                *rep.by_column
+                    .entry(p.column.clone().unwrap_or_else(|| "(row)".into()))
+                    .or_default() += 1;
             }
         }
         if let Some(w) = out.as_mut() {
@@ -82,13 +84,20 @@ pub fn validate_file(
         }
         reader.recycle(chunk.batch);
     }
-    let late: Vec<crate::Reject> = reader.finish_duplicates()?.into_iter().filter(|d| d.ordinal.is_some()).map(|d| d.reject).collect();
+    let late: Vec<crate::Reject> = reader
+        .finish_duplicates()?
+        .into_iter()
+        .filter(|d| d.ordinal.is_some())
+        .map(|d| d.reject)
+        .collect();
     for r in &late {
         rep.accepted -= 1;
         rep.rejected += 1;
         for p in &r.problems {
             *rep.by_reason.entry(p.category.clone()).or_default() += 1;
-            *rep.by_column.entry(p.column.clone().unwrap_or_else(|| "(row)".into())).or_default() += 1;
+            *rep.by_column
+                .entry(p.column.clone().unwrap_or_else(|| "(row)".into()))
+                .or_default() += 1;
         }
     }
     if let Some(w) = out.as_mut() {
@@ -107,11 +116,19 @@ pub fn validate_file(
 
 impl fmt::Display for ValidationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} (schema {}): {} rows read, {} accepted, {} rejected", self.file, self.schema, self.rows_read, self.accepted, self.rejected)?;
+        writeln!(
+            f,
+            "{} (schema {}): {} rows read, {} accepted, {} rejected",
+            self.file, self.schema, self.rows_read, self.accepted, self.rejected
+        )?;
         if let (Some(a), Some(b)) = (&self.date_min, &self.date_max) {
             writeln!(f, "  dates {a} .. {b}")?;
         }
-        writeln!(f, "  labelled {}, positive {}", self.labelled, self.positives)?;
+        writeln!(
+            f,
+            "  labelled {}, positive {}",
+            self.labelled, self.positives
+        )?;
         for (k, v) in &self.by_reason {
             writeln!(f, "  reason {k}: {v}")?;
         }

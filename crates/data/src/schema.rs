@@ -247,7 +247,9 @@ pub fn days_from_ymd(y: i32, m: u32, d: u32) -> Option<i32> {
 /// ISO `YYYY-MM-DD` string of days since 1970-01-01.
 pub fn ymd_from_days(days: i32) -> String {
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    (epoch + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
+    (epoch + chrono::Duration::days(days as i64))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn parse_bound(s: &Option<String>, default: (i32, u32, u32), what: &str) -> Result<i32, DataError> {
@@ -286,9 +288,11 @@ impl Schema {
     /// The one place schema validation happens.
     pub fn from_raw(raw: RawSchema) -> Result<Schema, DataError> {
         if let Some(f) = &raw.date.format {
-            chrono::format::StrftimeItems::new(f)
-                .parse()
-                .map_err(|e| DataError::schema(format!("date.format = {f:?} is not a valid chrono format: {e}")))?;
+            chrono::format::StrftimeItems::new(f).parse().map_err(|e| {
+                DataError::schema(format!(
+                    "date.format = {f:?} is not a valid chrono format: {e}"
+                ))
+            })?;
         }
         let date_min = parse_bound(&raw.date.min, (1990, 1, 1), "min")?;
         let date_max = parse_bound(&raw.date.max, (2100, 12, 31), "max")?;
@@ -330,7 +334,9 @@ impl Schema {
             .collect();
         for kind in [NumericKind::Value, NumericKind::Mass] {
             if numeric.iter().filter(|n| n.kind == kind).count() > 1 {
-                return Err(DataError::schema(format!("more than one numeric column of kind {kind:?}")));
+                return Err(DataError::schema(format!(
+                    "more than one numeric column of kind {kind:?}"
+                )));
             }
         }
         let label = raw.label.map(|l| LabelColumn {
@@ -341,10 +347,16 @@ impl Schema {
         });
         if let Some(l) = &label {
             if let Some(v) = l.positive.iter().find(|v| l.negative.contains(v)) {
-                return Err(DataError::schema(format!("label value {v:?} is both positive and negative")));
+                return Err(DataError::schema(format!(
+                    "label value {v:?} is both positive and negative"
+                )));
             }
         }
-        let insp = raw.inspection.unwrap_or(RawInspection { inspected: None, selection: None, propensity: None });
+        let insp = raw.inspection.unwrap_or(RawInspection {
+            inspected: None,
+            selection: None,
+            propensity: None,
+        });
         let schema = Schema {
             name: raw.name,
             id: raw.id.column,
@@ -371,7 +383,10 @@ impl Schema {
             }
         }
         if !dups.is_empty() {
-            return Err(DataError::schema(format!("columns named more than once: {}", dups.join(", "))));
+            return Err(DataError::schema(format!(
+                "columns named more than once: {}",
+                dups.join(", ")
+            )));
         }
         Ok(schema)
     }
@@ -426,7 +441,10 @@ label = { column = "fraud" }
         let s = Schema::from_toml(MINI).expect("valid");
         assert_eq!(s.categorical[1].kind, CategoricalKind::Other);
         assert_eq!(s.numeric[0].min, Some(0.0));
-        assert_eq!(s.label.as_ref().map(|l| l.positive.clone()), Some(vec!["1".to_string()]));
+        assert_eq!(
+            s.label.as_ref().map(|l| l.positive.clone()),
+            Some(vec!["1".to_string()])
+        );
         assert_eq!(s.date_min, days_from_ymd(1990, 1, 1).unwrap());
         assert_eq!(ymd_from_days(s.date_min), "1990-01-01");
     }
@@ -440,7 +458,13 @@ label = { column = "fraud" }
         assert!(err.message.contains("importer"), "{err}");
         let odd = MINI.replace("width = 6", "width = 5");
         assert!(Schema::from_toml(&odd).is_err());
-        let fmt = MINI.replace("{ column = \"date\" }", "{ column = \"date\", format = \"%Y-%Q\" }");
-        assert!(Schema::from_toml(&fmt).unwrap_err().message.contains("date.format"));
+        let fmt = MINI.replace(
+            "{ column = \"date\" }",
+            "{ column = \"date\", format = \"%Y-%Q\" }",
+        );
+        assert!(Schema::from_toml(&fmt)
+            .unwrap_err()
+            .message
+            .contains("date.format"));
     }
 }

@@ -62,8 +62,16 @@ impl Batch {
         let mut ids = cut(&mut self.ids, sizes).into_iter();
         let mut dates = cut(&mut self.dates, sizes).into_iter();
         let mut hs = cut(&mut self.hs, sizes).into_iter();
-        let mut cats: Vec<_> = self.categorical.iter_mut().map(|c| cut(c, sizes).into_iter()).collect();
-        let mut nums: Vec<_> = self.numeric.iter_mut().map(|c| cut(c, sizes).into_iter()).collect();
+        let mut cats: Vec<_> = self
+            .categorical
+            .iter_mut()
+            .map(|c| cut(c, sizes).into_iter())
+            .collect();
+        let mut nums: Vec<_> = self
+            .numeric
+            .iter_mut()
+            .map(|c| cut(c, sizes).into_iter())
+            .collect();
         let mut label = cut(&mut self.label, sizes).into_iter();
         let mut revenue = cut(&mut self.revenue, sizes).into_iter();
         let mut inspected = cut(&mut self.inspected, sizes).into_iter();
@@ -72,7 +80,17 @@ impl Batch {
         let mut out = Vec::with_capacity(sizes.len());
         // Every `cut` yields exactly `sizes.len()` pieces, so the zips below never run short.
         for _ in sizes {
-            let (Some(l), Some(i), Some(d), Some(h), Some(la), Some(r), Some(ins), Some(s), Some(p)) = (
+            let (
+                Some(l),
+                Some(i),
+                Some(d),
+                Some(h),
+                Some(la),
+                Some(r),
+                Some(ins),
+                Some(s),
+                Some(p),
+            ) = (
                 lines.next(),
                 ids.next(),
                 dates.next(),
@@ -82,7 +100,8 @@ impl Batch {
                 inspected.next(),
                 selection.next(),
                 propensity.next(),
-            ) else {
+            )
+            else {
                 break;
             };
             out.push(Slots {
@@ -107,7 +126,12 @@ impl Batch {
     /// until the final truncation.
     pub(crate) fn compact(&mut self, keep: &[usize]) {
         let n = keep.len();
-        let moves: Vec<(usize, usize)> = keep.iter().enumerate().filter(|(to, from)| *to != **from).map(|(to, &from)| (from, to)).collect();
+        let moves: Vec<(usize, usize)> = keep
+            .iter()
+            .enumerate()
+            .filter(|(to, from)| *to != **from)
+            .map(|(to, &from)| (from, to))
+            .collect();
         if !moves.is_empty() {
             fn apply<T>(v: &mut [T], moves: &[(usize, usize)]) {
                 for &(from, to) in moves {

@@ -5,13 +5,15 @@ use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use rayon::prelude::*;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
@@ -107,7 +109,10 @@ enum Sink {
 
 /// Parquet settings of score tables: Snappy, row groups of at most 131,072 rows.
 fn table_properties() -> WriterProperties {
-    WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_size(1 << 17).build()
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_size(1 << 17)
+        .build()
 }
 
 /// Rows formatted per parallel task when writing CSV.
@@ -116,7 +121,10 @@ const FORMAT_BLOCK: usize = 4096;
 /// Append a CSV field as the csv crate writes it: quoted (with doubled quotes) only when it
 /// holds the delimiter, a quote, `\r` or `\n`.
 pub(crate) fn push_csv_field(out: &mut Vec<u8>, field: &[u8], delimiter: u8) {
-    if field.iter().any(|&b| b == delimiter || b == b'"' || b == b'\r' || b == b'\n') {
+    if field
+        .iter()
+        .any(|&b| b == delimiter || b == b'"' || b == b'\r' || b == b'\n')
+    {
         out.push(b'"');
         for &b in field {
             if b == b'"' {
@@ -174,7 +182,10 @@ pub struct TableWriter {
 impl TableWriter {
     pub fn create(path: &Path, columns: &[(&str, ColType)]) -> Result<TableWriter, DataError> {
         if columns.is_empty() {
-            return Err(DataError::value(format!("{}: a table needs at least one column", path.display())));
+            return Err(DataError::value(format!(
+                "{}: a table needs at least one column",
+                path.display()
+            )));
         }
         let format = FileFormat::of(path)?;
         let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
@@ -208,7 +219,8 @@ impl TableWriter {
                     .collect();
                 let schema: SchemaRef = Arc::new(ArrowSchema::new(fields));
                 let props = table_properties();
-                let w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| io_err(path, "create", e))?;
+                let w = ArrowWriter::try_new(file, schema.clone(), Some(props))
+                    .map_err(|e| io_err(path, "create", e))?;
                 Sink::Parquet(Box::new(w), schema)
             }
         };
@@ -237,15 +249,25 @@ impl TableWriter {
     pub fn write_columns(&mut self, cols: &[ColumnRef]) -> Result<(), DataError> {
         let p = self.path.display();
         if cols.len() != self.columns.len() {
-            return Err(DataError::value(format!("{p}: {} columns given, table has {}", cols.len(), self.columns.len())));
+            return Err(DataError::value(format!(
+                "{p}: {} columns given, table has {}",
+                cols.len(),
+                self.columns.len()
+            )));
         }
         let n = cols.first().map_or(0, ColumnRef::len);
         for (c, (name, t)) in cols.iter().zip(&self.columns) {
             if c.col_type() != *t {
-                return Err(DataError::value(format!("{p}: column {name:?} is {t:?}, given {:?}", c.col_type())));
+                return Err(DataError::value(format!(
+                    "{p}: column {name:?} is {t:?}, given {:?}",
+                    c.col_type()
+                )));
             }
             if c.len() != n {
-                return Err(DataError::value(format!("{p}: column {name:?} has {} rows, expected {n}", c.len())));
+                return Err(DataError::value(format!(
+                    "{p}: column {name:?} has {} rows, expected {n}",
+                    c.len()
+                )));
             }
         }
         match &mut self.sink {
@@ -263,7 +285,8 @@ impl TableWriter {
                     })
                     .collect();
                 for b in blocks {
-                    w.write_all(&b).map_err(|e| io_err(&self.path, "write", e))?;
+                    w.write_all(&b)
+                        .map_err(|e| io_err(&self.path, "write", e))?;
                 }
             }
             Sink::Parquet(w, schema) => {
@@ -272,13 +295,16 @@ impl TableWriter {
                     .map(|c| -> ArrayRef {
                         match c {
                             ColumnRef::Str(v) => Arc::new(StringArray::from_iter_values(v.iter())),
-                            ColumnRef::F64(v) => Arc::new(Float64Array::from_iter(v.iter().map(|x| (!x.is_nan()).then_some(*x)))),
+                            ColumnRef::F64(v) => Arc::new(Float64Array::from_iter(
+                                v.iter().map(|x| (!x.is_nan()).then_some(*x)),
+                            )),
                             ColumnRef::I64(v) => Arc::new(Int64Array::from(v.to_vec())),
                             ColumnRef::Bool(v) => Arc::new(BooleanArray::from(v.to_vec())),
                         }
                     })
                     .collect();
-                let rb = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| io_err(&self.path, "build batch", e))?;
+                let rb = RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| io_err(&self.path, "build batch", e))?;
                 w.write(&rb).map_err(|e| io_err(&self.path, "write", e))?;
             }
         }
@@ -290,7 +316,10 @@ impl TableWriter {
     pub fn finish(self) -> Result<(), DataError> {
         match self.sink {
             Sink::Csv { mut w, .. } => w.flush().map_err(|e| io_err(&self.path, "write", e)),
-            Sink::Parquet(w, _) => w.close().map(|_| ()).map_err(|e| io_err(&self.path, "finish", e)),
+            Sink::Parquet(w, _) => w
+                .close()
+                .map(|_| ())
+                .map_err(|e| io_err(&self.path, "finish", e)),
         }
     }
 }
@@ -300,7 +329,10 @@ impl TableWriter {
 /// The file is rewritten through a temporary file beside it, then renamed. Returns the rows
 /// kept.
 pub fn remove_table_rows(path: &Path, drop: &[u64]) -> Result<u64, DataError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.rewrite"));
     let kept = match rewrite_without(path, &tmp, drop) {
         Ok(k) => k,
@@ -332,11 +364,17 @@ fn rewrite_without(path: &Path, tmp: &Path, drop: &[u64]) -> Result<u64, DataErr
                 .flexible(true)
                 .from_path(path)
                 .map_err(|e| io_err(path, "open", e))?;
-            let mut w = BufWriter::with_capacity(1 << 18, File::create(tmp).map_err(|e| io_err(tmp, "create", e))?);
+            let mut w = BufWriter::with_capacity(
+                1 << 18,
+                File::create(tmp).map_err(|e| io_err(tmp, "create", e))?,
+            );
             let mut rec = csv::ByteRecord::new();
             let mut line = Vec::new();
             let mut header = true;
-            while rdr.read_byte_record(&mut rec).map_err(|e| io_err(path, "read", e))? {
+            while rdr
+                .read_byte_record(&mut rec)
+                .map_err(|e| io_err(path, "read", e))?
+            {
                 if !std::mem::take(&mut header) {
                     row += 1;
                     if !keep_row(row - 1) {
@@ -364,14 +402,16 @@ fn rewrite_without(path: &Path, tmp: &Path, drop: &[u64]) -> Result<u64, DataErr
             let schema = reader.schema();
             let props = table_properties();
             let out = File::create(tmp).map_err(|e| io_err(tmp, "create", e))?;
-            let mut w = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(tmp, "create", e))?;
+            let mut w = ArrowWriter::try_new(out, schema, Some(props))
+                .map_err(|e| io_err(tmp, "create", e))?;
             for rb in reader {
                 let rb = rb.map_err(|e| io_err(path, "read", e))?;
                 let mask: BooleanArray = (0..rb.num_rows())
                     .map(|i| Some(keep_row(row + i as u64)))
                     .collect();
                 row += rb.num_rows() as u64;
-                let rb = arrow::compute::filter_record_batch(&rb, &mask).map_err(|e| io_err(path, "filter", e))?;
+                let rb = arrow::compute::filter_record_batch(&rb, &mask)
+                    .map_err(|e| io_err(path, "filter", e))?;
                 kept += rb.num_rows() as u64;
                 w.write(&rb).map_err(|e| io_err(tmp, "write", e))?;
             }
@@ -395,16 +435,28 @@ impl RejectWriter {
     pub fn create(path: &Path) -> Result<RejectWriter, DataError> {
         let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
         let mut w = csv::WriterBuilder::new().from_writer(BufWriter::new(file));
-        w.write_record(["line", "column", "value", "reason", "raw"]).map_err(|e| io_err(path, "write", e))?;
-        Ok(RejectWriter { w, path: path.to_path_buf() })
+        w.write_record(["line", "column", "value", "reason", "raw"])
+            .map_err(|e| io_err(path, "write", e))?;
+        Ok(RejectWriter {
+            w,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn write(&mut self, rejects: &[Reject]) -> Result<(), DataError> {
         for r in rejects {
             let line = r.line.to_string();
             let raw = r.raw_line();
-            let rec = [line.as_str(), r.column.as_deref().unwrap_or(""), r.value.as_deref().unwrap_or(""), &r.reason, &raw];
-            self.w.write_record(rec).map_err(|e| io_err(&self.path, "write", e))?;
+            let rec = [
+                line.as_str(),
+                r.column.as_deref().unwrap_or(""),
+                r.value.as_deref().unwrap_or(""),
+                &r.reason,
+                &raw,
+            ];
+            self.w
+                .write_record(rec)
+                .map_err(|e| io_err(&self.path, "write", e))?;
         }
         Ok(())
     }

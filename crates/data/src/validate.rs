@@ -8,8 +8,10 @@
 use crate::columns::ColumnMap;
 use crate::ids::id_key;
 use crate::reject::Problem;
+use crate::schema::{
+    ymd_from_days, CategoricalColumn, LabelColumn, NumericColumn, Schema, Selection,
+};
 use crate::slots::Slots;
-use crate::schema::{ymd_from_days, CategoricalColumn, LabelColumn, NumericColumn, Schema, Selection};
 
 /// One cell as it arrives from a file or request, before validation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,11 +66,17 @@ pub(crate) struct Bad {
 }
 
 fn bad(category: &'static str, reason: impl Into<String>) -> Bad {
-    Bad { category, reason: reason.into() }
+    Bad {
+        category,
+        reason: reason.into(),
+    }
 }
 
 fn missing() -> Bad {
-    bad("missing value", "empty (missing values are not allowed in this column)")
+    bad(
+        "missing value",
+        "empty (missing values are not allowed in this column)",
+    )
 }
 
 fn bad_type(what: &str) -> Bad {
@@ -98,7 +106,9 @@ fn integral(f: f64) -> Option<i64> {
 /// `w / 10^k` is one correctly rounded division, the correctly rounded value of the text
 /// (Clinger's fast path). `None` for anything else (signs, exponents, more digits, ...).
 fn parse_simple_decimal(t: &str) -> Option<f64> {
-    const P10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    const P10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
     let b = t.as_bytes();
     if b.is_empty() || b.len() > 16 {
         return None;
@@ -129,7 +139,10 @@ fn parse_finite(t: &str) -> Result<f64, Bad> {
     }
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(bad("not finite", "NaN and infinite values are not accepted")),
+        Ok(_) => Err(bad(
+            "not finite",
+            "NaN and infinite values are not accepted",
+        )),
         Err(_) => Err(bad("not a number", "not a number")),
     }
 }
@@ -148,7 +161,10 @@ fn number(cell: Cell) -> Result<Option<f64>, Bad> {
         Cell::Int(i) => Ok(Some(i as f64)),
         Cell::UInt(u) => Ok(Some(u as f64)),
         Cell::Float(f) if f.is_finite() => Ok(Some(f)),
-        Cell::Float(_) => Err(bad("not finite", "NaN and infinite values are not accepted")),
+        Cell::Float(_) => Err(bad(
+            "not finite",
+            "NaN and infinite values are not accepted",
+        )),
         Cell::Null | Cell::Absent => Ok(None),
         Cell::BadUtf8(_) => Err(bad("invalid UTF-8", "invalid UTF-8")),
         Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => Err(bad_type("a number")),
@@ -207,7 +223,9 @@ fn parse_iso(t: &[u8]) -> Option<i32> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        t[r].iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32))
+        t[r].iter().try_fold(0u32, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32)
+        })
     };
     let (y, m, d) = (num(0..4)? as i64, num(5..7)?, num(8..10)?);
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
@@ -278,10 +296,16 @@ impl DateParser {
             Cell::Float(_) | Cell::Bool(_) | Cell::Nested(_) => return Err(bad_type("a date")),
         };
         if days < self.min {
-            return Err(bad("date out of range", format!("before {}", ymd_from_days(self.min))));
+            return Err(bad(
+                "date out of range",
+                format!("before {}", ymd_from_days(self.min)),
+            ));
         }
         if days > self.max {
-            return Err(bad("date out of range", format!("after {}", ymd_from_days(self.max))));
+            return Err(bad(
+                "date out of range",
+                format!("after {}", ymd_from_days(self.max)),
+            ));
         }
         Ok(days)
     }
@@ -290,9 +314,13 @@ impl DateParser {
         if t == self.last_date {
             return Ok(self.last_days);
         }
-        let days = if self.iso { parse_iso(t.as_bytes()) } else { None }
-            .or_else(|| parse_with_format(t, &self.format))
-            .ok_or_else(|| bad("bad date", format!("not a date in format {}", self.format)))?;
+        let days = if self.iso {
+            parse_iso(t.as_bytes())
+        } else {
+            None
+        }
+        .or_else(|| parse_with_format(t, &self.format))
+        .ok_or_else(|| bad("bad date", format!("not a date in format {}", self.format)))?;
         self.last_date.clear();
         self.last_date.push_str(t);
         self.last_days = days;
@@ -335,7 +363,9 @@ impl Checker {
             },
             Cell::Null | Cell::Absent => return Err(missing()),
             Cell::BadUtf8(_) => return Err(bad("invalid UTF-8", "invalid UTF-8")),
-            Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => return Err(bad_type("text or an integer")),
+            Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => {
+                return Err(bad_type("text or an integer"))
+            }
         }
         Ok(())
     }
@@ -344,7 +374,12 @@ impl Checker {
     /// float-typed export) is accepted as 71080; stored as an integer (leading zeros implied).
     fn check_hs(cell: Cell, width: u8) -> Result<u64, Bad> {
         let hs_max = 10u64.pow(u32::from(width));
-        let too_long = |v: u64| bad("bad HS code", format!("HS code {v} has more than {width} digits"));
+        let too_long = |v: u64| {
+            bad(
+                "bad HS code",
+                format!("HS code {v} has more than {width} digits"),
+            )
+        };
         match cell {
             Cell::Str(s) => {
                 let t = trim(s);
@@ -355,28 +390,47 @@ impl Checker {
                     Some((a, b)) => (a, b),
                     None => (t, ""),
                 };
-                if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                if int_part.is_empty()
+                    || !int_part.bytes().all(|b| b.is_ascii_digit())
+                    || !frac.bytes().all(|b| b.is_ascii_digit())
+                {
                     return Err(bad("bad HS code", "HS code must contain digits only"));
                 }
                 if !frac.bytes().all(|b| b == b'0') {
                     return Err(bad("bad HS code", "HS code is not a whole number"));
                 }
                 if int_part.len() > width as usize {
-                    return Err(bad("bad HS code", format!("HS code has {} digits, more than {width}", int_part.len())));
+                    return Err(bad(
+                        "bad HS code",
+                        format!("HS code has {} digits, more than {width}", int_part.len()),
+                    ));
                 }
-                int_part.parse::<u64>().map_err(|_| bad("bad HS code", "HS code must contain digits only"))
+                int_part
+                    .parse::<u64>()
+                    .map_err(|_| bad("bad HS code", "HS code must contain digits only"))
             }
             Cell::Int(i) if i >= 0 => {
                 let v = i as u64;
-                if v < hs_max { Ok(v) } else { Err(too_long(v)) }
+                if v < hs_max {
+                    Ok(v)
+                } else {
+                    Err(too_long(v))
+                }
             }
             Cell::UInt(v) => {
-                if v < hs_max { Ok(v) } else { Err(too_long(v)) }
+                if v < hs_max {
+                    Ok(v)
+                } else {
+                    Err(too_long(v))
+                }
             }
             Cell::Float(f) => match integral(f) {
                 Some(i) if i >= 0 && (i as u64) < hs_max => Ok(i as u64),
                 Some(i) if i >= 0 => Err(too_long(i as u64)),
-                _ => Err(bad("bad HS code", "HS code is not a non-negative whole number")),
+                _ => Err(bad(
+                    "bad HS code",
+                    "HS code is not a non-negative whole number",
+                )),
             },
             Cell::Int(_) => Err(bad("bad HS code", "HS code is negative")),
             Cell::Null | Cell::Absent => Err(missing()),
@@ -437,14 +491,22 @@ impl Checker {
             }
             Cell::Bool(b) => {
                 let (word, digit) = if b { ("true", "1") } else { ("false", "0") };
-                if l.positive.iter().chain(&l.negative).any(|v| v == word) { word } else { digit }
+                if l.positive.iter().chain(&l.negative).any(|v| v == word) {
+                    word
+                } else {
+                    digit
+                }
             }
             Cell::Null | Cell::Absent => "",
             Cell::BadUtf8(_) => return Err(bad("invalid UTF-8", "invalid UTF-8")),
             Cell::Date(_) | Cell::Nested(_) => return Err(bad_type("a label value")),
         };
         if s.is_empty() {
-            return if l.allow_missing { Ok(None) } else { Err(missing()) };
+            return if l.allow_missing {
+                Ok(None)
+            } else {
+                Err(missing())
+            };
         }
         if l.positive.iter().any(|v| v == s) {
             Ok(Some(true))
@@ -453,14 +515,20 @@ impl Checker {
         } else {
             Err(bad(
                 "bad label",
-                format!("not a label value (positive: {}; negative: {})", l.positive.join(", "), l.negative.join(", ")),
+                format!(
+                    "not a label value (positive: {}; negative: {})",
+                    l.positive.join(", "),
+                    l.negative.join(", ")
+                ),
             ))
         }
     }
 
     /// Revenue: finite, >= 0, fits f32; empty -> `None`.
     fn check_revenue(cell: Cell) -> Result<Option<f32>, Bad> {
-        number(cell)?.map(|v| in_range(v, Some(0.0), None)).transpose()
+        number(cell)?
+            .map(|v| in_range(v, Some(0.0), None))
+            .transpose()
     }
 
     /// Inspected: 0/1, true/false, yes/no (any case); empty -> `None` (falls back to the label).
@@ -517,7 +585,14 @@ impl Checker {
     /// cell in schema column order (empty: the row is good and slot `i` holds it; otherwise
     /// the slot holds leftovers). Returns the id's key when the id itself is valid; the
     /// duplicate-id rule is the caller's (see [`crate::ids`]).
-    pub(crate) fn check<R: Row>(&mut self, rules: &Rules, row: &R, line: u64, out: &mut Slots, i: usize) -> Option<u128> {
+    pub(crate) fn check<R: Row>(
+        &mut self,
+        rules: &Rules,
+        row: &R,
+        line: u64,
+        out: &mut Slots,
+        i: usize,
+    ) -> Option<u128> {
         let Rules { schema, map } = rules;
         let Checker { dates, problems } = self;
         problems.clear();
@@ -528,7 +603,12 @@ impl Checker {
                 Cell::Absent => ("missing field", "field is absent".to_string()),
                 _ => (b.category, b.reason),
             };
-            problems.push(Problem::new(Some(name), cell.display().as_deref(), category, reason));
+            problems.push(Problem::new(
+                Some(name),
+                cell.display().as_deref(),
+                category,
+                reason,
+            ));
         }
 
         let cell = row.cell(map.id);
@@ -552,13 +632,23 @@ impl Checker {
             Err(b) => note(problems, &map.names[map.hs], cell, b),
         }
 
-        for ((col, &idx), dst) in schema.categorical.iter().zip(&map.categorical).zip(out.categorical.iter_mut()) {
+        for ((col, &idx), dst) in schema
+            .categorical
+            .iter()
+            .zip(&map.categorical)
+            .zip(out.categorical.iter_mut())
+        {
             let cell = row.cell(idx);
             if let Err(b) = Self::check_cat(cell, col, &mut dst[i]) {
                 note(problems, &map.names[idx], cell, b);
             }
         }
-        for ((col, &idx), dst) in schema.numeric.iter().zip(&map.numeric).zip(out.numeric.iter_mut()) {
+        for ((col, &idx), dst) in schema
+            .numeric
+            .iter()
+            .zip(&map.numeric)
+            .zip(out.numeric.iter_mut())
+        {
             let cell = row.cell(idx);
             match Self::check_num(cell, col) {
                 Ok(v) => dst[i] = v,
@@ -641,7 +731,10 @@ mod tests {
         for y in [1900, 1969, 1970, 1999, 2000, 2020, 2021, 2100] {
             for m in 1..=12 {
                 for d in [1, 15, 28] {
-                    assert_eq!(days_from_civil(y, m, d), days_from_ymd(y as i32, m, d).unwrap() as i64);
+                    assert_eq!(
+                        days_from_civil(y, m, d),
+                        days_from_ymd(y as i32, m, d).unwrap() as i64
+                    );
                 }
             }
         }
@@ -649,7 +742,10 @@ mod tests {
         assert_eq!(parse_iso(b"2021-02-29"), None);
         assert_eq!(parse_iso(b"2021-13-01"), None);
         assert_eq!(parse_iso(b"2021-1-01x"), None);
-        assert_eq!(parse_with_format("01/02/2021", "%d/%m/%Y"), days_from_ymd(2021, 2, 1));
+        assert_eq!(
+            parse_with_format("01/02/2021", "%d/%m/%Y"),
+            days_from_ymd(2021, 2, 1)
+        );
     }
 
     /// The fast decimal path reads exactly what `str::parse::<f64>` reads (random digit
@@ -676,7 +772,19 @@ mod tests {
             }
             assert_eq!(parse_finite(&t).unwrap().to_bits(), want.to_bits(), "{t}");
         }
-        for t in ["5.", ".5", "-1", "+1", "1e5", "1.2.3", "", "1_0", "0x1", "inf", "1234567890123456"] {
+        for t in [
+            "5.",
+            ".5",
+            "-1",
+            "+1",
+            "1e5",
+            "1.2.3",
+            "",
+            "1_0",
+            "0x1",
+            "inf",
+            "1234567890123456",
+        ] {
             assert_eq!(parse_simple_decimal(t), None, "{t}");
         }
         assert_eq!(parse_simple_decimal("6538.33"), Some(6538.33));
@@ -685,19 +793,59 @@ mod tests {
 
     #[test]
     fn numbers() {
-        let col = NumericColumn { name: "m".into(), kind: crate::NumericKind::Mass, min: Some(0.0), max: Some(10.0), allow_missing: false };
+        let col = NumericColumn {
+            name: "m".into(),
+            kind: crate::NumericKind::Mass,
+            min: Some(0.0),
+            max: Some(10.0),
+            allow_missing: false,
+        };
         assert_eq!(Checker::check_num(Cell::Str(" 2.5 "), &col), Ok(2.5));
         for s in ["nan", "NaN", "inf", "-inf", "Infinity"] {
-            assert_eq!(Checker::check_num(Cell::Str(s), &col).unwrap_err().category, "not finite", "{s}");
+            assert_eq!(
+                Checker::check_num(Cell::Str(s), &col).unwrap_err().category,
+                "not finite",
+                "{s}"
+            );
         }
-        assert_eq!(Checker::check_num(Cell::Str("1,5"), &col).unwrap_err().category, "not a number");
-        assert_eq!(Checker::check_num(Cell::Str("-3"), &col).unwrap_err().reason, "below minimum 0");
-        assert_eq!(Checker::check_num(Cell::Str("11"), &col).unwrap_err().reason, "above maximum 10");
-        assert_eq!(Checker::check_num(Cell::Str(""), &col).unwrap_err().category, "missing value");
-        let open = NumericColumn { min: None, max: None, allow_missing: true, ..col };
+        assert_eq!(
+            Checker::check_num(Cell::Str("1,5"), &col)
+                .unwrap_err()
+                .category,
+            "not a number"
+        );
+        assert_eq!(
+            Checker::check_num(Cell::Str("-3"), &col)
+                .unwrap_err()
+                .reason,
+            "below minimum 0"
+        );
+        assert_eq!(
+            Checker::check_num(Cell::Str("11"), &col)
+                .unwrap_err()
+                .reason,
+            "above maximum 10"
+        );
+        assert_eq!(
+            Checker::check_num(Cell::Str(""), &col)
+                .unwrap_err()
+                .category,
+            "missing value"
+        );
+        let open = NumericColumn {
+            min: None,
+            max: None,
+            allow_missing: true,
+            ..col
+        };
         assert!(Checker::check_num(Cell::Str(""), &open).unwrap().is_nan());
         assert!(Checker::check_num(Cell::Null, &open).unwrap().is_nan());
-        assert_eq!(Checker::check_num(Cell::Str("1e39"), &open).unwrap_err().category, "overflows f32");
+        assert_eq!(
+            Checker::check_num(Cell::Str("1e39"), &open)
+                .unwrap_err()
+                .category,
+            "overflows f32"
+        );
         assert_eq!(Checker::check_num(Cell::Int(-4), &open), Ok(-4.0));
     }
 
@@ -724,17 +872,33 @@ mod tests {
 
     #[test]
     fn labels_and_flags() {
-        let l = LabelColumn { name: "f".into(), positive: vec!["1".into(), "Y".into()], negative: vec!["0".into()], allow_missing: true };
+        let l = LabelColumn {
+            name: "f".into(),
+            positive: vec!["1".into(), "Y".into()],
+            negative: vec!["0".into()],
+            allow_missing: true,
+        };
         assert_eq!(Checker::check_label(Cell::Str(" Y "), &l), Ok(Some(true)));
         assert_eq!(Checker::check_label(Cell::Int(0), &l), Ok(Some(false)));
         assert_eq!(Checker::check_label(Cell::Float(1.0), &l), Ok(Some(true)));
         assert_eq!(Checker::check_label(Cell::Bool(true), &l), Ok(Some(true)));
         assert_eq!(Checker::check_label(Cell::Str(""), &l), Ok(None));
-        assert_eq!(Checker::check_label(Cell::Str("2"), &l).unwrap_err().category, "bad label");
+        assert_eq!(
+            Checker::check_label(Cell::Str("2"), &l)
+                .unwrap_err()
+                .category,
+            "bad label"
+        );
         assert_eq!(Checker::check_inspected(Cell::Str("Yes")), Ok(Some(true)));
-        assert_eq!(Checker::check_inspected(Cell::Str("FALSE")), Ok(Some(false)));
+        assert_eq!(
+            Checker::check_inspected(Cell::Str("FALSE")),
+            Ok(Some(false))
+        );
         assert!(Checker::check_inspected(Cell::Str("2")).is_err());
-        assert_eq!(Checker::check_selection(Cell::Str("Random")), Ok(Some(Selection::Random)));
+        assert_eq!(
+            Checker::check_selection(Cell::Str("Random")),
+            Ok(Some(Selection::Random))
+        );
         assert!(Checker::check_selection(Cell::Str("lottery")).is_err());
         assert_eq!(Checker::check_propensity(Cell::Str("1")), Ok(Some(1.0)));
         assert!(Checker::check_propensity(Cell::Str("0")).is_err());

@@ -7,7 +7,10 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float32Array, Float64Array, Int64Array, RecordBatch,
+    StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use chrono::format::Item;
 use parquet::arrow::ArrowWriter;
@@ -73,7 +76,9 @@ pub fn push_f64(out: &mut Vec<u8>, v: f64) {
         Some((b'+', x)) => (false, x),
         _ => (false, exp),
     };
-    let exp = exp.iter().fold(0i32, |a, &b| a * 10 + i32::from(b.wrapping_sub(b'0')));
+    let exp = exp
+        .iter()
+        .fold(0i32, |a, &b| a * 10 + i32::from(b.wrapping_sub(b'0')));
     let exp = if exp_neg { -exp } else { exp };
     let mut digits = [0u8; 24];
     let (mut n, mut int_digits, mut seen_point) = (0usize, 0i32, false);
@@ -138,7 +143,9 @@ fn is_tie_below(v: f64, digits: &[u8], k: i32) -> bool {
         return false;
     }
     let m = odd_mantissa(v);
-    let Some(d) = digits.iter().try_fold(0u128, |a, &b| a.checked_mul(10)?.checked_add(u128::from(b - b'0'))) else {
+    let Some(d) = digits.iter().try_fold(0u128, |a, &b| {
+        a.checked_mul(10)?.checked_add(u128::from(b - b'0'))
+    }) else {
         return false;
     };
     let (odd, rhs) = (u128::from(m), 2 * d + 1);
@@ -155,14 +162,22 @@ fn odd_mantissa(v: f64) -> u64 {
     let bits = v.to_bits();
     let (biased, frac) = ((bits >> 52) & 0x7FF, bits & ((1 << 52) - 1));
     let m = if biased == 0 { frac } else { frac | 1 << 52 };
-    if m == 0 { 0 } else { m >> m.trailing_zeros() }
+    if m == 0 {
+        0
+    } else {
+        m >> m.trailing_zeros()
+    }
 }
 
 /// `v = m' × 2^q` with `m'` odd (finite `v`): `q` (`None` for zero).
 fn lowest_bit_exponent(v: f64) -> Option<i32> {
     let bits = v.to_bits();
     let (biased, frac) = (((bits >> 52) & 0x7FF) as i32, bits & ((1 << 52) - 1));
-    let (m, e) = if biased == 0 { (frac, -1074) } else { (frac | 1 << 52, biased - 1075) };
+    let (m, e) = if biased == 0 {
+        (frac, -1074)
+    } else {
+        (frac | 1 << 52, biased - 1075)
+    };
     (m != 0).then(|| e + m.trailing_zeros() as i32)
 }
 
@@ -177,21 +192,37 @@ impl DateFormat {
         let items = chrono::format::StrftimeItems::new(format)
             .parse_to_owned()
             .map_err(|e| DataError::schema(format!("bad date format {format:?}: {e}")))?;
-        Ok(DateFormat { iso: format == "%Y-%m-%d", items })
+        Ok(DateFormat {
+            iso: format == "%Y-%m-%d",
+            items,
+        })
     }
 
     pub(crate) fn write(&self, days: i32, out: &mut String) -> Result<(), DataError> {
-        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| DataError::io("bad epoch"))?;
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+            .ok_or_else(|| DataError::io("bad epoch"))?;
         let date = epoch
             .checked_add_signed(chrono::Duration::days(days as i64))
-            .ok_or_else(|| DataError::value(format!("date {days} days after 1970-01-01 is out of range")))?;
+            .ok_or_else(|| {
+                DataError::value(format!("date {days} days after 1970-01-01 is out of range"))
+            })?;
         let r = if self.iso {
             use chrono::Datelike;
-            write!(out, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+            write!(
+                out,
+                "{:04}-{:02}-{:02}",
+                date.year(),
+                date.month(),
+                date.day()
+            )
         } else {
             write!(out, "{}", date.format_with_items(self.items.iter()))
         };
-        r.map_err(|_| DataError::value(format!("cannot format date {days} with the schema's format")))
+        r.map_err(|_| {
+            DataError::value(format!(
+                "cannot format date {days} with the schema's format"
+            ))
+        })
     }
 }
 
@@ -211,8 +242,12 @@ fn label_text(l: &LabelColumn, v: Option<bool>) -> &str {
 /// numerics and revenue (NaN -> null), Int64 label when its values are integers (else Utf8),
 /// Boolean inspected, Utf8 selection, Float64 propensity.
 pub fn write_batch(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), DataError> {
-    batch.check_lengths().map_err(|e| DataError::value(format!("{}: inconsistent batch: {e}", path.display())))?;
-    if batch.categorical.len() != schema.categorical.len() || batch.numeric.len() != schema.numeric.len() {
+    batch
+        .check_lengths()
+        .map_err(|e| DataError::value(format!("{}: inconsistent batch: {e}", path.display())))?;
+    if batch.categorical.len() != schema.categorical.len()
+        || batch.numeric.len() != schema.numeric.len()
+    {
         return Err(DataError::value(format!(
             "{}: batch has {} categorical / {} numeric columns, schema {:?} has {} / {}",
             path.display(),
@@ -231,9 +266,12 @@ pub fn write_batch(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), Da
 
 fn write_csv(path: &Path, schema: &Schema, batch: &Batch, delimiter: u8) -> Result<(), DataError> {
     let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
-    let mut w = csv::WriterBuilder::new().delimiter(delimiter).from_writer(BufWriter::with_capacity(1 << 18, file));
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(BufWriter::with_capacity(1 << 18, file));
     let header = used_columns(schema);
-    w.write_record(&header).map_err(|e| io_err(path, "write", e))?;
+    w.write_record(&header)
+        .map_err(|e| io_err(path, "write", e))?;
     let dates = DateFormat::new(&schema.date_format)?;
     let width = schema.hs_width as usize;
     let mut cells: Vec<String> = vec![String::new(); header.len()];
@@ -279,22 +317,28 @@ fn write_csv(path: &Path, schema: &Schema, batch: &Batch, delimiter: u8) -> Resu
                 let _ = write!(cells[i], "{p}");
             }
         }
-        w.write_record(&cells).map_err(|e| io_err(path, "write", e))?;
+        w.write_record(&cells)
+            .map_err(|e| io_err(path, "write", e))?;
     }
     w.flush().map_err(|e| io_err(path, "write", e))
 }
 
 fn write_parquet(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), DataError> {
     let names = used_columns(schema);
-    let int_label = schema
-        .label
-        .as_ref()
-        .is_some_and(|l| [label_text(l, Some(true)), label_text(l, Some(false))].iter().all(|s| s.parse::<i64>().is_ok()));
+    let int_label = schema.label.as_ref().is_some_and(|l| {
+        [label_text(l, Some(true)), label_text(l, Some(false))]
+            .iter()
+            .all(|s| s.parse::<i64>().is_ok())
+    });
     let mut types = vec![DataType::Utf8, DataType::Date32, DataType::Utf8];
     types.extend(schema.categorical.iter().map(|_| DataType::Utf8));
     types.extend(schema.numeric.iter().map(|_| DataType::Float32));
     if schema.label.is_some() {
-        types.push(if int_label { DataType::Int64 } else { DataType::Utf8 });
+        types.push(if int_label {
+            DataType::Int64
+        } else {
+            DataType::Utf8
+        });
     }
     if schema.revenue.is_some() {
         types.push(DataType::Float32);
@@ -316,47 +360,79 @@ fn write_parquet(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), Data
         .collect();
     let arrow_schema = Arc::new(ArrowSchema::new(fields));
     let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut w = ArrowWriter::try_new(file, arrow_schema.clone(), Some(props)).map_err(|e| io_err(path, "write", e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut w = ArrowWriter::try_new(file, arrow_schema.clone(), Some(props))
+        .map_err(|e| io_err(path, "write", e))?;
     let width = schema.hs_width as usize;
     let mut start = 0;
     while start < batch.len() || (start == 0 && batch.is_empty()) {
         let end = (start + WRITE_SLICE).min(batch.len());
         let rows = start..end;
         let opt_str = |v: &[String]| -> ArrayRef {
-            Arc::new(StringArray::from_iter(v[rows.clone()].iter().map(|s| (!s.is_empty()).then_some(s.as_str()))))
+            Arc::new(StringArray::from_iter(
+                v[rows.clone()]
+                    .iter()
+                    .map(|s| (!s.is_empty()).then_some(s.as_str())),
+            ))
         };
         let f32_col = |v: &[f32]| -> ArrayRef {
-            Arc::new(Float32Array::from_iter(v[rows.clone()].iter().map(|x| (!x.is_nan()).then_some(*x))))
+            Arc::new(Float32Array::from_iter(
+                v[rows.clone()].iter().map(|x| (!x.is_nan()).then_some(*x)),
+            ))
         };
         let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(batch.ids[rows.clone()].iter())),
-            Arc::new(Date32Array::from_iter_values(batch.dates[rows.clone()].iter().copied())),
-            Arc::new(StringArray::from_iter_values(batch.hs[rows.clone()].iter().map(|h| format!("{h:0width$}")))),
+            Arc::new(StringArray::from_iter_values(
+                batch.ids[rows.clone()].iter(),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                batch.dates[rows.clone()].iter().copied(),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                batch.hs[rows.clone()]
+                    .iter()
+                    .map(|h| format!("{h:0width$}")),
+            )),
         ];
         cols.extend(batch.categorical.iter().map(|c| opt_str(c)));
         cols.extend(batch.numeric.iter().map(|c| f32_col(c)));
         if let Some(l) = &schema.label {
             let v = &batch.label[rows.clone()];
             cols.push(if int_label {
-                Arc::new(Int64Array::from_iter(v.iter().map(|x| x.and_then(|b| label_text(l, Some(b)).parse::<i64>().ok()))))
+                Arc::new(Int64Array::from_iter(v.iter().map(|x| {
+                    x.and_then(|b| label_text(l, Some(b)).parse::<i64>().ok())
+                })))
             } else {
-                Arc::new(StringArray::from_iter(v.iter().map(|x| x.map(|b| label_text(l, Some(b))))))
+                Arc::new(StringArray::from_iter(
+                    v.iter().map(|x| x.map(|b| label_text(l, Some(b)))),
+                ))
             });
         }
         if schema.revenue.is_some() {
-            cols.push(Arc::new(Float32Array::from_iter(batch.revenue[rows.clone()].iter().copied())));
+            cols.push(Arc::new(Float32Array::from_iter(
+                batch.revenue[rows.clone()].iter().copied(),
+            )));
         }
         if schema.inspected.is_some() {
-            cols.push(Arc::new(BooleanArray::from_iter(batch.inspected[rows.clone()].iter().map(|b| Some(*b)))));
+            cols.push(Arc::new(BooleanArray::from_iter(
+                batch.inspected[rows.clone()].iter().map(|b| Some(*b)),
+            )));
         }
         if schema.selection.is_some() {
-            cols.push(Arc::new(StringArray::from_iter(batch.selection[rows.clone()].iter().map(|s| s.map(|s| s.as_str())))));
+            cols.push(Arc::new(StringArray::from_iter(
+                batch.selection[rows.clone()]
+                    .iter()
+                    .map(|s| s.map(|s| s.as_str())),
+            )));
         }
         if schema.propensity.is_some() {
-            cols.push(Arc::new(Float64Array::from_iter(batch.propensity[rows.clone()].iter().copied())));
+            cols.push(Arc::new(Float64Array::from_iter(
+                batch.propensity[rows.clone()].iter().copied(),
+            )));
         }
-        let rb = RecordBatch::try_new(arrow_schema.clone(), cols).map_err(|e| io_err(path, "build Parquet batch", e))?;
+        let rb = RecordBatch::try_new(arrow_schema.clone(), cols)
+            .map_err(|e| io_err(path, "build Parquet batch", e))?;
         w.write(&rb).map_err(|e| io_err(path, "write", e))?;
         if end == batch.len() {
             break;
@@ -373,7 +449,9 @@ mod tests {
 
     #[test]
     fn f32_text_round_trips() {
-        for v in [0.1f32, 1.0, 3.4e38, 1e-40, 123456.79, 0.3333333, 6.0e7, -2.5] {
+        for v in [
+            0.1f32, 1.0, 3.4e38, 1e-40, 123456.79, 0.3333333, 6.0e7, -2.5,
+        ] {
             let mut s = String::new();
             f32_text(v, &mut s);
             assert_eq!(s.parse::<f64>().unwrap() as f32, v, "{s}");
@@ -385,12 +463,42 @@ mod tests {
     #[test]
     fn push_f64_equals_std_display() {
         let mut vals: Vec<f64> = vec![
-            0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 100.0, 1e15, 1e16, 1e17, 1e21, 1e22, 1e23, 1e-5, 1e-6, 1e-7, 123456789012345680.0,
-            f64::MAX, f64::MIN_POSITIVE, 5e-324, -5e-324, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.3, 2.0 / 3.0,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.5,
+            100.0,
+            1e15,
+            1e16,
+            1e17,
+            1e21,
+            1e22,
+            1e23,
+            1e-5,
+            1e-6,
+            1e-7,
+            123456789012345680.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.3,
+            2.0 / 3.0,
         ];
         for e in -330..=310 {
             let p = format!("1e{e}").parse::<f64>().unwrap();
-            vals.extend([p, -p, 1.5 * p, 9.999999999999999 * p, 0.12345678901234567 * p]);
+            vals.extend([
+                p,
+                -p,
+                1.5 * p,
+                9.999999999999999 * p,
+                0.12345678901234567 * p,
+            ]);
         }
         for below in 0..=101 {
             vals.push(100.0 * below as f64 / 101.0);
@@ -402,20 +510,30 @@ mod tests {
             x ^= x << 17;
             vals.push(f64::from_bits(x));
             vals.push(f64::from(f32::from_bits(x as u32)));
-            vals.push(f64::from(f32::from_bits((x >> 40) as u32 | 0x3C00_0000) % 1.0));
+            vals.push(f64::from(
+                f32::from_bits((x >> 40) as u32 | 0x3C00_0000) % 1.0,
+            ));
         }
         let mut out = Vec::new();
         for v in vals {
             out.clear();
             push_f64(&mut out, v);
-            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{v}"), "bits {:#x}", v.to_bits());
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                format!("{v}"),
+                "bits {:#x}",
+                v.to_bits()
+            );
         }
     }
 
     #[test]
     fn date_formats() {
         let mut s = String::new();
-        DateFormat::new("%d/%m/%Y").unwrap().write(18_628, &mut s).unwrap();
+        DateFormat::new("%d/%m/%Y")
+            .unwrap()
+            .write(18_628, &mut s)
+            .unwrap();
         assert_eq!(s, "01/01/2021");
         assert!(DateFormat::new("%Q").is_err());
     }

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use cr_data::{
-    batch_from_json, open, read_all, validate_file, write_batch, write_rejects, Batch, ColType, Column, DataErrorKind,
-    OnError, ReadOptions, Schema, Selection, TableWriter,
+    batch_from_json, open, read_all, validate_file, write_batch, write_rejects, Batch, ColType,
+    Column, DataErrorKind, OnError, ReadOptions, Schema, Selection, TableWriter,
 };
 
 const MINI: &str = r#"
@@ -30,7 +30,10 @@ fn mini() -> Schema {
 }
 
 fn skip() -> ReadOptions {
-    ReadOptions { on_error: OnError::Skip, ..ReadOptions::default() }
+    ReadOptions {
+        on_error: OnError::Skip,
+        ..ReadOptions::default()
+    }
 }
 
 fn file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
@@ -54,7 +57,9 @@ mod csv_reading {
         let d = tempfile::tempdir().unwrap();
         for bytes in [&b""[..], b"\xEF\xBB\xBF"] {
             let p = file(&d, "e.csv", bytes);
-            let e = open(&p, &mini(), &ReadOptions::default()).err().expect("error");
+            let e = open(&p, &mini(), &ReadOptions::default())
+                .err()
+                .expect("error");
             assert_eq!(e.kind, DataErrorKind::Empty);
             assert!(e.message.contains("file is empty: no header"), "{e}");
             assert!(e.message.contains("e.csv"), "{e}");
@@ -120,10 +125,27 @@ mod csv_reading {
     #[test]
     fn line_numbers_with_crlf_blank_lines_and_quoted_newlines() {
         let d = tempfile::tempdir().unwrap();
-        let rows = ["A1,2020-01-01,010101,O,I,1,1,,0", "A2,2020-01-01,010101,O,I,-1,1,,0", "A3,2020-01-01,010101,\"x\ny\",I,1,-1,,0", "A4,2020-01-01,010101,O,I,x,1,,0"];
-        for (eol, bom) in [("\n", ""), ("\r\n", ""), ("\r\n", "\u{feff}"), ("\n", "\u{feff}")] {
+        let rows = [
+            "A1,2020-01-01,010101,O,I,1,1,,0",
+            "A2,2020-01-01,010101,O,I,-1,1,,0",
+            "A3,2020-01-01,010101,\"x\ny\",I,1,-1,,0",
+            "A4,2020-01-01,010101,O,I,x,1,,0",
+        ];
+        for (eol, bom) in [
+            ("\n", ""),
+            ("\r\n", ""),
+            ("\r\n", "\u{feff}"),
+            ("\n", "\u{feff}"),
+        ] {
             // header line 1; A1 line 2; A2 line 3; blank lines 4-5; A3 lines 6-7; A4 line 8.
-            let text = format!("{bom}{}{eol}{}{eol}{}{eol}{eol}{eol}{}{eol}{}{eol}", HEADER.trim_end(), rows[0], rows[1], rows[2].replace('\n', eol), rows[3]);
+            let text = format!(
+                "{bom}{}{eol}{}{eol}{}{eol}{eol}{eol}{}{eol}{}{eol}",
+                HEADER.trim_end(),
+                rows[0],
+                rows[1],
+                rows[2].replace('\n', eol),
+                rows[3]
+            );
             let p = file(&d, "l.csv", text.as_bytes());
             let (b, r) = read_all(&p, &mini(), &skip()).unwrap();
             assert_eq!(b.lines, vec![2], "{eol:?} {bom:?}");
@@ -137,10 +159,19 @@ mod csv_reading {
         let d = tempfile::tempdir().unwrap();
         let tsv = HEADER.replace(',', "\t") + "A1\t2020-01-01\t010101\tO\tI\t1\t1\t\t0\n";
         let p = file(&d, "t.tsv", tsv.as_bytes());
-        assert_eq!(read_all(&p, &mini(), &ReadOptions::default()).unwrap().0.len(), 1);
+        assert_eq!(
+            read_all(&p, &mini(), &ReadOptions::default())
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
         let semi = HEADER.replace(',', ";") + "A1;2020-01-01;010101;O;I;1,5;1;;0\n";
         let p = file(&d, "s.csv", semi.as_bytes());
-        let opts = ReadOptions { delimiter: b';', ..skip() };
+        let opts = ReadOptions {
+            delimiter: b';',
+            ..skip()
+        };
         let (b, r) = read_all(&p, &mini(), &opts).unwrap();
         assert_eq!((b.len(), r.len()), (0, 1), "1,5 is not a number");
         assert_eq!(r[0].column.as_deref(), Some("value"));
@@ -149,16 +180,42 @@ mod csv_reading {
     #[test]
     fn missing_and_unknown_columns_in_one_error() {
         let d = tempfile::tempdir().unwrap();
-        let p = file(&d, "c.csv", b"id,hs,extra1,office,importer,value,rate,note,extra2\n");
-        let e = open(&p, &mini(), &ReadOptions::default()).err().expect("error");
+        let p = file(
+            &d,
+            "c.csv",
+            b"id,hs,extra1,office,importer,value,rate,note,extra2\n",
+        );
+        let e = open(&p, &mini(), &ReadOptions::default())
+            .err()
+            .expect("error");
         assert_eq!(e.kind, DataErrorKind::Columns);
-        assert!(e.message.contains("missing columns: \"date\", \"mass\""), "{e}");
-        assert!(e.message.contains("unknown columns: \"extra1\", \"extra2\""), "{e}");
-        assert!(!e.message.contains("note"), "ignored columns are neither missing nor unknown: {e}");
-        assert!(!e.message.contains("fraud"), "the label is optional by default: {e}");
+        assert!(
+            e.message.contains("missing columns: \"date\", \"mass\""),
+            "{e}"
+        );
+        assert!(
+            e.message
+                .contains("unknown columns: \"extra1\", \"extra2\""),
+            "{e}"
+        );
+        assert!(
+            !e.message.contains("note"),
+            "ignored columns are neither missing nor unknown: {e}"
+        );
+        assert!(
+            !e.message.contains("fraud"),
+            "the label is optional by default: {e}"
+        );
         // With require_label, the label is listed too.
-        let p = file(&d, "c2.csv", b"id,date,hs,office,importer,value,mass,rate\n");
-        let opts = ReadOptions { require_label: true, ..ReadOptions::default() };
+        let p = file(
+            &d,
+            "c2.csv",
+            b"id,date,hs,office,importer,value,mass,rate\n",
+        );
+        let opts = ReadOptions {
+            require_label: true,
+            ..ReadOptions::default()
+        };
         let e = open(&p, &mini(), &opts).err().expect("error");
         assert!(e.message.contains("missing columns: \"fraud\""), "{e}");
     }
@@ -176,7 +233,10 @@ mod csv_reading {
         assert_eq!(err.kind, DataErrorKind::Value);
         assert_eq!(
             err.message,
-            format!("{}: line 17, column \"mass\": value \"-3\" rejected: below minimum 0", p.display())
+            format!(
+                "{}: line 17, column \"mass\": value \"-3\" rejected: below minimum 0",
+                p.display()
+            )
         );
     }
 
@@ -188,13 +248,33 @@ mod csv_reading {
             ("A,2020-01-01,010101,O,I,1e400,1,,0", "value", "not finite"),
             ("A,2020-01-01,010101,O,I,NaN,1,,0", "value", "not finite"),
             ("A,2020-01-01,010101,O,I,1,inf,,0", "mass", "not finite"),
-            ("A,2020-01-01,010101,O,I,1,1,-Infinity,0", "rate", "not finite"),
-            ("A,2020-01-01,010101,O,I,-0.01,1,,0", "value", "below minimum"),
+            (
+                "A,2020-01-01,010101,O,I,1,1,-Infinity,0",
+                "rate",
+                "not finite",
+            ),
+            (
+                "A,2020-01-01,010101,O,I,-0.01,1,,0",
+                "value",
+                "below minimum",
+            ),
             ("A,2020-01-01,010101,O,I,1,-5,,0", "mass", "below minimum"),
             ("A,2020-01-01,010101,O,I,,1,,0", "value", "missing value"),
-            ("A,2020-01-01,010101,O,I,1,1,1e39,0", "rate", "overflows f32"),
-            ("A,2019-12-31,010101,O,I,1,1,,0", "date", "date out of range"),
-            ("A,2022-01-01,010101,O,I,1,1,,0", "date", "date out of range"),
+            (
+                "A,2020-01-01,010101,O,I,1,1,1e39,0",
+                "rate",
+                "overflows f32",
+            ),
+            (
+                "A,2019-12-31,010101,O,I,1,1,,0",
+                "date",
+                "date out of range",
+            ),
+            (
+                "A,2022-01-01,010101,O,I,1,1,,0",
+                "date",
+                "date out of range",
+            ),
             ("A,2020-02-30,010101,O,I,1,1,,0", "date", "bad date"),
             ("A,01/02/2020,010101,O,I,1,1,,0", "date", "bad date"),
             ("A,2020-01-01,1234567,O,I,1,1,,0", "hs", "bad HS code"),
@@ -230,12 +310,18 @@ mod csv_reading {
         assert_eq!(b.ids, vec!["A", "B", "C"]);
         assert_eq!(b.revenue, vec![Some(250.5), None, None]);
         assert_eq!(b.inspected, vec![true, false, true]);
-        assert_eq!(b.selection, vec![Some(Selection::Random), None, Some(Selection::Rule)]);
+        assert_eq!(
+            b.selection,
+            vec![Some(Selection::Random), None, Some(Selection::Rule)]
+        );
         assert_eq!(b.propensity, vec![Some(0.05), None, Some(1.0)]);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].problems[0].category, "inconsistent inspection");
         let cats: Vec<&str> = r[1].problems.iter().map(|p| p.category.as_str()).collect();
-        assert_eq!(cats, vec!["below minimum", "bad selection", "bad propensity"]);
+        assert_eq!(
+            cats,
+            vec!["below minimum", "bad selection", "bad propensity"]
+        );
     }
 
     /// A file corrupted in five (and more) ways, read with Skip.
@@ -244,22 +330,25 @@ mod csv_reading {
         let d = tempfile::tempdir().unwrap();
         let mut bytes = HEADER.as_bytes().to_vec();
         let rows: [&[u8]; 9] = [
-            b"A1,2020-01-01,010101,O,I,1,1,,0\n",          // line 2 good
-            b"A2,2020-01-01,010101,O,I,1,-1,,0\n",         // line 3 negative mass
-            b"A3,2020-13-01,010101,O,I,1,1,,0\n",          // line 4 bad date
-            b"A4,2020-01-01,010101,O,I,1,1\n",             // line 5 wrong field count
-            b"A5,2020-01-01,010101,O,I,1,1,,1\n",          // line 6 good
-            b"A1,2020-01-02,010101,O,I,1,1,,0\n",          // line 7 duplicate of line 2
-            b"A7,2020-01-01,010101,O,I\xff\xfe,1,1,,0\n",  // line 8 invalid UTF-8
-            b"A8,2020-01-01,010101,O,I,abc,1,nan,0\n",     // line 9 two bad cells
-            b"A9,2020-01-01,010101,O,I,1,1,,0\n",          // line 10 good
+            b"A1,2020-01-01,010101,O,I,1,1,,0\n",         // line 2 good
+            b"A2,2020-01-01,010101,O,I,1,-1,,0\n",        // line 3 negative mass
+            b"A3,2020-13-01,010101,O,I,1,1,,0\n",         // line 4 bad date
+            b"A4,2020-01-01,010101,O,I,1,1\n",            // line 5 wrong field count
+            b"A5,2020-01-01,010101,O,I,1,1,,1\n",         // line 6 good
+            b"A1,2020-01-02,010101,O,I,1,1,,0\n",         // line 7 duplicate of line 2
+            b"A7,2020-01-01,010101,O,I\xff\xfe,1,1,,0\n", // line 8 invalid UTF-8
+            b"A8,2020-01-01,010101,O,I,abc,1,nan,0\n",    // line 9 two bad cells
+            b"A9,2020-01-01,010101,O,I,1,1,,0\n",         // line 10 good
         ];
         for r in rows {
             bytes.extend_from_slice(r);
         }
         let p = file(&d, "bad.csv", &bytes);
         for batch_rows in [2, 4, 65_536] {
-            let opts = ReadOptions { batch_rows, ..skip() };
+            let opts = ReadOptions {
+                batch_rows,
+                ..skip()
+            };
             let mut reader = open(&p, &mini(), &opts).unwrap();
             let mut accepted = Vec::new();
             let mut rejects = Vec::new();
@@ -273,17 +362,33 @@ mod csv_reading {
             assert_eq!(accepted.len() + rejects.len(), reader.rows_read() as usize);
             assert_eq!((reader.accepted(), reader.rejected()), (3, 6));
             assert_eq!(accepted, vec![2, 6, 10]);
-            let got: Vec<(u64, Option<&str>)> = rejects.iter().map(|r| (r.line, r.column.as_deref())).collect();
+            let got: Vec<(u64, Option<&str>)> = rejects
+                .iter()
+                .map(|r| (r.line, r.column.as_deref()))
+                .collect();
             assert_eq!(
                 got,
-                vec![(3, Some("mass")), (4, Some("date")), (5, None), (7, Some("id")), (8, Some("importer")), (9, Some("value"))]
+                vec![
+                    (3, Some("mass")),
+                    (4, Some("date")),
+                    (5, None),
+                    (7, Some("id")),
+                    (8, Some("importer")),
+                    (9, Some("value"))
+                ]
             );
-            assert!(rejects[3].reason.contains("first seen on line 2"), "{}", rejects[3].reason);
+            assert!(
+                rejects[3].reason.contains("first seen on line 2"),
+                "{}",
+                rejects[3].reason
+            );
             assert_eq!(rejects[4].problems[0].category, "invalid UTF-8");
             assert_eq!(rejects[4].raw[4], "I\u{fffd}\u{fffd}");
             assert_eq!(rejects[5].problems.len(), 2);
             assert_eq!(rejects[5].problems[1].column.as_deref(), Some("rate"));
-            assert!(rejects[5].reason.contains("\"value\"") && rejects[5].reason.contains("\"rate\""));
+            assert!(
+                rejects[5].reason.contains("\"value\"") && rejects[5].reason.contains("\"rate\"")
+            );
             assert_eq!(rejects[2].reason, "expected 9 fields, found 7");
         }
     }
@@ -311,7 +416,10 @@ mod csv_reading {
         let written = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<&str> = written.lines().collect();
         assert_eq!(lines[0], "line,column,value,reason,raw");
-        assert_eq!(lines[1], "3,mass,-1,below minimum 0,\"A2,2020-01-01,010101,O,I,1,-1,,0\"");
+        assert_eq!(
+            lines[1],
+            "3,mass,-1,below minimum 0,\"A2,2020-01-01,010101,O,I,1,-1,,0\""
+        );
         assert!(lines[2].starts_with("5,value,x,"), "{}", lines[2]);
         assert_eq!(lines.len(), 3);
     }
@@ -333,9 +441,18 @@ mod writing {
     }
 
     fn same_rows(a: &Batch, b: &Batch) {
-        let strip = |x: &Batch| Batch { source: String::new(), lines: Vec::new(), ..x.clone() };
+        let strip = |x: &Batch| Batch {
+            source: String::new(),
+            lines: Vec::new(),
+            ..x.clone()
+        };
         // NaN != NaN: compare numerics bitwise.
-        let bits = |x: &Batch| x.numeric.iter().map(|c| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
+        let bits = |x: &Batch| {
+            x.numeric
+                .iter()
+                .map(|c| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(bits(a), bits(b));
         let (mut sa, mut sb) = (strip(a), strip(b));
         sa.numeric.clear();
@@ -359,7 +476,10 @@ mod writing {
         let csv = std::fs::read_to_string(d.path().join("rt.csv")).unwrap();
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some("id,date,hs,office,importer,value,mass,rate,fraud,revenue,inspected,selection,propensity"));
-        assert_eq!(lines.next(), Some("A,2020-01-01,071080,O1,I,0.1,0.001,,1,250.5,1,random,0.05"));
+        assert_eq!(
+            lines.next(),
+            Some("A,2020-01-01,071080,O1,I,0.1,0.001,,1,250.5,1,random,0.05")
+        );
         assert_eq!(lines.next(), Some("B,2021-06-30,010101,,\"I,2\",340000000000000000000000000000000000000,123456.79,-7.25,,,0,,"));
     }
 
@@ -373,7 +493,10 @@ mod writing {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("big.parquet");
         write_batch(&p, &s, &big).unwrap();
-        let opts = ReadOptions { batch_rows: 30_000, ..ReadOptions::default() };
+        let opts = ReadOptions {
+            batch_rows: 30_000,
+            ..ReadOptions::default()
+        };
         let mut reader = open(&p, &s, &opts).unwrap();
         let sizes: Vec<usize> = (&mut reader).map(|c| c.unwrap().batch.len()).collect();
         assert_eq!(sizes, vec![30_000, 30_000, 10_000]);
@@ -382,7 +505,10 @@ mod writing {
         same_rows(&big, &back);
         let p = d.path().join("empty.parquet");
         write_batch(&p, &s, &Batch::empty(&s, "x")).unwrap();
-        assert!(read_all(&p, &s, &ReadOptions::default()).unwrap().0.is_empty());
+        assert!(read_all(&p, &s, &ReadOptions::default())
+            .unwrap()
+            .0
+            .is_empty());
     }
 
     #[test]
@@ -407,14 +533,39 @@ mod writing {
         let schema = Arc::new(ArrowSchema::new(fields));
         let cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(vec![1, 2, 3, 1])),
-            Arc::new(Date32Array::from(vec![Some(18_300), Some(18_300), None, Some(18_300)])),
+            Arc::new(Date32Array::from(vec![
+                Some(18_300),
+                Some(18_300),
+                None,
+                Some(18_300),
+            ])),
             Arc::new(Float64Array::from(vec![71080.0, 71080.5, 10101.0, 10101.0])),
             Arc::new(Int32Array::from(vec![Some(30), None, Some(1), Some(1)])),
-            Arc::new(StringArray::from(vec![Some(" I "), Some("I"), Some("I"), Some("I")])),
-            Arc::new(Float32Array::from(vec![Some(1.5), Some(f32::NAN), Some(1.0), Some(1.0)])),
+            Arc::new(StringArray::from(vec![
+                Some(" I "),
+                Some("I"),
+                Some("I"),
+                Some("I"),
+            ])),
+            Arc::new(Float32Array::from(vec![
+                Some(1.5),
+                Some(f32::NAN),
+                Some(1.0),
+                Some(1.0),
+            ])),
             Arc::new(Int64Array::from(vec![Some(2), Some(-1), Some(1), Some(1)])),
-            Arc::new(Float64Array::from(vec![None, Some(1.0), Some(1.0), Some(1.0)])),
-            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, None])),
+            Arc::new(Float64Array::from(vec![
+                None,
+                Some(1.0),
+                Some(1.0),
+                Some(1.0),
+            ])),
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                Some(false),
+                None,
+                None,
+            ])),
             Arc::new(StringArray::from(vec!["n"; 4])),
         ];
         let rb = RecordBatch::try_new(schema.clone(), cols).unwrap();
@@ -431,9 +582,26 @@ mod writing {
         assert_eq!(b.numeric[1], vec![2.0]);
         assert!(b.numeric[2][0].is_nan());
         assert_eq!(b.label, vec![Some(true)]);
-        let got: Vec<(u64, Vec<&str>)> =
-            r.iter().map(|x| (x.line, x.problems.iter().filter_map(|p| p.column.as_deref()).collect())).collect();
-        assert_eq!(got, vec![(2, vec!["hs", "value", "mass"]), (3, vec!["date"]), (4, vec!["id"])]);
+        let got: Vec<(u64, Vec<&str>)> = r
+            .iter()
+            .map(|x| {
+                (
+                    x.line,
+                    x.problems
+                        .iter()
+                        .filter_map(|p| p.column.as_deref())
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, vec!["hs", "value", "mass"]),
+                (3, vec!["date"]),
+                (4, vec!["id"])
+            ]
+        );
         assert!(r[2].reason.contains("first seen on line 1"));
         assert_eq!(r[0].raw[0], "2");
     }
@@ -445,27 +613,60 @@ mod writing {
         use std::sync::Arc;
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("cols.parquet");
-        let schema = Arc::new(ArrowSchema::new(vec![Field::new("id", DataType::Utf8, false), Field::new("zzz", DataType::Utf8, false)]));
-        let cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(StringArray::from(vec!["b"]))];
+        let schema = Arc::new(ArrowSchema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("zzz", DataType::Utf8, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["b"])),
+        ];
         let f = std::fs::File::create(&p).unwrap();
         let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), None).unwrap();
-        w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+        w.write(&RecordBatch::try_new(schema, cols).unwrap())
+            .unwrap();
         w.close().unwrap();
-        let e = open(&p, &mini(), &ReadOptions::default()).err().expect("error");
+        let e = open(&p, &mini(), &ReadOptions::default())
+            .err()
+            .expect("error");
         assert_eq!(e.kind, DataErrorKind::Columns);
-        assert!(e.message.contains("missing columns: \"date\", \"hs\"") && e.message.contains("unknown columns: \"zzz\""), "{e}");
+        assert!(
+            e.message.contains("missing columns: \"date\", \"hs\"")
+                && e.message.contains("unknown columns: \"zzz\""),
+            "{e}"
+        );
         let empty = file(&d, "e.parquet", b"");
-        assert_eq!(open(&empty, &mini(), &ReadOptions::default()).err().map(|e| e.kind), Some(DataErrorKind::Empty));
+        assert_eq!(
+            open(&empty, &mini(), &ReadOptions::default())
+                .err()
+                .map(|e| e.kind),
+            Some(DataErrorKind::Empty)
+        );
         let junk = file(&d, "j.parquet", b"not parquet at all");
-        assert_eq!(open(&junk, &mini(), &ReadOptions::default()).err().map(|e| e.kind), Some(DataErrorKind::Io));
+        assert_eq!(
+            open(&junk, &mini(), &ReadOptions::default())
+                .err()
+                .map(|e| e.kind),
+            Some(DataErrorKind::Io)
+        );
         let other = file(&d, "x.xlsx", b"");
-        assert_eq!(open(&other, &mini(), &ReadOptions::default()).err().map(|e| e.kind), Some(DataErrorKind::Format));
+        assert_eq!(
+            open(&other, &mini(), &ReadOptions::default())
+                .err()
+                .map(|e| e.kind),
+            Some(DataErrorKind::Format)
+        );
     }
 
     #[test]
     fn table_writer_csv_and_parquet() {
         let d = tempfile::tempdir().unwrap();
-        let cols = [("id", ColType::Str), ("score", ColType::F64), ("rank", ColType::I64), ("selected", ColType::Bool)];
+        let cols = [
+            ("id", ColType::Str),
+            ("score", ColType::F64),
+            ("rank", ColType::I64),
+            ("selected", ColType::Bool),
+        ];
         let rows = |k: i64| {
             vec![
                 Column::Str(vec![format!("a{k}"), "b,c".into()]),
@@ -487,19 +688,36 @@ mod writing {
         let mut w = TableWriter::create(&p, &cols).unwrap();
         w.write_rows(&rows(1)).unwrap();
         w.write_rows(&rows(2)).unwrap();
-        let bad = w.write_rows(&[Column::F64(vec![1.0]), Column::F64(vec![1.0]), Column::I64(vec![1]), Column::Bool(vec![true])]);
+        let bad = w.write_rows(&[
+            Column::F64(vec![1.0]),
+            Column::F64(vec![1.0]),
+            Column::I64(vec![1]),
+            Column::Bool(vec![true]),
+        ]);
         assert!(bad.unwrap_err().message.contains("\"id\" is Str"));
         assert!(w.write_rows(&rows(3)[..3]).is_err());
         w.finish().unwrap();
         let f = std::fs::File::open(&p).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
-        let (mut ids, mut scores, mut ranks, mut sel) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        let (mut ids, mut scores, mut ranks, mut sel) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for rb in reader {
             let rb = rb.unwrap();
             let s = rb.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-            let f = rb.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+            let f = rb
+                .column(1)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap();
             let i = rb.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-            let b = rb.column(3).as_any().downcast_ref::<BooleanArray>().unwrap();
+            let b = rb
+                .column(3)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .unwrap();
             for r in 0..rb.num_rows() {
                 ids.push(s.value(r).to_string());
                 scores.push(if f.is_null(r) { None } else { Some(f.value(r)) });
@@ -526,21 +744,55 @@ mod writing {
         let text = std::fs::read_to_string(&out).unwrap();
         // not flexible: a row of another width is an error
         let mut rdr = csv::Reader::from_path(&out).unwrap();
-        assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), ["line", "column", "value", "reason", "raw"]);
+        assert_eq!(
+            rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+            ["line", "column", "value", "reason", "raw"]
+        );
         let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
         assert_eq!(recs.len(), 2, "{text}");
         let rec = &recs[0];
         assert_eq!(&rec[0], "3");
         assert_eq!(&rec[1], "id");
         assert_eq!(&rec[2], "A");
-        assert!(rec[3].contains("duplicate id (first seen on line 2)") && rec[3].contains("below minimum 0"), "{text}");
+        assert!(
+            rec[3].contains("duplicate id (first seen on line 2)")
+                && rec[3].contains("below minimum 0"),
+            "{text}"
+        );
         let fields = |raw: &str| -> Vec<String> {
-            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(raw.as_bytes());
-            r.records().next().unwrap().unwrap().iter().map(str::to_string).collect()
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(raw.as_bytes());
+            r.records()
+                .next()
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(str::to_string)
+                .collect()
         };
-        assert_eq!(fields(&rec[4]), ["A", "2020-01-01", "010101", "O", "I,\"x\"", "-1", "1", "", "0"]);
-        assert_eq!((&recs[1][0], &recs[1][1], &recs[1][3]), ("4", "", "expected 9 fields, found 6"));
-        assert_eq!(fields(&recs[1][4]), ["B", "2020-01-01", "010101", "O", "I", "1"]);
+        assert_eq!(
+            fields(&rec[4]),
+            [
+                "A",
+                "2020-01-01",
+                "010101",
+                "O",
+                "I,\"x\"",
+                "-1",
+                "1",
+                "",
+                "0"
+            ]
+        );
+        assert_eq!(
+            (&recs[1][0], &recs[1][1], &recs[1][3]),
+            ("4", "", "expected 9 fields, found 6")
+        );
+        assert_eq!(
+            fields(&recs[1][4]),
+            ["B", "2020-01-01", "010101", "O", "I", "1"]
+        );
     }
 }
 
@@ -570,8 +822,15 @@ mod json_records {
         assert_eq!(b.propensity, vec![None, Some(0.5)]);
         assert_eq!(b.source, "request");
         b.check_lengths().unwrap();
-        let got: Vec<(u64, Vec<&str>)> =
-            r.iter().map(|x| (x.line, x.problems.iter().map(|p| p.category.as_str()).collect())).collect();
+        let got: Vec<(u64, Vec<&str>)> = r
+            .iter()
+            .map(|x| {
+                (
+                    x.line,
+                    x.problems.iter().map(|p| p.category.as_str()).collect(),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -592,7 +851,9 @@ mod shared_kcs {
     use super::*;
 
     fn kcs_file(split: &str) -> PathBuf {
-        let p = repo_path(&format!("../../../shared/data/customs-import-declarations/df_syn_{split}_eng.csv"));
+        let p = repo_path(&format!(
+            "../../../shared/data/customs-import-declarations/df_syn_{split}_eng.csv"
+        ));
         assert!(
             p.exists(),
             "shared KCS data not found at {} (expected the shared data folder next to the repository)",
@@ -611,13 +872,36 @@ mod shared_kcs {
         assert_eq!(k.categorical.len(), 14);
         assert_eq!(k.hs_width, 6);
         assert_eq!(k.ignore, vec!["Critical Fraud"]);
-        assert_eq!(k.categorical_index(cr_data::CategoricalKind::Office), Some(0));
+        assert_eq!(
+            k.categorical_index(cr_data::CategoricalKind::Office),
+            Some(0)
+        );
         assert_eq!(k.numeric_index(cr_data::NumericKind::Value), Some(2));
-        let s = Schema::from_path(&repo_path("../../data/schemas/synthetic.toml")).expect("synthetic.toml");
+        let s = Schema::from_path(&repo_path("../../data/schemas/synthetic.toml"))
+            .expect("synthetic.toml");
         let expect = [
-            "declaration_id", "date", "hs_code", "office", "importer", "declarant", "seller", "courier", "origin_country",
-            "departure_country", "transport_mode", "tax_type", "preferential_claim", "value", "mass", "quantity", "tax_rate",
-            "fraud", "revenue_recovered", "inspected", "selection", "propensity",
+            "declaration_id",
+            "date",
+            "hs_code",
+            "office",
+            "importer",
+            "declarant",
+            "seller",
+            "courier",
+            "origin_country",
+            "departure_country",
+            "transport_mode",
+            "tax_type",
+            "preferential_claim",
+            "value",
+            "mass",
+            "quantity",
+            "tax_rate",
+            "fraud",
+            "revenue_recovered",
+            "inspected",
+            "selection",
+            "propensity",
         ];
         let mut got = s.all_columns();
         got.sort_unstable();
@@ -630,14 +914,28 @@ mod shared_kcs {
     #[test]
     fn three_files_read_without_rejects() {
         let schema = kcs_schema();
-        let opts = ReadOptions { on_error: OnError::Skip, require_label: true, batch_rows: 10_000, ..ReadOptions::default() };
-        for (split, rows, first, last) in
-            [("train", 37_385, "2020-01-01", "2020-12-31"), ("valid", 8_134, "2021-01-01", "2021-03-31"), ("test", 8_481, "2021-04-01", "2021-06-30")]
-        {
+        let opts = ReadOptions {
+            on_error: OnError::Skip,
+            require_label: true,
+            batch_rows: 10_000,
+            ..ReadOptions::default()
+        };
+        for (split, rows, first, last) in [
+            ("train", 37_385, "2020-01-01", "2020-12-31"),
+            ("valid", 8_134, "2021-01-01", "2021-03-31"),
+            ("test", 8_481, "2021-04-01", "2021-06-30"),
+        ] {
             let rep = validate_file(&kcs_file(split), &schema, &opts, None).unwrap();
-            assert_eq!((rep.rows_read, rep.accepted, rep.rejected), (rows, rows, 0), "{split}: {rep}");
+            assert_eq!(
+                (rep.rows_read, rep.accepted, rep.rejected),
+                (rows, rows, 0),
+                "{split}: {rep}"
+            );
             assert_eq!(rep.labelled, rows);
-            assert_eq!((rep.date_min.as_deref(), rep.date_max.as_deref()), (Some(first), Some(last)));
+            assert_eq!(
+                (rep.date_min.as_deref(), rep.date_max.as_deref()),
+                (Some(first), Some(last))
+            );
         }
     }
 
@@ -655,18 +953,34 @@ print(int((d["Seller ID"] == "").sum()))
 print(repr(float(d["Item Price"].astype(np.float32).astype(np.float64).sum())))
 print(d["Office ID"].iloc[123], int(d["HS6 Code"].iloc[123]), d["Declaration ID"].iloc[-1])
 "#;
-        let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output();
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&path)
+            .output();
         let out = match out {
             Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-            Ok(o) => panic!("python3 reference failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Ok(o) => panic!(
+                "python3 reference failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
             Err(e) => panic!("python3 (with pandas) is needed for this reference test: {e}"),
         };
         let lines: Vec<&str> = out.lines().collect();
         let positives = b.label.iter().filter(|l| **l == Some(true)).count();
         assert_eq!(positives.to_string(), lines[0]);
         let seller = schema_pos(&kcs_schema(), "Seller ID");
-        assert_eq!(b.categorical[seller].iter().filter(|s| s.is_empty()).count().to_string(), lines[1]);
-        let price = kcs_schema().numeric_index(cr_data::NumericKind::Value).unwrap();
+        assert_eq!(
+            b.categorical[seller]
+                .iter()
+                .filter(|s| s.is_empty())
+                .count()
+                .to_string(),
+            lines[1]
+        );
+        let price = kcs_schema()
+            .numeric_index(cr_data::NumericKind::Value)
+            .unwrap();
         let sum: f64 = b.numeric[price].iter().map(|&v| v as f64).sum();
         let want: f64 = lines[2].parse().unwrap();
         assert!((sum - want).abs() <= want.abs() * 1e-12, "{sum} vs {want}");

@@ -86,7 +86,11 @@ mod tests {
         // from first principles: ceil(p·n / 100) in integers, for rates p % that are exact
         for n in [0usize, 1, 7, 99, 100, 101, 1000, 12_345, 1_000_000] {
             for p in 1..=100usize {
-                assert_eq!(Budget::Rate(p as f64 / 100.0).k(n), (n * p).div_ceil(100), "{p} % of {n}");
+                assert_eq!(
+                    Budget::Rate(p as f64 / 100.0).k(n),
+                    (n * p).div_ceil(100),
+                    "{p} % of {n}"
+                );
             }
         }
         assert_eq!(Budget::Rate(0.0701).k(100), 8);

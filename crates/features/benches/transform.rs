@@ -40,9 +40,14 @@ fn batch(schema: &Schema, n: usize, seed: u64, label_rate: f64) -> Batch {
             b.categorical[c].push(format!("C{c}_{}", rng.random_range(0..k)));
         }
         b.numeric[0].push(rng.random_range(1.0f32..1e5));
-        b.numeric[1].push(if rng.random_bool(0.02) { 0.0 } else { rng.random_range(0.1f32..1e3) });
+        b.numeric[1].push(if rng.random_bool(0.02) {
+            0.0
+        } else {
+            rng.random_range(0.1f32..1e3)
+        });
         b.numeric[2].push(rng.random_range(1.0f32..100.0));
-        b.label.push(rng.random_bool(label_rate).then(|| rng.random_bool(0.05)));
+        b.label
+            .push(rng.random_bool(label_rate).then(|| rng.random_bool(0.05)));
         b.revenue.push(None);
         b.inspected.push(false);
         b.selection.push(None);
@@ -63,14 +68,20 @@ fn bench(c: &mut Criterion) {
         Ok(p) => p,
         Err(e) => panic!("fit: {e}"),
     };
-    eprintln!("fit on 200k rows: {:.2} s, {} features", t.elapsed().as_secs_f64(), pipeline.features.len());
+    eprintln!(
+        "fit on 200k rows: {:.2} s, {} features",
+        t.elapsed().as_secs_f64(),
+        pipeline.features.len()
+    );
     let compiled = match pipeline.compile() {
         Ok(c) => c,
         Err(e) => panic!("compile: {e}"),
     };
     let mut g = c.benchmark_group("transform");
     g.sample_size(10);
-    g.bench_function("1M rows, compiled", |b| b.iter(|| black_box(compiled.transform(black_box(&score)))));
+    g.bench_function("1M rows, compiled", |b| {
+        b.iter(|| black_box(compiled.transform(black_box(&score))))
+    });
     let rows = batch(&schema, 100_000, 3, 0.0);
     let nf = compiled.feature_names().len();
     let mut buf = vec![0f32; 4096 * nf];
@@ -78,7 +89,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for start in (0..rows.len()).step_by(4096) {
                 let n = 4096.min(rows.len() - start);
-                if let Err(e) = compiled.transform_rows(black_box(&rows), start, &mut buf[..n * nf]) {
+                if let Err(e) = compiled.transform_rows(black_box(&rows), start, &mut buf[..n * nf])
+                {
                     panic!("transform_rows: {e}");
                 }
             }

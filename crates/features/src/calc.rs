@@ -153,7 +153,11 @@ pub(crate) fn median(v: &mut [f32]) -> Option<f32> {
     }
     v.sort_unstable_by(f32::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { ((f64::from(v[n / 2 - 1]) + f64::from(v[n / 2])) / 2.0) as f32 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        ((f64::from(v[n / 2 - 1]) + f64::from(v[n / 2])) / 2.0) as f32
+    })
 }
 
 /// A small, fast, deterministic hasher (the FxHash mixing step) for lookup tables. Only used

@@ -15,13 +15,14 @@ use cr_data::{Batch, Schema};
 use rayon::prelude::*;
 
 use crate::calc::{
-    day_of_week, hs_prefix, month, parse_canonical_decimal, push_key, rel_unit_value, unit_value, FxHashMap, POW10,
+    day_of_week, hs_prefix, month, parse_canonical_decimal, push_key, rel_unit_value, unit_value,
+    FxHashMap, POW10,
 };
 use crate::config::KeyPart;
 use crate::error::FeatureError;
 use crate::lookup::{hash_bytes, prefetch_ptr, IntKey, IntTable, StrTable};
-use crate::vocab::{compile_keys, KeyKind, PairTable, Part, Vocabs, DENSE_DIGITS, NONE};
 use crate::pipeline::{FeatureDef, FittedPipeline};
+use crate::vocab::{compile_keys, KeyKind, PairTable, Part, Vocabs, DENSE_DIGITS, NONE};
 use crate::FeatureMatrix;
 
 /// Rows per parallel work item (output is written in place, so results never depend on it).
@@ -29,15 +30,27 @@ const CHUNK_ROWS: usize = 2048;
 
 enum Op {
     Numeric(usize),
-    UnitValue { v: usize, m: usize },
-    RelUnitValue { v: usize, m: usize, hs4: PrefixMap<f32>, hs2: PrefixMap<f32>, global: f32 },
+    UnitValue {
+        v: usize,
+        m: usize,
+    },
+    RelUnitValue {
+        v: usize,
+        m: usize,
+        hs4: PrefixMap<f32>,
+        hs2: PrefixMap<f32>,
+        global: f32,
+    },
     HsPrefix(u8),
     DayOfWeek,
     Month,
     /// `values[slot]`: the def's table value, or its default where its table lacks the key
     /// (tables hold finite values) and at the last index (`n_slots`, key in no table).
     /// Written by its key's [`LookupGroup`].
-    Lookup { key: usize, values: Vec<f32> },
+    Lookup {
+        key: usize,
+        values: Vec<f32>,
+    },
 }
 
 /// Every lookup column of one key, values interleaved by slot (`vals[slot * cols.len() + c]`
@@ -65,8 +78,14 @@ fn lookup_groups(ops: &[Op]) -> Vec<LookupGroup> {
         .into_iter()
         .map(|(key, cols)| {
             let rows = cols.iter().map(|c| c.1.len()).min().unwrap_or(0);
-            let vals = (0..rows).flat_map(|s| cols.iter().map(move |c| c.1[s])).collect();
-            LookupGroup { key, cols: cols.iter().map(|c| c.0).collect(), vals }
+            let vals = (0..rows)
+                .flat_map(|s| cols.iter().map(move |c| c.1[s]))
+                .collect();
+            LookupGroup {
+                key,
+                cols: cols.iter().map(|c| c.0).collect(),
+                vals,
+            }
         })
         .collect()
 }
@@ -104,13 +123,21 @@ fn check_shape(schema: &Schema, batch: &Batch) -> Result<(), FeatureError> {
         )));
     }
     if batch.numeric.len() != schema.numeric.len() {
-        return Err(shape(format!("{} numeric columns, schema has {}", batch.numeric.len(), schema.numeric.len())));
+        return Err(shape(format!(
+            "{} numeric columns, schema has {}",
+            batch.numeric.len(),
+            schema.numeric.len()
+        )));
     }
     Ok(())
 }
 
 /// HS codes of `rows` (in range) below `10^hs_width`.
-fn check_hs(schema: &Schema, batch: &Batch, rows: std::ops::Range<usize>) -> Result<(), FeatureError> {
+fn check_hs(
+    schema: &Schema,
+    batch: &Batch,
+    rows: std::ops::Range<usize>,
+) -> Result<(), FeatureError> {
     let limit = POW10[usize::from(schema.hs_width).min(12)];
     let first = rows.start;
     if let Some(k) = batch.hs[rows].iter().position(|&h| h >= limit) {
@@ -119,7 +146,10 @@ fn check_hs(schema: &Schema, batch: &Batch, rows: std::ops::Range<usize>) -> Res
             file: batch.source.clone(),
             line: batch.lines.get(row).copied().unwrap_or(row as u64 + 1),
             column: schema.hs_code.clone(),
-            message: format!("HS code {} has more than {} digits", batch.hs[row], schema.hs_width),
+            message: format!(
+                "HS code {} has more than {} digits",
+                batch.hs[row], schema.hs_width
+            ),
         });
     }
     Ok(())
@@ -127,9 +157,12 @@ fn check_hs(schema: &Schema, batch: &Batch, rows: std::ops::Range<usize>) -> Res
 
 fn median_map(t: &std::collections::BTreeMap<String, f32>, digits: u8) -> PrefixMap<f32> {
     // Keys were validated as canonical decimals; a failed parse cannot happen here.
-    PrefixMap::new(digits, t.iter().filter_map(|(k, &v)| parse_canonical_decimal(k).map(|k| (k, v))))
+    PrefixMap::new(
+        digits,
+        t.iter()
+            .filter_map(|(k, &v)| parse_canonical_decimal(k).map(|k| (k, v))),
+    )
 }
-
 
 /// HS prefix (an integer below `10^digits`, see [`hs_prefix`]) -> value: a dense array for
 /// short prefixes (one load, no hashing), a hash map otherwise. Same answers either way.
@@ -155,7 +188,11 @@ impl<T: Copy> PrefixMap<T> {
                 }
             }
         }
-        if rest.is_empty() { PrefixMap::Dense(dense) } else { PrefixMap::Map(entries_union(dense, rest)) }
+        if rest.is_empty() {
+            PrefixMap::Dense(dense)
+        } else {
+            PrefixMap::Map(entries_union(dense, rest))
+        }
     }
 
     #[inline]
@@ -168,7 +205,12 @@ impl<T: Copy> PrefixMap<T> {
 }
 
 fn entries_union<T: Copy>(dense: Vec<Option<T>>, mut rest: FxHashMap<u64, T>) -> FxHashMap<u64, T> {
-    rest.extend(dense.into_iter().enumerate().filter_map(|(k, v)| Some((k as u64, v?))));
+    rest.extend(
+        dense
+            .into_iter()
+            .enumerate()
+            .filter_map(|(k, v)| Some((k as u64, v?))),
+    );
     rest
 }
 
@@ -180,7 +222,9 @@ impl CompiledPipeline {
         let mut key_slots: Vec<FxHashMap<&str, u32>> = Vec::new();
         let mut key_order: Vec<Vec<&str>> = Vec::new();
         for f in &p.features {
-            if let FeatureDef::RiskRate { key, table, .. } | FeatureDef::RiskCount { key, table, .. } = f {
+            if let FeatureDef::RiskRate { key, table, .. }
+            | FeatureDef::RiskCount { key, table, .. } = f
+            {
                 let ki = match key_parts.iter().position(|k| k == key) {
                     Some(i) => i,
                     None => {
@@ -195,7 +239,9 @@ impl CompiledPipeline {
                         let next = u32::try_from(key_slots[ki].len())
                             .ok()
                             .filter(|&n| n < u32::MAX - 1)
-                            .ok_or_else(|| FeatureError::format("more than 2^32 - 2 keys in one risk table"))?;
+                            .ok_or_else(|| {
+                                FeatureError::format("more than 2^32 - 2 keys in one risk table")
+                            })?;
                         key_slots[ki].insert(k.as_str(), next);
                         key_order[ki].push(k.as_str());
                     }
@@ -208,23 +254,47 @@ impl CompiledPipeline {
         for f in &p.features {
             ops.push(match f {
                 FeatureDef::Numeric { index, .. } => Op::Numeric(*index),
-                FeatureDef::UnitValue { value_index, mass_index, .. } => {
-                    Op::UnitValue { v: *value_index, m: *mass_index }
-                }
-                FeatureDef::RelUnitValue { value_index, mass_index, hs4_median, hs2_median, global_median, .. } => {
-                    Op::RelUnitValue {
-                        v: *value_index,
-                        m: *mass_index,
-                        hs4: median_map(hs4_median, 4),
-                        hs2: median_map(hs2_median, 2),
-                        global: *global_median,
-                    }
-                }
+                FeatureDef::UnitValue {
+                    value_index,
+                    mass_index,
+                    ..
+                } => Op::UnitValue {
+                    v: *value_index,
+                    m: *mass_index,
+                },
+                FeatureDef::RelUnitValue {
+                    value_index,
+                    mass_index,
+                    hs4_median,
+                    hs2_median,
+                    global_median,
+                    ..
+                } => Op::RelUnitValue {
+                    v: *value_index,
+                    m: *mass_index,
+                    hs4: median_map(hs4_median, 4),
+                    hs2: median_map(hs2_median, 2),
+                    global: *global_median,
+                },
                 FeatureDef::HsPrefix { digits, .. } => Op::HsPrefix(*digits),
                 FeatureDef::DayOfWeek { .. } => Op::DayOfWeek,
                 FeatureDef::Month { .. } => Op::Month,
-                FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } => {
-                    let ki = key_parts.iter().position(|k| k == key).ok_or_else(|| FeatureError::format("key lost"))?;
+                FeatureDef::RiskRate {
+                    key,
+                    table,
+                    default,
+                    ..
+                }
+                | FeatureDef::RiskCount {
+                    key,
+                    table,
+                    default,
+                    ..
+                } => {
+                    let ki = key_parts
+                        .iter()
+                        .position(|k| k == key)
+                        .ok_or_else(|| FeatureError::format("key lost"))?;
                     let n_slots = vocabs.keys.get(ki).map_or(0, |k| k.n_slots as usize);
                     let mut values = vec![*default; n_slots + 1];
                     for (k, &v) in table {
@@ -242,7 +312,13 @@ impl CompiledPipeline {
                 *values = Vec::new(); // now held by its group
             }
         }
-        Ok(CompiledPipeline { schema: p.schema.clone(), names: p.feature_names(), vocabs, ops, groups })
+        Ok(CompiledPipeline {
+            schema: p.schema.clone(),
+            names: p.feature_names(),
+            vocabs,
+            ops,
+            groups,
+        })
     }
 
     /// Output column names, in order.
@@ -263,17 +339,29 @@ impl CompiledPipeline {
         let n_cols = self.ops.len();
         let mut data = vec![0f32; n_rows * n_cols];
         if n_cols > 0 {
-            data.par_chunks_mut(CHUNK_ROWS * n_cols).enumerate().for_each(|(c, out)| {
-                self.fill_rows(batch, c * CHUNK_ROWS, out);
-            });
+            data.par_chunks_mut(CHUNK_ROWS * n_cols)
+                .enumerate()
+                .for_each(|(c, out)| {
+                    self.fill_rows(batch, c * CHUNK_ROWS, out);
+                });
         }
-        Ok(FeatureMatrix { n_rows, n_cols, data, names: self.names.clone() })
+        Ok(FeatureMatrix {
+            n_rows,
+            n_cols,
+            data,
+            names: self.names.clone(),
+        })
     }
 
     /// Features of rows `start..start + out.len() / n_features` of `batch`, row-major, into
     /// `out` (sequential; bit-identical to the same rows of [`CompiledPipeline::transform`]).
     /// For callers that consume features a block at a time (no whole-batch matrix).
-    pub fn transform_rows(&self, batch: &Batch, start: usize, out: &mut [f32]) -> Result<(), FeatureError> {
+    pub fn transform_rows(
+        &self,
+        batch: &Batch,
+        start: usize,
+        out: &mut [f32],
+    ) -> Result<(), FeatureError> {
         let nc = self.ops.len();
         let shape = |message: String| FeatureError::Shape {
             file: batch.source.clone(),
@@ -281,14 +369,28 @@ impl CompiledPipeline {
             message,
         };
         if nc == 0 {
-            return if out.is_empty() { Ok(()) } else { Err(shape(format!("{} output slots for 0 features", out.len()))) };
+            return if out.is_empty() {
+                Ok(())
+            } else {
+                Err(shape(format!("{} output slots for 0 features", out.len())))
+            };
         }
         if !out.len().is_multiple_of(nc) {
-            return Err(shape(format!("{} output slots is not a multiple of {nc} features", out.len())));
+            return Err(shape(format!(
+                "{} output slots is not a multiple of {nc} features",
+                out.len()
+            )));
         }
-        let end = start.checked_add(out.len() / nc).filter(|&e| e <= batch.len()).ok_or_else(|| {
-            shape(format!("rows {start}..{} requested of a batch of {}", start.saturating_add(out.len() / nc), batch.len()))
-        })?;
+        let end = start
+            .checked_add(out.len() / nc)
+            .filter(|&e| e <= batch.len())
+            .ok_or_else(|| {
+                shape(format!(
+                    "rows {start}..{} requested of a batch of {}",
+                    start.saturating_add(out.len() / nc),
+                    batch.len()
+                ))
+            })?;
         check_shape(&self.schema, batch)?;
         check_hs(&self.schema, batch, start..end)?;
         self.fill_rows(batch, start, out);
@@ -314,7 +416,15 @@ impl CompiledPipeline {
         let n = out.len() / nc;
         let rows = start..start + n;
         let width = self.schema.hs_width;
-        let Scratch { cap, cat_ids, hs_ids, slots, hashes, keys_buf, ends } = sc;
+        let Scratch {
+            cap,
+            cat_ids,
+            hs_ids,
+            slots,
+            hashes,
+            keys_buf,
+            ends,
+        } = sc;
         let cap = (*cap).max(1);
         let hashes = &mut hashes[..n];
         // Categorical ids: cells hashed first (their bytes prefetched PREFETCH rows ahead),
@@ -327,7 +437,9 @@ impl CompiledPipeline {
                 }
                 *h = hash_bytes(c.as_bytes());
             }
-            probe(&v.table, NONE, &mut ids[..n], hashes, |r| cells[r].as_bytes());
+            probe(&v.table, NONE, &mut ids[..n], hashes, |r| {
+                cells[r].as_bytes()
+            });
         }
         for (v, ids) in self.vocabs.hs.iter().zip(hs_ids.chunks_exact_mut(cap)) {
             for (o, &h) in ids.iter_mut().zip(&batch.hs[rows.clone()]) {
@@ -353,10 +465,18 @@ impl CompiledPipeline {
                 KeyKind::Pair { a, b, table } => {
                     let (x, y) = (ids_of(*a), ids_of(*b));
                     match table {
-                        PairTable::Narrow { shift, table } => pair_probe(table, x, y, |x, y| x << shift | y, none, s, hashes),
-                        PairTable::Wide(table) => {
-                            pair_probe(table, x, y, |x, y| u64::from(x) << 32 | u64::from(y), none, s, hashes)
+                        PairTable::Narrow { shift, table } => {
+                            pair_probe(table, x, y, |x, y| x << shift | y, none, s, hashes)
                         }
+                        PairTable::Wide(table) => pair_probe(
+                            table,
+                            x,
+                            y,
+                            |x, y| u64::from(x) << 32 | u64::from(y),
+                            none,
+                            s,
+                            hashes,
+                        ),
                     }
                 }
                 KeyKind::Str { parts, table } => {
@@ -377,22 +497,43 @@ impl CompiledPipeline {
         }
         for (j, op) in self.ops.iter().enumerate() {
             match op {
-                Op::Numeric(i) => col(out, j, nc).zip(&batch.numeric[*i][rows.clone()]).for_each(|(o, v)| *o = *v),
+                Op::Numeric(i) => col(out, j, nc)
+                    .zip(&batch.numeric[*i][rows.clone()])
+                    .for_each(|(o, v)| *o = *v),
                 Op::UnitValue { v, m } => col(out, j, nc)
-                    .zip(batch.numeric[*v][rows.clone()].iter().zip(&batch.numeric[*m][rows.clone()]))
+                    .zip(
+                        batch.numeric[*v][rows.clone()]
+                            .iter()
+                            .zip(&batch.numeric[*m][rows.clone()]),
+                    )
                     .for_each(|(o, (v, m))| *o = unit_value(*v, *m)),
-                Op::RelUnitValue { v, m, hs4, hs2, global } => {
-                    let vm = batch.numeric[*v][rows.clone()].iter().zip(&batch.numeric[*m][rows.clone()]);
+                Op::RelUnitValue {
+                    v,
+                    m,
+                    hs4,
+                    hs2,
+                    global,
+                } => {
+                    let vm = batch.numeric[*v][rows.clone()]
+                        .iter()
+                        .zip(&batch.numeric[*m][rows.clone()]);
                     for ((o, (v, m)), &hs) in col(out, j, nc).zip(vm).zip(&batch.hs[rows.clone()]) {
-                        let med = hs4.get(hs_prefix(hs, width, 4)).or_else(|| hs2.get(hs_prefix(hs, width, 2))).unwrap_or(*global);
+                        let med = hs4
+                            .get(hs_prefix(hs, width, 4))
+                            .or_else(|| hs2.get(hs_prefix(hs, width, 2)))
+                            .unwrap_or(*global);
                         *o = rel_unit_value(unit_value(*v, *m), med);
                     }
                 }
-                Op::HsPrefix(d) => {
-                    col(out, j, nc).zip(&batch.hs[rows.clone()]).for_each(|(o, &h)| *o = hs_prefix(h, width, *d) as f32)
-                }
-                Op::DayOfWeek => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = day_of_week(d)),
-                Op::Month => col(out, j, nc).zip(&batch.dates[rows.clone()]).for_each(|(o, &d)| *o = month(d)),
+                Op::HsPrefix(d) => col(out, j, nc)
+                    .zip(&batch.hs[rows.clone()])
+                    .for_each(|(o, &h)| *o = hs_prefix(h, width, *d) as f32),
+                Op::DayOfWeek => col(out, j, nc)
+                    .zip(&batch.dates[rows.clone()])
+                    .for_each(|(o, &d)| *o = day_of_week(d)),
+                Op::Month => col(out, j, nc)
+                    .zip(&batch.dates[rows.clone()])
+                    .for_each(|(o, &d)| *o = month(d)),
                 Op::Lookup { .. } => {}
             }
         }
@@ -404,9 +545,17 @@ impl CompiledPipeline {
                 // values do not stay in L1/L2 next to the tables)
                 for (r, (o, &sl)) in rows.enumerate() {
                     if let Some(&ahead) = s.get(r + PREFETCH) {
-                        prefetch_ptr(g.vals.as_ptr().wrapping_add(2 * ahead as usize).cast::<u8>());
+                        prefetch_ptr(
+                            g.vals
+                                .as_ptr()
+                                .wrapping_add(2 * ahead as usize)
+                                .cast::<u8>(),
+                        );
                     }
-                    let v = g.vals.get(2 * sl as usize..2 * sl as usize + 2).unwrap_or(&[f32::NAN; 2]);
+                    let v = g
+                        .vals
+                        .get(2 * sl as usize..2 * sl as usize + 2)
+                        .unwrap_or(&[f32::NAN; 2]);
                     o[a] = v[0];
                     o[b] = v[1];
                 }
@@ -479,13 +628,23 @@ fn pair_probe<K: IntKey>(
         if let Some(&h) = hashes.get(r + PREFETCH) {
             table.prefetch(h);
         }
-        *o = if x == NONE || y == NONE { none } else { table.get_hashed(pack(x, y), hashes[r]).unwrap_or(none) };
+        *o = if x == NONE || y == NONE {
+            none
+        } else {
+            table.get_hashed(pack(x, y), hashes[r]).unwrap_or(none)
+        };
     }
 }
 
 /// `s[r]` = slot of key `key_of(r)` (hash `hashes[r]`), `none` when absent.
 #[inline]
-fn probe<'a>(table: &StrTable, none: u32, s: &mut [u32], hashes: &[u64], key_of: impl Fn(usize) -> &'a [u8]) {
+fn probe<'a>(
+    table: &StrTable,
+    none: u32,
+    s: &mut [u32],
+    hashes: &[u64],
+    key_of: impl Fn(usize) -> &'a [u8],
+) {
     for (r, o) in s.iter_mut().enumerate() {
         if let Some(&h) = hashes.get(r + PREFETCH) {
             table.prefetch(h);

@@ -43,7 +43,13 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { smoothing: 20.0, folds: 5, seed: 42, pairs: None, min_count: 1 }
+        PipelineConfig {
+            smoothing: 20.0,
+            folds: 5,
+            seed: 42,
+            pairs: None,
+            min_count: 1,
+        }
     }
 }
 
@@ -51,10 +57,16 @@ impl PipelineConfig {
     /// Checks the schema-independent ranges. Keys are checked against a schema by `fit`.
     pub fn check(&self) -> Result<(), FeatureError> {
         if !self.smoothing.is_finite() || self.smoothing < 0.0 {
-            return Err(FeatureError::config(format!("smoothing = {} must be finite and >= 0", self.smoothing)));
+            return Err(FeatureError::config(format!(
+                "smoothing = {} must be finite and >= 0",
+                self.smoothing
+            )));
         }
         if !(2..=100).contains(&self.folds) {
-            return Err(FeatureError::config(format!("folds = {} must be in 2..=100", self.folds)));
+            return Err(FeatureError::config(format!(
+                "folds = {} must be in 2..=100",
+                self.folds
+            )));
         }
         if self.min_count < 1 {
             return Err(FeatureError::config("min_count must be >= 1"));
@@ -97,9 +109,11 @@ pub(crate) fn check_key(key: &[KeyPart], schema: &Schema) -> Result<(), String> 
 pub(crate) fn key_name(key: &[KeyPart], schema: &Schema) -> String {
     key.iter()
         .map(|p| match *p {
-            KeyPart::Categorical(i) => {
-                schema.categorical.get(i).map(|c| c.name.clone()).unwrap_or_else(|| format!("categorical{i}"))
-            }
+            KeyPart::Categorical(i) => schema
+                .categorical
+                .get(i)
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| format!("categorical{i}")),
             KeyPart::Hs(d) => format!("hs{d}"),
         })
         .collect::<Vec<_>>()
@@ -108,8 +122,13 @@ pub(crate) fn key_name(key: &[KeyPart], schema: &Schema) -> String {
 
 /// Every risk key `fit` builds, in pipeline order: each categorical column (schema order),
 /// then HS6, HS4, HS2 (those not wider than the code), then the pairs (config or defaults).
-pub(crate) fn risk_keys(schema: &Schema, cfg: &PipelineConfig) -> Result<Vec<Vec<KeyPart>>, FeatureError> {
-    let mut keys: Vec<Vec<KeyPart>> = (0..schema.categorical.len()).map(|i| vec![KeyPart::Categorical(i)]).collect();
+pub(crate) fn risk_keys(
+    schema: &Schema,
+    cfg: &PipelineConfig,
+) -> Result<Vec<Vec<KeyPart>>, FeatureError> {
+    let mut keys: Vec<Vec<KeyPart>> = (0..schema.categorical.len())
+        .map(|i| vec![KeyPart::Categorical(i)])
+        .collect();
     for d in [6u8, 4, 2] {
         if d <= schema.hs_width {
             keys.push(vec![KeyPart::Hs(d)]);

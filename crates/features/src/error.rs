@@ -16,10 +16,19 @@ pub enum FeatureError {
     Fit { file: String, message: String },
     /// A batch does not have the shape the pipeline's schema describes.
     #[error("batch {file} does not match schema {schema:?}: {message}")]
-    Shape { file: String, schema: String, message: String },
+    Shape {
+        file: String,
+        schema: String,
+        message: String,
+    },
     /// One cell of a batch cannot be featurised.
     #[error("{file}: line {line}, column {column:?}: {message}")]
-    Data { file: String, line: u64, column: String, message: String },
+    Data {
+        file: String,
+        line: u64,
+        column: String,
+        message: String,
+    },
     /// A serialized or hand-built fitted pipeline is malformed.
     #[error("invalid fitted pipeline: {message}")]
     Format { message: String },
@@ -27,9 +36,13 @@ pub enum FeatureError {
 
 impl FeatureError {
     pub(crate) fn config(message: impl Into<String>) -> Self {
-        FeatureError::Config { message: message.into() }
+        FeatureError::Config {
+            message: message.into(),
+        }
     }
     pub(crate) fn format(message: impl Into<String>) -> Self {
-        FeatureError::Format { message: message.into() }
+        FeatureError::Format {
+            message: message.into(),
+        }
     }
 }

@@ -27,22 +27,44 @@ use crate::FeatureMatrix;
 /// and returns it with the training feature matrix, whose labelled rows carry out-of-fold
 /// risk features (see the module doc). Errors: invalid config or keys, a batch that does not
 /// match `schema`, no labelled rows, fewer labelled rows than folds.
-pub fn fit(schema: &Schema, train: &Batch, cfg: &PipelineConfig) -> Result<(FittedPipeline, FeatureMatrix), FeatureError> {
+pub fn fit(
+    schema: &Schema,
+    train: &Batch,
+    cfg: &PipelineConfig,
+) -> Result<(FittedPipeline, FeatureMatrix), FeatureError> {
     cfg.check()?;
     check_batch(schema, train)?;
     let keys = risk_keys(schema, cfg)?;
-    let labelled: Vec<usize> = (0..train.len()).filter(|&r| train.label[r].is_some()).collect();
+    let labelled: Vec<usize> = (0..train.len())
+        .filter(|&r| train.label[r].is_some())
+        .collect();
     if labelled.is_empty() {
-        return Err(FeatureError::NoLabels { file: train.source.clone(), rows: train.len() });
+        return Err(FeatureError::NoLabels {
+            file: train.source.clone(),
+            rows: train.len(),
+        });
     }
-    let fit_err = |message: String| FeatureError::Fit { file: train.source.clone(), message };
+    let fit_err = |message: String| FeatureError::Fit {
+        file: train.source.clone(),
+        message,
+    };
     if labelled.len() < cfg.folds {
-        return Err(fit_err(format!("{} labelled rows, fewer than folds = {}", labelled.len(), cfg.folds)));
+        return Err(fit_err(format!(
+            "{} labelled rows, fewer than folds = {}",
+            labelled.len(),
+            cfg.folds
+        )));
     }
     if u32::try_from(labelled.len()).is_err() {
-        return Err(fit_err(format!("{} labelled rows: at most 2^32 - 1 supported", labelled.len())));
+        return Err(fit_err(format!(
+            "{} labelled rows: at most 2^32 - 1 supported",
+            labelled.len()
+        )));
     }
-    let y: Vec<bool> = labelled.iter().map(|&r| train.label[r] == Some(true)).collect();
+    let y: Vec<bool> = labelled
+        .iter()
+        .map(|&r| train.label[r] == Some(true))
+        .collect();
     let folds = assign_folds(labelled.len(), cfg.folds, cfg.seed);
     let n_all = labelled.len() as u64;
     let pos_all = y.iter().filter(|&&b| b).count() as u64;
@@ -54,26 +76,53 @@ pub fn fit(schema: &Schema, train: &Batch, cfg: &PipelineConfig) -> Result<(Fitt
         pos_fold[usize::from(f)] += u64::from(y[j]);
     }
     // Prior of the rows outside each fold (non-empty: every fold holds <= ceil(n / K) < n rows).
-    let fold_prior: Vec<f64> =
-        (0..cfg.folds).map(|f| (pos_all - pos_fold[f]) as f64 / (n_all - n_fold[f]) as f64).collect();
+    let fold_prior: Vec<f64> = (0..cfg.folds)
+        .map(|f| (pos_all - pos_fold[f]) as f64 / (n_all - n_fold[f]) as f64)
+        .collect();
 
     let mut features = Vec::new();
     for (index, col) in schema.numeric.iter().enumerate() {
-        features.push(FeatureDef::Numeric { name: format!("num[{}]", col.name), index });
+        features.push(FeatureDef::Numeric {
+            name: format!("num[{}]", col.name),
+            index,
+        });
     }
-    if let (Some(v), Some(m)) = (schema.numeric_index(NumericKind::Value), schema.numeric_index(NumericKind::Mass)) {
-        features.push(FeatureDef::UnitValue { name: "unit_value".into(), value_index: v, mass_index: m });
+    if let (Some(v), Some(m)) = (
+        schema.numeric_index(NumericKind::Value),
+        schema.numeric_index(NumericKind::Mass),
+    ) {
+        features.push(FeatureDef::UnitValue {
+            name: "unit_value".into(),
+            value_index: v,
+            mass_index: m,
+        });
         features.push(fit_medians(schema, train, v, m));
     }
     for d in [2u8, 4] {
         if d <= schema.hs_width {
-            features.push(FeatureDef::HsPrefix { name: format!("hs{d}"), digits: d });
+            features.push(FeatureDef::HsPrefix {
+                name: format!("hs{d}"),
+                digits: d,
+            });
         }
     }
-    features.push(FeatureDef::DayOfWeek { name: "day_of_week".into() });
-    features.push(FeatureDef::Month { name: "month".into() });
+    features.push(FeatureDef::DayOfWeek {
+        name: "day_of_week".into(),
+    });
+    features.push(FeatureDef::Month {
+        name: "month".into(),
+    });
 
-    let ctx = KeyCtx { schema, train, labelled: &labelled, y: &y, folds: &folds, cfg, prior, fold_prior: &fold_prior };
+    let ctx = KeyCtx {
+        schema,
+        train,
+        labelled: &labelled,
+        y: &y,
+        folds: &folds,
+        cfg,
+        prior,
+        fold_prior: &fold_prior,
+    };
     let fitted: Vec<KeyFit> = keys.par_iter().map(|k| ctx.fit_key(k)).collect();
     let first_risk_col = features.len();
     for (key, kf) in keys.iter().zip(&fitted) {
@@ -91,8 +140,16 @@ pub fn fit(schema: &Schema, train: &Batch, cfg: &PipelineConfig) -> Result<(Fitt
             default: 0.0,
         });
     }
-    let pipeline = FittedPipeline { format_version: FORMAT_VERSION, schema: schema.clone(), features, prior, n_labelled: n_all };
-    pipeline.validate().map_err(|e| FeatureError::config(e.to_string()))?;
+    let pipeline = FittedPipeline {
+        format_version: FORMAT_VERSION,
+        schema: schema.clone(),
+        features,
+        prior,
+        n_labelled: n_all,
+    };
+    pipeline
+        .validate()
+        .map_err(|e| FeatureError::config(e.to_string()))?;
     let mut matrix = pipeline.compile()?.transform(train)?;
     let n_cols = matrix.n_cols;
     for (ki, kf) in fitted.iter().enumerate() {
@@ -130,14 +187,20 @@ fn fit_medians(schema: &Schema, train: &Batch, v: usize, m: usize) -> FeatureDef
         let uv = unit_value(train.numeric[v][r], train.numeric[m][r]);
         if uv.is_finite() && uv > 0.0 {
             if w >= 4 {
-                by4.entry(hs_prefix(train.hs[r], w, 4)).or_default().push(uv);
+                by4.entry(hs_prefix(train.hs[r], w, 4))
+                    .or_default()
+                    .push(uv);
             }
-            by2.entry(hs_prefix(train.hs[r], w, 2)).or_default().push(uv);
+            by2.entry(hs_prefix(train.hs[r], w, 2))
+                .or_default()
+                .push(uv);
             all.push(uv);
         }
     }
     let table = |g: BTreeMap<u64, Vec<f32>>| -> BTreeMap<String, f32> {
-        g.into_iter().filter_map(|(k, mut vals)| median(&mut vals).map(|md| (k.to_string(), md))).collect()
+        g.into_iter()
+            .filter_map(|(k, mut vals)| median(&mut vals).map(|md| (k.to_string(), md)))
+            .collect()
     };
     FeatureDef::RelUnitValue {
         name: "rel_unit_value".into(),
@@ -206,7 +269,10 @@ impl KeyCtx<'_> {
         for (s, &id) in &ids {
             let id = id as usize;
             if n_tot[id] >= min {
-                rate.insert(s.to_string(), smoothed_rate(pos_tot[id], n_tot[id], m, self.prior));
+                rate.insert(
+                    s.to_string(),
+                    smoothed_rate(pos_tot[id], n_tot[id], m, self.prior),
+                );
                 count.insert(s.to_string(), n_tot[id] as f32);
             }
         }
@@ -224,7 +290,12 @@ impl KeyCtx<'_> {
                 oof_count.push(0.0);
             }
         }
-        KeyFit { rate, count, oof_rate, oof_count }
+        KeyFit {
+            rate,
+            count,
+            oof_rate,
+            oof_count,
+        }
     }
 }
 

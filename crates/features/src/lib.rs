@@ -37,8 +37,8 @@ mod config;
 mod error;
 mod fit;
 mod lookup;
-mod vocab;
 mod pipeline;
+mod vocab;
 
 pub use compiled::CompiledPipeline;
 pub use config::{KeyPart, PipelineConfig};
@@ -80,7 +80,12 @@ impl FeatureMatrix {
         if col >= self.n_cols {
             return Vec::new();
         }
-        self.data.iter().skip(col).step_by(self.n_cols).copied().collect()
+        self.data
+            .iter()
+            .skip(col)
+            .step_by(self.n_cols)
+            .copied()
+            .collect()
     }
 
     /// Bitwise equality of the data (NaN equal to NaN of the same bits) and names.
@@ -88,6 +93,10 @@ impl FeatureMatrix {
         self.n_rows == other.n_rows
             && self.n_cols == other.n_cols
             && self.names == other.names
-            && self.data.iter().zip(&other.data).all(|(a, b)| a.to_bits() == b.to_bits())
+            && self
+                .data
+                .iter()
+                .zip(&other.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 }

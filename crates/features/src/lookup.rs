@@ -24,7 +24,12 @@ struct Entry {
     inline: [u8; INLINE],
 }
 
-const FREE: Entry = Entry { tag: 0, slot: EMPTY, len: 0, inline: [0; INLINE] };
+const FREE: Entry = Entry {
+    tag: 0,
+    slot: EMPTY,
+    len: 0,
+    inline: [0; INLINE],
+};
 
 pub(crate) struct StrTable {
     entries: Vec<Entry>,
@@ -43,8 +48,16 @@ const SHORT: usize = 16;
 #[inline(always)]
 fn short_words(b: &[u8]) -> (u64, u64) {
     let n = b.len();
-    let w8 = |i: usize| b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
-    let w4 = |i: usize| b.get(i..i + 4).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, u32::from_le_bytes);
+    let w8 = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let w4 = |i: usize| {
+        b.get(i..i + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
     let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
     match n {
         8.. => (w8(0), w8(n - 8)),
@@ -74,7 +87,10 @@ pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
         let rest = chunks.remainder();
         if !rest.is_empty() {
             // byte loop, not copy_from_slice: a variable-length copy is a memmove call
-            let w = rest.iter().enumerate().fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+            let w = rest
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
             h = (h.rotate_left(5) ^ w).wrapping_mul(K);
         }
     }
@@ -102,7 +118,12 @@ impl StrTable {
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = (&'a str, u32)>) -> StrTable {
         let keys: Vec<(&str, u32)> = keys.into_iter().collect();
         let cap = (keys.len() + keys.len() / 3 + 1).next_power_of_two().max(8);
-        let mut t = StrTable { entries: vec![FREE; cap], mask: cap - 1, arena: Vec::new(), len: 0 };
+        let mut t = StrTable {
+            entries: vec![FREE; cap],
+            mask: cap - 1,
+            arena: Vec::new(),
+            len: 0,
+        };
         for (k, s) in keys {
             t.insert(k.as_bytes(), s);
         }
@@ -116,12 +137,18 @@ impl StrTable {
         while self.entries[i].slot != EMPTY {
             i = (i + 1) & self.mask;
         }
-        let mut e = Entry { tag: (hash >> 32) as u32, slot, len: key.len().min(255) as u8, inline: [0; INLINE] };
+        let mut e = Entry {
+            tag: (hash >> 32) as u32,
+            slot,
+            len: key.len().min(255) as u8,
+            inline: [0; INLINE],
+        };
         if key.len() <= INLINE {
             e.inline[..key.len()].copy_from_slice(key);
         } else {
             e.inline[..4].copy_from_slice(&(self.arena.len() as u32).to_le_bytes());
-            self.arena.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            self.arena
+                .extend_from_slice(&(key.len() as u32).to_le_bytes());
             self.arena.extend_from_slice(key);
         }
         self.entries[i] = e;
@@ -137,7 +164,12 @@ impl StrTable {
     /// them all, prefetch a few ahead, then [`StrTable::get_hashed`]).
     #[inline(always)]
     pub(crate) fn prefetch(&self, hash: u64) {
-        prefetch_ptr(self.entries.as_ptr().wrapping_add(hash as usize & self.mask).cast::<u8>());
+        prefetch_ptr(
+            self.entries
+                .as_ptr()
+                .wrapping_add(hash as usize & self.mask)
+                .cast::<u8>(),
+        );
     }
 
     /// The slot of `key`, if it is in the table.
@@ -152,7 +184,11 @@ impl StrTable {
         let tag = (hash >> 32) as u32;
         let len = key.len();
         // keys of <= SHORT bytes: equal lengths and equal `short_words` mean equal bytes
-        let words = if len <= SHORT { short_words(key) } else { (0, 0) };
+        let words = if len <= SHORT {
+            short_words(key)
+        } else {
+            (0, 0)
+        };
         let mut padded = [0u8; INLINE];
         if len > SHORT && len <= INLINE {
             // byte loop, not copy_from_slice: a variable-length copy is a memmove call
@@ -248,8 +284,19 @@ impl<K: IntKey> IntTable<K> {
     /// A table of `entries`; a repeated key keeps its first slot, key `K::FREE` is ignored.
     pub(crate) fn new(entries: impl IntoIterator<Item = (K, u32)>) -> IntTable<K> {
         let entries: Vec<(K, u32)> = entries.into_iter().collect();
-        let cap = (entries.len() + entries.len() / 3 + 1).next_power_of_two().max(8);
-        let mut t = IntTable { entries: vec![IntEntry { key: K::FREE, slot: 0 }; cap], mask: cap - 1 };
+        let cap = (entries.len() + entries.len() / 3 + 1)
+            .next_power_of_two()
+            .max(8);
+        let mut t = IntTable {
+            entries: vec![
+                IntEntry {
+                    key: K::FREE,
+                    slot: 0
+                };
+                cap
+            ],
+            mask: cap - 1,
+        };
         for (k, s) in entries {
             if k == K::FREE {
                 continue;
@@ -273,7 +320,12 @@ impl<K: IntKey> IntTable<K> {
     /// Hint the CPU to load the entry line `hash` probes first.
     #[inline(always)]
     pub(crate) fn prefetch(&self, hash: u64) {
-        prefetch_ptr(self.entries.as_ptr().wrapping_add(hash as usize & self.mask).cast::<u8>());
+        prefetch_ptr(
+            self.entries
+                .as_ptr()
+                .wrapping_add(hash as usize & self.mask)
+                .cast::<u8>(),
+        );
     }
 
     /// The slot of `key` (`hash == key.mix()`), if it is in the table.
@@ -315,7 +367,10 @@ mod tests {
                 keys.push(k);
             }
         }
-        let strs: Vec<String> = keys.iter().map(|k| String::from_utf8(k.clone()).expect("ascii")).collect();
+        let strs: Vec<String> = keys
+            .iter()
+            .map(|k| String::from_utf8(k.clone()).expect("ascii"))
+            .collect();
         let t = StrTable::new(strs.iter().enumerate().map(|(i, k)| (k.as_str(), i as u32)));
         for (i, k) in strs.iter().enumerate() {
             assert_eq!(t.get(k.as_bytes()), Some(i as u32), "{k:?}");
@@ -334,7 +389,18 @@ mod tests {
         let long = "a-key-longer-than-twenty-three-bytes|with|parts";
         let long2 = "a-key-longer-than-twenty-three-bytes|with|partz";
         let exactly = "12345678901234567890123"; // INLINE bytes
-        let keys = ["", "a", "IMP002301", "IMP002301|DCL0001", long, long2, exactly, "a|b|c", "a|b", "b|c"];
+        let keys = [
+            "",
+            "a",
+            "IMP002301",
+            "IMP002301|DCL0001",
+            long,
+            long2,
+            exactly,
+            "a|b|c",
+            "a|b",
+            "b|c",
+        ];
         let t = StrTable::new(keys.iter().enumerate().map(|(i, k)| (*k, i as u32)));
         assert_eq!(t.len(), keys.len());
         for (i, k) in keys.iter().enumerate() {
@@ -342,13 +408,24 @@ mod tests {
         }
         let long3 = "a-key-longer-than-twenty-three-bytes|with|party";
         let v = "x".repeat(300);
-        for k in ["b", "IMP002301|", "IMP00230", "a-key-longer-than-twenty-three-bytes|with|part", long3, "1234567890123456789012", "a\0", &v] {
+        for k in [
+            "b",
+            "IMP002301|",
+            "IMP00230",
+            "a-key-longer-than-twenty-three-bytes|with|part",
+            long3,
+            "1234567890123456789012",
+            "a\0",
+            &v,
+        ] {
             assert_eq!(t.get(k.as_bytes()), None, "{k:?}");
         }
         let huge = StrTable::new([(v.as_str(), 7), ("y", 8)]);
         assert_eq!(huge.get(v.as_bytes()), Some(7));
         assert_eq!(huge.get("x".repeat(299).as_bytes()), None);
-        let many = StrTable::new((0..10_000u32).map(|i| (Box::leak(format!("K{i}").into_boxed_str()) as &str, i)));
+        let many = StrTable::new(
+            (0..10_000u32).map(|i| (Box::leak(format!("K{i}").into_boxed_str()) as &str, i)),
+        );
         assert!((0..10_000u32).all(|i| many.get(format!("K{i}").as_bytes()) == Some(i)));
         assert_eq!(many.get(b"K10000"), None);
         assert_eq!(StrTable::new(std::iter::empty()).get(b""), None);
@@ -356,14 +433,21 @@ mod tests {
 
     #[test]
     fn u64_table_finds_exactly_the_inserted_keys() {
-        let keys: Vec<u64> = (0..5_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 40)).collect();
+        let keys: Vec<u64> = (0..5_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 40))
+            .collect();
         let t = U64Table::new(keys.iter().enumerate().map(|(i, &k)| (k, i as u32)));
         let first = |k: u64| keys.iter().position(|&x| x == k).map(|i| i as u32);
         assert!(keys.iter().all(|&k| t.get(k) == first(k)));
-        assert!((0..2_000u64).map(|i| i * 7 + 1_000_000_007).all(|k| t.get(k) == first(k)));
+        assert!((0..2_000u64)
+            .map(|i| i * 7 + 1_000_000_007)
+            .all(|k| t.get(k) == first(k)));
         assert_eq!(t.get(u64::MAX), None);
         let with_max = U64Table::new([(u64::MAX, 1), (0, 2), (0, 3)]);
-        assert_eq!((with_max.get(u64::MAX), with_max.get(0), with_max.get(1)), (None, Some(2), None));
+        assert_eq!(
+            (with_max.get(u64::MAX), with_max.get(0), with_max.get(1)),
+            (None, Some(2), None)
+        );
         assert_eq!(U64Table::new(std::iter::empty()).get(0), None);
         let narrow = IntTable::<u32>::new((0..3_000u32).map(|i| (i * 977, i)));
         assert!((0..3_000u32).all(|i| narrow.get(i * 977) == Some(i)));

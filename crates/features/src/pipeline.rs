@@ -26,7 +26,11 @@ pub enum FeatureDef {
     Numeric { name: String, index: usize },
     /// [`crate::calc::unit_value`]`(numeric[value_index], numeric[mass_index])`.
     /// Name `unit_value`.
-    UnitValue { name: String, value_index: usize, mass_index: usize },
+    UnitValue {
+        name: String,
+        value_index: usize,
+        mass_index: usize,
+    },
     /// `uv = unit_value(value, mass)` as in `UnitValue`; `median = hs4_median[hs4 key]`,
     /// else `hs2_median[hs2 key]`, else `global_median` (keys: decimal HS prefixes as in
     /// [`KeyPart::Hs`]); output [`crate::calc::rel_unit_value`]`(uv, median)` = `uv / median`
@@ -50,10 +54,20 @@ pub enum FeatureDef {
     Month { name: String },
     /// Smoothed seizure rate of the row's key: `table[key string]`, else `default` (the prior).
     /// Name `risk_rate[<key name>]`.
-    RiskRate { name: String, key: Vec<KeyPart>, table: BTreeMap<String, f32>, default: f32 },
+    RiskRate {
+        name: String,
+        key: Vec<KeyPart>,
+        table: BTreeMap<String, f32>,
+        default: f32,
+    },
     /// Labelled-training-row count of the row's key: `table[key string]`, else `default` (0).
     /// Name `risk_count[<key name>]`.
-    RiskCount { name: String, key: Vec<KeyPart>, table: BTreeMap<String, f32>, default: f32 },
+    RiskCount {
+        name: String,
+        key: Vec<KeyPart>,
+        table: BTreeMap<String, f32>,
+        default: f32,
+    },
 }
 
 impl FeatureDef {
@@ -110,8 +124,8 @@ impl FittedPipeline {
         let version = match serde_json::from_str::<Probe>(s) {
             Ok(p) => p.format_version.and_then(|v| v.as_u64()),
             Err(_) => {
-                let v: serde_json::Value =
-                    serde_json::from_str(s).map_err(|e| FeatureError::format(format!("not JSON: {e}")))?;
+                let v: serde_json::Value = serde_json::from_str(s)
+                    .map_err(|e| FeatureError::format(format!("not JSON: {e}")))?;
                 v.get("format_version").and_then(|v| v.as_u64())
             }
         };
@@ -124,7 +138,8 @@ impl FittedPipeline {
             }
             None => return Err(FeatureError::format("format_version is missing")),
         }
-        let p: FittedPipeline = serde_json::from_str(s).map_err(|e| FeatureError::format(e.to_string()))?;
+        let p: FittedPipeline =
+            serde_json::from_str(s).map_err(|e| FeatureError::format(e.to_string()))?;
         p.validate()?;
         Ok(p)
     }
@@ -139,7 +154,10 @@ impl FittedPipeline {
         }
         let s = &self.schema;
         if !(2..=12).contains(&s.hs_width) || s.hs_width & 1 != 0 {
-            return Err(FeatureError::format(format!("schema hs_width {} is invalid", s.hs_width)));
+            return Err(FeatureError::format(format!(
+                "schema hs_width {} is invalid",
+                s.hs_width
+            )));
         }
         if self.features.is_empty() {
             return Err(FeatureError::format("no features"));
@@ -155,21 +173,37 @@ impl FittedPipeline {
                 if i < s.numeric.len() {
                     Ok(())
                 } else {
-                    Err(bad(format!("numeric index {i} out of range ({} numeric columns)", s.numeric.len())))
+                    Err(bad(format!(
+                        "numeric index {i} out of range ({} numeric columns)",
+                        s.numeric.len()
+                    )))
                 }
             };
             match f {
                 FeatureDef::Numeric { index, .. } => num(*index)?,
-                FeatureDef::UnitValue { value_index, mass_index, .. } => {
+                FeatureDef::UnitValue {
+                    value_index,
+                    mass_index,
+                    ..
+                } => {
                     num(*value_index)?;
                     num(*mass_index)?;
                 }
-                FeatureDef::RelUnitValue { value_index, mass_index, hs4_median, hs2_median, global_median, .. } => {
+                FeatureDef::RelUnitValue {
+                    value_index,
+                    mass_index,
+                    hs4_median,
+                    hs2_median,
+                    global_median,
+                    ..
+                } => {
                     num(*value_index)?;
                     num(*mass_index)?;
                     let ok = |v: f32| v.is_finite() && v > 0.0;
                     if s.hs_width < 4 && !hs4_median.is_empty() {
-                        return Err(bad("hs4_median must be empty when the HS width is below 4".into()));
+                        return Err(bad(
+                            "hs4_median must be empty when the HS width is below 4".into()
+                        ));
                     }
                     if !ok(*global_median) {
                         return Err(bad("global_median must be finite and > 0".into()));
@@ -184,7 +218,18 @@ impl FittedPipeline {
                     check_key(&[KeyPart::Hs(*digits)], s).map_err(bad)?;
                 }
                 FeatureDef::DayOfWeek { .. } | FeatureDef::Month { .. } => {}
-                FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } => {
+                FeatureDef::RiskRate {
+                    key,
+                    table,
+                    default,
+                    ..
+                }
+                | FeatureDef::RiskCount {
+                    key,
+                    table,
+                    default,
+                    ..
+                } => {
                     check_key(key, s).map_err(bad)?;
                     if let Some((k, v)) = table.iter().find(|(_, v)| !v.is_finite()) {
                         return Err(bad(format!("table value {v} for key {k:?} is not finite")));
@@ -213,17 +258,30 @@ impl FittedPipeline {
     /// The key string of `row` under `key`, exactly as looked up in the risk tables: parts
     /// joined with `"|"`, categorical parts verbatim (`""` when missing), HS parts the decimal
     /// prefix without padding. Errors when the key, batch shape or row is out of range.
-    pub fn key_string(&self, key: &[KeyPart], batch: &Batch, row: usize) -> Result<String, FeatureError> {
+    pub fn key_string(
+        &self,
+        key: &[KeyPart],
+        batch: &Batch,
+        row: usize,
+    ) -> Result<String, FeatureError> {
         key_string(&self.schema, key, batch, row)
     }
 }
 
 /// [`FittedPipeline::key_string`] for a schema (usable before fitting).
-pub fn key_string(schema: &Schema, key: &[KeyPart], batch: &Batch, row: usize) -> Result<String, FeatureError> {
+pub fn key_string(
+    schema: &Schema,
+    key: &[KeyPart],
+    batch: &Batch,
+    row: usize,
+) -> Result<String, FeatureError> {
     check_key(key, schema).map_err(FeatureError::config)?;
     check_batch(schema, batch)?;
     if row >= batch.len() {
-        return Err(FeatureError::config(format!("row {row} out of range ({} rows)", batch.len())));
+        return Err(FeatureError::config(format!(
+            "row {row} out of range ({} rows)",
+            batch.len()
+        )));
     }
     let mut s = String::new();
     push_key(&mut s, key, schema.hs_width, batch, row);

@@ -79,7 +79,10 @@ pub(crate) enum KeyKind {
     /// Two parts: the packed pair of ids in `table`; absent when either id is `NONE`.
     Pair { a: Part, b: Part, table: PairTable },
     /// Three or more parts: the key string built in a buffer, looked up whole.
-    Str { parts: Vec<KeyPart>, table: StrTable },
+    Str {
+        parts: Vec<KeyPart>,
+        table: StrTable,
+    },
 }
 
 pub(crate) struct CompiledKey {
@@ -109,14 +112,18 @@ fn too_many() -> FeatureError {
 impl<'a> Builder<'a> {
     fn part(&mut self, p: KeyPart) -> Part {
         match p {
-            KeyPart::Categorical(c) => Part::Cat(self.cat.iter().position(|v| v.0 == c).unwrap_or_else(|| {
-                self.cat.push((c, FxHashMap::default(), Vec::new()));
-                self.cat.len() - 1
-            })),
-            KeyPart::Hs(d) => Part::Hs(self.hs.iter().position(|v| v.0 == d).unwrap_or_else(|| {
-                self.hs.push((d, FxHashMap::default(), Vec::new()));
-                self.hs.len() - 1
-            })),
+            KeyPart::Categorical(c) => {
+                Part::Cat(self.cat.iter().position(|v| v.0 == c).unwrap_or_else(|| {
+                    self.cat.push((c, FxHashMap::default(), Vec::new()));
+                    self.cat.len() - 1
+                }))
+            }
+            KeyPart::Hs(d) => {
+                Part::Hs(self.hs.iter().position(|v| v.0 == d).unwrap_or_else(|| {
+                    self.hs.push((d, FxHashMap::default(), Vec::new()));
+                    self.hs.len() - 1
+                }))
+            }
         }
     }
 
@@ -136,11 +143,18 @@ impl<'a> Builder<'a> {
 
     /// The id of `s` (added when new); `None` when `part` can never be `s`.
     fn id(&mut self, part: Part, s: &'a str) -> Result<Option<u32>, FeatureError> {
-        fn get_or_add<K: Copy + Eq + std::hash::Hash>(map: &mut FxHashMap<K, u32>, order: &mut Vec<K>, k: K) -> Result<u32, FeatureError> {
+        fn get_or_add<K: Copy + Eq + std::hash::Hash>(
+            map: &mut FxHashMap<K, u32>,
+            order: &mut Vec<K>,
+            k: K,
+        ) -> Result<u32, FeatureError> {
             if let Some(&id) = map.get(&k) {
                 return Ok(id);
             }
-            let id = u32::try_from(order.len()).ok().filter(|&n| n < NONE - 1).ok_or_else(too_many)?;
+            let id = u32::try_from(order.len())
+                .ok()
+                .filter(|&n| n < NONE - 1)
+                .ok_or_else(too_many)?;
             map.insert(k, id);
             order.push(k);
             Ok(id)
@@ -151,7 +165,9 @@ impl<'a> Builder<'a> {
                 None => Ok(None),
             },
             Part::Hs(i) => {
-                let Some(v) = self.hs_value(i, s) else { return Ok(None) };
+                let Some(v) = self.hs_value(i, s) else {
+                    return Ok(None);
+                };
                 match self.hs.get_mut(i) {
                     Some((_, map, order)) => get_or_add(map, order, v).map(Some),
                     None => Ok(None),
@@ -162,7 +178,10 @@ impl<'a> Builder<'a> {
 }
 
 /// Compiles every distinct key (`parts[k]`, whose table keys are `order[k]`, slot = index).
-pub(crate) fn compile_keys(parts: &[Vec<KeyPart>], order: &[Vec<&str>]) -> Result<Vocabs, FeatureError> {
+pub(crate) fn compile_keys(
+    parts: &[Vec<KeyPart>],
+    order: &[Vec<&str>],
+) -> Result<Vocabs, FeatureError> {
     enum Pending {
         Single(Part, Vec<(u32, u32)>),
         Pair(Part, Part, Vec<(u64, u32)>),
@@ -226,7 +245,10 @@ pub(crate) fn compile_keys(parts: &[Vec<KeyPart>], order: &[Vec<&str>]) -> Resul
                     let narrow = shift < 32 && (vocab_len(&b, a) as u64) << shift < 1 << 32;
                     let table = if narrow {
                         let pack = |k: u64| ((k >> 32) << shift | (k & 0xffff_ffff)) as u32;
-                        PairTable::Narrow { shift, table: IntTable::new(pairs.into_iter().map(|(k, s)| (pack(k), s))) }
+                        PairTable::Narrow {
+                            shift,
+                            table: IntTable::new(pairs.into_iter().map(|(k, s)| (pack(k), s))),
+                        }
                     } else {
                         PairTable::Wide(U64Table::new(pairs))
                     };
@@ -234,7 +256,9 @@ pub(crate) fn compile_keys(parts: &[Vec<KeyPart>], order: &[Vec<&str>]) -> Resul
                 }
                 Pending::Str => KeyKind::Str {
                     parts: key.clone(),
-                    table: StrTable::new(keys.iter().enumerate().map(|(slot, k)| (*k, slot as u32))),
+                    table: StrTable::new(
+                        keys.iter().enumerate().map(|(slot, k)| (*k, slot as u32)),
+                    ),
                 },
             };
             CompiledKey { kind, n_slots }
@@ -248,24 +272,28 @@ pub(crate) fn compile_keys(parts: &[Vec<KeyPart>], order: &[Vec<&str>]) -> Resul
             table: StrTable::new(order.iter().enumerate().map(|(id, s)| (*s, id as u32))),
         })
         .collect();
-    let hs = b
-        .hs
-        .iter()
-        .map(|(digits, _, order)| {
-            let map = if *digits <= DENSE_DIGITS {
-                let mut dense = vec![NONE; POW10[usize::from(*digits)] as usize];
-                for (id, &v) in order.iter().enumerate() {
-                    if let Some(d) = dense.get_mut(v as usize) {
-                        *d = id as u32;
+    let hs =
+        b.hs.iter()
+            .map(|(digits, _, order)| {
+                let map = if *digits <= DENSE_DIGITS {
+                    let mut dense = vec![NONE; POW10[usize::from(*digits)] as usize];
+                    for (id, &v) in order.iter().enumerate() {
+                        if let Some(d) = dense.get_mut(v as usize) {
+                            *d = id as u32;
+                        }
                     }
+                    HsMap::Dense(dense)
+                } else {
+                    HsMap::Table(U64Table::new(
+                        order.iter().enumerate().map(|(id, &v)| (v, id as u32)),
+                    ))
+                };
+                HsVocab {
+                    digits: *digits,
+                    map,
                 }
-                HsMap::Dense(dense)
-            } else {
-                HsMap::Table(U64Table::new(order.iter().enumerate().map(|(id, &v)| (v, id as u32))))
-            };
-            HsVocab { digits: *digits, map }
-        })
-        .collect();
+            })
+            .collect();
     Ok(Vocabs { cat, hs, keys })
 }
 
@@ -275,7 +303,14 @@ mod tests {
 
     /// Slot of the pair (`left`, `right`) through the vocabularies, as the transform finds it.
     fn pair_slot(v: &Vocabs, key: usize, left: &str, right: &str) -> Option<u32> {
-        let KeyKind::Pair { a: Part::Cat(a), b: Part::Cat(b), table } = &v.keys[key].kind else { return None };
+        let KeyKind::Pair {
+            a: Part::Cat(a),
+            b: Part::Cat(b),
+            table,
+        } = &v.keys[key].kind
+        else {
+            return None;
+        };
         let id = |i: usize, s: &str| v.cat[i].table.get(s.as_bytes()).unwrap_or(NONE);
         let (x, y) = (id(*a, left), id(*b, right));
         if x == NONE || y == NONE {
@@ -290,16 +325,42 @@ mod tests {
     #[test]
     fn pairs_of_large_vocabularies_use_wide_keys_and_small_ones_narrow() {
         // 70,000 distinct values on each side: 17 + 17 bits do not fit a u32
-        let keys: Vec<String> = (0..70_000).map(|i| format!("a{i}|b{}", 69_999 - i)).collect();
+        let keys: Vec<String> = (0..70_000)
+            .map(|i| format!("a{i}|b{}", 69_999 - i))
+            .collect();
         let small: Vec<String> = (0..100).map(|i| format!("a{i}|b|{i}")).collect();
-        let order = vec![keys.iter().map(String::as_str).collect::<Vec<_>>(), small.iter().map(String::as_str).collect()];
-        let parts = vec![vec![KeyPart::Categorical(0), KeyPart::Categorical(1)], vec![KeyPart::Categorical(2), KeyPart::Categorical(3)]];
+        let order = vec![
+            keys.iter().map(String::as_str).collect::<Vec<_>>(),
+            small.iter().map(String::as_str).collect(),
+        ];
+        let parts = vec![
+            vec![KeyPart::Categorical(0), KeyPart::Categorical(1)],
+            vec![KeyPart::Categorical(2), KeyPart::Categorical(3)],
+        ];
         let v = compile_keys(&parts, &order).expect("compile");
-        assert!(matches!(v.keys[0].kind, KeyKind::Pair { table: PairTable::Wide(_), .. }));
-        assert!(matches!(v.keys[1].kind, KeyKind::Pair { table: PairTable::Narrow { .. }, .. }));
+        assert!(matches!(
+            v.keys[0].kind,
+            KeyKind::Pair {
+                table: PairTable::Wide(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            v.keys[1].kind,
+            KeyKind::Pair {
+                table: PairTable::Narrow { .. },
+                ..
+            }
+        ));
         for i in (0..70_000).step_by(997) {
-            assert_eq!(pair_slot(&v, 0, &format!("a{i}"), &format!("b{}", 69_999 - i)), Some(i as u32));
-            assert_eq!(pair_slot(&v, 0, &format!("a{i}"), &format!("b{}", 69_998 - i)), None);
+            assert_eq!(
+                pair_slot(&v, 0, &format!("a{i}"), &format!("b{}", 69_999 - i)),
+                Some(i as u32)
+            );
+            assert_eq!(
+                pair_slot(&v, 0, &format!("a{i}"), &format!("b{}", 69_998 - i)),
+                None
+            );
         }
         // "a7|b|7" splits as ("a7", "b|7") and ("a7|b", "7"): both reach slot 7
         assert_eq!(pair_slot(&v, 1, "a7", "b|7"), Some(7));

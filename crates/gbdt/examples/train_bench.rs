@@ -19,15 +19,20 @@ use ndarray::Array2;
 fn read_matrix(path: &str) -> Result<Array2<f32>, String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     let mut head = [0u8; 24];
-    f.read_exact(&mut head).map_err(|e| format!("{path}: header: {e}"))?;
+    f.read_exact(&mut head)
+        .map_err(|e| format!("{path}: header: {e}"))?;
     if &head[..8] != b"CRF32MAT" {
         return Err(format!("{path}: bad magic"));
     }
     let rows = u64::from_le_bytes(head[8..16].try_into().map_err(|_| "header")?) as usize;
     let cols = u64::from_le_bytes(head[16..24].try_into().map_err(|_| "header")?) as usize;
     let mut bytes = vec![0u8; rows * cols * 4];
-    f.read_exact(&mut bytes).map_err(|e| format!("{path}: data: {e}"))?;
-    let data: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    f.read_exact(&mut bytes)
+        .map_err(|e| format!("{path}: data: {e}"))?;
+    let data: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     drop(bytes);
     Array2::from_shape_vec((rows, cols), data).map_err(|e| format!("{path}: {e}"))
 }
@@ -37,7 +42,12 @@ fn run() -> Result<(), String> {
     if args.len() < 5 {
         return Err("usage: train_bench TRAIN_X TRAIN_Y TEST_X OUT_PRED [key=value ...]".into());
     }
-    let mut p = GbdtParams::new().num_trees(100).num_leaves(63).max_bin(255).learning_rate(0.1).num_threads(2);
+    let mut p = GbdtParams::new()
+        .num_trees(100)
+        .num_leaves(63)
+        .max_bin(255)
+        .learning_rate(0.1)
+        .num_threads(2);
     for kv in &args[5..] {
         let (k, v) = kv.split_once('=').ok_or(format!("bad arg {kv}"))?;
         let bad = |e: &dyn std::fmt::Display| format!("{k}: {e}");

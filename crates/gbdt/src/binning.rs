@@ -108,7 +108,10 @@ fn greedy_find_bin(distinct: &[f32], counts: &[usize], max_bin: usize) -> Vec<f3
             rest_sample_cnt -= counts[i] as f64;
         }
         cur += counts[i] as f64;
-        if is_big[i] || cur >= mean_bin_size || (is_big[i + 1] && cur >= (mean_bin_size * 0.5).max(1.0)) {
+        if is_big[i]
+            || cur >= mean_bin_size
+            || (is_big[i + 1] && cur >= (mean_bin_size * 0.5).max(1.0))
+        {
             upper.push(distinct[i]);
             cur = 0.0;
             if !is_big[i] {
@@ -161,8 +164,11 @@ impl BinnedData {
         let mappers: Vec<BinMapper> = (0..n_features)
             .into_par_iter()
             .map(|f| {
-                let vals: Vec<f32> =
-                    sample.iter().map(|&r| flat[r * n_features + f]).filter(|v| !v.is_nan()).collect();
+                let vals: Vec<f32> = sample
+                    .iter()
+                    .map(|&r| flat[r * n_features + f])
+                    .filter(|v| !v.is_nan())
+                    .collect();
                 BinMapper::from_sample(vals, max_bin)
             })
             .collect();
@@ -206,7 +212,16 @@ impl BinnedData {
                 *h |= m;
             }
         }
-        BinnedData { n_rows, n_features, row_major, col_major, mappers, offsets, total_bins, has_missing }
+        BinnedData {
+            n_rows,
+            n_features,
+            row_major,
+            col_major,
+            mappers,
+            offsets,
+            total_bins,
+            has_missing,
+        }
     }
 
     /// Column `f` of the column-major bins.
@@ -237,7 +252,9 @@ mod tests {
 
     #[test]
     fn many_values_respect_max_bin_and_roughly_equal_counts() {
-        let vals: Vec<f32> = (0..10_000).map(|i| (i as f32 * 0.37).sin() * 100.0).collect();
+        let vals: Vec<f32> = (0..10_000)
+            .map(|i| (i as f32 * 0.37).sin() * 100.0)
+            .collect();
         let m = BinMapper::from_sample(vals.clone(), 16);
         assert!(m.n_bins() <= 16 && m.n_bins() >= 14, "{}", m.n_bins());
         let mut counts = vec![0usize; m.n_bins()];
@@ -280,6 +297,9 @@ mod tests {
             }
         }
         assert_eq!(b.has_missing, vec![true, true, true]);
-        assert_eq!(b.total_bins, b.mappers.iter().map(|m| m.n_bins() + 1).sum::<usize>());
+        assert_eq!(
+            b.total_bins,
+            b.mappers.iter().map(|m| m.n_bins() + 1).sum::<usize>()
+        );
     }
 }

@@ -50,7 +50,12 @@ fn run_in<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Sen
 fn check_labels(obj: &Objective, y: &[f32], set: &'static str) -> Result<(), GbdtError> {
     for (row, &v) in y.iter().enumerate() {
         if let Err(reason) = obj.check_label(v) {
-            return Err(GbdtError::InvalidLabel { set, row, value: v, reason });
+            return Err(GbdtError::InvalidLabel {
+                set,
+                row,
+                value: v,
+                reason,
+            });
         }
     }
     Ok(())
@@ -102,40 +107,71 @@ fn train_valid(
     let mut stats = TrainStats::default();
     let (n, nf) = x.dim();
     if n == 0 {
-        return Err(GbdtError::Empty { what: "training rows" });
+        return Err(GbdtError::Empty {
+            what: "training rows",
+        });
     }
     if nf == 0 {
-        return Err(GbdtError::Empty { what: "feature columns" });
+        return Err(GbdtError::Empty {
+            what: "feature columns",
+        });
     }
     if n >= u32::MAX as usize {
-        return Err(GbdtError::Shape { what: "training rows (max u32::MAX - 1)", expected: u32::MAX as usize - 1, got: n });
+        return Err(GbdtError::Shape {
+            what: "training rows (max u32::MAX - 1)",
+            expected: u32::MAX as usize - 1,
+            got: n,
+        });
     }
     if y.len() != n {
-        return Err(GbdtError::Shape { what: "labels", expected: n, got: y.len() });
+        return Err(GbdtError::Shape {
+            what: "labels",
+            expected: n,
+            got: y.len(),
+        });
     }
     let obj = vp.objective;
     check_labels(&obj, y, "training")?;
     if let Some(w) = weight {
         if w.len() != n {
-            return Err(GbdtError::Shape { what: "weights", expected: n, got: w.len() });
+            return Err(GbdtError::Shape {
+                what: "weights",
+                expected: n,
+                got: w.len(),
+            });
         }
-        if let Some((row, &value)) = w.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+        if let Some((row, &value)) = w
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
             return Err(GbdtError::InvalidWeight { row, value });
         }
     }
     if let Some((vx, vy)) = valid {
         if vx.ncols() != nf {
-            return Err(GbdtError::Shape { what: "validation columns", expected: nf, got: vx.ncols() });
+            return Err(GbdtError::Shape {
+                what: "validation columns",
+                expected: nf,
+                got: vx.ncols(),
+            });
         }
         if vy.len() != vx.nrows() {
-            return Err(GbdtError::Shape { what: "validation labels", expected: vx.nrows(), got: vy.len() });
+            return Err(GbdtError::Shape {
+                what: "validation labels",
+                expected: vx.nrows(),
+                got: vy.len(),
+            });
         }
         check_labels(&obj, vy, "validation")?;
     }
     // effective weights: sample weight x label weight (scale_pos_weight)
     let needs_w = weight.is_some() || (0..n).any(|i| obj.label_weight(y[i]) != 1.0);
-    let w_eff: Option<Vec<f32>> =
-        needs_w.then(|| (0..n).map(|i| weight.map_or(1.0, |w| w[i]) * obj.label_weight(y[i])).collect());
+    let w_eff: Option<Vec<f32>> = needs_w.then(|| {
+        (0..n)
+            .map(|i| weight.map_or(1.0, |w| w[i]) * obj.label_weight(y[i]))
+            .collect()
+    });
     let w_eff = w_eff.as_deref();
     let base_score = obj.init_score(y, w_eff)?;
 
@@ -144,7 +180,9 @@ fn train_valid(
     let mut bag_rng = ChaCha8Rng::seed_from_u64(master.next_u64());
     let mut feat_rng = ChaCha8Rng::seed_from_u64(master.next_u64());
 
-    let data = run_in(pool, || BinnedData::build(x, vp.max_bin, vp.bin_construct_sample, bin_seed));
+    let data = run_in(pool, || {
+        BinnedData::build(x, vp.max_bin, vp.bin_construct_sample, bin_seed)
+    });
     stats.total_bins = data.total_bins;
     stats.binning_s = t_start.elapsed().as_secs_f64();
 
@@ -162,8 +200,9 @@ fn train_valid(
     let mut learner = TreeLearner::new(cfg, &data);
     let mut scores = vec![base_score; n];
     let mut gh = vec![[0.0f32; 2]; n];
-    let valid_owned: Option<ndarray::Array2<f32>> = valid
-        .and_then(|(vx, _)| (!vx.is_standard_layout()).then(|| vx.as_standard_layout().into_owned()));
+    let valid_owned: Option<ndarray::Array2<f32>> = valid.and_then(|(vx, _)| {
+        (!vx.is_standard_layout()).then(|| vx.as_standard_layout().into_owned())
+    });
     let valid_flat: Option<&[f32]> = match (valid, valid_owned.as_ref()) {
         (_, Some(o)) => o.as_slice(),
         (Some((vx, _)), None) => vx.to_slice(),
@@ -205,20 +244,28 @@ fn train_valid(
         let grown = run_in(pool, || learner.grow(&data, &gh, bag.as_deref(), &allowed));
         let t3 = Instant::now();
         let mut tree = grown.tree;
-        for v in tree.leaf_value.iter_mut().chain(tree.internal_value.iter_mut()) {
+        for v in tree
+            .leaf_value
+            .iter_mut()
+            .chain(tree.internal_value.iter_mut())
+        {
             *v *= lr;
         }
         // training scores: in-bag rows through the partition, out-of-bag rows through the tree
         run_in(pool, || {
             let ptr = SyncPtr(scores.as_mut_ptr());
             let idx = learner.indices();
-            grown.leaf_ranges.par_iter().zip(&tree.leaf_value).for_each(|(&(b, c), &v)| {
-                let p = ptr;
-                for &r in &idx[b..b + c] {
-                    // SAFETY: every row index appears in exactly one leaf range and is < n.
-                    unsafe { *p.get().add(r as usize) += v };
-                }
-            });
+            grown
+                .leaf_ranges
+                .par_iter()
+                .zip(&tree.leaf_value)
+                .for_each(|(&(b, c), &v)| {
+                    let p = ptr;
+                    for &r in &idx[b..b + c] {
+                        // SAFETY: every row index appears in exactly one leaf range and is < n.
+                        unsafe { *p.get().add(r as usize) += v };
+                    }
+                });
             if bag.is_some() {
                 let ptr = SyncPtr(scores.as_mut_ptr());
                 oob.par_chunks(4096).for_each(|rows| {
@@ -246,7 +293,13 @@ fn train_valid(
             _ => None,
         };
         if let Some(m) = valid_metric {
-            let better = best.is_none_or(|(_, b)| if metric.higher_is_better() { m > b } else { m < b });
+            let better = best.is_none_or(|(_, b)| {
+                if metric.higher_is_better() {
+                    m > b
+                } else {
+                    m < b
+                }
+            });
             if better {
                 best = Some((round, m));
             }
@@ -300,8 +353,16 @@ fn binned_leaf(tree: &Tree, threshold_bin: &[u8], data: &BinnedData, r: usize) -
         let i = node as usize;
         let f = tree.split_feature[i] as usize;
         let b = data.col_major[f * data.n_rows + r];
-        let left = if b as usize == data.mappers[f].n_bins() { tree.default_left[i] } else { b <= threshold_bin[i] };
-        node = if left { tree.left_child[i] } else { tree.right_child[i] };
+        let left = if b as usize == data.mappers[f].n_bins() {
+            tree.default_left[i]
+        } else {
+            b <= threshold_bin[i]
+        };
+        node = if left {
+            tree.left_child[i]
+        } else {
+            tree.right_child[i]
+        };
     }
     !node as usize
 }

@@ -14,13 +14,22 @@ pub enum GbdtError {
     InvalidParam { name: &'static str, reason: String },
     /// Two inputs disagree in size (e.g. `x.nrows() != y.len()`).
     #[error("shape mismatch for {what}: expected {expected}, got {got}")]
-    Shape { what: &'static str, expected: usize, got: usize },
+    Shape {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// The training matrix has no rows or no columns.
     #[error("empty input: {what}")]
     Empty { what: &'static str },
     /// A label is not valid for the objective (NaN, not 0/1 for binary, negative for Tweedie).
     #[error("invalid label in {set} set at row {row}: {value} ({reason})")]
-    InvalidLabel { set: &'static str, row: usize, value: f32, reason: &'static str },
+    InvalidLabel {
+        set: &'static str,
+        row: usize,
+        value: f32,
+        reason: &'static str,
+    },
     /// A sample weight is negative or not finite.
     #[error("invalid sample weight at row {row}: {value} (must be finite and >= 0)")]
     InvalidWeight { row: usize, value: f32 },

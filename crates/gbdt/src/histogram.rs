@@ -98,11 +98,21 @@ impl HistBuilder {
                 let mut consumed = 0usize;
                 for g in 0..n_groups {
                     let (f0, f1) = (bounds[g], bounds[g + 1]);
-                    let end = if f1 < nf { data.offsets[f1] as usize } else { tb };
+                    let end = if f1 < nf {
+                        data.offsets[f1] as usize
+                    } else {
+                        tb
+                    };
                     let (a, r) = rest.split_at_mut(end - consumed);
                     consumed = end;
                     rest = r;
-                    tasks.push(Task { hist: a, rows: block_rows, lo, f0, f1 });
+                    tasks.push(Task {
+                        hist: a,
+                        rows: block_rows,
+                        lo,
+                        f0,
+                        f1,
+                    });
                 }
             }
             tasks.into_par_iter().with_max_len(1).for_each(|t| {
@@ -113,7 +123,9 @@ impl HistBuilder {
                 let base = data.offsets[t.f0];
                 let loc: Vec<u32> = data.offsets[t.f0..t.f1].iter().map(|&o| o - base).collect();
                 match t.rows {
-                    Rows::All(hi) => kernel_range(t.hist, t.lo, hi, &data.row_major, nf, t.f0, &loc, gh),
+                    Rows::All(hi) => {
+                        kernel_range(t.hist, t.lo, hi, &data.row_major, nf, t.f0, &loc, gh)
+                    }
                     Rows::Idx(idx) => kernel_idx(t.hist, idx, &data.row_major, nf, t.f0, &loc, gh),
                 }
             });
@@ -245,7 +257,8 @@ mod tests {
         let mut h = vec![[0.0; 2]; data.total_bins];
         for &r in rows {
             for f in 0..data.n_features {
-                let b = data.offsets[f] as usize + data.row_major[r as usize * data.n_features + f] as usize;
+                let b = data.offsets[f] as usize
+                    + data.row_major[r as usize * data.n_features + f] as usize;
                 h[b][0] += gh[r as usize][0] as f64;
                 h[b][1] += gh[r as usize][1] as f64;
             }
@@ -256,9 +269,17 @@ mod tests {
     #[test]
     fn build_matches_naive_and_is_thread_independent() {
         let n = 300_000; // > 2 blocks
-        let x = Array2::from_shape_fn((n, 5), |(r, f)| if (r * 7 + f) % 31 == 0 { f32::NAN } else { ((r * (f + 3)) % 101) as f32 });
+        let x = Array2::from_shape_fn((n, 5), |(r, f)| {
+            if (r * 7 + f) % 31 == 0 {
+                f32::NAN
+            } else {
+                ((r * (f + 3)) % 101) as f32
+            }
+        });
         let data = BinnedData::build(x.view(), 255, 50_000, 1);
-        let gh: Vec<[f32; 2]> = (0..n).map(|r| [((r % 13) as f32 - 6.0) * 0.1, 0.25 + (r % 3) as f32]).collect();
+        let gh: Vec<[f32; 2]> = (0..n)
+            .map(|r| [((r % 13) as f32 - 6.0) * 0.1, 0.25 + (r % 3) as f32])
+            .collect();
         let idx: Vec<u32> = (0..n as u32).filter(|r| r % 3 != 1).collect();
         let run = |threads: usize, rows: Rows| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();

@@ -76,7 +76,10 @@ impl TreeLearner {
             .mappers
             .iter()
             .zip(&data.offsets)
-            .map(|(m, &o)| FeatureSlot { offset: o as usize, n_bins: m.n_bins() })
+            .map(|(m, &o)| FeatureSlot {
+                offset: o as usize,
+                n_bins: m.n_bins(),
+            })
             .collect();
         TreeLearner {
             cfg,
@@ -114,7 +117,13 @@ impl TreeLearner {
 
     /// Grow one tree. `bag`: sorted in-bag rows (`None` = all rows); `allowed`: features this
     /// tree may split on.
-    pub fn grow(&mut self, data: &BinnedData, gh: &[[f32; 2]], bag: Option<&[u32]>, allowed: &[bool]) -> Grown {
+    pub fn grow(
+        &mut self,
+        data: &BinnedData,
+        gh: &[[f32; 2]],
+        bag: Option<&[u32]>,
+        allowed: &[bool],
+    ) -> Grown {
         let tb = data.total_bins;
         let n_in = bag.map_or(data.n_rows, |b| b.len());
         match bag {
@@ -147,10 +156,15 @@ impl TreeLearner {
         if self.splittable(&leaves[0]) && self.cfg.max_leaves > 1 {
             let slot = self.alloc(tb);
             let t0 = Instant::now();
-            let rows = if bag.is_none() { Rows::All(n_in) } else { Rows::Idx(&self.indices[..n_in]) };
+            let rows = if bag.is_none() {
+                Rows::All(n_in)
+            } else {
+                Rows::Idx(&self.indices[..n_in])
+            };
             self.builder.build(data, rows, gh, &mut self.pool[slot]);
             let t1 = Instant::now();
-            leaves[0].best = find_best_split(&self.pool[slot], &self.slots, allowed, leaves[0].stats, &p);
+            leaves[0].best =
+                find_best_split(&self.pool[slot], &self.slots, allowed, leaves[0].stats, &p);
             self.times.histogram += (t1 - t0).as_secs_f64();
             self.times.split += t1.elapsed().as_secs_f64();
             leaves[0].hist = Some(slot);
@@ -167,7 +181,9 @@ impl TreeLearner {
                 }
             }
             let Some((li, _)) = pick else { break };
-            let Some(s) = leaves[li].best.take() else { break };
+            let Some(s) = leaves[li].best.take() else {
+                break;
+            };
             let (begin, count, depth) = (leaves[li].begin, leaves[li].count, leaves[li].depth);
 
             // partition rows
@@ -175,7 +191,11 @@ impl TreeLearner {
             let nb = data.mappers[s.feature].n_bins();
             let mut lut = [false; 256];
             for (b, v) in lut.iter_mut().enumerate() {
-                *v = if b == nb { s.default_left } else { b <= s.bin as usize };
+                *v = if b == nb {
+                    s.default_left
+                } else {
+                    b <= s.bin as usize
+                };
             }
             let nl = partition(
                 &mut self.indices[begin..begin + count],
@@ -190,12 +210,14 @@ impl TreeLearner {
             let new_leaf = leaves.len();
             let parent_stats = leaves[li].stats;
             tree.split_feature.push(s.feature as u32);
-            tree.threshold.push(data.mappers[s.feature].upper[s.bin as usize]);
+            tree.threshold
+                .push(data.mappers[s.feature].upper[s.bin as usize]);
             tree.default_left.push(s.default_left);
             tree.left_child.push(!(li as i32));
             tree.right_child.push(!(new_leaf as i32));
             tree.split_gain.push(s.gain);
-            tree.internal_value.push(leaf_output(parent_stats.g, parent_stats.h, &p));
+            tree.internal_value
+                .push(leaf_output(parent_stats.g, parent_stats.h, &p));
             tree.internal_count.push(count as u32);
             tree.internal_hessian.push(parent_stats.h);
             threshold_bin.push(s.bin);
@@ -212,7 +234,11 @@ impl TreeLearner {
             let left = Leaf {
                 begin,
                 count: nl,
-                stats: Stats { g: s.left.g, h: s.left.h, n: nl },
+                stats: Stats {
+                    g: s.left.g,
+                    h: s.left.h,
+                    n: nl,
+                },
                 depth: depth + 1,
                 hist: None,
                 best: None,
@@ -222,7 +248,11 @@ impl TreeLearner {
             let right = Leaf {
                 begin: begin + nl,
                 count: count - nl,
-                stats: Stats { g: s.right.g, h: s.right.h, n: count - nl },
+                stats: Stats {
+                    g: s.right.g,
+                    h: s.right.h,
+                    n: count - nl,
+                },
                 depth: depth + 1,
                 hist: None,
                 best: None,
@@ -237,12 +267,21 @@ impl TreeLearner {
 
             match parent_hist {
                 Some(ps) if can_l || can_r => {
-                    let (small, large) = if nl <= count - nl { (li, new_leaf) } else { (new_leaf, li) };
+                    let (small, large) = if nl <= count - nl {
+                        (li, new_leaf)
+                    } else {
+                        (new_leaf, li)
+                    };
                     let ss = self.alloc(tb);
                     let t0 = Instant::now();
                     let (sb, sc) = (leaves[small].begin, leaves[small].count);
                     let mut small_hist = std::mem::take(&mut self.pool[ss]);
-                    self.builder.build(data, Rows::Idx(&self.indices[sb..sb + sc]), gh, &mut small_hist);
+                    self.builder.build(
+                        data,
+                        Rows::Idx(&self.indices[sb..sb + sc]),
+                        gh,
+                        &mut small_hist,
+                    );
                     subtract(&mut self.pool[ps], &small_hist);
                     self.pool[ss] = small_hist;
                     leaves[small].hist = Some(ss);
@@ -252,8 +291,13 @@ impl TreeLearner {
                     for (ci, can) in [(li, can_l), (new_leaf, can_r)] {
                         if can {
                             if let Some(slot) = leaves[ci].hist {
-                                leaves[ci].best =
-                                    find_best_split(&self.pool[slot], &self.slots, allowed, leaves[ci].stats, &p);
+                                leaves[ci].best = find_best_split(
+                                    &self.pool[slot],
+                                    &self.slots,
+                                    allowed,
+                                    leaves[ci].stats,
+                                    &p,
+                                );
                             }
                         }
                         if leaves[ci].best.is_none() {
@@ -280,6 +324,10 @@ impl TreeLearner {
             tree.leaf_hessian.push(l.stats.h);
         }
         let leaf_ranges = leaves.iter().map(|l| (l.begin, l.count)).collect();
-        Grown { tree, threshold_bin, leaf_ranges }
+        Grown {
+            tree,
+            threshold_bin,
+            leaf_ranges,
+        }
     }
 }

@@ -40,8 +40,10 @@ impl EvalMetric {
     pub(crate) fn compatible_with(&self, obj: &Objective) -> bool {
         matches!(
             (self, obj),
-            (EvalMetric::LogLoss | EvalMetric::Auc, Objective::Binary { .. })
-                | (EvalMetric::L2, _)
+            (
+                EvalMetric::LogLoss | EvalMetric::Auc,
+                Objective::Binary { .. }
+            ) | (EvalMetric::L2, _)
                 | (EvalMetric::Tweedie, Objective::Tweedie { .. })
         )
     }
@@ -54,7 +56,9 @@ impl EvalMetric {
                 auc(y, &scores, w)
             }
             EvalMetric::LogLoss => {
-                let binary = Objective::Binary { scale_pos_weight: 1.0 };
+                let binary = Objective::Binary {
+                    scale_pos_weight: 1.0,
+                };
                 weighted_mean(y.len(), w, |i| binary.loss(y[i] as f64, raw[i]))
             }
             EvalMetric::L2 => weighted_mean(y.len(), w, |i| {

@@ -82,7 +82,10 @@ impl GbdtModel {
     /// Replace the default feature names.
     pub fn with_feature_names(mut self, names: Vec<String>) -> Result<Self, GbdtError> {
         if names.len() != self.n_features {
-            return Err(GbdtError::FeatureNames { expected: self.n_features, got: names.len() });
+            return Err(GbdtError::FeatureNames {
+                expected: self.n_features,
+                got: names.len(),
+            });
         }
         self.feature_names = names;
         Ok(self)
@@ -91,10 +94,14 @@ impl GbdtModel {
     /// Check every tree's structure and that feature names match `n_features`.
     pub fn validate(&self) -> Result<(), GbdtError> {
         if self.feature_names.len() != self.n_features {
-            return Err(GbdtError::FeatureNames { expected: self.n_features, got: self.feature_names.len() });
+            return Err(GbdtError::FeatureNames {
+                expected: self.n_features,
+                got: self.feature_names.len(),
+            });
         }
         for (i, t) in self.trees.iter().enumerate() {
-            t.validate(self.n_features).map_err(|reason| GbdtError::InvalidModel { tree: i, reason })?;
+            t.validate(self.n_features)
+                .map_err(|reason| GbdtError::InvalidModel { tree: i, reason })?;
         }
         Ok(())
     }
@@ -115,7 +122,11 @@ impl GbdtModel {
     /// missing).
     pub fn predict_raw(&self, x: ArrayView2<f32>) -> Result<Vec<f64>, GbdtError> {
         if x.ncols() != self.n_features {
-            return Err(GbdtError::Shape { what: "x columns", expected: self.n_features, got: x.ncols() });
+            return Err(GbdtError::Shape {
+                what: "x columns",
+                expected: self.n_features,
+                got: x.ncols(),
+            });
         }
         self.validate()?;
         let x = x.as_standard_layout();

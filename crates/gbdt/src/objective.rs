@@ -51,7 +51,9 @@ pub enum Objective {
 
 impl Default for Objective {
     fn default() -> Self {
-        Objective::Binary { scale_pos_weight: 1.0 }
+        Objective::Binary {
+            scale_pos_weight: 1.0,
+        }
     }
 }
 
@@ -139,9 +141,9 @@ impl Objective {
         match *self {
             Objective::Binary { .. } => softplus(s) - y * s,
             Objective::Regression => 0.5 * (s - y) * (s - y),
-            Objective::Tweedie { variance_power: rho } => {
-                -y * ((1.0 - rho) * s).exp() / (1.0 - rho) + ((2.0 - rho) * s).exp() / (2.0 - rho)
-            }
+            Objective::Tweedie {
+                variance_power: rho,
+            } => -y * ((1.0 - rho) * s).exp() / (1.0 - rho) + ((2.0 - rho) * s).exp() / (2.0 - rho),
         }
     }
 
@@ -154,7 +156,9 @@ impl Objective {
                 (p - y, p * (1.0 - p))
             }
             Objective::Regression => (s - y, 1.0),
-            Objective::Tweedie { variance_power: rho } => {
+            Objective::Tweedie {
+                variance_power: rho,
+            } => {
                 let a = ((1.0 - rho) * s).exp();
                 let b = ((2.0 - rho) * s).exp();
                 (-y * a + b, -y * (1.0 - rho) * a + (2.0 - rho) * b)
@@ -163,29 +167,37 @@ impl Objective {
     }
 
     /// Fill `gh[i] = w_i * grad_hess(y_i, s_i)` for every row (parallel, per-row independent).
-    pub(crate) fn gradients(&self, y: &[f32], w: Option<&[f32]>, scores: &[f64], gh: &mut [[f32; 2]]) {
+    pub(crate) fn gradients(
+        &self,
+        y: &[f32],
+        w: Option<&[f32]>,
+        scores: &[f64],
+        gh: &mut [[f32; 2]],
+    ) {
         let obj = *self;
-        gh.par_chunks_mut(SUM_CHUNK).enumerate().for_each(|(c, out)| {
-            let lo = c * SUM_CHUNK;
-            let ys = &y[lo..lo + out.len()];
-            let ss = &scores[lo..lo + out.len()];
-            match w {
-                None => {
-                    for ((o, &yi), &si) in out.iter_mut().zip(ys).zip(ss) {
-                        let (g, h) = obj.grad_hess(yi as f64, si);
-                        *o = [g as f32, h as f32];
+        gh.par_chunks_mut(SUM_CHUNK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let lo = c * SUM_CHUNK;
+                let ys = &y[lo..lo + out.len()];
+                let ss = &scores[lo..lo + out.len()];
+                match w {
+                    None => {
+                        for ((o, &yi), &si) in out.iter_mut().zip(ys).zip(ss) {
+                            let (g, h) = obj.grad_hess(yi as f64, si);
+                            *o = [g as f32, h as f32];
+                        }
+                    }
+                    Some(w) => {
+                        let ws = &w[lo..lo + out.len()];
+                        for (((o, &yi), &si), &wi) in out.iter_mut().zip(ys).zip(ss).zip(ws) {
+                            let (g, h) = obj.grad_hess(yi as f64, si);
+                            let wi = wi as f64;
+                            *o = [(g * wi) as f32, (h * wi) as f32];
+                        }
                     }
                 }
-                Some(w) => {
-                    let ws = &w[lo..lo + out.len()];
-                    for (((o, &yi), &si), &wi) in out.iter_mut().zip(ys).zip(ss).zip(ws) {
-                        let (g, h) = obj.grad_hess(yi as f64, si);
-                        let wi = wi as f64;
-                        *o = [(g * wi) as f32, (h * wi) as f32];
-                    }
-                }
-            }
-        });
+            });
     }
 
     /// Map a raw margin to the output scale: sigmoid (binary), identity (regression),
@@ -212,10 +224,16 @@ mod tests {
 
     fn objectives() -> Vec<Objective> {
         vec![
-            Objective::Binary { scale_pos_weight: 1.0 },
+            Objective::Binary {
+                scale_pos_weight: 1.0,
+            },
             Objective::Regression,
-            Objective::Tweedie { variance_power: 1.3 },
-            Objective::Tweedie { variance_power: 1.8 },
+            Objective::Tweedie {
+                variance_power: 1.3,
+            },
+            Objective::Tweedie {
+                variance_power: 1.8,
+            },
         ]
     }
 
@@ -232,12 +250,23 @@ mod tests {
                 for &s in &[-3.0, -0.4, 0.0, 0.25, 2.0] {
                     let (g, h) = obj.grad_hess(y, s);
                     let fd_g = (obj.loss(y, s + eps) - obj.loss(y, s - eps)) / (2.0 * eps);
-                    let fd_h = (obj.grad_hess(y, s + eps).0 - obj.grad_hess(y, s - eps).0) / (2.0 * eps);
-                    let fd_h2 =
-                        (obj.loss(y, s + 1e-4) - 2.0 * obj.loss(y, s) + obj.loss(y, s - 1e-4)) / 1e-8;
-                    assert!((g - fd_g).abs() < 1e-6 * (1.0 + g.abs()), "{obj:?} y={y} s={s}: g={g} fd={fd_g}");
-                    assert!((h - fd_h).abs() < 1e-6 * (1.0 + h.abs()), "{obj:?} y={y} s={s}: h={h} fd={fd_h}");
-                    assert!((h - fd_h2).abs() < 1e-4 * (1.0 + h.abs()), "{obj:?} y={y} s={s}: h={h} fd2={fd_h2}");
+                    let fd_h =
+                        (obj.grad_hess(y, s + eps).0 - obj.grad_hess(y, s - eps).0) / (2.0 * eps);
+                    let fd_h2 = (obj.loss(y, s + 1e-4) - 2.0 * obj.loss(y, s)
+                        + obj.loss(y, s - 1e-4))
+                        / 1e-8;
+                    assert!(
+                        (g - fd_g).abs() < 1e-6 * (1.0 + g.abs()),
+                        "{obj:?} y={y} s={s}: g={g} fd={fd_g}"
+                    );
+                    assert!(
+                        (h - fd_h).abs() < 1e-6 * (1.0 + h.abs()),
+                        "{obj:?} y={y} s={s}: h={h} fd={fd_h}"
+                    );
+                    assert!(
+                        (h - fd_h2).abs() < 1e-4 * (1.0 + h.abs()),
+                        "{obj:?} y={y} s={s}: h={h} fd2={fd_h2}"
+                    );
                 }
             }
         }
@@ -261,8 +290,16 @@ mod tests {
         let w = [1.0f32, 2.0, 1.0, 0.5, 2.0, 1.0, 3.0];
         for obj in objectives() {
             let s0 = obj.init_score(&y, Some(&w)).unwrap_or(f64::NAN);
-            let total = |s: f64| -> f64 { y.iter().zip(&w).map(|(&yi, &wi)| wi as f64 * obj.loss(yi as f64, s)).sum() };
-            assert!(total(s0) <= total(s0 + 1e-3) && total(s0) <= total(s0 - 1e-3), "{obj:?}");
+            let total = |s: f64| -> f64 {
+                y.iter()
+                    .zip(&w)
+                    .map(|(&yi, &wi)| wi as f64 * obj.loss(yi as f64, s))
+                    .sum()
+            };
+            assert!(
+                total(s0) <= total(s0 + 1e-3) && total(s0) <= total(s0 - 1e-3),
+                "{obj:?}"
+            );
         }
     }
 }

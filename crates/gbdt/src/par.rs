@@ -30,7 +30,9 @@ where
             (a, b)
         })
         .collect();
-    parts.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y))
+    parts
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y))
 }
 
 /// A raw pointer that may be shared between rayon tasks that write *disjoint* elements.
@@ -58,10 +60,19 @@ mod tests {
     fn chunked_sum_is_thread_independent() {
         let n = 100_003;
         let f = |i: usize| ((i as f64).sin() * 1e-3, 1.0 / (1.0 + i as f64));
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().map(|p| p.install(|| chunked_sum2(n, f)));
-        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().map(|p| p.install(|| chunked_sum2(n, f)));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .map(|p| p.install(|| chunked_sum2(n, f)));
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .map(|p| p.install(|| chunked_sum2(n, f)));
         let (one, two) = (one.ok(), two.ok());
         assert!(one.is_some());
-        assert_eq!(one.map(|(a, b)| (a.to_bits(), b.to_bits())), two.map(|(a, b)| (a.to_bits(), b.to_bits())));
+        assert_eq!(
+            one.map(|(a, b)| (a.to_bits(), b.to_bits())),
+            two.map(|(a, b)| (a.to_bits(), b.to_bits()))
+        );
     }
 }

@@ -146,13 +146,22 @@ impl GbdtParams {
             return Err(bad("num_trees", "must be >= 1".into()));
         }
         if !(p.learning_rate.is_finite() && p.learning_rate > 0.0) {
-            return Err(bad("learning_rate", format!("must be finite and > 0, got {}", p.learning_rate)));
+            return Err(bad(
+                "learning_rate",
+                format!("must be finite and > 0, got {}", p.learning_rate),
+            ));
         }
         if !(2..=65536).contains(&p.num_leaves) {
-            return Err(bad("num_leaves", format!("must be in 2..=65536, got {}", p.num_leaves)));
+            return Err(bad(
+                "num_leaves",
+                format!("must be in 2..=65536, got {}", p.num_leaves),
+            ));
         }
         if p.max_depth == 0 || p.max_depth < -1 {
-            return Err(bad("max_depth", format!("must be -1 (unlimited) or >= 1, got {}", p.max_depth)));
+            return Err(bad(
+                "max_depth",
+                format!("must be -1 (unlimited) or >= 1, got {}", p.max_depth),
+            ));
         }
         if p.min_data_in_leaf == 0 {
             return Err(bad("min_data_in_leaf", "must be >= 1".into()));
@@ -168,21 +177,35 @@ impl GbdtParams {
             }
         }
         if !(2..=255).contains(&p.max_bin) {
-            return Err(bad("max_bin", format!("must be in 2..=255, got {}", p.max_bin)));
+            return Err(bad(
+                "max_bin",
+                format!("must be in 2..=255, got {}", p.max_bin),
+            ));
         }
         if p.bin_construct_sample == 0 {
             return Err(bad("bin_construct_sample", "must be >= 1".into()));
         }
-        for (name, v) in [("feature_fraction", p.feature_fraction), ("bagging_fraction", p.bagging_fraction)] {
+        for (name, v) in [
+            ("feature_fraction", p.feature_fraction),
+            ("bagging_fraction", p.bagging_fraction),
+        ] {
             if !(v > 0.0 && v <= 1.0) {
                 return Err(bad(name, format!("must be in (0, 1], got {v}")));
             }
         }
-        let metric = p.metric.unwrap_or_else(|| EvalMetric::default_for(&p.objective));
+        let metric = p
+            .metric
+            .unwrap_or_else(|| EvalMetric::default_for(&p.objective));
         if !metric.compatible_with(&p.objective) {
-            return Err(bad("metric", format!("{metric:?} does not apply to objective {:?}", p.objective)));
+            return Err(bad(
+                "metric",
+                format!("{metric:?} does not apply to objective {:?}", p.objective),
+            ));
         }
-        Ok(ValidGbdtParams { raw: p.clone(), metric })
+        Ok(ValidGbdtParams {
+            raw: p.clone(),
+            metric,
+        })
     }
 }
 
@@ -222,9 +245,18 @@ mod tests {
     #[test]
     fn defaults_are_documented_values_and_valid() {
         let p = GbdtParams::default();
-        assert_eq!((p.num_trees, p.num_leaves, p.max_bin, p.min_data_in_leaf), (100, 31, 255, 20));
-        assert_eq!((p.learning_rate, p.min_sum_hessian_in_leaf, p.lambda_l2), (0.1, 1e-3, 0.0));
-        assert_eq!((p.feature_fraction, p.bagging_fraction, p.seed), (1.0, 1.0, 0));
+        assert_eq!(
+            (p.num_trees, p.num_leaves, p.max_bin, p.min_data_in_leaf),
+            (100, 31, 255, 20)
+        );
+        assert_eq!(
+            (p.learning_rate, p.min_sum_hessian_in_leaf, p.lambda_l2),
+            (0.1, 1e-3, 0.0)
+        );
+        assert_eq!(
+            (p.feature_fraction, p.bagging_fraction, p.seed),
+            (1.0, 1.0, 0)
+        );
         assert!(p.check().is_ok());
     }
 
@@ -240,11 +272,18 @@ mod tests {
             GbdtParams::new().feature_fraction(0.0),
             GbdtParams::new().bagging_fraction(1.5),
             GbdtParams::new().lambda_l2(-1.0),
-            GbdtParams::new().objective(Objective::Tweedie { variance_power: 2.5 }),
-            GbdtParams::new().objective(Objective::Regression).metric(Some(EvalMetric::Auc)),
+            GbdtParams::new().objective(Objective::Tweedie {
+                variance_power: 2.5,
+            }),
+            GbdtParams::new()
+                .objective(Objective::Regression)
+                .metric(Some(EvalMetric::Auc)),
         ];
         for c in cases {
-            assert!(matches!(c.check(), Err(GbdtError::InvalidParam { .. })), "{c:?}");
+            assert!(
+                matches!(c.check(), Err(GbdtError::InvalidParam { .. })),
+                "{c:?}"
+            );
         }
     }
 
@@ -255,11 +294,22 @@ mod tests {
         )
         .unwrap_or_default();
         assert_eq!(p.num_leaves, 63);
-        assert_eq!(p.objective, Objective::Binary { scale_pos_weight: 5.0 });
+        assert_eq!(
+            p.objective,
+            Objective::Binary {
+                scale_pos_weight: 5.0
+            }
+        );
         assert_eq!(p.num_trees, 100);
         let bad: Result<GbdtParams, _> = serde_json::from_str(r#"{"num_leaf": 63}"#);
         assert!(bad.is_err());
-        let t: GbdtParams = serde_json::from_str(r#"{"objective": {"type": "tweedie"}}"#).unwrap_or_default();
-        assert_eq!(t.objective, Objective::Tweedie { variance_power: 1.5 });
+        let t: GbdtParams =
+            serde_json::from_str(r#"{"objective": {"type": "tweedie"}}"#).unwrap_or_default();
+        assert_eq!(
+            t.objective,
+            Objective::Tweedie {
+                variance_power: 1.5
+            }
+        );
     }
 }

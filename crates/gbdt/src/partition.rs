@@ -9,7 +9,12 @@ const CHUNK: usize = 1 << 14;
 
 /// Stable-partition `idx` by `go_left[col[row]]`; returns the number of left rows.
 /// `tmp` must be at least as long as `idx`.
-pub(crate) fn partition(idx: &mut [u32], tmp: &mut [u32], col: &[u8], go_left: &[bool; 256]) -> usize {
+pub(crate) fn partition(
+    idx: &mut [u32],
+    tmp: &mut [u32],
+    col: &[u8],
+    go_left: &[bool; 256],
+) -> usize {
     let n = idx.len();
     let tmp = &mut tmp[..n];
     // pass 1: per chunk, lefts at the front of its tmp region, rights at the back (reversed)
@@ -33,13 +38,16 @@ pub(crate) fn partition(idx: &mut [u32], tmp: &mut [u32], col: &[u8], go_left: &
         rights.push(a);
         rd = b;
     }
-    tmp.par_chunks(CHUNK).zip(lefts).zip(rights).for_each(|((src, l), r)| {
-        let nl = l.len();
-        l.copy_from_slice(&src[..nl]);
-        for (d, s) in r.iter_mut().zip(src[nl..].iter().rev()) {
-            *d = *s;
-        }
-    });
+    tmp.par_chunks(CHUNK)
+        .zip(lefts)
+        .zip(rights)
+        .for_each(|((src, l), r)| {
+            let nl = l.len();
+            l.copy_from_slice(&src[..nl]);
+            for (d, s) in r.iter_mut().zip(src[nl..].iter().rev()) {
+                *d = *s;
+            }
+        });
     total_left
 }
 
@@ -72,7 +80,9 @@ mod tests {
     #[test]
     fn stable_partition_matches_filter() {
         for &n in &[0usize, 1, 5, 1000, 40_000, 70_001] {
-            let col: Vec<u8> = (0..n.max(1) * 2).map(|i| ((i * 7919) % 251) as u8).collect();
+            let col: Vec<u8> = (0..n.max(1) * 2)
+                .map(|i| ((i * 7919) % 251) as u8)
+                .collect();
             let idx: Vec<u32> = (0..(n * 2) as u32).filter(|r| r % 2 == 0).collect();
             let mut lut = [false; 256];
             for (b, v) in lut.iter_mut().enumerate() {
@@ -81,8 +91,16 @@ mod tests {
             let mut work = idx.clone();
             let mut tmp = vec![0u32; work.len()];
             let nl = partition(&mut work, &mut tmp, &col, &lut);
-            let expect_l: Vec<u32> = idx.iter().copied().filter(|&i| lut[col[i as usize] as usize]).collect();
-            let expect_r: Vec<u32> = idx.iter().copied().filter(|&i| !lut[col[i as usize] as usize]).collect();
+            let expect_l: Vec<u32> = idx
+                .iter()
+                .copied()
+                .filter(|&i| lut[col[i as usize] as usize])
+                .collect();
+            let expect_r: Vec<u32> = idx
+                .iter()
+                .copied()
+                .filter(|&i| !lut[col[i as usize] as usize])
+                .collect();
             assert_eq!(nl, expect_l.len());
             assert_eq!(&work[..nl], &expect_l[..]);
             assert_eq!(&work[nl..], &expect_r[..]);

@@ -120,17 +120,33 @@ pub(crate) fn best_split_feature(
 
     let mut best: Option<SplitInfo> = None;
     let mut best_gain = f64::NEG_INFINITY;
-    let mut consider = |left: Stats, bin: usize, default_left: bool, best: &mut Option<SplitInfo>| {
-        let right = Stats { g: total.g - left.g, h: total.h - left.h, n: total.n.saturating_sub(left.n) };
-        if left.n < min_n || right.n < min_n || left.h < p.min_sum_hessian || right.h < p.min_sum_hessian {
-            return;
-        }
-        let gain = leaf_gain(left.g, left.h, p) + leaf_gain(right.g, right.h, p);
-        if gain > min_shift && gain > best_gain {
-            best_gain = gain;
-            *best = Some(SplitInfo { feature, bin: bin as u8, default_left, gain: gain - parent_gain, left, right });
-        }
-    };
+    let mut consider =
+        |left: Stats, bin: usize, default_left: bool, best: &mut Option<SplitInfo>| {
+            let right = Stats {
+                g: total.g - left.g,
+                h: total.h - left.h,
+                n: total.n.saturating_sub(left.n),
+            };
+            if left.n < min_n
+                || right.n < min_n
+                || left.h < p.min_sum_hessian
+                || right.h < p.min_sum_hessian
+            {
+                return;
+            }
+            let gain = leaf_gain(left.g, left.h, p) + leaf_gain(right.g, right.h, p);
+            if gain > min_shift && gain > best_gain {
+                best_gain = gain;
+                *best = Some(SplitInfo {
+                    feature,
+                    bin: bin as u8,
+                    default_left,
+                    gain: gain - parent_gain,
+                    left,
+                    right,
+                });
+            }
+        };
 
     let mut acc = Stats::default();
     for (k, b) in hist[..nb].iter().enumerate() {
@@ -143,7 +159,11 @@ pub(crate) fn best_split_feature(
         }
         // missing goes left (needs something non-missing on the right)
         if has_missing && k + 1 < nb {
-            let l = Stats { g: acc.g + miss[0], h: acc.h + miss[1], n: acc.n + miss_n };
+            let l = Stats {
+                g: acc.g + miss[0],
+                h: acc.h + miss[1],
+                n: acc.n + miss_n,
+            };
             consider(l, k, true, &mut best);
         }
     }
@@ -279,9 +299,16 @@ mod tests {
                     hist[off + b][0] += g[r];
                     hist[off + b][1] += h[r];
                 }
-                slots.push(FeatureSlot { offset: off, n_bins: nbins[f] });
+                slots.push(FeatureSlot {
+                    offset: off,
+                    n_bins: nbins[f],
+                });
             }
-            let total = Stats { g: g.iter().sum(), h: h.iter().sum(), n };
+            let total = Stats {
+                g: g.iter().sum(),
+                h: h.iter().sum(),
+                n,
+            };
             let ours = find_best_split(&hist, &slots, &[true; 3], total, &p);
             let bf = brute_force(&x, &g, &h, lambda, min_n);
             match (ours, bf) {
@@ -300,7 +327,10 @@ mod tests {
                     let (gt, ht) = (total.g, total.h);
                     let sc = |a: f64, b: f64| a * a / (b + lambda);
                     let direct = sc(gl, hl) + sc(gt - gl, ht - hl) - sc(gt, ht);
-                    assert!((direct - gain).abs() < 1e-9 && nl >= min_n && n - nl >= min_n, "case {case}");
+                    assert!(
+                        (direct - gain).abs() < 1e-9 && nl >= min_n && n - nl >= min_n,
+                        "case {case}"
+                    );
                     let _ = (f, t, dl);
                 }
                 (None, None) => {}
@@ -311,7 +341,13 @@ mod tests {
 
     #[test]
     fn leaf_output_minimises_second_order_objective() {
-        let p = SplitParams { min_data_in_leaf: 1, min_sum_hessian: 0.0, lambda_l1: 0.5, lambda_l2: 2.0, min_gain_to_split: 0.0 };
+        let p = SplitParams {
+            min_data_in_leaf: 1,
+            min_sum_hessian: 0.0,
+            lambda_l1: 0.5,
+            lambda_l2: 2.0,
+            min_gain_to_split: 0.0,
+        };
         for &(g, h) in &[(3.0, 4.0), (-0.2, 1.0), (-5.0, 0.5)] {
             let obj = |w: f64| g * w + 0.5 * (h + p.lambda_l2) * w * w + p.lambda_l1 * w.abs();
             let w = leaf_output(g, h, &p);

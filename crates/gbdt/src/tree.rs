@@ -62,9 +62,20 @@ impl Tree {
         let mut node = 0i32;
         while node >= 0 {
             let i = node as usize;
-            let x = row.get(self.split_feature[i] as usize).copied().unwrap_or(f32::NAN);
-            let left = if x.is_nan() { self.default_left[i] } else { x <= self.threshold[i] };
-            node = if left { self.left_child[i] } else { self.right_child[i] };
+            let x = row
+                .get(self.split_feature[i] as usize)
+                .copied()
+                .unwrap_or(f32::NAN);
+            let left = if x.is_nan() {
+                self.default_left[i]
+            } else {
+                x <= self.threshold[i]
+            };
+            node = if left {
+                self.left_child[i]
+            } else {
+                self.right_child[i]
+            };
         }
         !node as usize
     }
@@ -124,7 +135,10 @@ impl Tree {
         let mut seen_node = vec![false; ni];
         for i in 0..ni {
             if self.split_feature[i] as usize >= n_features {
-                return Err(format!("node {i}: feature {} >= {n_features}", self.split_feature[i]));
+                return Err(format!(
+                    "node {i}: feature {} >= {n_features}",
+                    self.split_feature[i]
+                ));
             }
             if self.threshold[i].is_nan() {
                 return Err(format!("node {i}: NaN threshold"));

@@ -16,7 +16,11 @@ use cr_data::{Batch, ReadOptions};
 use cr_infer::{DeclarationModel, Engine, LoadOptions};
 
 fn arg(args: &[String], flag: &str, default: &str) -> String {
-    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -37,7 +41,9 @@ fn time<T>(repeat: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 
 /// FNV-1a over the bit patterns.
 fn checksum(v: &[f32]) -> u64 {
-    v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3))
+    v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+        (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,7 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 3 {
         return Err("usage: decl_bench MODEL.onnx DATA.csv [--threads 1,2] [--repeat 3] [--batch-rows 16384] [--engine native|ort]".into());
     }
-    let threads: Vec<usize> = arg(&args, "--threads", "1,2").split(',').map(str::parse).collect::<Result<_, _>>()?;
+    let threads: Vec<usize> = arg(&args, "--threads", "1,2")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     let repeat: usize = arg(&args, "--repeat", "3").parse()?;
     let batch_rows: usize = arg(&args, "--batch-rows", "16384").parse()?;
     let engine = match arg(&args, "--engine", "native").as_str() {
@@ -53,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Engine::Native,
     };
     let model = DeclarationModel::load(Path::new(&args[1]), &LoadOptions { engine, threads: 1 })?;
-    let opts = ReadOptions { batch_rows, ..ReadOptions::default() };
+    let opts = ReadOptions {
+        batch_rows,
+        ..ReadOptions::default()
+    };
     let t = Instant::now();
     let mut reader = cr_data::open(Path::new(&args[2]), model.schema(), &opts)?;
     let mut batches: Vec<Batch> = Vec::new();
@@ -65,7 +77,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         whole.extend(b.clone());
     }
     let n = whole.len();
-    eprintln!("read {n} rows in {} batches in {:.2}s; engine {:?}", batches.len(), t.elapsed().as_secs_f64(), model.engine_used());
+    eprintln!(
+        "read {n} rows in {} batches in {:.2}s; engine {:?}",
+        batches.len(),
+        t.elapsed().as_secs_f64(),
+        model.engine_used()
+    );
     for &th in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(th).build()?;
         pool.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -13,7 +13,12 @@ use std::time::Instant;
 use cr_infer::{Engine, LoadOptions, Model};
 
 fn arg_list(args: &[String], flag: &str, default: &str) -> Vec<String> {
-    let v = args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str).unwrap_or(default);
+    let v = args
+        .iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or(default);
     v.split(',').map(str::to_string).collect()
 }
 
@@ -25,16 +30,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (model_path, x_path) = (&args[1], &args[2]);
     let n_rows: usize = args[3].parse()?;
     let n_features: usize = args[4].parse()?;
-    let threads: Vec<usize> = arg_list(&args, "--threads", "1").iter().map(|t| t.parse()).collect::<Result<_, _>>()?;
+    let threads: Vec<usize> = arg_list(&args, "--threads", "1")
+        .iter()
+        .map(|t| t.parse())
+        .collect::<Result<_, _>>()?;
     let engines = arg_list(&args, "--engines", "native,ort");
     let repeat: usize = arg_list(&args, "--repeat", "5")[0].parse()?;
-    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).cloned();
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
 
     let bytes = std::fs::read(x_path)?;
     if bytes.len() != n_rows * n_features * 4 {
-        return Err(format!("{x_path}: {} bytes, expected {n_rows} x {n_features} f32", bytes.len()).into());
+        return Err(format!(
+            "{x_path}: {} bytes, expected {n_rows} x {n_features} f32",
+            bytes.len()
+        )
+        .into());
     }
-    let x: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let x: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
 
     for engine_name in &engines {
         let engine = match engine_name.as_str() {

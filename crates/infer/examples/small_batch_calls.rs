@@ -20,7 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut h = 0u64;
     for _ in 0..calls {
         model.predict_column(&x, common::N_FEATURES, n, 1, &mut out)?;
-        h = out.iter().fold(h, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3));
+        h = out.iter().fold(h, |h, v| {
+            (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3)
+        });
     }
     println!("rows={n} calls={calls} checksum={h:016x}");
     Ok(())

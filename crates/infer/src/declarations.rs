@@ -21,7 +21,10 @@ use cr_data::{Batch, Schema};
 use cr_features::{CompiledPipeline, FittedPipeline};
 use rayon::prelude::*;
 
-use crate::{compile_for_tensor, Engine, InferError, InputColumn, InputKind, LoadOptions, Model, NativeScorer, PIPELINE_METADATA_KEY};
+use crate::{
+    compile_for_tensor, Engine, InferError, InputColumn, InputKind, LoadOptions, Model,
+    NativeScorer, PIPELINE_METADATA_KEY,
+};
 
 /// Metadata key naming the feature tensor inside the graph (written by `cr-train`).
 pub const FEATURES_METADATA_KEY: &str = "customs_risk.features";
@@ -46,13 +49,18 @@ pub struct DeclarationModel {
 
 impl std::fmt::Debug for DeclarationModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeclarationModel").field("engine", &self.engine_used()).finish_non_exhaustive()
+        f.debug_struct("DeclarationModel")
+            .field("engine", &self.engine_used())
+            .finish_non_exhaustive()
     }
 }
 
 /// Whether `path` holds one of our raw-field models (has the pipeline metadata).
 pub fn is_declaration_model(model: &cr_onnx::proto::ModelProto) -> bool {
-    model.metadata_props.iter().any(|p| p.key.as_deref() == Some(PIPELINE_METADATA_KEY))
+    model
+        .metadata_props
+        .iter()
+        .any(|p| p.key.as_deref() == Some(PIPELINE_METADATA_KEY))
 }
 
 impl DeclarationModel {
@@ -63,7 +71,10 @@ impl DeclarationModel {
         DeclarationModel::from_proto(&proto, opts)
     }
 
-    pub fn from_proto(proto: &cr_onnx::proto::ModelProto, opts: &LoadOptions) -> Result<DeclarationModel, InferError> {
+    pub fn from_proto(
+        proto: &cr_onnx::proto::ModelProto,
+        opts: &LoadOptions,
+    ) -> Result<DeclarationModel, InferError> {
         let metadata = cr_onnx::metadata_map(proto);
         let pipeline_json = metadata.get(PIPELINE_METADATA_KEY).ok_or_else(|| {
             InferError::InvalidModel(format!(
@@ -73,11 +84,15 @@ impl DeclarationModel {
         })?;
         let pipeline = FittedPipeline::from_json(pipeline_json)
             .and_then(|p| p.compile())
-            .map_err(|e| InferError::InvalidModel(format!("metadata {PIPELINE_METADATA_KEY}: {e}")))?;
+            .map_err(|e| {
+                InferError::InvalidModel(format!("metadata {PIPELINE_METADATA_KEY}: {e}"))
+            })?;
         let native = || -> Result<NativeScorer, InferError> {
-            let tensor = metadata
-                .get(FEATURES_METADATA_KEY)
-                .ok_or_else(|| InferError::InvalidModel(format!("no {FEATURES_METADATA_KEY} metadata (feature tensor name)")))?;
+            let tensor = metadata.get(FEATURES_METADATA_KEY).ok_or_else(|| {
+                InferError::InvalidModel(format!(
+                    "no {FEATURES_METADATA_KEY} metadata (feature tensor name)"
+                ))
+            })?;
             let s = compile_for_tensor(proto, tensor)?;
             if s.n_features() != pipeline.feature_names().len() {
                 return Err(InferError::InvalidModel(format!(
@@ -89,7 +104,13 @@ impl DeclarationModel {
             Ok(s)
         };
         let ort = || -> Result<Core, InferError> {
-            let m = Model::from_proto(proto, &LoadOptions { engine: Engine::Ort, threads: opts.threads })?;
+            let m = Model::from_proto(
+                proto,
+                &LoadOptions {
+                    engine: Engine::Ort,
+                    threads: opts.threads,
+                },
+            )?;
             Ok(Core::Ort(Box::new(m)))
         };
         let core = match opts.engine {
@@ -103,7 +124,12 @@ impl DeclarationModel {
                 })?,
             },
         };
-        Ok(DeclarationModel { metadata, pipeline, core, threads: opts.threads })
+        Ok(DeclarationModel {
+            metadata,
+            pipeline,
+            core,
+            threads: opts.threads,
+        })
     }
 
     /// `Native` or `Ort` (never `Auto`).
@@ -148,13 +174,18 @@ impl DeclarationModel {
                 let mut out = vec![0f32; n];
                 // fixed-size row blocks: results never depend on the thread count; each block's
                 // features are made into a per-thread buffer and scored while still in cache
-                out.par_chunks_mut(SCORE_BLOCK).enumerate().try_for_each_init(Vec::new, |buf: &mut Vec<f32>, (k, o)| {
-                    buf.resize(o.len() * nf, 0.0);
-                    self.pipeline
-                        .transform_rows(batch, k * SCORE_BLOCK, buf)
-                        .map_err(|e| InferError::Input { name: "declarations".into(), why: e.to_string() })?;
-                    s.score_into(buf, o.len(), o)
-                })?;
+                out.par_chunks_mut(SCORE_BLOCK)
+                    .enumerate()
+                    .try_for_each_init(Vec::new, |buf: &mut Vec<f32>, (k, o)| {
+                        buf.resize(o.len() * nf, 0.0);
+                        self.pipeline
+                            .transform_rows(batch, k * SCORE_BLOCK, buf)
+                            .map_err(|e| InferError::Input {
+                                name: "declarations".into(),
+                                why: e.to_string(),
+                            })?;
+                        s.score_into(buf, o.len(), o)
+                    })?;
                 out
             }
             Core::Ort(m) => {
@@ -163,30 +194,54 @@ impl DeclarationModel {
             }
         };
         if let Some(bad) = scores.iter().position(|s| !s.is_finite()) {
-            return Err(InferError::Runtime(format!("{}: line {}: the model gave a non-finite score", batch.source, batch.lines.get(bad).copied().unwrap_or(0))));
+            return Err(InferError::Runtime(format!(
+                "{}: line {}: the model gave a non-finite score",
+                batch.source,
+                batch.lines.get(bad).copied().unwrap_or(0)
+            )));
         }
         Ok(scores)
     }
 }
 
 /// The graph's raw inputs from a validated batch.
-fn raw_columns(model: &Model, s: &Schema, batch: &Batch) -> Result<Vec<(String, InputColumn)>, InferError> {
+fn raw_columns(
+    model: &Model,
+    s: &Schema,
+    batch: &Batch,
+) -> Result<Vec<(String, InputColumn)>, InferError> {
     let InputKind::NamedColumns(inputs) = model.input_kind() else {
-        return Err(InferError::InvalidModel("a customs-risk model has named raw-field inputs".into()));
+        return Err(InferError::InvalidModel(
+            "a customs-risk model has named raw-field inputs".into(),
+        ));
     };
     inputs
         .iter()
         .map(|(name, _)| {
             let col = if *name == s.date {
-                InputColumn::Str(batch.dates.iter().map(|&d| cr_data::schema::ymd_from_days(d)).collect())
+                InputColumn::Str(
+                    batch
+                        .dates
+                        .iter()
+                        .map(|&d| cr_data::schema::ymd_from_days(d))
+                        .collect(),
+                )
             } else if *name == s.hs_code {
-                InputColumn::I64(batch.hs.iter().map(|&h| i64::try_from(h).unwrap_or(i64::MAX)).collect())
+                InputColumn::I64(
+                    batch
+                        .hs
+                        .iter()
+                        .map(|&h| i64::try_from(h).unwrap_or(i64::MAX))
+                        .collect(),
+                )
             } else if let Some(i) = s.categorical.iter().position(|c| c.name == *name) {
                 InputColumn::Str(batch.categorical[i].clone())
             } else if let Some(i) = s.numeric.iter().position(|c| c.name == *name) {
                 InputColumn::F32(batch.numeric[i].clone())
             } else {
-                return Err(InferError::InvalidModel(format!("graph input {name:?} is not a column of the model's schema")));
+                return Err(InferError::InvalidModel(format!(
+                    "graph input {name:?} is not a column of the model's schema"
+                )));
             };
             Ok((name.clone(), col))
         })

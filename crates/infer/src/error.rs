@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 /// How to make ONNX Runtime available; part of every error that needs it.
-pub const ORT_HINT: &str = "install ONNX Runtime with `scripts/setup-ort.sh` (it writes .ort/libonnxruntime.so) \
+pub const ORT_HINT: &str =
+    "install ONNX Runtime with `scripts/setup-ort.sh` (it writes .ort/libonnxruntime.so) \
      and set ORT_DYLIB_PATH to the shared library (cargo sets it from .cargo/config.toml)";
 
 /// Errors of loading and scoring models.
@@ -11,7 +12,10 @@ pub const ORT_HINT: &str = "install ONNX Runtime with `scripts/setup-ort.sh` (it
 #[non_exhaustive]
 pub enum InferError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not a usable ONNX model (bad protobuf, malformed graph or attributes).
     #[error("invalid model: {0}")]
     InvalidModel(String),
@@ -40,5 +44,8 @@ pub(crate) fn invalid(msg: impl Into<String>) -> InferError {
 }
 
 pub(crate) fn unsupported(op: impl Into<String>, hint: impl Into<String>) -> InferError {
-    InferError::Unsupported { op: op.into(), hint: hint.into() }
+    InferError::Unsupported {
+        op: op.into(),
+        hint: hint.into(),
+    }
 }

@@ -38,7 +38,10 @@ impl InputColumn {
 pub enum InputKind {
     /// One float tensor `[N, n_features]`: call [`crate::Model::score_matrix`] (or
     /// `score_columns` after [`crate::Model::with_feature_names`]).
-    Matrix { n_features: usize, input_name: String },
+    Matrix {
+        n_features: usize,
+        input_name: String,
+    },
     /// Several named inputs, each `[N, 1]` (or `[N]`): call [`crate::Model::score_columns`].
     NamedColumns(Vec<(String, ElemType)>),
 }

@@ -37,7 +37,9 @@ pub(crate) mod prep;
 pub mod tree;
 
 pub use bulk::{score_file, BulkError, BulkOptions, BulkSummary, Progress};
-pub use declarations::{is_declaration_model, DeclarationModel, CARD_METADATA_KEY, FEATURES_METADATA_KEY};
+pub use declarations::{
+    is_declaration_model, DeclarationModel, CARD_METADATA_KEY, FEATURES_METADATA_KEY,
+};
 pub use error::{InferError, ORT_HINT};
 pub use input::{InputColumn, InputKind};
 pub use linear::CompiledLinear;

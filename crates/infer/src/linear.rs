@@ -15,7 +15,9 @@ use crate::tree::PostTransform;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// `LinearClassifier`; `add_second_class` when one score row and two labels.
-    Classifier { add_second_class: bool },
+    Classifier {
+        add_second_class: bool,
+    },
     Regressor,
     /// MatMul / Gemm (+ bias): raw scores.
     Raw,
@@ -47,7 +49,9 @@ impl CompiledLinear {
     /// Output columns (2 for a binary `LinearClassifier` with one coefficient row).
     pub fn n_outputs(&self) -> usize {
         match self.kind {
-            Kind::Classifier { add_second_class: true } => 2,
+            Kind::Classifier {
+                add_second_class: true,
+            } => 2,
             _ => self.n_scores,
         }
     }
@@ -57,18 +61,27 @@ impl CompiledLinear {
         let a = Attrs::new(node);
         let label = node_label(node);
         let coef = a.floats("coefficients")?.to_vec();
-        let intercepts = a.floats_opt("intercepts")?.map(<[f32]>::to_vec).unwrap_or_default();
+        let intercepts = a
+            .floats_opt("intercepts")?
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default();
         let post = PostTransform::parse(&a.string_or("post_transform", "NONE")?);
         let (kind, n_scores) = match node.op_type() {
             "LinearClassifier" => {
                 let n_scores = intercepts.len();
                 let n_labels = match a.strings_opt("classlabels_strings")? {
                     Some(s) if !s.is_empty() => s.len(),
-                    _ => a.ints_opt("classlabels_ints")?.map(<[i64]>::len).unwrap_or(0),
+                    _ => a
+                        .ints_opt("classlabels_ints")?
+                        .map(<[i64]>::len)
+                        .unwrap_or(0),
                 };
                 let add_second_class = n_scores == 1 && n_labels == 2;
                 if add_second_class && post == PostTransform::Probit {
-                    return Err(unsupported(format!("{label}: one-row PROBIT classifier"), "use Engine::Ort"));
+                    return Err(unsupported(
+                        format!("{label}: one-row PROBIT classifier"),
+                        "use Engine::Ort",
+                    ));
                 }
                 (Kind::Classifier { add_second_class }, n_scores)
             }
@@ -76,12 +89,19 @@ impl CompiledLinear {
             other => return Err(unsupported(other, "not a linear model")),
         };
         if n_scores == 0 || coef.is_empty() || coef.len() % n_scores != 0 {
-            return Err(invalid(format!("{label}: {} coefficients for {n_scores} score rows", coef.len())));
+            return Err(invalid(format!(
+                "{label}: {} coefficients for {n_scores} score rows",
+                coef.len()
+            )));
         }
         let intercepts = match intercepts.len() {
             0 => vec![0.0; n_scores],
             k if k == n_scores => intercepts,
-            k => return Err(invalid(format!("{label}: {k} intercepts for {n_scores} score rows"))),
+            k => {
+                return Err(invalid(format!(
+                    "{label}: {k} intercepts for {n_scores} score rows"
+                )))
+            }
         };
         Ok(CompiledLinear {
             op: node.op_type().to_string(),
@@ -95,9 +115,16 @@ impl CompiledLinear {
     }
 
     /// Raw `x W + b` (MatMul/Gemm graphs). `w_rows` is `n_scores x n_features` row-major.
-    pub(crate) fn raw(op: &str, n_features: usize, w_rows: Vec<f32>, bias: Vec<f32>) -> Result<CompiledLinear, InferError> {
+    pub(crate) fn raw(
+        op: &str,
+        n_features: usize,
+        w_rows: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Result<CompiledLinear, InferError> {
         if n_features == 0 || !w_rows.len().is_multiple_of(n_features) {
-            return Err(invalid(format!("{op}: weights do not form a [{n_features}, k] matrix")));
+            return Err(invalid(format!(
+                "{op}: weights do not form a [{n_features}, k] matrix"
+            )));
         }
         let n_scores = w_rows.len() / n_features;
         let intercepts = match bias.len() {
@@ -120,7 +147,11 @@ impl CompiledLinear {
     /// Output row `z` (length `n_outputs()`) for one input row.
     pub(crate) fn row(&self, x: &[f32], z: &mut [f32]) {
         let f = self.n_features;
-        for ((zj, w), b) in z.iter_mut().zip(self.coef.chunks_exact(f)).zip(&self.intercepts) {
+        for ((zj, w), b) in z
+            .iter_mut()
+            .zip(self.coef.chunks_exact(f))
+            .zip(&self.intercepts)
+        {
             let mut acc = 0.0f32;
             for (a, c) in x.iter().zip(w) {
                 acc = a.mul_add(*c, acc);
@@ -130,7 +161,9 @@ impl CompiledLinear {
         let n = self.n_scores;
         match self.kind {
             Kind::Raw => {}
-            Kind::Classifier { add_second_class: true } => {
+            Kind::Classifier {
+                add_second_class: true,
+            } => {
                 // One score row, two labels (checked against onnxruntime 1.31): LOGISTIC gives
                 // [logistic(-s), logistic(s)] with ml_common's scalar logistic, else [1 - s, s].
                 let s = z[0];
@@ -146,8 +179,12 @@ impl CompiledLinear {
                 if n > 1 {
                     match self.post {
                         PostTransform::None => {}
-                        PostTransform::Probit => z[..n].iter_mut().for_each(|v| *v = ort_probit(*v)),
-                        PostTransform::Logistic => z[..n].iter_mut().for_each(|v| *v = mlas_logistic(*v)),
+                        PostTransform::Probit => {
+                            z[..n].iter_mut().for_each(|v| *v = ort_probit(*v))
+                        }
+                        PostTransform::Logistic => {
+                            z[..n].iter_mut().for_each(|v| *v = mlas_logistic(*v))
+                        }
                         PostTransform::Softmax => ort_softmax(&mut z[..n]),
                         PostTransform::SoftmaxZero => ort_softmax_zero(&mut z[..n]),
                     }
@@ -165,7 +202,11 @@ impl CompiledLinear {
         if x.len() != n_rows * f || out.len() != n_rows * k {
             return Err(InferError::Input {
                 name: "X".into(),
-                why: format!("{} values / {} outputs for {n_rows} rows x {f} features", x.len(), out.len()),
+                why: format!(
+                    "{} values / {} outputs for {n_rows} rows x {f} features",
+                    x.len(),
+                    out.len()
+                ),
             });
         }
         for (xr, zr) in x.chunks_exact(f).zip(out.chunks_exact_mut(k)) {

@@ -110,7 +110,11 @@ pub fn mlas_logistic(x: f32) -> f32 {
 /// `m` in `[0.5, 1)`.
 #[inline(always)]
 fn frexp_pos(x: f32) -> (f32, i32) {
-    let (bits, bias) = if x.to_bits() >> 23 == 0 { ((x * 8_388_608.0).to_bits(), 126 + 23) } else { (x.to_bits(), 126) };
+    let (bits, bias) = if x.to_bits() >> 23 == 0 {
+        ((x * 8_388_608.0).to_bits(), 126 + 23)
+    } else {
+        (x.to_bits(), 126)
+    };
     let e = ((bits >> 23) & 0xff) as i32 - bias;
     (f32::from_bits((bits & 0x807f_ffff) | 0x3f00_0000), e)
 }
@@ -139,7 +143,11 @@ pub fn eigen_log(x: f32) -> f32 {
         return x;
     }
     let (m, e) = frexp_pos(x);
-    let (t, e) = if m < SQRTHF { ((m - 1.0) + m, e - 1) } else { (m - 1.0, e) };
+    let (t, e) = if m < SQRTHF {
+        ((m - 1.0) + m, e - 1)
+    } else {
+        (m - 1.0, e)
+    };
     let mut p = t * P3 + P2;
     p = t * p + P1;
     p *= t;

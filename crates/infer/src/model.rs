@@ -46,7 +46,11 @@ pub trait FeatureTransform: Send + Sync {
     /// Features per row it produces.
     fn n_features(&self) -> usize;
     /// Row-major `n_rows x n_features()` features.
-    fn transform(&self, cols: &[(String, InputColumn)], n_rows: usize) -> Result<Vec<f32>, InferError>;
+    fn transform(
+        &self,
+        cols: &[(String, InputColumn)],
+        n_rows: usize,
+    ) -> Result<Vec<f32>, InferError>;
 }
 
 /// Rows per parallel task of the native engine (fixed, so results and their order never
@@ -77,9 +81,17 @@ impl std::fmt::Debug for Model {
 }
 
 fn input_kind(model: &ModelProto) -> Result<InputKind, InferError> {
-    let graph = model.graph.as_ref().ok_or_else(|| InferError::InvalidModel("model has no graph".into()))?;
-    let inits: std::collections::BTreeSet<&str> = graph.initializer.iter().map(|t| t.name()).collect();
-    let inputs: Vec<_> = graph.input.iter().filter(|i| !inits.contains(i.name())).collect();
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| InferError::InvalidModel("model has no graph".into()))?;
+    let inits: std::collections::BTreeSet<&str> =
+        graph.initializer.iter().map(|t| t.name()).collect();
+    let inputs: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(i.name()))
+        .collect();
     if inputs.is_empty() {
         return Err(InferError::InvalidModel("the graph has no inputs".into()));
     }
@@ -90,16 +102,24 @@ fn input_kind(model: &ModelProto) -> Result<InputKind, InferError> {
                 Dim::Known(f) if f > 0 => f as usize,
                 _ => 0, // filled in from the compiled core when known
             };
-            return Ok(InputKind::Matrix { n_features, input_name: only.name().to_string() });
+            return Ok(InputKind::Matrix {
+                n_features,
+                input_name: only.name().to_string(),
+            });
         }
     }
     inputs
         .iter()
         .map(|i| {
-            value_info_elem_type(i).map(|e| (i.name().to_string(), e)).ok_or_else(|| InferError::Unsupported {
-                op: format!("input {:?} of a non-tensor or unsupported element type", i.name()),
-                hint: "inputs must be float, double, int64 or string tensors".into(),
-            })
+            value_info_elem_type(i)
+                .map(|e| (i.name().to_string(), e))
+                .ok_or_else(|| InferError::Unsupported {
+                    op: format!(
+                        "input {:?} of a non-tensor or unsupported element type",
+                        i.name()
+                    ),
+                    hint: "inputs must be float, double, int64 or string tensors".into(),
+                })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(InputKind::NamedColumns)
@@ -128,11 +148,17 @@ impl Model {
         Model::build(&model, opts, Some(transform))
     }
 
-    fn build(model: &ModelProto, opts: &LoadOptions, transform: Option<Arc<dyn FeatureTransform>>) -> Result<Model, InferError> {
+    fn build(
+        model: &ModelProto,
+        opts: &LoadOptions,
+        transform: Option<Arc<dyn FeatureTransform>>,
+    ) -> Result<Model, InferError> {
         let metadata = metadata_map(model);
         let mut input_kind = input_kind(model)?;
         let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             t => t,
         };
         let native_result = match (&transform, &input_kind) {
@@ -167,12 +193,12 @@ impl Model {
                 Ok(s) => (Engine::Native, Some(s), None),
                 Err(native_err) => match OrtEngine::new(model, threads) {
                     Ok(o) => (Engine::Ort, None, Some(o)),
-                    Err(InferError::Runtime(ort_err)) => {
-                        return Err(InferError::Unsupported {
-                            op: format!("native engine: {native_err}"),
-                            hint: format!("this graph needs ONNX Runtime, which failed: {ort_err}; {ORT_HINT}"),
-                        })
-                    }
+                    Err(InferError::Runtime(ort_err)) => return Err(InferError::Unsupported {
+                        op: format!("native engine: {native_err}"),
+                        hint: format!(
+                            "this graph needs ONNX Runtime, which failed: {ort_err}; {ORT_HINT}"
+                        ),
+                    }),
                     Err(e) => return Err(e),
                 },
             },
@@ -188,13 +214,28 @@ impl Model {
             .num_threads(threads)
             .thread_name(|i| format!("cr-infer-{i}"))
             .build()
-            .map_err(|e| InferError::Runtime(format!("cannot start {threads} scoring threads: {e}")))?;
+            .map_err(|e| {
+                InferError::Runtime(format!("cannot start {threads} scoring threads: {e}"))
+            })?;
         // A one-feature matrix model can take its single column by the input's name.
         let feature_names = match &input_kind {
-            InputKind::Matrix { n_features: 1, input_name } => Some(vec![input_name.clone()]),
+            InputKind::Matrix {
+                n_features: 1,
+                input_name,
+            } => Some(vec![input_name.clone()]),
             _ => None,
         };
-        Ok(Model { engine, metadata, input_kind, native, ort, pool, threads, feature_names, transform })
+        Ok(Model {
+            engine,
+            metadata,
+            input_kind,
+            native,
+            ort,
+            pool,
+            threads,
+            feature_names,
+            transform,
+        })
     }
 
     /// The engine actually used (`Native` or `Ort`; never `Auto`).
@@ -250,9 +291,15 @@ impl Model {
     /// `n_rows` row-major rows of `x` (`n_rows x n_features`).
     pub fn score_matrix(&self, x: &[f32], n_rows: usize) -> Result<Vec<f32>, InferError> {
         let (nf, input) = match &self.input_kind {
-            InputKind::Matrix { n_features, input_name } => (*n_features, input_name.as_str()),
+            InputKind::Matrix {
+                n_features,
+                input_name,
+            } => (*n_features, input_name.as_str()),
             InputKind::NamedColumns(_) => {
-                return Err(InferError::Input { name: "X".into(), why: "the model takes named columns; use score_columns".into() })
+                return Err(InferError::Input {
+                    name: "X".into(),
+                    why: "the model takes named columns; use score_columns".into(),
+                })
             }
         };
         if x.len() != n_rows * nf {
@@ -284,10 +331,17 @@ impl Model {
 
     /// Score named columns (each of length `n_rows`). Matrix models need
     /// [`Model::with_feature_names`]; raw-field models get their columns by input name.
-    pub fn score_columns(&self, cols: &[(String, InputColumn)], n_rows: usize) -> Result<Vec<f32>, InferError> {
+    pub fn score_columns(
+        &self,
+        cols: &[(String, InputColumn)],
+        n_rows: usize,
+    ) -> Result<Vec<f32>, InferError> {
         for (name, c) in cols {
             if c.len() != n_rows {
-                return Err(InferError::Input { name: name.clone(), why: format!("{} values, expected {n_rows}", c.len()) });
+                return Err(InferError::Input {
+                    name: name.clone(),
+                    why: format!("{} values, expected {n_rows}", c.len()),
+                });
             }
         }
         if let InputKind::Matrix { n_features, .. } = &self.input_kind {
@@ -301,12 +355,24 @@ impl Model {
                     .iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, c)| c)
-                    .ok_or_else(|| InferError::Input { name: name.clone(), why: "missing column".into() })?;
+                    .ok_or_else(|| InferError::Input {
+                        name: name.clone(),
+                        why: "missing column".into(),
+                    })?;
                 match col {
-                    InputColumn::F32(v) => v.iter().enumerate().for_each(|(r, &val)| x[r * n_features + j] = val),
-                    InputColumn::I64(v) => v.iter().enumerate().for_each(|(r, &val)| x[r * n_features + j] = val as f32),
+                    InputColumn::F32(v) => v
+                        .iter()
+                        .enumerate()
+                        .for_each(|(r, &val)| x[r * n_features + j] = val),
+                    InputColumn::I64(v) => v
+                        .iter()
+                        .enumerate()
+                        .for_each(|(r, &val)| x[r * n_features + j] = val as f32),
                     InputColumn::Str(_) => {
-                        return Err(InferError::Input { name: name.clone(), why: "a feature column must be numeric".into() })
+                        return Err(InferError::Input {
+                            name: name.clone(),
+                            why: "a feature column must be numeric".into(),
+                        })
                     }
                 }
             }
@@ -329,10 +395,15 @@ impl Model {
             self.run(|| {
                 out.par_chunks_mut(chunk)
                     .enumerate()
-                    .try_for_each(|(k, oc)| o.score_columns_chunk(cols, k * chunk..k * chunk + oc.len(), oc))
+                    .try_for_each(|(k, oc)| {
+                        o.score_columns_chunk(cols, k * chunk..k * chunk + oc.len(), oc)
+                    })
             })?;
         } else {
-            return Err(InferError::Unsupported { op: "named-column scoring without ONNX Runtime".into(), hint: ORT_HINT.into() });
+            return Err(InferError::Unsupported {
+                op: "named-column scoring without ONNX Runtime".into(),
+                hint: ORT_HINT.into(),
+            });
         }
         Ok(out)
     }

@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 
 use cr_onnx::proto::{GraphProto, ModelProto, NodeProto, TensorProto};
-use cr_onnx::{node_label, tensor_f32, value_info_dims, value_info_elem_type, Attrs, Dim, ElemType};
+use cr_onnx::{
+    node_label, tensor_f32, value_info_dims, value_info_elem_type, Attrs, Dim, ElemType,
+};
 
 use crate::error::{invalid, unsupported, InferError};
 use crate::linear::CompiledLinear;
@@ -105,7 +107,10 @@ impl NativeScorer {
             });
         }
         if out.len() != n_rows {
-            return Err(InferError::Input { name: "output".into(), why: format!("{} slots for {n_rows} rows", out.len()) });
+            return Err(InferError::Input {
+                name: "output".into(),
+                why: format!("{} slots for {n_rows} rows", out.len()),
+            });
         }
         let pre_x;
         let xs: &[f32] = if self.pre.is_identity() {
@@ -156,11 +161,17 @@ impl<'g> Index<'g> {
             }
         }
         let inits = graph.initializer.iter().map(|t| (t.name(), t)).collect();
-        Index { graph, producer, inits }
+        Index {
+            graph,
+            producer,
+            inits,
+        }
     }
 
     pub(crate) fn node_of(&self, value: &str) -> Option<(&'g NodeProto, usize)> {
-        self.producer.get(value).map(|&(i, k)| (&self.graph.node[i], k))
+        self.producer
+            .get(value)
+            .map(|&(i, k)| (&self.graph.node[i], k))
     }
 
     /// Constant tensor: initializer or `Constant` node output.
@@ -189,7 +200,12 @@ pub(crate) fn select_score_output(graph: &GraphProto) -> Result<String, InferErr
             .output
             .iter()
             .find(|o| o.name() == name)
-            .map(|o| matches!(value_info_elem_type(o), Some(ElemType::F32) | Some(ElemType::F64)))
+            .map(|o| {
+                matches!(
+                    value_info_elem_type(o),
+                    Some(ElemType::F32) | Some(ElemType::F64)
+                )
+            })
             .unwrap_or(false)
     };
     for out in &graph.output {
@@ -198,8 +214,10 @@ pub(crate) fn select_score_output(graph: &GraphProto) -> Result<String, InferErr
             if CLASSIFIERS.contains(&n.op_type()) && k == 1 {
                 return Ok(out.name().to_string());
             }
-            if matches!(n.op_type(), "Identity" | "Cast" | "ZipMap" | "Sigmoid" | "Mul" | "Add" | "Sub" | "Div")
-                && !n.input.is_empty()
+            if matches!(
+                n.op_type(),
+                "Identity" | "Cast" | "ZipMap" | "Sigmoid" | "Mul" | "Add" | "Sub" | "Div"
+            ) && !n.input.is_empty()
             {
                 // follow the non-constant operand
                 v = match n.input.get(1) {
@@ -223,7 +241,10 @@ pub(crate) fn select_score_output(graph: &GraphProto) -> Result<String, InferErr
 /// Compile the path ending at the score output, starting at graph input `input` (or, with
 /// [`compile_for_tensor`], at any tensor).
 fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer, InferError> {
-    let graph = model.graph.as_ref().ok_or_else(|| invalid("model has no graph"))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| invalid("model has no graph"))?;
     let idx = Index::new(graph);
     let out = select_score_output(graph)?;
 
@@ -243,7 +264,9 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         });
     let mut through_concat = false;
     let (core_node, out_k) = loop {
-        let (n, k) = idx.node_of(v).ok_or_else(|| unsupported(format!("score output {out:?} is a graph input"), HINT))?;
+        let (n, k) = idx
+            .node_of(v)
+            .ok_or_else(|| unsupported(format!("score output {out:?} is a graph input"), HINT))?;
         match n.op_type() {
             "Identity" | "ZipMap" => v = n.input[0].as_str(),
             "Concat"
@@ -264,27 +287,51 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
             }
             op @ ("Mul" | "Add" | "Sub" | "Div")
                 if n.input.len() == 2
-                    && (idx.constant(&n.input[0]).is_some() != idx.constant(&n.input[1]).is_some())
+                    && (idx.constant(&n.input[0]).is_some()
+                        != idx.constant(&n.input[1]).is_some())
                     && !(op == "Add" && add_feeds_matmul(&idx, n)) =>
             {
                 let rev = idx.constant(&n.input[0]).is_some();
-                let (c, x) = if rev { (&n.input[0], &n.input[1]) } else { (&n.input[1], &n.input[0]) };
-                let values = idx.constant(c).map(tensor_f32).transpose()?.unwrap_or_default();
+                let (c, x) = if rev {
+                    (&n.input[0], &n.input[1])
+                } else {
+                    (&n.input[1], &n.input[0])
+                };
+                let values = idx
+                    .constant(c)
+                    .map(tensor_f32)
+                    .transpose()?
+                    .unwrap_or_default();
                 let code = match op {
                     "Mul" => b'*',
                     "Add" => b'+',
                     "Sub" => b'-',
                     _ => b'/',
                 };
-                post_rev.push((PostOp::Arith { op: code, c: 0.0, rev }, values));
+                post_rev.push((
+                    PostOp::Arith {
+                        op: code,
+                        c: 0.0,
+                        rev,
+                    },
+                    values,
+                ));
                 v = x.as_str();
             }
             op if TREE_OPS.contains(&op)
-                || matches!(op, "LinearClassifier" | "LinearRegressor" | "MatMul" | "Gemm" | "Add") =>
+                || matches!(
+                    op,
+                    "LinearClassifier" | "LinearRegressor" | "MatMul" | "Gemm" | "Add"
+                ) =>
             {
                 break (n, k)
             }
-            op => return Err(unsupported(format!("{op} ({}) on the score path", node_label(n)), HINT)),
+            op => {
+                return Err(unsupported(
+                    format!("{op} ({}) on the score path", node_label(n)),
+                    HINT,
+                ))
+            }
         }
     };
 
@@ -308,22 +355,34 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         Core::Linear(l) => l.n_outputs(),
     };
     if through_concat && n_out != 1 {
-        return Err(unsupported(format!("a Concat of {}-column {} outputs", n_out, core_node.op_type()), HINT));
+        return Err(unsupported(
+            format!(
+                "a Concat of {}-column {} outputs",
+                n_out,
+                core_node.op_type()
+            ),
+            HINT,
+        ));
     }
     let is_classifier = CLASSIFIERS.contains(&core_node.op_type());
     if is_classifier && column_of != 1 {
-        return Err(unsupported("the label output of a classifier as score", HINT));
+        return Err(unsupported(
+            "the label output of a classifier as score",
+            HINT,
+        ));
     }
-    let column = match n_out {
-        1 => 0,
-        2 => 1,
-        k => {
-            return Err(unsupported(
-                format!("{} with {k} output columns (multi-class / multi-target)", core_node.op_type()),
+    let column =
+        match n_out {
+            1 => 0,
+            2 => 1,
+            k => return Err(unsupported(
+                format!(
+                    "{} with {k} output columns (multi-class / multi-target)",
+                    core_node.op_type()
+                ),
                 "score_matrix returns one score per row; run the model with ONNX Runtime directly",
-            ))
-        }
-    };
+            )),
+        };
 
     // Walk back from the core input through the element-wise pre-processing to the start
     // tensor.
@@ -333,12 +392,26 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
             .input
             .iter()
             .find(|i| i.name() == input)
-            .ok_or_else(|| unsupported(format!("the core's input {input:?} is not a graph input"), HINT))?;
+            .ok_or_else(|| {
+                unsupported(
+                    format!("the core's input {input:?} is not a graph input"),
+                    HINT,
+                )
+            })?;
         if value_info_elem_type(gi) != Some(ElemType::F32) {
-            return Err(unsupported(format!("input {input:?} is not a float tensor"), HINT));
+            return Err(unsupported(
+                format!("input {input:?} is not a float tensor"),
+                HINT,
+            ));
         }
     } else if Some(input.as_str()) != start {
-        return Err(unsupported(format!("the score path does not start at tensor {:?}", start.unwrap_or("")), HINT));
+        return Err(unsupported(
+            format!(
+                "the score path does not start at tensor {:?}",
+                start.unwrap_or("")
+            ),
+            HINT,
+        ));
     }
 
     // Features per row: declared dim if known, else what the core needs.
@@ -354,10 +427,17 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         });
     let n_features = match (&core, declared) {
         (Core::Linear(l), Some(f)) if f != l.n_features() => {
-            return Err(invalid(format!("input has {f} features, {} has {} coefficients per row", l.op(), l.n_features())))
+            return Err(invalid(format!(
+                "input has {f} features, {} has {} coefficients per row",
+                l.op(),
+                l.n_features()
+            )))
         }
         (Core::Trees(t), Some(f)) if f < t.min_features() => {
-            return Err(invalid(format!("input has {f} features, the trees read feature {}", t.min_features() - 1)))
+            return Err(invalid(format!(
+                "input has {f} features, the trees read feature {}",
+                t.min_features() - 1
+            )))
         }
         (_, Some(f)) => f,
         (Core::Linear(l), None) => l.n_features(),
@@ -372,29 +452,56 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
                 let c = match values.len() {
                     1 => values[0],
                     k if k == n_out => values[column],
-                    k => return Err(unsupported(format!("an element-wise constant of {k} values after the core"), HINT)),
+                    k => {
+                        return Err(unsupported(
+                            format!("an element-wise constant of {k} values after the core"),
+                            HINT,
+                        ))
+                    }
                 };
                 PostOp::Arith { op, c, rev }
             }
             other => other,
         });
     }
-    Ok(NativeScorer { input, n_features, pre, core, post, column })
+    Ok(NativeScorer {
+        input,
+        n_features,
+        pre,
+        core,
+        post,
+        column,
+    })
 }
 
 /// Whether this `Add` is the bias of a `MatMul` (then it is part of the linear core).
 fn add_feeds_matmul(idx: &Index<'_>, add: &NodeProto) -> bool {
-    add.input.iter().any(|i| idx.node_of(i).map(|(n, _)| n.op_type() == "MatMul").unwrap_or(false))
+    add.input.iter().any(|i| {
+        idx.node_of(i)
+            .map(|(n, _)| n.op_type() == "MatMul")
+            .unwrap_or(false)
+    })
 }
 
 /// `MatMul(X, W)` (+ `Add(., b)`) or `Gemm(X, W, b)` with constant `W`, `b`.
-fn compile_matmul<'g>(idx: &Index<'g>, node: &'g NodeProto) -> Result<(CompiledLinear, &'g str), InferError> {
+fn compile_matmul<'g>(
+    idx: &Index<'g>,
+    node: &'g NodeProto,
+) -> Result<(CompiledLinear, &'g str), InferError> {
     let (mm, bias) = match node.op_type() {
         "Add" => {
             let (a, b) = (node.input[0].as_str(), node.input[1].as_str());
-            let (x, c) = if idx.constant(b).is_some() { (a, b) } else { (b, a) };
-            let c = idx.constant(c).ok_or_else(|| unsupported("Add of two non-constant tensors", HINT))?;
-            let (n, _) = idx.node_of(x).ok_or_else(|| unsupported("Add on a graph input", HINT))?;
+            let (x, c) = if idx.constant(b).is_some() {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let c = idx
+                .constant(c)
+                .ok_or_else(|| unsupported("Add of two non-constant tensors", HINT))?;
+            let (n, _) = idx
+                .node_of(x)
+                .ok_or_else(|| unsupported("Add on a graph input", HINT))?;
             if n.op_type() != "MatMul" {
                 return Err(unsupported(format!("Add after {}", n.op_type()), HINT));
             }
@@ -411,17 +518,31 @@ fn compile_matmul<'g>(idx: &Index<'g>, node: &'g NodeProto) -> Result<(CompiledL
     let (mut f, mut k) = match dims.as_slice() {
         [f, k] => (*f as usize, *k as usize),
         [f] => (*f as usize, 1),
-        _ => return Err(unsupported(format!("{label}: weights of rank {}", dims.len()), HINT)),
+        _ => {
+            return Err(unsupported(
+                format!("{label}: weights of rank {}", dims.len()),
+                HINT,
+            ))
+        }
     };
     if w.len() != f * k {
-        return Err(invalid(format!("{label}: weights have {} values for dims {dims:?}", w.len())));
+        return Err(invalid(format!(
+            "{label}: weights have {} values for dims {dims:?}",
+            w.len()
+        )));
     }
     let mut bias = bias;
     let mut w_rows = vec![0.0f32; f * k];
     if mm.op_type() == "Gemm" {
         let a = Attrs::new(mm);
-        if a.int_or("transA", 0)? != 0 || a.float_or("alpha", 1.0)? != 1.0 || a.float_or("beta", 1.0)? != 1.0 {
-            return Err(unsupported(format!("{label}: Gemm with transA/alpha/beta"), HINT));
+        if a.int_or("transA", 0)? != 0
+            || a.float_or("alpha", 1.0)? != 1.0
+            || a.float_or("beta", 1.0)? != 1.0
+        {
+            return Err(unsupported(
+                format!("{label}: Gemm with transA/alpha/beta"),
+                HINT,
+            ));
         }
         if a.int_or("transB", 0)? != 0 {
             std::mem::swap(&mut f, &mut k);
@@ -434,7 +555,10 @@ fn compile_matmul<'g>(idx: &Index<'g>, node: &'g NodeProto) -> Result<(CompiledL
             }
         }
         if let Some(c) = mm.input.get(2).filter(|s| !s.is_empty()) {
-            bias = tensor_f32(idx.constant(c).ok_or_else(|| unsupported(format!("{label}: non-constant C"), HINT))?)?;
+            bias = tensor_f32(
+                idx.constant(c)
+                    .ok_or_else(|| unsupported(format!("{label}: non-constant C"), HINT))?,
+            )?;
         }
     } else {
         for i in 0..f {
@@ -465,23 +589,41 @@ pub fn compile_for_tensor(model: &ModelProto, tensor: &str) -> Result<NativeScor
 /// Remove every `ZipMap` whose output is a graph output; the graph output becomes the
 /// ZipMap's input (a plain float tensor `[N, classes]`). Returns how many were removed.
 pub(crate) fn strip_zipmap(model: &mut ModelProto) -> usize {
-    let Some(graph) = model.graph.as_mut() else { return 0 };
+    let Some(graph) = model.graph.as_mut() else {
+        return 0;
+    };
     let mut removed = 0;
     loop {
         let pos = graph.node.iter().position(|n| {
-            n.op_type() == "ZipMap" && n.output.first().map(|o| graph.output.iter().any(|g| g.name() == o)).unwrap_or(false)
+            n.op_type() == "ZipMap"
+                && n.output
+                    .first()
+                    .map(|o| graph.output.iter().any(|g| g.name() == o))
+                    .unwrap_or(false)
         });
         let Some(pos) = pos else { break };
         let node = graph.node.remove(pos);
-        let (Some(x), Some(y)) = (node.input.first(), node.output.first()) else { continue };
+        let (Some(x), Some(y)) = (node.input.first(), node.output.first()) else {
+            continue;
+        };
         let n_classes = Attrs::new(&node)
             .ints_opt("classlabels_int64s")
             .ok()
             .flatten()
             .map(<[i64]>::len)
-            .or_else(|| Attrs::new(&node).strings_opt("classlabels_strings").ok().flatten().map(|s| s.len()))
+            .or_else(|| {
+                Attrs::new(&node)
+                    .strings_opt("classlabels_strings")
+                    .ok()
+                    .flatten()
+                    .map(|s| s.len())
+            })
             .unwrap_or(0);
-        let vi = cr_onnx::builder::value_info(x, ElemType::F32, &[Dim::batch(), Dim::Known(n_classes as i64)]);
+        let vi = cr_onnx::builder::value_info(
+            x,
+            ElemType::F32,
+            &[Dim::batch(), Dim::Known(n_classes as i64)],
+        );
         let already = graph.output.iter().any(|g| g.name() == x);
         if let Some(slot) = graph.output.iter().position(|g| g.name() == y) {
             if already {

@@ -61,7 +61,9 @@ enum BinOp {
     Or,
     Xor,
     /// `Imputer`: `a` unless it matches `replaced` (NaN matches NaN), else `b`.
-    Impute { replaced: f32 },
+    Impute {
+        replaced: f32,
+    },
 }
 
 #[inline]
@@ -130,7 +132,11 @@ impl BinOp {
             BinOp::Or => b2f(a != 0.0 || b != 0.0),
             BinOp::Xor => b2f((a != 0.0) != (b != 0.0)),
             BinOp::Impute { replaced } => {
-                let hit = if replaced.is_nan() { a.is_nan() } else { a == replaced };
+                let hit = if replaced.is_nan() {
+                    a.is_nan()
+                } else {
+                    a == replaced
+                };
                 if hit {
                     b
                 } else {
@@ -143,8 +149,14 @@ impl BinOp {
     /// (operand type, result type).
     fn types(self) -> (Ty, Ty) {
         match self {
-            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Impute { .. } => (Ty::F32, Ty::F32),
-            BinOp::Greater | BinOp::Less | BinOp::Equal | BinOp::GreaterOrEqual | BinOp::LessOrEqual => (Ty::F32, Ty::Bool),
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Impute { .. } => {
+                (Ty::F32, Ty::F32)
+            }
+            BinOp::Greater
+            | BinOp::Less
+            | BinOp::Equal
+            | BinOp::GreaterOrEqual
+            | BinOp::LessOrEqual => (Ty::F32, Ty::Bool),
             BinOp::And | BinOp::Or | BinOp::Xor => (Ty::Bool, Ty::Bool),
         }
     }
@@ -244,7 +256,10 @@ fn bin_loop(lo: &[f32], d: &mut [f32], a: Opnd, b: Opnd, f: impl Fn(f32, f32) ->
     let n = d.len();
     let reg = |r: usize| &lo[r * BLOCK..r * BLOCK + n];
     match (a, b) {
-        (Opnd::R(x), Opnd::R(y)) => d.iter_mut().zip(reg(x).iter().zip(reg(y))).for_each(|(o, (p, q))| *o = f(*p, *q)),
+        (Opnd::R(x), Opnd::R(y)) => d
+            .iter_mut()
+            .zip(reg(x).iter().zip(reg(y)))
+            .for_each(|(o, (p, q))| *o = f(*p, *q)),
         (Opnd::R(x), Opnd::C(c)) => d.iter_mut().zip(reg(x)).for_each(|(o, p)| *o = f(*p, c)),
         (Opnd::C(c), Opnd::R(y)) => d.iter_mut().zip(reg(y)).for_each(|(o, q)| *o = f(c, *q)),
         (Opnd::C(c), Opnd::C(e)) => d.iter_mut().for_each(|o| *o = f(c, e)),
@@ -259,11 +274,26 @@ fn run_ins(op: Ins, regs: &mut [f32], dst: usize, n: usize) {
             let src = &lo[s * BLOCK..s * BLOCK + n];
             match u {
                 // one loop per op so each is a straight, vectorisable loop
-                UnOp::Neg => d.iter_mut().zip(src).for_each(|(o, v)| *o = UnOp::Neg.eval(*v)),
-                UnOp::Abs => d.iter_mut().zip(src).for_each(|(o, v)| *o = UnOp::Abs.eval(*v)),
-                UnOp::Log => d.iter_mut().zip(src).for_each(|(o, v)| *o = UnOp::Log.eval(*v)),
-                UnOp::Sign => d.iter_mut().zip(src).for_each(|(o, v)| *o = UnOp::Sign.eval(*v)),
-                UnOp::IsNaN => d.iter_mut().zip(src).for_each(|(o, v)| *o = UnOp::IsNaN.eval(*v)),
+                UnOp::Neg => d
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, v)| *o = UnOp::Neg.eval(*v)),
+                UnOp::Abs => d
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, v)| *o = UnOp::Abs.eval(*v)),
+                UnOp::Log => d
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, v)| *o = UnOp::Log.eval(*v)),
+                UnOp::Sign => d
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, v)| *o = UnOp::Sign.eval(*v)),
+                UnOp::IsNaN => d
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, v)| *o = UnOp::IsNaN.eval(*v)),
                 other => d.iter_mut().zip(src).for_each(|(o, v)| *o = other.eval(*v)),
             }
         }
@@ -280,7 +310,11 @@ fn run_ins(op: Ins, regs: &mut [f32], dst: usize, n: usize) {
                 Opnd::C(v) => v,
             };
             for (i, o) in d.iter_mut().enumerate() {
-                *o = if get(c, i) != 0.0 { get(a, i) } else { get(b, i) };
+                *o = if get(c, i) != 0.0 {
+                    get(a, i)
+                } else {
+                    get(b, i)
+                };
             }
         }
     }
@@ -299,7 +333,10 @@ struct Builder<'a, 'g> {
 fn const_values(t: &TensorProto, label: &str) -> Result<(Vec<f32>, Ty), InferError> {
     let dims = &t.dims;
     if dims.len() > 1 && dims[..dims.len() - 1].iter().any(|&d| d != 1) {
-        return Err(unsupported(format!("{label}: a constant of shape {dims:?} (only scalars and [1, F] rows)"), HINT));
+        return Err(unsupported(
+            format!("{label}: a constant of shape {dims:?} (only scalars and [1, F] rows)"),
+            HINT,
+        ));
     }
     match t.data_type.unwrap_or(0) {
         9 => {
@@ -311,7 +348,10 @@ fn const_values(t: &TensorProto, label: &str) -> Result<(Vec<f32>, Ty), InferErr
             Ok((v, Ty::Bool))
         }
         1 => Ok((cr_onnx::tensor_f32(t)?, Ty::F32)),
-        code => Err(unsupported(format!("{label}: a constant of data type {code} (float and bool only)"), HINT)),
+        code => Err(unsupported(
+            format!("{label}: a constant of data type {code} (float and bool only)"),
+            HINT,
+        )),
     }
 }
 
@@ -326,7 +366,9 @@ impl<'a, 'g> Builder<'a, 'g> {
             return Ok(k);
         }
         if depth > 200 {
-            return Err(invalid(format!("element-wise chain deeper than 200 nodes at {v:?} (cycle?)")));
+            return Err(invalid(format!(
+                "element-wise chain deeper than 200 nodes at {v:?} (cycle?)"
+            )));
         }
         let k = self.build(v, depth)?;
         self.memo.insert(v.to_string(), k);
@@ -336,7 +378,10 @@ impl<'a, 'g> Builder<'a, 'g> {
     fn leaf_input(&mut self, v: &str) -> Result<usize, InferError> {
         match &self.input {
             Some(i) if i != v => {
-                return Err(unsupported(format!("pre-processing that reads two tensors ({i:?} and {v:?})"), HINT))
+                return Err(unsupported(
+                    format!("pre-processing that reads two tensors ({i:?} and {v:?})"),
+                    HINT,
+                ))
             }
             _ => self.input = Some(v.to_string()),
         }
@@ -345,7 +390,14 @@ impl<'a, 'g> Builder<'a, 'g> {
 
     fn typed(&self, k: usize, want: Ty, n: &NodeProto) -> Result<usize, InferError> {
         if self.nodes[k].1 != want {
-            return Err(unsupported(format!("{}: operand of type {:?} where {want:?} is needed", node_label(n), self.nodes[k].1), HINT));
+            return Err(unsupported(
+                format!(
+                    "{}: operand of type {:?} where {want:?} is needed",
+                    node_label(n),
+                    self.nodes[k].1
+                ),
+                HINT,
+            ));
         }
         Ok(k)
     }
@@ -357,19 +409,32 @@ impl<'a, 'g> Builder<'a, 'g> {
         if let Some(t) = self.idx.constant(v) {
             let (vals, ty) = const_values(t, v)?;
             if vals.is_empty() {
-                return Err(unsupported(format!("empty constant {v:?} before the model core"), HINT));
+                return Err(unsupported(
+                    format!("empty constant {v:?} before the model core"),
+                    HINT,
+                ));
             }
             return Ok(self.push(Expr::Const(vals), ty));
         }
         let Some((n, _)) = self.idx.node_of(v) else {
             if self.start.is_some() {
-                return Err(unsupported(format!("the score path does not start at tensor {:?}", self.start.unwrap_or("")), HINT));
+                return Err(unsupported(
+                    format!(
+                        "the score path does not start at tensor {:?}",
+                        self.start.unwrap_or("")
+                    ),
+                    HINT,
+                ));
             }
             return self.leaf_input(v);
         };
         let label = node_label(n);
         let arg = |i: usize| -> Result<&str, InferError> {
-            n.input.get(i).map(String::as_str).filter(|s| !s.is_empty()).ok_or_else(|| invalid(format!("{label} lacks input {i}")))
+            n.input
+                .get(i)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| invalid(format!("{label} lacks input {i}")))
         };
         let un = |op: UnOp| Some(op);
         let unary = match n.op_type() {
@@ -409,8 +474,14 @@ impl<'a, 'g> Builder<'a, 'g> {
             if n.input.len() != 2 {
                 return Err(invalid(format!("{label}: {} inputs", n.input.len())));
             }
-            let (a, b) = (self.value(arg(0)?, depth + 1)?, self.value(arg(1)?, depth + 1)?);
-            let (a, b) = (self.typed(a, op.types().0, n)?, self.typed(b, op.types().0, n)?);
+            let (a, b) = (
+                self.value(arg(0)?, depth + 1)?,
+                self.value(arg(1)?, depth + 1)?,
+            );
+            let (a, b) = (
+                self.typed(a, op.types().0, n)?,
+                self.typed(b, op.types().0, n)?,
+            );
             return Ok(self.push(Expr::Bin(op, a, b), op.types().1));
         }
         match n.op_type() {
@@ -418,7 +489,10 @@ impl<'a, 'g> Builder<'a, 'g> {
             "Where" => {
                 let c = self.value(arg(0)?, depth + 1)?;
                 let c = self.typed(c, Ty::Bool, n)?;
-                let (a, b) = (self.value(arg(1)?, depth + 1)?, self.value(arg(2)?, depth + 1)?);
+                let (a, b) = (
+                    self.value(arg(1)?, depth + 1)?,
+                    self.value(arg(2)?, depth + 1)?,
+                );
                 let ty = self.nodes[a].1;
                 let b = self.typed(b, ty, n)?;
                 Ok(self.push(Expr::Where(c, a, b), ty))
@@ -430,13 +504,22 @@ impl<'a, 'g> Builder<'a, 'g> {
                     // bool is held as 1.0 / 0.0 already: only the type changes
                     (Some(1), Ty::Bool) => Ok(self.push(Expr::Un(UnOp::Id, a), Ty::F32)),
                     (Some(9), Ty::F32) => Ok(self.push(Expr::Un(UnOp::ToBool, a), Ty::Bool)),
-                    (to, _) => Err(unsupported(format!("{label}: Cast to data type {}", to.unwrap_or(0)), HINT)),
+                    (to, _) => Err(unsupported(
+                        format!("{label}: Cast to data type {}", to.unwrap_or(0)),
+                        HINT,
+                    )),
                 }
             }
             "Scaler" => {
                 let at = Attrs::new(n);
-                let offset = at.floats_opt("offset")?.map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0]);
-                let scale = at.floats_opt("scale")?.map(<[f32]>::to_vec).unwrap_or_else(|| vec![1.0]);
+                let offset = at
+                    .floats_opt("offset")?
+                    .map(<[f32]>::to_vec)
+                    .unwrap_or_else(|| vec![0.0]);
+                let scale = at
+                    .floats_opt("scale")?
+                    .map(<[f32]>::to_vec)
+                    .unwrap_or_else(|| vec![1.0]);
                 let x = self.value(arg(0)?, depth + 1)?;
                 let x = self.typed(x, Ty::F32, n)?;
                 let o = self.push(Expr::Const(offset), Ty::F32);
@@ -457,7 +540,10 @@ impl<'a, 'g> Builder<'a, 'g> {
                 let c = self.push(Expr::Const(values), Ty::F32);
                 Ok(self.push(Expr::Bin(BinOp::Impute { replaced }, x, c), Ty::F32))
             }
-            op => Err(unsupported(format!("{op} ({label}) before the model core"), HINT)),
+            op => Err(unsupported(
+                format!("{op} ({label}) before the model core"),
+                HINT,
+            )),
         }
     }
 }
@@ -469,14 +555,35 @@ pub(crate) struct PrepDag {
     root: usize,
 }
 
-pub(crate) fn build_dag(idx: &Index<'_>, core_input: &str, start: Option<&str>) -> Result<(PrepDag, String), InferError> {
-    let mut b = Builder { idx, start, nodes: Vec::new(), memo: BTreeMap::new(), input: None };
+pub(crate) fn build_dag(
+    idx: &Index<'_>,
+    core_input: &str,
+    start: Option<&str>,
+) -> Result<(PrepDag, String), InferError> {
+    let mut b = Builder {
+        idx,
+        start,
+        nodes: Vec::new(),
+        memo: BTreeMap::new(),
+        input: None,
+    };
     let root = b.value(core_input, 0)?;
     if b.nodes[root].1 != Ty::F32 {
-        return Err(unsupported("a boolean tensor as the model core's input", HINT));
+        return Err(unsupported(
+            "a boolean tensor as the model core's input",
+            HINT,
+        ));
     }
-    let input = b.input.ok_or_else(|| unsupported("the model core's input is a constant", HINT))?;
-    Ok((PrepDag { nodes: b.nodes, root }, input))
+    let input = b
+        .input
+        .ok_or_else(|| unsupported("the model core's input is a constant", HINT))?;
+    Ok((
+        PrepDag {
+            nodes: b.nodes,
+            root,
+        },
+        input,
+    ))
 }
 
 impl PrepDag {
@@ -486,7 +593,10 @@ impl PrepDag {
             if let Expr::Const(v) = e {
                 if v.len() != 1 && v.len() != n_features {
                     return Err(unsupported(
-                        format!("an element-wise constant of {} values for {n_features} features", v.len()),
+                        format!(
+                            "an element-wise constant of {} values for {n_features} features",
+                            v.len()
+                        ),
                         HINT,
                     ));
                 }

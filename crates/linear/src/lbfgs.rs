@@ -15,7 +15,11 @@ pub struct LbfgsOptions {
 
 impl Default for LbfgsOptions {
     fn default() -> Self {
-        LbfgsOptions { memory: 10, max_iter: 200, gradient_tolerance: 1e-4 }
+        LbfgsOptions {
+            memory: 10,
+            max_iter: 200,
+            gradient_tolerance: 1e-4,
+        }
     }
 }
 
@@ -65,7 +69,11 @@ where
                 *dj -= alpha[i] * yj;
             }
         }
-        let gamma = if m > 0 { 1.0 / (rho_hist[m - 1] * dot(&y_hist[m - 1], &y_hist[m - 1])) } else { 1.0 };
+        let gamma = if m > 0 {
+            1.0 / (rho_hist[m - 1] * dot(&y_hist[m - 1], &y_hist[m - 1]))
+        } else {
+            1.0
+        };
         for dj in d.iter_mut() {
             *dj *= gamma;
         }
@@ -132,7 +140,13 @@ where
             break;
         }
     }
-    LbfgsResult { x, cost, gradient_norm: gnorm, iterations, converged }
+    LbfgsResult {
+        x,
+        cost,
+        gradient_norm: gnorm,
+        iterations,
+        converged,
+    }
 }
 
 #[cfg(test)]
@@ -148,9 +162,20 @@ mod tests {
             g[1] = 200.0 * (b - a * a);
             (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
         };
-        let r = minimize(f, vec![-1.2, 1.0], &LbfgsOptions { max_iter: 1000, gradient_tolerance: 1e-9, ..Default::default() });
+        let r = minimize(
+            f,
+            vec![-1.2, 1.0],
+            &LbfgsOptions {
+                max_iter: 1000,
+                gradient_tolerance: 1e-9,
+                ..Default::default()
+            },
+        );
         assert!(r.converged, "{r:?}");
-        assert!((r.x[0] - 1.0).abs() < 1e-6 && (r.x[1] - 1.0).abs() < 1e-6, "{r:?}");
+        assert!(
+            (r.x[0] - 1.0).abs() < 1e-6 && (r.x[1] - 1.0).abs() < 1e-6,
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -166,7 +191,14 @@ mod tests {
             }
             v
         };
-        let r = minimize(f, vec![0.0; 3], &LbfgsOptions { gradient_tolerance: 1e-10, ..Default::default() });
+        let r = minimize(
+            f,
+            vec![0.0; 3],
+            &LbfgsOptions {
+                gradient_tolerance: 1e-10,
+                ..Default::default()
+            },
+        );
         for i in 0..3 {
             assert!((r.x[i] - b[i] / diag[i]).abs() < 1e-9, "{r:?}");
         }

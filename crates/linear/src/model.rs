@@ -35,7 +35,13 @@ pub struct LogisticParams {
 
 impl Default for LogisticParams {
     fn default() -> Self {
-        LogisticParams { l2: 1.0, max_iter: 200, gradient_tolerance: 1e-4, class_weight_pos: 1.0, log_features: Vec::new() }
+        LogisticParams {
+            l2: 1.0,
+            max_iter: 200,
+            gradient_tolerance: 1e-4,
+            class_weight_pos: 1.0,
+            log_features: Vec::new(),
+        }
     }
 }
 
@@ -51,10 +57,16 @@ impl LogisticParams {
             return bad("max_iter", "must be at least 1".into());
         }
         if !(self.gradient_tolerance.is_finite() && self.gradient_tolerance > 0.0) {
-            return bad("gradient_tolerance", format!("{} must be finite and > 0", self.gradient_tolerance));
+            return bad(
+                "gradient_tolerance",
+                format!("{} must be finite and > 0", self.gradient_tolerance),
+            );
         }
         if !(self.class_weight_pos.is_finite() && self.class_weight_pos > 0.0) {
-            return bad("class_weight_pos", format!("{} must be finite and > 0", self.class_weight_pos));
+            return bad(
+                "class_weight_pos",
+                format!("{} must be finite and > 0", self.class_weight_pos),
+            );
         }
         Ok(())
     }
@@ -118,7 +130,9 @@ impl LogisticModel {
             ("coef", self.coef.len()),
         ] {
             if len != d {
-                return Err(LinearError::Data { reason: format!("model field {name} has {len} entries, n_features is {d}") });
+                return Err(LinearError::Data {
+                    reason: format!("model field {name} has {len} entries, n_features is {d}"),
+                });
             }
         }
         Ok(())
@@ -153,12 +167,20 @@ impl LogisticModel {
     pub fn predict_proba(&self, x: ArrayView2<f32>) -> Result<Vec<f32>, LinearError> {
         self.validate()?;
         if x.ncols() != self.n_features {
-            return Err(LinearError::Shape { expected: self.n_features, got: x.ncols() });
+            return Err(LinearError::Shape {
+                expected: self.n_features,
+                got: x.ncols(),
+            });
         }
         let parts: Vec<Vec<f32>> = x
             .axis_chunks_iter(Axis(0), BLOCK_ROWS)
             .into_par_iter()
-            .map(|block| block.outer_iter().map(|row| self.proba_row(row.iter().copied())).collect())
+            .map(|block| {
+                block
+                    .outer_iter()
+                    .map(|row| self.proba_row(row.iter().copied()))
+                    .collect()
+            })
             .collect();
         Ok(parts.concat())
     }
@@ -178,7 +200,10 @@ fn prepare(params: &LogisticParams, x: ArrayView2<f32>) -> Result<Prepared, Line
     let mut log_transform = vec![false; d];
     for &j in &params.log_features {
         if j >= d {
-            return Err(LinearError::Params { field: "log_features", reason: format!("index {j} but data has {d} features") });
+            return Err(LinearError::Params {
+                field: "log_features",
+                reason: format!("index {j} but data has {d} features"),
+            });
         }
         log_transform[j] = true;
     }
@@ -192,16 +217,26 @@ fn prepare(params: &LogisticParams, x: ArrayView2<f32>) -> Result<Prepared, Line
         for (i, c) in col.iter_mut().enumerate() {
             let raw = x[[i, j]];
             if raw.is_infinite() {
-                return Err(LinearError::Data { reason: format!("row {i}, feature {j}: value is infinite") });
+                return Err(LinearError::Data {
+                    reason: format!("row {i}, feature {j}: value is infinite"),
+                });
             }
-            let v = if log_transform[j] { signed_log(raw) } else { raw };
+            let v = if log_transform[j] {
+                signed_log(raw)
+            } else {
+                raw
+            };
             *c = v;
             if !v.is_nan() {
                 sum += f64::from(v);
                 count += 1;
             }
         }
-        impute[j] = if count > 0 { (sum / count as f64) as f32 } else { 0.0 };
+        impute[j] = if count > 0 {
+            (sum / count as f64) as f32
+        } else {
+            0.0
+        };
         for c in col.iter_mut() {
             if c.is_nan() {
                 *c = impute[j];
@@ -216,7 +251,13 @@ fn prepare(params: &LogisticParams, x: ArrayView2<f32>) -> Result<Prepared, Line
             z[[i, j]] = f64::from((v - mean[j]) / scale[j]);
         }
     }
-    Ok(Prepared { log_transform, impute, mean, scale, z })
+    Ok(Prepared {
+        log_transform,
+        impute,
+        mean,
+        scale,
+        z,
+    })
 }
 
 /// Fit a logistic regression on `x` (n × d, NaN = missing) and labels `y` (true = positive),
@@ -230,10 +271,14 @@ pub fn fit(
     params.check()?;
     let (n, d) = x.dim();
     if n == 0 {
-        return Err(LinearError::Data { reason: "no training rows".into() });
+        return Err(LinearError::Data {
+            reason: "no training rows".into(),
+        });
     }
     if y.len() != n {
-        return Err(LinearError::Data { reason: format!("x has {n} rows, y has {}", y.len()) });
+        return Err(LinearError::Data {
+            reason: format!("x has {n} rows, y has {}", y.len()),
+        });
     }
     let positive = y.iter().filter(|&&v| v).count();
     if positive == 0 || positive == n {
@@ -241,10 +286,14 @@ pub fn fit(
     }
     if let Some(w) = weight {
         if w.len() != n {
-            return Err(LinearError::Data { reason: format!("x has {n} rows, weight has {}", w.len()) });
+            return Err(LinearError::Data {
+                reason: format!("x has {n} rows, weight has {}", w.len()),
+            });
         }
         if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-            return Err(LinearError::Data { reason: format!("row {i}: weight {} must be finite and >= 0", w[i]) });
+            return Err(LinearError::Data {
+                reason: format!("row {i}: weight {} must be finite and >= 0", w[i]),
+            });
         }
     }
     let prep = prepare(params, x)?;
@@ -253,12 +302,22 @@ pub fn fit(
         let w: Vec<f64> = (0..n)
             .map(|i| {
                 let base = weight.map_or(1.0, |w| f64::from(w[i]));
-                if y[i] { base * params.class_weight_pos } else { base }
+                if y[i] {
+                    base * params.class_weight_pos
+                } else {
+                    base
+                }
             })
             .collect();
-        let (pos_w, neg_w) = w.iter().zip(y).fold((0.0, 0.0), |(p, q), (wi, &yi)| if yi { (p + wi, q) } else { (p, q + wi) });
+        let (pos_w, neg_w) =
+            w.iter().zip(y).fold(
+                (0.0, 0.0),
+                |(p, q), (wi, &yi)| if yi { (p + wi, q) } else { (p, q + wi) },
+            );
         if !(pos_w > 0.0 && neg_w > 0.0) {
-            return Err(LinearError::Data { reason: "one class has zero total weight".into() });
+            return Err(LinearError::Data {
+                reason: "one class has zero total weight".into(),
+            });
         }
         let (c, b) = fit_weighted(params, &prep.z, y, &w)?;
         (c, b, Solver::WeightedLbfgs)
@@ -279,7 +338,11 @@ pub fn fit(
     })
 }
 
-fn fit_linfa(params: &LogisticParams, z: Array2<f64>, y: &[bool]) -> Result<(Vec<f64>, f64), LinearError> {
+fn fit_linfa(
+    params: &LogisticParams,
+    z: Array2<f64>,
+    y: &[bool],
+) -> Result<(Vec<f64>, f64), LinearError> {
     let targets = Array1::from(y.to_vec());
     let dataset = Dataset::new(z, targets);
     let model = LogisticRegression::default()
@@ -287,22 +350,38 @@ fn fit_linfa(params: &LogisticParams, z: Array2<f64>, y: &[bool]) -> Result<(Vec
         .max_iterations(params.max_iter)
         .gradient_tolerance(params.gradient_tolerance)
         .fit(&dataset)
-        .map_err(|e| LinearError::Solver { reason: format!("linfa-logistic: {e}") })?;
+        .map_err(|e| LinearError::Solver {
+            reason: format!("linfa-logistic: {e}"),
+        })?;
     // linfa labels the *more frequent* class +1 (first seen on ties), so its decision
     // function is P(majority class): flip the sign when that class is `false`.
     let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
-    Ok((model.params().iter().map(|c| sign * c).collect(), sign * model.intercept()))
+    Ok((
+        model.params().iter().map(|c| sign * c).collect(),
+        sign * model.intercept(),
+    ))
 }
 
 /// `ln(1 + e^{-m})` without overflow.
 #[inline]
 fn log1p_exp_neg(m: f64) -> f64 {
-    if m > 0.0 { (-m).exp().ln_1p() } else { -m + m.exp().ln_1p() }
+    if m > 0.0 {
+        (-m).exp().ln_1p()
+    } else {
+        -m + m.exp().ln_1p()
+    }
 }
 
 /// Weighted objective of the crate docs and its gradient; parameters are
 /// `[β₁ … β_d, β₀]` (intercept last, as in linfa).
-fn weighted_objective(z: &Array2<f64>, y: &[bool], w: &[f64], l2: f64, p: &[f64], grad: &mut [f64]) -> f64 {
+fn weighted_objective(
+    z: &Array2<f64>,
+    y: &[bool],
+    w: &[f64],
+    l2: f64,
+    p: &[f64],
+    grad: &mut [f64],
+) -> f64 {
     let d = z.ncols();
     let (beta, b0) = (&p[..d], p[d]);
     let blocks: Vec<(f64, Vec<f64>)> = z
@@ -346,12 +425,27 @@ fn weighted_objective(z: &Array2<f64>, y: &[bool], w: &[f64], l2: f64, p: &[f64]
     cost
 }
 
-fn fit_weighted(params: &LogisticParams, z: &Array2<f64>, y: &[bool], w: &[f64]) -> Result<(Vec<f64>, f64), LinearError> {
+fn fit_weighted(
+    params: &LogisticParams,
+    z: &Array2<f64>,
+    y: &[bool],
+    w: &[f64],
+) -> Result<(Vec<f64>, f64), LinearError> {
     let d = z.ncols();
-    let opts = LbfgsOptions { memory: 10, max_iter: params.max_iter, gradient_tolerance: params.gradient_tolerance };
-    let r = lbfgs::minimize(|p, g| weighted_objective(z, y, w, params.l2, p, g), vec![0.0; d + 1], &opts);
+    let opts = LbfgsOptions {
+        memory: 10,
+        max_iter: params.max_iter,
+        gradient_tolerance: params.gradient_tolerance,
+    };
+    let r = lbfgs::minimize(
+        |p, g| weighted_objective(z, y, w, params.l2, p, g),
+        vec![0.0; d + 1],
+        &opts,
+    );
     if !r.x.iter().all(|v| v.is_finite()) {
-        return Err(LinearError::Solver { reason: "weighted L-BFGS produced non-finite coefficients".into() });
+        return Err(LinearError::Solver {
+            reason: "weighted L-BFGS produced non-finite coefficients".into(),
+        });
     }
     Ok((r.x[..d].to_vec(), r.x[d]))
 }

@@ -36,7 +36,11 @@ fn dataset_with_offset(n: usize, seed: u64, offset: f64) -> (Array2<f32>, Vec<bo
         y.push(rng.random::<f64>() < 1.0 / (1.0 + (-z).exp()));
         x[[i, 0]] = a as f32;
         x[[i, 1]] = b as f32;
-        x[[i, 2]] = if rng.random_bool(0.1) { f32::NAN } else { c as f32 };
+        x[[i, 2]] = if rng.random_bool(0.1) {
+            f32::NAN
+        } else {
+            c as f32
+        };
         x[[i, 3]] = 7.0;
         x[[i, 4]] = e as f32;
         x[[i, 5]] = f as f32;
@@ -48,7 +52,16 @@ fn dataset_with_offset(n: usize, seed: u64, offset: f64) -> (Array2<f32>, Vec<bo
 fn write_csv(path: &std::path::Path, x: &Array2<f32>, y: &[bool], w: &[f32]) {
     let mut f = std::fs::File::create(path).expect("create csv");
     for (i, row) in x.outer_iter().enumerate() {
-        let cells: Vec<String> = row.iter().map(|v| if v.is_nan() { "nan".into() } else { format!("{v:e}") }).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .map(|v| {
+                if v.is_nan() {
+                    "nan".into()
+                } else {
+                    format!("{v:e}")
+                }
+            })
+            .collect();
         writeln!(f, "{},{},{:e}", cells.join(","), u8::from(y[i]), w[i]).expect("write csv");
     }
 }
@@ -93,7 +106,14 @@ struct Reference {
     contract: Vec<f64>,
 }
 
-fn python_reference(params: &LogisticParams, model: &LogisticModel, x: &Array2<f32>, y: &[bool], w: &[f32], weighted: bool) -> Reference {
+fn python_reference(
+    params: &LogisticParams,
+    model: &LogisticModel,
+    x: &Array2<f32>,
+    y: &[bool],
+    w: &[f32],
+    weighted: bool,
+) -> Reference {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("data.csv");
     write_csv(&csv, x, y, w);
@@ -111,21 +131,41 @@ fn python_reference(params: &LogisticParams, model: &LogisticModel, x: &Array2<f
         .arg(&mj)
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
     let get = |k: &str| -> Vec<f64> {
-        v[k].as_array().expect("array").iter().map(|p| p.as_f64().expect("number")).collect()
+        v[k].as_array()
+            .expect("array")
+            .iter()
+            .map(|p| p.as_f64().expect("number"))
+            .collect()
     };
-    Reference { sklearn: get("ref"), contract: get("contract") }
+    Reference {
+        sklearn: get("ref"),
+        contract: get("contract"),
+    }
 }
 
 fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (f64::from(*x) - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn tight(l2: f64, cwp: f64) -> LogisticParams {
-    LogisticParams { l2, max_iter: 2000, gradient_tolerance: 1e-7, class_weight_pos: cwp, log_features: vec![1, 5] }
+    LogisticParams {
+        l2,
+        max_iter: 2000,
+        gradient_tolerance: 1e-7,
+        class_weight_pos: cwp,
+        log_features: vec![1, 5],
+    }
 }
 
 #[test]
@@ -156,7 +196,10 @@ fn weighted_matches_sklearn() {
         let p = model.predict_proba(x.view()).expect("predict");
         let r = python_reference(&params, &model, &x, &y, &w, use_w);
         let d = max_abs_diff(&p, &r.sklearn);
-        assert!(d < 1e-4, "l2 {l2} cwp {cwp} w {use_w}: max |p - sklearn| = {d}");
+        assert!(
+            d < 1e-4,
+            "l2 {l2} cwp {cwp} w {use_w}: max |p - sklearn| = {d}"
+        );
         let c = max_abs_diff(&p, &r.contract);
         assert!(c < 1e-6, "contract: {c}");
     }
@@ -170,19 +213,31 @@ fn weighted_solver_with_unit_weights_equals_linfa() {
     let b = fit_weighted_for_test(&params, x.view(), &y).expect("weighted");
     let pa = a.predict_proba(x.view()).expect("predict");
     let pb = b.predict_proba(x.view()).expect("predict");
-    let d = pa.iter().zip(&pb).map(|(u, v)| (u - v).abs()).fold(0.0f32, f32::max);
+    let d = pa
+        .iter()
+        .zip(&pb)
+        .map(|(u, v)| (u - v).abs())
+        .fold(0.0f32, f32::max);
     assert!(d < 1e-5, "{d}");
     // Integer sample weights equal duplicated rows.
-    let w2: Vec<f32> = (0..x.nrows()).map(|i| if i % 3 == 0 { 2.0 } else { 1.0 }).collect();
+    let w2: Vec<f32> = (0..x.nrows())
+        .map(|i| if i % 3 == 0 { 2.0 } else { 1.0 })
+        .collect();
     let wm = fit(&params, x.view(), &y, Some(&w2)).expect("weighted");
-    let idx: Vec<usize> = (0..x.nrows()).flat_map(|i| if i % 3 == 0 { vec![i, i] } else { vec![i] }).collect();
+    let idx: Vec<usize> = (0..x.nrows())
+        .flat_map(|i| if i % 3 == 0 { vec![i, i] } else { vec![i] })
+        .collect();
     let xd = x.select(ndarray::Axis(0), &idx);
     let yd: Vec<bool> = idx.iter().map(|&i| y[i]).collect();
     let dm = fit(&params, xd.view(), &yd, None).expect("duplicated");
     // Preprocessing statistics differ (duplicates shift mean/std), so compare probabilities.
     let p1 = wm.predict_proba(x.view()).expect("predict");
     let p2 = dm.predict_proba(x.view()).expect("predict");
-    let d = p1.iter().zip(&p2).map(|(u, v)| (u - v).abs()).fold(0.0f32, f32::max);
+    let d = p1
+        .iter()
+        .zip(&p2)
+        .map(|(u, v)| (u - v).abs())
+        .fold(0.0f32, f32::max);
     // The weighted fit standardises with unweighted stats, the duplicated one with the
     // duplicated rows' stats; the penalty then acts on differently scaled coefficients, so
     // only approximate agreement is expected.
@@ -192,19 +247,54 @@ fn weighted_solver_with_unit_weights_equals_linfa() {
 #[test]
 fn deterministic_serde_and_thread_independent() {
     let (x, y, w) = dataset(9_000, 4); // > 2 blocks of 4096 rows
-    let params = LogisticParams { log_features: vec![1, 5], class_weight_pos: 2.0, ..Default::default() };
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
-    let a = one.install(|| fit(&params, x.view(), &y, Some(&w))).expect("fit");
-    let b = three.install(|| fit(&params, x.view(), &y, Some(&w))).expect("fit");
+    let params = LogisticParams {
+        log_features: vec![1, 5],
+        class_weight_pos: 2.0,
+        ..Default::default()
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("pool");
+    let a = one
+        .install(|| fit(&params, x.view(), &y, Some(&w)))
+        .expect("fit");
+    let b = three
+        .install(|| fit(&params, x.view(), &y, Some(&w)))
+        .expect("fit");
     assert_eq!(a, b);
-    let c = fit(&LogisticParams { class_weight_pos: 1.0, ..params.clone() }, x.view(), &y, None).expect("fit");
-    let c2 = fit(&LogisticParams { class_weight_pos: 1.0, ..params.clone() }, x.view(), &y, None).expect("fit");
+    let c = fit(
+        &LogisticParams {
+            class_weight_pos: 1.0,
+            ..params.clone()
+        },
+        x.view(),
+        &y,
+        None,
+    )
+    .expect("fit");
+    let c2 = fit(
+        &LogisticParams {
+            class_weight_pos: 1.0,
+            ..params.clone()
+        },
+        x.view(),
+        &y,
+        None,
+    )
+    .expect("fit");
     assert_eq!(c, c2);
     let json = serde_json::to_string(&a).expect("serialise");
     let back: LogisticModel = serde_json::from_str(&json).expect("deserialise");
     assert_eq!(back, a);
-    assert_eq!(back.predict_proba(x.view()).expect("p"), a.predict_proba(x.view()).expect("p"));
+    assert_eq!(
+        back.predict_proba(x.view()).expect("p"),
+        a.predict_proba(x.view()).expect("p")
+    );
     let pa = one.install(|| a.predict_proba(x.view())).expect("p");
     let pb = three.install(|| a.predict_proba(x.view())).expect("p");
     assert_eq!(pa, pb);
@@ -217,29 +307,77 @@ fn rejects_bad_input() {
     let (x, y, w) = dataset(50, 5);
     let p = LogisticParams::default();
     for bad in [
-        LogisticParams { l2: -1.0, ..Default::default() },
-        LogisticParams { l2: f64::NAN, ..Default::default() },
-        LogisticParams { max_iter: 0, ..Default::default() },
-        LogisticParams { gradient_tolerance: 0.0, ..Default::default() },
-        LogisticParams { class_weight_pos: 0.0, ..Default::default() },
+        LogisticParams {
+            l2: -1.0,
+            ..Default::default()
+        },
+        LogisticParams {
+            l2: f64::NAN,
+            ..Default::default()
+        },
+        LogisticParams {
+            max_iter: 0,
+            ..Default::default()
+        },
+        LogisticParams {
+            gradient_tolerance: 0.0,
+            ..Default::default()
+        },
+        LogisticParams {
+            class_weight_pos: 0.0,
+            ..Default::default()
+        },
     ] {
-        assert!(matches!(bad.check(), Err(LinearError::Params { .. })), "{bad:?}");
+        assert!(
+            matches!(bad.check(), Err(LinearError::Params { .. })),
+            "{bad:?}"
+        );
         assert!(fit(&bad, x.view(), &y, None).is_err());
     }
-    let log_oob = LogisticParams { log_features: vec![6], ..Default::default() };
-    assert!(matches!(fit(&log_oob, x.view(), &y, None), Err(LinearError::Params { field: "log_features", .. })));
-    assert!(matches!(fit(&p, x.view(), &y[..49], None), Err(LinearError::Data { .. })));
-    assert!(matches!(fit(&p, x.view(), &y, Some(&w[..3])), Err(LinearError::Data { .. })));
+    let log_oob = LogisticParams {
+        log_features: vec![6],
+        ..Default::default()
+    };
+    assert!(matches!(
+        fit(&log_oob, x.view(), &y, None),
+        Err(LinearError::Params {
+            field: "log_features",
+            ..
+        })
+    ));
+    assert!(matches!(
+        fit(&p, x.view(), &y[..49], None),
+        Err(LinearError::Data { .. })
+    ));
+    assert!(matches!(
+        fit(&p, x.view(), &y, Some(&w[..3])),
+        Err(LinearError::Data { .. })
+    ));
     let mut wn = w.clone();
     wn[4] = -1.0;
-    assert!(matches!(fit(&p, x.view(), &y, Some(&wn)), Err(LinearError::Data { .. })));
-    assert!(matches!(fit(&p, x.view(), &[true; 50], None), Err(LinearError::SingleClass { .. })));
+    assert!(matches!(
+        fit(&p, x.view(), &y, Some(&wn)),
+        Err(LinearError::Data { .. })
+    ));
+    assert!(matches!(
+        fit(&p, x.view(), &[true; 50], None),
+        Err(LinearError::SingleClass { .. })
+    ));
     let mut xi = x.clone();
     xi[[3, 0]] = f32::INFINITY;
-    assert!(matches!(fit(&p, xi.view(), &y, None), Err(LinearError::Data { .. })));
+    assert!(matches!(
+        fit(&p, xi.view(), &y, None),
+        Err(LinearError::Data { .. })
+    ));
     let model = fit(&p, x.view(), &y, None).expect("fit");
     let narrow = x.slice(ndarray::s![.., ..5]);
-    assert!(matches!(model.predict_proba(narrow), Err(LinearError::Shape { expected: 6, got: 5 })));
+    assert!(matches!(
+        model.predict_proba(narrow),
+        Err(LinearError::Shape {
+            expected: 6,
+            got: 5
+        })
+    ));
     let mut broken = model.clone();
     broken.coef.pop();
     assert!(broken.predict_proba(x.view()).is_err());
@@ -256,7 +394,10 @@ fn signed_log_contract() {
     assert_eq!(signed_log(0.0), 0.0);
     assert_eq!(signed_log(-0.0), 0.0);
     assert!(signed_log(f32::NAN).is_nan());
-    assert_eq!(signed_log(std::f32::consts::E - 1.0), (std::f32::consts::E).ln());
+    assert_eq!(
+        signed_log(std::f32::consts::E - 1.0),
+        (std::f32::consts::E).ln()
+    );
     assert_eq!(signed_log(-3.0), -(4.0f32).ln());
 }
 

@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 
 use crate::proto::{
-    self, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
-    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    self, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// Producer name written into every model this crate builds.
@@ -115,22 +115,41 @@ pub mod attr {
     use crate::proto::{attribute_proto::AttributeType, AttributeProto, TensorProto};
 
     fn base(name: &str, ty: AttributeType) -> AttributeProto {
-        AttributeProto { name: Some(name.to_string()), r#type: Some(ty as i32), ..Default::default() }
+        AttributeProto {
+            name: Some(name.to_string()),
+            r#type: Some(ty as i32),
+            ..Default::default()
+        }
     }
     pub fn int(name: &str, v: i64) -> AttributeProto {
-        AttributeProto { i: Some(v), ..base(name, AttributeType::Int) }
+        AttributeProto {
+            i: Some(v),
+            ..base(name, AttributeType::Int)
+        }
     }
     pub fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
-        AttributeProto { ints: v, ..base(name, AttributeType::Ints) }
+        AttributeProto {
+            ints: v,
+            ..base(name, AttributeType::Ints)
+        }
     }
     pub fn float(name: &str, v: f32) -> AttributeProto {
-        AttributeProto { f: Some(v), ..base(name, AttributeType::Float) }
+        AttributeProto {
+            f: Some(v),
+            ..base(name, AttributeType::Float)
+        }
     }
     pub fn floats(name: &str, v: Vec<f32>) -> AttributeProto {
-        AttributeProto { floats: v, ..base(name, AttributeType::Floats) }
+        AttributeProto {
+            floats: v,
+            ..base(name, AttributeType::Floats)
+        }
     }
     pub fn string(name: &str, v: &str) -> AttributeProto {
-        AttributeProto { s: Some(v.as_bytes().to_vec()), ..base(name, AttributeType::String) }
+        AttributeProto {
+            s: Some(v.as_bytes().to_vec()),
+            ..base(name, AttributeType::String)
+        }
     }
     pub fn strings<S: AsRef<str>>(name: &str, v: &[S]) -> AttributeProto {
         AttributeProto {
@@ -139,7 +158,10 @@ pub mod attr {
         }
     }
     pub fn tensor(name: &str, t: TensorProto) -> AttributeProto {
-        AttributeProto { t: Some(t), ..base(name, AttributeType::Tensor) }
+        AttributeProto {
+            t: Some(t),
+            ..base(name, AttributeType::Tensor)
+        }
     }
 }
 
@@ -154,7 +176,10 @@ pub struct GraphBuilder {
 impl GraphBuilder {
     pub fn new(name: &str) -> GraphBuilder {
         GraphBuilder {
-            graph: GraphProto { name: Some(name.to_string()), ..Default::default() },
+            graph: GraphProto {
+                name: Some(name.to_string()),
+                ..Default::default()
+            },
             used: BTreeSet::new(),
             counter: 0,
         }
@@ -317,7 +342,10 @@ impl ModelBuilder {
             opset_import: self
                 .opsets
                 .into_iter()
-                .map(|(domain, version)| OperatorSetIdProto { domain: Some(domain), version: Some(version) })
+                .map(|(domain, version)| OperatorSetIdProto {
+                    domain: Some(domain),
+                    version: Some(version),
+                })
                 .collect(),
             producer_name: Some(PRODUCER_NAME.to_string()),
             producer_version: Some(self.producer_version),
@@ -326,7 +354,10 @@ impl ModelBuilder {
             metadata_props: self
                 .metadata
                 .into_iter()
-                .map(|(key, value)| StringStringEntryProto { key: Some(key), value: Some(value) })
+                .map(|(key, value)| StringStringEntryProto {
+                    key: Some(key),
+                    value: Some(value),
+                })
                 .collect(),
             ..Default::default()
         }

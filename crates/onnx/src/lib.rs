@@ -33,11 +33,13 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 
-pub use builder::{attr, Dim, ElemType, GraphBuilder, ModelBuilder, DEFAULT_IR_VERSION, PRODUCER_NAME};
+pub use builder::{
+    attr, Dim, ElemType, GraphBuilder, ModelBuilder, DEFAULT_IR_VERSION, PRODUCER_NAME,
+};
 pub use error::OnnxError;
 pub use io::{decode, encode, load_model, save_model};
 pub use read::{
-    find_nodes, find_nodes_mut, metadata_map, node_label, opset_version, value_info_dims, value_info_elem_type,
-    Attrs,
+    find_nodes, find_nodes_mut, metadata_map, node_label, opset_version, value_info_dims,
+    value_info_elem_type, Attrs,
 };
 pub use tensor::{tensor_f32, tensor_f64, tensor_i64, tensor_strings};

@@ -5,38 +5,64 @@ use std::collections::BTreeMap;
 use crate::builder::{Dim, ElemType};
 use crate::error::OnnxError;
 use crate::proto::{
-    attribute_proto::AttributeType, tensor_shape_proto::dimension, type_proto, AttributeProto, GraphProto,
-    ModelProto, NodeProto, TensorProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto::dimension, type_proto, AttributeProto,
+    GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
 };
 
 /// Nodes of `graph` (top level, in graph order) whose `op_type` is `op_type`.
 pub fn find_nodes<'g>(graph: &'g GraphProto, op_type: &str) -> Vec<&'g NodeProto> {
-    graph.node.iter().filter(|n| n.op_type() == op_type).collect()
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == op_type)
+        .collect()
 }
 
 /// Mutable variant of [`find_nodes`].
 pub fn find_nodes_mut<'g>(graph: &'g mut GraphProto, op_type: &str) -> Vec<&'g mut NodeProto> {
-    graph.node.iter_mut().filter(|n| n.op_type() == op_type).collect()
+    graph
+        .node
+        .iter_mut()
+        .filter(|n| n.op_type() == op_type)
+        .collect()
 }
 
 /// A short human label for a node: its name, else `op_type(first output)`.
 pub fn node_label(node: &NodeProto) -> String {
     match node.name.as_deref() {
         Some(n) if !n.is_empty() => format!("{n} ({})", node.op_type()),
-        _ => format!("{}({})", node.op_type(), node.output.first().map(String::as_str).unwrap_or("?")),
+        _ => format!(
+            "{}({})",
+            node.op_type(),
+            node.output.first().map(String::as_str).unwrap_or("?")
+        ),
     }
 }
 
 /// The model's `metadata_props` as an ordered map (a repeated key keeps the last value).
 pub fn metadata_map(model: &ModelProto) -> BTreeMap<String, String> {
-    model.metadata_props.iter().map(|p| (p.key().to_string(), p.value().to_string())).collect()
+    model
+        .metadata_props
+        .iter()
+        .map(|p| (p.key().to_string(), p.value().to_string()))
+        .collect()
 }
 
 /// The opset version the model imports for `domain` (`""` or `"ai.onnx"` = default domain).
 pub fn opset_version(model: &ModelProto, domain: &str) -> Option<i64> {
-    let norm = |d: &str| if d == "ai.onnx" { String::new() } else { d.to_string() };
+    let norm = |d: &str| {
+        if d == "ai.onnx" {
+            String::new()
+        } else {
+            d.to_string()
+        }
+    };
     let want = norm(domain);
-    model.opset_import.iter().find(|o| norm(o.domain()) == want).map(|o| o.version())
+    model
+        .opset_import
+        .iter()
+        .find(|o| norm(o.domain()) == want)
+        .map(|o| o.version())
 }
 
 /// Element type of a tensor-typed value info (`None` if not a tensor of a type we know).
@@ -100,21 +126,44 @@ impl<'a> Attrs<'a> {
     }
 
     fn missing(&self, name: &str) -> OnnxError {
-        OnnxError::MissingAttribute { node: node_label(self.node), name: name.to_string() }
+        OnnxError::MissingAttribute {
+            node: node_label(self.node),
+            name: name.to_string(),
+        }
     }
 
     fn bad(&self, name: &str, why: String) -> OnnxError {
-        OnnxError::BadAttribute { node: node_label(self.node), name: name.to_string(), why }
+        OnnxError::BadAttribute {
+            node: node_label(self.node),
+            name: name.to_string(),
+            why,
+        }
     }
 
     /// The attribute if present and of type `ty`; error if present with another type.
-    fn typed(&self, name: &str, ty: AttributeType) -> Result<Option<&'a AttributeProto>, OnnxError> {
-        let Some(a) = self.get(name) else { return Ok(None) };
-        let found = a.r#type.and_then(|t| AttributeType::try_from(t).ok()).unwrap_or(AttributeType::Undefined);
+    fn typed(
+        &self,
+        name: &str,
+        ty: AttributeType,
+    ) -> Result<Option<&'a AttributeProto>, OnnxError> {
+        let Some(a) = self.get(name) else {
+            return Ok(None);
+        };
+        let found = a
+            .r#type
+            .and_then(|t| AttributeType::try_from(t).ok())
+            .unwrap_or(AttributeType::Undefined);
         if found == ty || (found == AttributeType::Undefined && undefined_matches(a, ty)) {
             Ok(Some(a))
         } else {
-            Err(self.bad(name, format!("is {} but {} was expected", found.as_str_name(), ty.as_str_name())))
+            Err(self.bad(
+                name,
+                format!(
+                    "is {} but {} was expected",
+                    found.as_str_name(),
+                    ty.as_str_name()
+                ),
+            ))
         }
     }
 
@@ -150,18 +199,24 @@ impl<'a> Attrs<'a> {
         self.string_opt(name)?.ok_or_else(|| self.missing(name))
     }
     pub fn string_or(&self, name: &str, default: &str) -> Result<String, OnnxError> {
-        Ok(self.string_opt(name)?.unwrap_or_else(|| default.to_string()))
+        Ok(self
+            .string_opt(name)?
+            .unwrap_or_else(|| default.to_string()))
     }
 
     pub fn ints_opt(&self, name: &str) -> Result<Option<&'a [i64]>, OnnxError> {
-        Ok(self.typed(name, AttributeType::Ints)?.map(|a| a.ints.as_slice()))
+        Ok(self
+            .typed(name, AttributeType::Ints)?
+            .map(|a| a.ints.as_slice()))
     }
     pub fn ints(&self, name: &str) -> Result<&'a [i64], OnnxError> {
         self.ints_opt(name)?.ok_or_else(|| self.missing(name))
     }
 
     pub fn floats_opt(&self, name: &str) -> Result<Option<&'a [f32]>, OnnxError> {
-        Ok(self.typed(name, AttributeType::Floats)?.map(|a| a.floats.as_slice()))
+        Ok(self
+            .typed(name, AttributeType::Floats)?
+            .map(|a| a.floats.as_slice()))
     }
     pub fn floats(&self, name: &str) -> Result<&'a [f32], OnnxError> {
         self.floats_opt(name)?.ok_or_else(|| self.missing(name))
@@ -173,7 +228,10 @@ impl<'a> Attrs<'a> {
             Some(a) => a
                 .strings
                 .iter()
-                .map(|b| String::from_utf8(b.clone()).map_err(|_| self.bad(name, "has a non-UTF-8 element".into())))
+                .map(|b| {
+                    String::from_utf8(b.clone())
+                        .map_err(|_| self.bad(name, "has a non-UTF-8 element".into()))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
         }
@@ -183,7 +241,9 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn tensor_opt(&self, name: &str) -> Result<Option<&'a TensorProto>, OnnxError> {
-        Ok(self.typed(name, AttributeType::Tensor)?.and_then(|a| a.t.as_ref()))
+        Ok(self
+            .typed(name, AttributeType::Tensor)?
+            .and_then(|a| a.t.as_ref()))
     }
     pub fn tensor(&self, name: &str) -> Result<&'a TensorProto, OnnxError> {
         self.tensor_opt(name)?.ok_or_else(|| self.missing(name))

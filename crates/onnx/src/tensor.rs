@@ -7,28 +7,45 @@ use crate::error::OnnxError;
 use crate::proto::{tensor_proto::DataType, TensorProto};
 
 fn base(name: &str, dims: &[i64], ty: DataType) -> TensorProto {
-    TensorProto { name: Some(name.to_string()), dims: dims.to_vec(), data_type: Some(ty as i32), ..Default::default() }
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.to_vec(),
+        data_type: Some(ty as i32),
+        ..Default::default()
+    }
 }
 
 /// A float tensor.
 pub fn f32(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
-    TensorProto { float_data: data.to_vec(), ..base(name, dims, DataType::Float) }
+    TensorProto {
+        float_data: data.to_vec(),
+        ..base(name, dims, DataType::Float)
+    }
 }
 
 /// A double tensor.
 pub fn f64(name: &str, dims: &[i64], data: &[f64]) -> TensorProto {
-    TensorProto { double_data: data.to_vec(), ..base(name, dims, DataType::Double) }
+    TensorProto {
+        double_data: data.to_vec(),
+        ..base(name, dims, DataType::Double)
+    }
 }
 
 /// An int64 tensor.
 pub fn i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
-    TensorProto { int64_data: data.to_vec(), ..base(name, dims, DataType::Int64) }
+    TensorProto {
+        int64_data: data.to_vec(),
+        ..base(name, dims, DataType::Int64)
+    }
 }
 
 /// A string tensor.
 pub fn strings<S: AsRef<str>>(name: &str, dims: &[i64], data: &[S]) -> TensorProto {
     TensorProto {
-        string_data: data.iter().map(|s| s.as_ref().as_bytes().to_vec()).collect(),
+        string_data: data
+            .iter()
+            .map(|s| s.as_ref().as_bytes().to_vec())
+            .collect(),
         ..base(name, dims, DataType::String)
     }
 }
@@ -38,7 +55,10 @@ fn tname(t: &TensorProto) -> String {
 }
 
 fn bad(t: &TensorProto, why: impl Into<String>) -> OnnxError {
-    OnnxError::BadTensor { name: tname(t), why: why.into() }
+    OnnxError::BadTensor {
+        name: tname(t),
+        why: why.into(),
+    }
 }
 
 fn dtype(t: &TensorProto) -> Result<DataType, OnnxError> {
@@ -48,14 +68,24 @@ fn dtype(t: &TensorProto) -> Result<DataType, OnnxError> {
 
 fn check_external(t: &TensorProto) -> Result<(), OnnxError> {
     if !t.external_data.is_empty() {
-        return Err(bad(t, "external data is not supported (embed the tensor in the model)"));
+        return Err(bad(
+            t,
+            "external data is not supported (embed the tensor in the model)",
+        ));
     }
     Ok(())
 }
 
-fn raw_chunks<const W: usize, T>(t: &TensorProto, raw: &[u8], f: impl Fn([u8; W]) -> T) -> Result<Vec<T>, OnnxError> {
+fn raw_chunks<const W: usize, T>(
+    t: &TensorProto,
+    raw: &[u8],
+    f: impl Fn([u8; W]) -> T,
+) -> Result<Vec<T>, OnnxError> {
     if !raw.len().is_multiple_of(W) {
-        return Err(bad(t, format!("raw_data length {} is not a multiple of {W}", raw.len())));
+        return Err(bad(
+            t,
+            format!("raw_data length {} is not a multiple of {W}", raw.len()),
+        ));
     }
     Ok(raw
         .chunks_exact(W)
@@ -77,7 +107,10 @@ pub fn tensor_f64(t: &TensorProto) -> Result<Vec<f64>, OnnxError> {
             None => Ok(t.double_data.clone()),
         },
         DataType::Float => Ok(tensor_f32(t)?.into_iter().map(f64::from).collect()),
-        other => Err(bad(t, format!("expected float or double, found {}", other.as_str_name()))),
+        other => Err(bad(
+            t,
+            format!("expected float or double, found {}", other.as_str_name()),
+        )),
     }
 }
 
@@ -91,7 +124,10 @@ pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, OnnxError> {
             None => Ok(t.float_data.clone()),
         },
         DataType::Double => Ok(tensor_f64(t)?.into_iter().map(|v| v as f32).collect()),
-        other => Err(bad(t, format!("expected float, found {}", other.as_str_name()))),
+        other => Err(bad(
+            t,
+            format!("expected float, found {}", other.as_str_name()),
+        )),
     }
 }
 
@@ -108,7 +144,10 @@ pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, OnnxError> {
             Some(r) => raw_chunks::<4, _>(t, r, |b| i64::from(i32::from_le_bytes(b))),
             None => Ok(t.int32_data.iter().map(|&v| i64::from(v)).collect()),
         },
-        other => Err(bad(t, format!("expected int64, found {}", other.as_str_name()))),
+        other => Err(bad(
+            t,
+            format!("expected int64, found {}", other.as_str_name()),
+        )),
     }
 }
 
@@ -119,8 +158,13 @@ pub fn tensor_strings(t: &TensorProto) -> Result<Vec<String>, OnnxError> {
         DataType::String => t
             .string_data
             .iter()
-            .map(|b| String::from_utf8(b.clone()).map_err(|_| bad(t, "string element is not UTF-8")))
+            .map(|b| {
+                String::from_utf8(b.clone()).map_err(|_| bad(t, "string element is not UTF-8"))
+            })
             .collect(),
-        other => Err(bad(t, format!("expected string, found {}", other.as_str_name()))),
+        other => Err(bad(
+            t,
+            format!("expected string, found {}", other.as_str_name()),
+        )),
     }
 }

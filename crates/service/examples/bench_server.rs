@@ -4,7 +4,10 @@
 //!
 //! Usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX]
 
-use cr_service::{init_tracing, run, shutdown_signal, LogFormat, RegisterOptions, Registry, Role, ServeConfig, ThresholdSpec};
+use cr_service::{
+    init_tracing, run, shutdown_signal, LogFormat, RegisterOptions, Registry, Role, ServeConfig,
+    ThresholdSpec,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -66,11 +66,15 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BodyTooLarge { .. } | ApiError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTooLarge { .. } | ApiError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::InvalidJson(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidDeclaration(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoChampion => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Conflict(_) | ApiError::ModelIntegrity(_) | ApiError::ModelUnloadable(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ModelIntegrity(_) | ApiError::ModelUnloadable(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,17 +107,26 @@ impl ApiError {
             ApiError::NotFound => "no such endpoint".into(),
             ApiError::MethodNotAllowed => "method not allowed on this endpoint".into(),
             ApiError::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
-            ApiError::BatchTooLarge { len, max } => format!("{len} declarations in one request; at most {max}"),
+            ApiError::BatchTooLarge { len, max } => {
+                format!("{len} declarations in one request; at most {max}")
+            }
             ApiError::InvalidJson(m) => format!("body is not valid JSON: {m}"),
             ApiError::InvalidRequest(m) => m.clone(),
-            ApiError::InvalidDeclaration(d) => format!("{} problem(s) with the declaration(s); see details", d.len()),
+            ApiError::InvalidDeclaration(d) => format!(
+                "{} problem(s) with the declaration(s); see details",
+                d.len()
+            ),
             ApiError::NoChampion => "no champion model is deployed".into(),
             ApiError::ModelNotFound(v) => format!("no model version {v:?}"),
             ApiError::Conflict(m) => m.clone(),
             ApiError::ModelIntegrity(v) => {
-                format!("the model file of version {v:?} does not match its registered sha256; refused")
+                format!(
+                    "the model file of version {v:?} does not match its registered sha256; refused"
+                )
             }
-            ApiError::ModelUnloadable(_) => "the model could not be loaded; see the server log".into(),
+            ApiError::ModelUnloadable(_) => {
+                "the model could not be loaded; see the server log".into()
+            }
             ApiError::Internal => "internal error; see the server log".into(),
         }
     }
@@ -134,7 +147,10 @@ struct ErrorInner<'a> {
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -144,8 +160,16 @@ impl IntoResponse for ApiError {
             ApiError::InvalidDeclaration(d) => Some(d.as_slice()),
             _ => None,
         };
-        let body = ErrorBody { error: ErrorInner { code: self.code(), message: self.message(), details } };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code(),
+                message: self.message(),
+                details,
+            },
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
+            br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
+        });
         json_response(self.status(), bytes)
     }
 }
@@ -162,7 +186,11 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Model { ref path, .. } => {
                 tracing::error!(error = %e, "model could not be loaded");
-                ApiError::ModelUnloadable(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())
+                ApiError::ModelUnloadable(
+                    path.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
             }
             ServiceError::NoChampion => ApiError::NoChampion,
             other => {
@@ -196,10 +224,12 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            tracing::error!("handler panicked");
-            ApiError::Internal.into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("handler panicked");
+                ApiError::Internal.into_response()
+            },
+        ))
         .with_state(state)
 }
 
@@ -223,7 +253,8 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     struct Guard<'a>(&'a crate::metrics::Metrics, Route, Instant, Option<u16>);
     impl Drop for Guard<'_> {
         fn drop(&mut self) {
-            self.0.leave(self.1, self.3.unwrap_or(499), self.2.elapsed());
+            self.0
+                .leave(self.1, self.3.unwrap_or(499), self.2.elapsed());
         }
     }
     let mut guard = Guard(metrics, route, start, None);
@@ -234,12 +265,18 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         let (scheme, rest) = v.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 async fn authorize(state: &AppState, mut req: Request, next: Next, role: Role) -> Response {
@@ -293,8 +330,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     );
     let text = state.metrics().render(&models, audit);
     let mut resp = (StatusCode::OK, text).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 
@@ -317,7 +356,8 @@ struct BatchOut<'a> {
 
 /// The declarations of a request body, and whether it was a batch.
 fn parse_body(bytes: &[u8], max_batch: usize) -> Result<(Vec<Value>, bool), ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match value {
         Value::Object(mut map) if map.contains_key("declarations") => {
             if map.len() != 1 {
@@ -327,10 +367,15 @@ fn parse_body(bytes: &[u8], max_batch: usize) -> Result<(Vec<Value>, bool), ApiE
             }
             match map.remove("declarations") {
                 Some(Value::Array(records)) if records.len() > max_batch => {
-                    Err(ApiError::BatchTooLarge { len: records.len(), max: max_batch })
+                    Err(ApiError::BatchTooLarge {
+                        len: records.len(),
+                        max: max_batch,
+                    })
                 }
                 Some(Value::Array(records)) => Ok((records, true)),
-                _ => Err(ApiError::InvalidRequest("`declarations` must be an array of declaration objects".into())),
+                _ => Err(ApiError::InvalidRequest(
+                    "`declarations` must be an array of declaration objects".into(),
+                )),
             }
         }
         Value::Object(map) => Ok((vec![Value::Object(map)], false)),
@@ -346,20 +391,30 @@ async fn score(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body.map_err(|rej| match rej.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit: state.limits().max_body_bytes },
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge {
+            limit: state.limits().max_body_bytes,
+        },
         _ => ApiError::InvalidRequest("could not read the request body".into()),
     })?;
     let (records, batch) = parse_body(&bytes, state.limits().max_batch)?;
     drop(bytes);
     let dep = state.deployment();
-    let Some(champion) = dep.champion.clone() else { return Err(ApiError::NoChampion) };
+    let Some(champion) = dep.champion.clone() else {
+        return Err(ApiError::NoChampion);
+    };
     let n = records.len();
     let decisions: Vec<Decision> = if n == 0 {
         Vec::new()
     } else if n <= state.limits().inline_max_declarations {
         decide(&dep, &records).map_err(decide_error)?
     } else {
-        let permit = state.inner.blocking.clone().acquire_owned().await.map_err(|_| ApiError::Internal)?;
+        let permit = state
+            .inner
+            .blocking
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal)?;
         let dep = std::sync::Arc::clone(&dep);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -396,7 +451,10 @@ async fn score(
         tracing::error!(error = %e, "audit append failed");
         ApiError::Internal
     })?;
-    state.metrics().declarations_scored.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    state
+        .metrics()
+        .declarations_scored
+        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     let results: Vec<ResultOut<'_>> = decisions
         .iter()
         .map(|d| ResultOut {
@@ -409,7 +467,11 @@ async fn score(
         })
         .collect();
     let body = if batch {
-        serde_json::to_vec(&BatchOut { request_id: &request_id, model_version: version, results })
+        serde_json::to_vec(&BatchOut {
+            request_id: &request_id,
+            model_version: version,
+            results,
+        })
     } else {
         match results.first() {
             Some(r) => serde_json::to_vec(r),
@@ -445,7 +507,8 @@ fn who(caller: &Caller) -> String {
 }
 
 fn version_of(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(v)| v).map_err(|_| ApiError::InvalidRequest("bad model version in path".into()))
+    p.map(|Path(v)| v)
+        .map_err(|_| ApiError::InvalidRequest("bad model version in path".into()))
 }
 
 async fn list_models(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -500,11 +563,26 @@ mod tests {
 
     #[test]
     fn body_shapes() {
-        assert!(matches!(parse_body(b"{", 10), Err(ApiError::InvalidJson(_))));
-        assert!(matches!(parse_body(b"[1]", 10), Err(ApiError::InvalidRequest(_))));
-        assert!(matches!(parse_body(b"{\"declarations\": 3}", 10), Err(ApiError::InvalidRequest(_))));
-        assert!(matches!(parse_body(b"{\"declarations\": [], \"x\": 1}", 10), Err(ApiError::InvalidRequest(_))));
-        assert!(matches!(parse_body(b"{\"declarations\": [{},{},{}]}", 2), Err(ApiError::BatchTooLarge { len: 3, max: 2 })));
+        assert!(matches!(
+            parse_body(b"{", 10),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_body(b"[1]", 10),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse_body(b"{\"declarations\": 3}", 10),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse_body(b"{\"declarations\": [], \"x\": 1}", 10),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse_body(b"{\"declarations\": [{},{},{}]}", 2),
+            Err(ApiError::BatchTooLarge { len: 3, max: 2 })
+        ));
         let (r, batch) = parse_body(b"{\"id\": \"a\"}", 2).unwrap();
         assert!(!batch);
         assert_eq!(r.len(), 1);

@@ -81,13 +81,24 @@ impl AuditWriter {
     pub fn start(path: &Path, capacity: usize) -> Result<AuditWriter> {
         let conn = db::open(path)?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let stats = Arc::new(AuditStats { healthy: AtomicBool::new(true), ..AuditStats::default() });
+        let stats = Arc::new(AuditStats {
+            healthy: AtomicBool::new(true),
+            ..AuditStats::default()
+        });
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer_loop(conn, rx, &thread_stats))
-            .map_err(|source| ServiceError::Io { path: PathBuf::from("<audit thread>"), source })?;
-        Ok(AuditWriter { sender: tx, closed: AtomicBool::new(false), thread: Mutex::new(Some(thread)), stats })
+            .map_err(|source| ServiceError::Io {
+                path: PathBuf::from("<audit thread>"),
+                source,
+            })?;
+        Ok(AuditWriter {
+            sender: tx,
+            closed: AtomicBool::new(false),
+            thread: Mutex::new(Some(thread)),
+            stats,
+        })
     }
 
     pub fn stats(&self) -> &AuditStats {
@@ -106,13 +117,19 @@ impl AuditWriter {
         if self.closed.load(Ordering::Acquire) {
             return Err(Self::stopped());
         }
-        self.sender.send(Msg::Records(records)).await.map_err(|_| Self::stopped())
+        self.sender
+            .send(Msg::Records(records))
+            .await
+            .map_err(|_| Self::stopped())
     }
 
     /// Wait until every record queued before this call is committed.
     pub async fn flush(&self) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        self.sender.send(Msg::Flush(done)).await.map_err(|_| Self::stopped())?;
+        self.sender
+            .send(Msg::Flush(done))
+            .await
+            .map_err(|_| Self::stopped())?;
         wait.await.map_err(|_| Self::stopped())
     }
 
@@ -185,7 +202,9 @@ fn write_with_retry(conn: &mut Connection, records: &[AuditRecord], stats: &Audi
     for attempt in 0.. {
         match insert_batch(conn, records) {
             Ok(()) => {
-                stats.written.fetch_add(records.len() as u64, Ordering::Relaxed);
+                stats
+                    .written
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 stats.healthy.store(true, Ordering::Relaxed);
                 return;
             }
@@ -259,7 +278,9 @@ impl std::str::FromStr for ExportFormat {
         match s.to_ascii_lowercase().as_str() {
             "csv" => Ok(ExportFormat::Csv),
             "jsonl" | "json" | "ndjson" | "jsonlines" => Ok(ExportFormat::JsonLines),
-            _ => Err(format!("unknown export format {s:?} (expected csv or jsonl)")),
+            _ => Err(format!(
+                "unknown export format {s:?} (expected csv or jsonl)"
+            )),
         }
     }
 }
@@ -271,8 +292,16 @@ pub fn parse_since(since: &str) -> Result<String> {
         return Ok(format!("{}T00:00:00.000000Z", d.format("%Y-%m-%d")));
     }
     chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-        .map_err(|_| ServiceError::Invalid(format!("--since {since:?} is neither YYYY-MM-DD nor RFC 3339")))
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string()
+        })
+        .map_err(|_| {
+            ServiceError::Invalid(format!(
+                "--since {since:?} is neither YYYY-MM-DD nor RFC 3339"
+            ))
+        })
 }
 
 /// Decisions at or after `since` (see [`parse_since`]), oldest first.
@@ -322,10 +351,18 @@ fn opt_num(x: Option<f64>) -> String {
 
 /// `customs-risk audit export --since DATE`: write decisions at or after `since` from the
 /// registry file to `out`; returns the number of decisions written.
-pub fn export(registry_path: &Path, since: &str, format: ExportFormat, out: &mut dyn Write) -> Result<u64> {
+pub fn export(
+    registry_path: &Path,
+    since: &str,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<u64> {
     let conn = db::open(registry_path)?;
     let rows = read_since(&conn, since)?;
-    let io = |source| ServiceError::Io { path: PathBuf::from("<export output>"), source };
+    let io = |source| ServiceError::Io {
+        path: PathBuf::from("<export output>"),
+        source,
+    };
     if format == ExportFormat::Csv {
         writeln!(
             out,
@@ -353,7 +390,8 @@ pub fn export(registry_path: &Path, since: &str, format: ExportFormat, out: &mut
             )
             .map_err(io)?,
             ExportFormat::JsonLines => {
-                let line = serde_json::to_string(row).map_err(|e| ServiceError::Audit(e.to_string()))?;
+                let line =
+                    serde_json::to_string(row).map_err(|e| ServiceError::Audit(e.to_string()))?;
                 writeln!(out, "{line}").map_err(io)?;
             }
         }
@@ -368,8 +406,14 @@ mod tests {
 
     #[test]
     fn since_forms() {
-        assert_eq!(parse_since("2024-03-01").unwrap(), "2024-03-01T00:00:00.000000Z");
-        assert_eq!(parse_since("2024-03-01T02:00:00+02:00").unwrap(), "2024-03-01T00:00:00.000000Z");
+        assert_eq!(
+            parse_since("2024-03-01").unwrap(),
+            "2024-03-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            parse_since("2024-03-01T02:00:00+02:00").unwrap(),
+            "2024-03-01T00:00:00.000000Z"
+        );
         assert!(parse_since("yesterday").is_err());
     }
 

@@ -86,23 +86,33 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 ///
 /// WAL mode lets the audit writer, the registry and the CLI use the file at the same time.
 pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(ServiceError::db(format!("cannot open registry {}", path.display())))?;
+    let conn = Connection::open(path).map_err(ServiceError::db(format!(
+        "cannot open registry {}",
+        path.display()
+    )))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(ServiceError::db("setting busy timeout"))?;
     // journal_mode returns a row, so it cannot go through execute_batch on every SQLite build.
     let _mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(ServiceError::db(format!("cannot enable WAL on {}", path.display())))?;
+        .map_err(ServiceError::db(format!(
+            "cannot enable WAL on {}",
+            path.display()
+        )))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         .map_err(ServiceError::db("setting pragmas"))?;
     conn.execute_batch(SCHEMA)
-        .map_err(ServiceError::db(format!("cannot create tables in {}", path.display())))?;
+        .map_err(ServiceError::db(format!(
+            "cannot create tables in {}",
+            path.display()
+        )))?;
     Ok(conn)
 }
 
 /// Current UTC time as RFC 3339 with microseconds and a `Z` suffix. Such strings sort in time
 /// order, which `audit export --since` relies on.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }

@@ -25,7 +25,12 @@ pub enum ServiceError {
     },
     /// The model file on disk no longer has the sha256 recorded at registration.
     #[error("model {version}: file {path} has sha256 {actual}, registered {expected}; refusing to use it")]
-    HashMismatch { version: String, path: PathBuf, expected: String, actual: String },
+    HashMismatch {
+        version: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     /// No model version of that name in the registry.
     #[error("no model version {version:?} in the registry")]
     UnknownVersion { version: String },

@@ -41,7 +41,9 @@ pub struct InferScorer {
 
 impl std::fmt::Debug for InferScorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InferScorer").field("engine", &self.engine()).finish_non_exhaustive()
+        f.debug_struct("InferScorer")
+            .field("engine", &self.engine())
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,10 +82,18 @@ impl RiskScorer for InferScorer {
                     let problems: Vec<FieldIssue> = r
                         .problems
                         .iter()
-                        .map(|p| FieldIssue { index, field: p.column.clone(), reason: p.reason.clone() })
+                        .map(|p| FieldIssue {
+                            index,
+                            field: p.column.clone(),
+                            reason: p.reason.clone(),
+                        })
                         .collect();
                     if problems.is_empty() {
-                        vec![FieldIssue { index, field: r.column.clone(), reason: r.reason.clone() }]
+                        vec![FieldIssue {
+                            index,
+                            field: r.column.clone(),
+                            reason: r.reason.clone(),
+                        }]
                     } else {
                         problems
                     }
@@ -92,10 +102,22 @@ impl RiskScorer for InferScorer {
             return Err(ScoreError::Invalid(issues));
         }
         if batch.len() != records.len() {
-            return Err(ScoreError::Internal(format!("{} records validated into {} rows", records.len(), batch.len())));
+            return Err(ScoreError::Internal(format!(
+                "{} records validated into {} rows",
+                records.len(),
+                batch.len()
+            )));
         }
-        let scores = self.model.score_batch(&batch).map_err(|e| ScoreError::Internal(e.to_string()))?;
-        Ok(batch.ids.into_iter().zip(scores).map(|(id, score)| Scored { id, score }).collect())
+        let scores = self
+            .model
+            .score_batch(&batch)
+            .map_err(|e| ScoreError::Internal(e.to_string()))?;
+        Ok(batch
+            .ids
+            .into_iter()
+            .zip(scores)
+            .map(|(id, score)| Scored { id, score })
+            .collect())
     }
 }
 

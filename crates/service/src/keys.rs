@@ -101,7 +101,9 @@ impl Registry {
     pub fn create_key(&mut self, role: Role, name: &str) -> Result<NewKey> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(ServiceError::Invalid("key name must be 1-200 characters".into()));
+            return Err(ServiceError::Invalid(
+                "key name must be 1-200 characters".into(),
+            ));
         }
         let mut rng = rand::rng();
         let mut id = [0u8; 8];
@@ -121,7 +123,13 @@ impl Registry {
             .map_err(ServiceError::db("storing API key"))?;
         Ok(NewKey {
             key: format!("crk_{id}_{secret}"),
-            info: KeyInfo { id, name: name.to_string(), role, created_at: now, revoked_at: None },
+            info: KeyInfo {
+                id,
+                name: name.to_string(),
+                role,
+                created_at: now,
+                revoked_at: None,
+            },
         })
     }
 
@@ -133,16 +141,29 @@ impl Registry {
             .map_err(ServiceError::db("listing keys"))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
             })
             .map_err(ServiceError::db("listing keys"))?
             .collect::<rusqlite::Result<Vec<(String, String, String, String, Option<String>)>>>()
             .map_err(ServiceError::db("listing keys"))?;
         rows.into_iter()
             .map(|(id, name, role, created_at, revoked_at)| {
-                let role = Role::parse(&role)
-                    .ok_or_else(|| ServiceError::Invalid(format!("key {id}: unknown role {role:?}")))?;
-                Ok(KeyInfo { id, name, role, created_at, revoked_at })
+                let role = Role::parse(&role).ok_or_else(|| {
+                    ServiceError::Invalid(format!("key {id}: unknown role {role:?}"))
+                })?;
+                Ok(KeyInfo {
+                    id,
+                    name,
+                    role,
+                    created_at,
+                    revoked_at,
+                })
             })
             .collect()
     }
@@ -157,7 +178,9 @@ impl Registry {
             )
             .map_err(ServiceError::db("revoking key"))?;
         if n == 0 {
-            return Err(ServiceError::Invalid(format!("no active key with id {id:?}")));
+            return Err(ServiceError::Invalid(format!(
+                "no active key with id {id:?}"
+            )));
         }
         Ok(())
     }
@@ -209,11 +232,20 @@ impl KeyStore {
             .map_err(ServiceError::db("loading keys"))?;
         let mut by_id = HashMap::with_capacity(rows.len());
         for (id, role, salt, hash, name) in rows {
-            let bad = |what: &str| ServiceError::Invalid(format!("key {id}: stored {what} is corrupt"));
+            let bad =
+                |what: &str| ServiceError::Invalid(format!("key {id}: stored {what} is corrupt"));
             let role = Role::parse(&role).ok_or_else(|| bad("role"))?;
             let salt = hex::decode(&salt).map_err(|_| bad("salt"))?;
             let hash = hex::decode(&hash).map_err(|_| bad("hash"))?;
-            by_id.insert(id.clone(), StoredKey { name, role, salt, hash });
+            by_id.insert(
+                id.clone(),
+                StoredKey {
+                    name,
+                    role,
+                    salt,
+                    hash,
+                },
+            );
         }
         Ok(KeyStore { by_id })
     }

@@ -44,7 +44,10 @@ pub use audit::{export as export_audit, AuditRecord, AuditRow, AuditWriter, Expo
 pub use error::ServiceError;
 pub use infer::InferLoader;
 pub use keys::{Caller, KeyInfo, KeyStore, NewKey, Role};
-pub use registry::{Channel, ModelEvent, ModelStatus, ModelVersion, RegisterOptions, Registry, ThresholdSpec, Thresholds};
+pub use registry::{
+    Channel, ModelEvent, ModelStatus, ModelVersion, RegisterOptions, Registry, ThresholdSpec,
+    Thresholds,
+};
 pub use scorer::{FieldIssue, ModelLoader, RiskScorer, ScoreError, Scored};
 pub use server::{init_tracing, run, serve, shutdown_signal, LogFormat, ServeConfig};
 pub use state::{AppState, Limits};

@@ -32,11 +32,26 @@ const ROUTES: [(Route, &str); 5] = [
 ];
 
 /// Status codes the service produces; anything else is counted under its class.
-const STATUSES: [u16; 14] = [200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 499, 500, 503, 0];
+const STATUSES: [u16; 14] = [
+    200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 499, 500, 503, 0,
+];
 
 /// Latency bucket upper bounds in microseconds (0.25 ms .. 2.5 s).
 const BUCKETS_US: [u64; 14] = [
-    250, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, u64::MAX,
+    250,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    u64::MAX,
 ];
 
 #[derive(Debug, Default)]
@@ -55,11 +70,17 @@ pub struct Metrics {
 }
 
 fn route_index(r: Route) -> usize {
-    ROUTES.iter().position(|(x, _)| *x == r).unwrap_or(ROUTES.len() - 1)
+    ROUTES
+        .iter()
+        .position(|(x, _)| *x == r)
+        .unwrap_or(ROUTES.len() - 1)
 }
 
 fn status_index(status: u16) -> usize {
-    STATUSES.iter().position(|&s| s == status).unwrap_or(STATUSES.len() - 1)
+    STATUSES
+        .iter()
+        .position(|&s| s == status)
+        .unwrap_or(STATUSES.len() - 1)
 }
 
 impl Metrics {
@@ -72,7 +93,10 @@ impl Metrics {
         let m = &self.routes[route_index(route)];
         m.by_status[status_index(status)].fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let b = BUCKETS_US.iter().position(|&ub| us <= ub).unwrap_or(BUCKETS_US.len() - 1);
+        let b = BUCKETS_US
+            .iter()
+            .position(|&ub| us <= ub)
+            .unwrap_or(BUCKETS_US.len() - 1);
         m.buckets[b].fetch_add(1, Ordering::Relaxed);
         m.sum_us.fetch_add(us, Ordering::Relaxed);
         m.count.fetch_add(1, Ordering::Relaxed);
@@ -86,19 +110,32 @@ impl Metrics {
     /// model; `audit` is `(written, write_errors, healthy)`.
     pub fn render(&self, models: &[(&str, &str)], audit: (u64, u64, bool)) -> String {
         let mut out = String::with_capacity(4096);
-        let _ = writeln!(out, "# HELP customs_risk_http_requests_total HTTP requests by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_http_requests_total HTTP requests by route and status."
+        );
         let _ = writeln!(out, "# TYPE customs_risk_http_requests_total counter");
         for (ri, (_, rname)) in ROUTES.iter().enumerate() {
             for (si, status) in STATUSES.iter().enumerate() {
                 let n = self.routes[ri].by_status[si].load(Ordering::Relaxed);
                 if n > 0 {
-                    let status = if *status == 0 { "other".to_string() } else { status.to_string() };
+                    let status = if *status == 0 {
+                        "other".to_string()
+                    } else {
+                        status.to_string()
+                    };
                     let _ = writeln!(out, "customs_risk_http_requests_total{{route=\"{rname}\",status=\"{status}\"}} {n}");
                 }
             }
         }
-        let _ = writeln!(out, "# HELP customs_risk_http_request_duration_seconds Request latency.");
-        let _ = writeln!(out, "# TYPE customs_risk_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_http_request_duration_seconds Request latency."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE customs_risk_http_request_duration_seconds histogram"
+        );
         for (ri, (_, rname)) in ROUTES.iter().enumerate() {
             let m = &self.routes[ri];
             let count = m.count.load(Ordering::Relaxed);
@@ -108,35 +145,71 @@ impl Metrics {
             let mut cumulative = 0;
             for (bi, ub) in BUCKETS_US.iter().enumerate() {
                 cumulative += m.buckets[bi].load(Ordering::Relaxed);
-                let le = if *ub == u64::MAX { "+Inf".to_string() } else { format!("{}", *ub as f64 / 1e6) };
+                let le = if *ub == u64::MAX {
+                    "+Inf".to_string()
+                } else {
+                    format!("{}", *ub as f64 / 1e6)
+                };
                 let _ = writeln!(
                     out,
                     "customs_risk_http_request_duration_seconds_bucket{{route=\"{rname}\",le=\"{le}\"}} {cumulative}"
                 );
             }
             let sum = m.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "customs_risk_http_request_duration_seconds_sum{{route=\"{rname}\"}} {sum}");
-            let _ = writeln!(out, "customs_risk_http_request_duration_seconds_count{{route=\"{rname}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "customs_risk_http_request_duration_seconds_sum{{route=\"{rname}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "customs_risk_http_request_duration_seconds_count{{route=\"{rname}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "# HELP customs_risk_http_in_flight Requests being handled.");
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_http_in_flight Requests being handled."
+        );
         let _ = writeln!(out, "# TYPE customs_risk_http_in_flight gauge");
         let _ = writeln!(out, "customs_risk_http_in_flight {}", self.in_flight());
-        let _ = writeln!(out, "# HELP customs_risk_declarations_scored_total Declarations scored by the champion.");
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_declarations_scored_total Declarations scored by the champion."
+        );
         let _ = writeln!(out, "# TYPE customs_risk_declarations_scored_total counter");
-        let _ = writeln!(out, "customs_risk_declarations_scored_total {}", self.declarations_scored.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP customs_risk_model_info Loaded model versions (1 per version and role).");
+        let _ = writeln!(
+            out,
+            "customs_risk_declarations_scored_total {}",
+            self.declarations_scored.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_model_info Loaded model versions (1 per version and role)."
+        );
         let _ = writeln!(out, "# TYPE customs_risk_model_info gauge");
         for (version, role) in models {
-            let _ = writeln!(out, "customs_risk_model_info{{version=\"{}\",role=\"{role}\"}} 1", escape_label(version));
+            let _ = writeln!(
+                out,
+                "customs_risk_model_info{{version=\"{}\",role=\"{role}\"}} 1",
+                escape_label(version)
+            );
         }
         let (written, errors, healthy) = audit;
         let _ = writeln!(out, "# HELP customs_risk_audit_records_written_total Decisions committed to the audit trail.");
-        let _ = writeln!(out, "# TYPE customs_risk_audit_records_written_total counter");
+        let _ = writeln!(
+            out,
+            "# TYPE customs_risk_audit_records_written_total counter"
+        );
         let _ = writeln!(out, "customs_risk_audit_records_written_total {written}");
-        let _ = writeln!(out, "# HELP customs_risk_audit_write_errors_total Failed audit transactions (retried).");
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_audit_write_errors_total Failed audit transactions (retried)."
+        );
         let _ = writeln!(out, "# TYPE customs_risk_audit_write_errors_total counter");
         let _ = writeln!(out, "customs_risk_audit_write_errors_total {errors}");
-        let _ = writeln!(out, "# HELP customs_risk_audit_healthy 1 when the last audit write succeeded.");
+        let _ = writeln!(
+            out,
+            "# HELP customs_risk_audit_healthy 1 when the last audit write succeeded."
+        );
         let _ = writeln!(out, "# TYPE customs_risk_audit_healthy gauge");
         let _ = writeln!(out, "customs_risk_audit_healthy {}", u8::from(healthy));
         out
@@ -144,7 +217,9 @@ impl Metrics {
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -161,9 +236,15 @@ mod tests {
         let text = m.render(&[("v1", "champion")], (0, 0, true));
         assert!(text.contains("customs_risk_http_requests_total{route=\"score\",status=\"200\"} 1"));
         assert!(text.contains("customs_risk_http_requests_total{route=\"score\",status=\"401\"} 1"));
-        assert!(text.contains("customs_risk_http_request_duration_seconds_bucket{route=\"score\",le=\"0.00025\"} 1"));
-        assert!(text.contains("customs_risk_http_request_duration_seconds_bucket{route=\"score\",le=\"0.005\"} 2"));
-        assert!(text.contains("customs_risk_http_request_duration_seconds_bucket{route=\"score\",le=\"+Inf\"} 2"));
+        assert!(text.contains(
+            "customs_risk_http_request_duration_seconds_bucket{route=\"score\",le=\"0.00025\"} 1"
+        ));
+        assert!(text.contains(
+            "customs_risk_http_request_duration_seconds_bucket{route=\"score\",le=\"0.005\"} 2"
+        ));
+        assert!(text.contains(
+            "customs_risk_http_request_duration_seconds_bucket{route=\"score\",le=\"+Inf\"} 2"
+        ));
         assert!(text.contains("customs_risk_http_in_flight 0"));
         assert!(text.contains("customs_risk_model_info{version=\"v1\",role=\"champion\"} 1"));
     }

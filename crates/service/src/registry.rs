@@ -32,10 +32,14 @@ impl Thresholds {
     /// Both finite and `yellow <= red`.
     pub fn new(yellow: f64, red: f64) -> Result<Thresholds> {
         if !yellow.is_finite() || !red.is_finite() {
-            return Err(ServiceError::Invalid(format!("thresholds must be finite (yellow {yellow}, red {red})")));
+            return Err(ServiceError::Invalid(format!(
+                "thresholds must be finite (yellow {yellow}, red {red})"
+            )));
         }
         if yellow > red {
-            return Err(ServiceError::Invalid(format!("yellow threshold {yellow} is above red threshold {red}")));
+            return Err(ServiceError::Invalid(format!(
+                "yellow threshold {yellow} is above red threshold {red}"
+            )));
         }
         Ok(Thresholds { yellow, red })
     }
@@ -64,7 +68,10 @@ pub enum ThresholdSpec {
 impl Default for ThresholdSpec {
     /// Yellow for the top 10 %, red for the top 2 % of the reference distribution.
     fn default() -> Self {
-        ThresholdSpec::Percentiles { yellow: 90.0, red: 98.0 }
+        ThresholdSpec::Percentiles {
+            yellow: 90.0,
+            red: 98.0,
+        }
     }
 }
 
@@ -144,7 +151,9 @@ impl ModelVersion {
     /// Percentile (0..=100) of `score` within the reference distribution (mid-rank for ties),
     /// `None` without a reference.
     pub fn percentile(&self, score: f64) -> Option<f64> {
-        self.reference_scores.as_deref().and_then(|r| percentile_of(r, score))
+        self.reference_scores
+            .as_deref()
+            .and_then(|r| percentile_of(r, score))
     }
 
     /// Check that the file still hashes to the registered sha256.
@@ -193,7 +202,13 @@ pub fn percentile_of(reference: &[f64], score: f64) -> Option<f64> {
     let lo = reference.partition_point(|&r| r < score); // first index >= score
     let hi = reference.partition_point(|&r| r <= score); // first index > score
     if n == 1 {
-        return Some(if score < reference[0] { 0.0 } else if score > reference[0] { 100.0 } else { 50.0 });
+        return Some(if score < reference[0] {
+            0.0
+        } else if score > reference[0] {
+            100.0
+        } else {
+            50.0
+        });
     }
     let pos = if lo < hi {
         (lo + hi - 1) as f64 / 2.0
@@ -223,7 +238,10 @@ pub fn score_at_percentile(reference: &[f64], p: f64) -> Option<f64> {
 
 /// Lowercase hex sha256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| ServiceError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ServiceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
@@ -232,7 +250,10 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// else the metadata key [`REFERENCE_KEY`]; sorted, all finite.
 fn reference_from(card: &serde_json::Value, scorer: &dyn RiskScorer) -> Result<Option<Vec<f64>>> {
     let parsed_meta;
-    let raw = match card.get("score_quantiles").or_else(|| card.get("reference_scores")) {
+    let raw = match card
+        .get("score_quantiles")
+        .or_else(|| card.get("reference_scores"))
+    {
         Some(v) => v,
         None => match scorer.metadata().get(REFERENCE_KEY) {
             Some(text) => {
@@ -244,14 +265,18 @@ fn reference_from(card: &serde_json::Value, scorer: &dyn RiskScorer) -> Result<O
             None => return Ok(None),
         },
     };
-    let arr = raw
-        .as_array()
-        .ok_or_else(|| ServiceError::Invalid("reference_scores is not an array of numbers".into()))?;
+    let arr = raw.as_array().ok_or_else(|| {
+        ServiceError::Invalid("reference_scores is not an array of numbers".into())
+    })?;
     let mut out = Vec::with_capacity(arr.len());
     for v in arr {
         match v.as_f64() {
             Some(x) if x.is_finite() => out.push(x),
-            _ => return Err(ServiceError::Invalid(format!("reference_scores holds a non-number or non-finite value {v}"))),
+            _ => {
+                return Err(ServiceError::Invalid(format!(
+                    "reference_scores holds a non-number or non-finite value {v}"
+                )))
+            }
         }
     }
     if out.is_empty() {
@@ -265,7 +290,8 @@ fn valid_version(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
         && !v.starts_with('.')
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '@'))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '@'))
 }
 
 /// The SQLite-backed registry. Not `Sync`: give each thread its own (`open` is cheap) or wrap
@@ -278,14 +304,18 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("path", &self.path).finish()
+        f.debug_struct("Registry")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 const COLUMNS: &str = "version, name, path, sha256, card, yellow, red, reference_scores, status, \
      registered_by, registered_at, promoted_by, promoted_at, retired_by, retired_at";
 
-fn row_to_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelVersion, String, Option<String>, String)> {
+fn row_to_version(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(ModelVersion, String, Option<String>, String)> {
     let card: String = row.get(4)?;
     let reference: Option<String> = row.get(7)?;
     let status: String = row.get(8)?;
@@ -295,7 +325,10 @@ fn row_to_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelVersion, St
         path: PathBuf::from(row.get::<_, String>(2)?),
         sha256: row.get(3)?,
         card: serde_json::Value::Null,
-        thresholds: Thresholds { yellow: row.get(5)?, red: row.get(6)? },
+        thresholds: Thresholds {
+            yellow: row.get(5)?,
+            red: row.get(6)?,
+        },
         reference_scores: None,
         status: ModelStatus::Registered,
         registered_by: row.get(9)?,
@@ -310,16 +343,27 @@ fn row_to_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelVersion, St
 
 fn finish_row(raw: (ModelVersion, String, Option<String>, String)) -> Result<ModelVersion> {
     let (mut mv, card, reference, status) = raw;
-    mv.card = serde_json::from_str(&card)
-        .map_err(|e| ServiceError::Invalid(format!("registry row {}: stored card is not JSON: {e}", mv.version)))?;
+    mv.card = serde_json::from_str(&card).map_err(|e| {
+        ServiceError::Invalid(format!(
+            "registry row {}: stored card is not JSON: {e}",
+            mv.version
+        ))
+    })?;
     mv.reference_scores = match reference {
         None => None,
         Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-            ServiceError::Invalid(format!("registry row {}: stored reference is not JSON: {e}", mv.version))
+            ServiceError::Invalid(format!(
+                "registry row {}: stored reference is not JSON: {e}",
+                mv.version
+            ))
         })?),
     };
-    mv.status = ModelStatus::parse(&status)
-        .ok_or_else(|| ServiceError::Invalid(format!("registry row {}: unknown status {status:?}", mv.version)))?;
+    mv.status = ModelStatus::parse(&status).ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "registry row {}: unknown status {status:?}",
+            mv.version
+        ))
+    })?;
     Ok(mv)
 }
 
@@ -331,7 +375,11 @@ impl Registry {
 
     /// Open with a specific model loader.
     pub fn open_with_loader(path: &Path, loader: Arc<dyn ModelLoader>) -> Result<Registry> {
-        Ok(Registry { conn: db::open(path)?, path: path.to_path_buf(), loader })
+        Ok(Registry {
+            conn: db::open(path)?,
+            path: path.to_path_buf(),
+            loader,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -349,21 +397,30 @@ impl Registry {
     /// Register the ONNX file at `model_path`: hash it, load it (it must load), read its card
     /// and reference distribution, resolve thresholds. The new version's status is `registered`.
     pub fn register(&mut self, model_path: &Path, opts: &RegisterOptions) -> Result<ModelVersion> {
-        let path = std::fs::canonicalize(model_path)
-            .map_err(|source| ServiceError::Io { path: model_path.to_path_buf(), source })?;
+        let path = std::fs::canonicalize(model_path).map_err(|source| ServiceError::Io {
+            path: model_path.to_path_buf(),
+            source,
+        })?;
         let sha = sha256_file(&path)?;
         let scorer = self
             .loader
             .load(&path)
-            .map_err(|message| ServiceError::Model { path: path.clone(), message })?;
+            .map_err(|message| ServiceError::Model {
+                path: path.clone(),
+                message,
+            })?;
         // The file must not have changed between hashing and loading.
         if sha256_file(&path)? != sha {
-            return Err(ServiceError::Conflict(format!("{} changed while it was being registered", path.display())));
+            return Err(ServiceError::Conflict(format!(
+                "{} changed while it was being registered",
+                path.display()
+            )));
         }
         let card: serde_json::Value = match scorer.metadata().get(CARD_KEY) {
             None => serde_json::json!({}),
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| ServiceError::Invalid(format!("metadata {CARD_KEY} is not valid JSON: {e}")))?,
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                ServiceError::Invalid(format!("metadata {CARD_KEY} is not valid JSON: {e}"))
+            })?,
         };
         let reference = reference_from(&card, scorer.as_ref())?;
         let thresholds = match opts.thresholds {
@@ -377,8 +434,9 @@ impl Registry {
                     ))
                 })?;
                 let at = |p: f64| {
-                    score_at_percentile(r, p)
-                        .ok_or_else(|| ServiceError::Invalid(format!("percentile {p} is outside 0..=100")))
+                    score_at_percentile(r, p).ok_or_else(|| {
+                        ServiceError::Invalid(format!("percentile {p} is outside 0..=100"))
+                    })
                 };
                 Thresholds::new(at(yellow)?, at(red)?)?
             }
@@ -397,21 +455,34 @@ impl Registry {
         }
         let now = db::now_rfc3339();
         let reference_text = match &reference {
-            Some(r) => Some(serde_json::to_string(r).map_err(|e| ServiceError::Invalid(e.to_string()))?),
+            Some(r) => {
+                Some(serde_json::to_string(r).map_err(|e| ServiceError::Invalid(e.to_string()))?)
+            }
             None => None,
         };
         let path_text = path
             .to_str()
-            .ok_or_else(|| ServiceError::Invalid(format!("model path {} is not UTF-8", path.display())))?
+            .ok_or_else(|| {
+                ServiceError::Invalid(format!("model path {} is not UTF-8", path.display()))
+            })?
             .to_string();
-        let tx = self.conn.transaction().map_err(ServiceError::db("begin register"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(ServiceError::db("begin register"))?;
         let exists: bool = tx
-            .query_row("SELECT 1 FROM models WHERE version = ?1", [&version], |_| Ok(true))
+            .query_row(
+                "SELECT 1 FROM models WHERE version = ?1",
+                [&version],
+                |_| Ok(true),
+            )
             .optional()
             .map_err(ServiceError::db("looking up version"))?
             .unwrap_or(false);
         if exists {
-            return Err(ServiceError::Conflict(format!("version {version:?} is already registered")));
+            return Err(ServiceError::Conflict(format!(
+                "version {version:?} is already registered"
+            )));
         }
         tx.execute(
             "INSERT INTO models (version, name, path, sha256, card, yellow, red, reference_scores, status, \
@@ -443,14 +514,19 @@ impl Registry {
             .query_row(&sql, [version], row_to_version)
             .optional()
             .map_err(ServiceError::db("reading model version"))?
-            .ok_or_else(|| ServiceError::UnknownVersion { version: version.to_string() })?;
+            .ok_or_else(|| ServiceError::UnknownVersion {
+                version: version.to_string(),
+            })?;
         finish_row(raw)
     }
 
     /// All versions, oldest registration first.
     pub fn list(&self) -> Result<Vec<ModelVersion>> {
         let sql = format!("SELECT {COLUMNS} FROM models ORDER BY registered_at, version");
-        let mut stmt = self.conn.prepare(&sql).map_err(ServiceError::db("listing models"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(ServiceError::db("listing models"))?;
         let rows = stmt
             .query_map([], row_to_version)
             .map_err(ServiceError::db("listing models"))?
@@ -487,7 +563,13 @@ impl Registry {
             .map_err(ServiceError::db("reading model events"))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(ModelEvent { seq: r.get(0)?, at: r.get(1)?, version: r.get(2)?, action: r.get(3)?, by: r.get(4)? })
+                Ok(ModelEvent {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    version: r.get(2)?,
+                    action: r.get(3)?,
+                    by: r.get(4)?,
+                })
             })
             .map_err(ServiceError::db("reading model events"))?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -498,7 +580,9 @@ impl Registry {
     fn usable(&self, version: &str) -> Result<ModelVersion> {
         let mv = self.get(version)?;
         if mv.status == ModelStatus::Retired {
-            return Err(ServiceError::Conflict(format!("version {version:?} is retired; register it again to reuse it")));
+            return Err(ServiceError::Conflict(format!(
+                "version {version:?} is retired; register it again to reuse it"
+            )));
         }
         mv.verify_file()?;
         Ok(mv)
@@ -514,9 +598,15 @@ impl Registry {
             return Ok(mv);
         }
         let now = db::now_rfc3339();
-        let tx = self.conn.transaction().map_err(ServiceError::db("begin promote"))?;
-        tx.execute("UPDATE models SET status = 'registered' WHERE status = 'champion'", [])
-            .map_err(ServiceError::db("demoting champion"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(ServiceError::db("begin promote"))?;
+        tx.execute(
+            "UPDATE models SET status = 'registered' WHERE status = 'champion'",
+            [],
+        )
+        .map_err(ServiceError::db("demoting champion"))?;
         tx.execute(
             "UPDATE models SET status = 'champion', promoted_by = ?2, promoted_at = ?3 WHERE version = ?1",
             params![version, by, now],
@@ -533,30 +623,51 @@ impl Registry {
         match mv.status {
             ModelStatus::Challenger => return Ok(mv),
             ModelStatus::Champion => {
-                return Err(ServiceError::Conflict(format!("version {version:?} is the champion")));
+                return Err(ServiceError::Conflict(format!(
+                    "version {version:?} is the champion"
+                )));
             }
             _ => {}
         }
         let now = db::now_rfc3339();
-        let tx = self.conn.transaction().map_err(ServiceError::db("begin set challenger"))?;
-        tx.execute("UPDATE models SET status = 'registered' WHERE status = 'challenger'", [])
-            .map_err(ServiceError::db("clearing challenger"))?;
-        tx.execute("UPDATE models SET status = 'challenger' WHERE version = ?1", [version])
-            .map_err(ServiceError::db("setting challenger"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(ServiceError::db("begin set challenger"))?;
+        tx.execute(
+            "UPDATE models SET status = 'registered' WHERE status = 'challenger'",
+            [],
+        )
+        .map_err(ServiceError::db("clearing challenger"))?;
+        tx.execute(
+            "UPDATE models SET status = 'challenger' WHERE version = ?1",
+            [version],
+        )
+        .map_err(ServiceError::db("setting challenger"))?;
         insert_event(&tx, &now, version, "challenger", by)?;
-        tx.commit().map_err(ServiceError::db("commit set challenger"))?;
+        tx.commit()
+            .map_err(ServiceError::db("commit set challenger"))?;
         self.get(version)
     }
 
     /// Stop shadow scoring (no-op without a challenger).
     pub fn clear_challenger(&mut self, by: &str) -> Result<()> {
-        let Some(current) = self.challenger()? else { return Ok(()) };
+        let Some(current) = self.challenger()? else {
+            return Ok(());
+        };
         let now = db::now_rfc3339();
-        let tx = self.conn.transaction().map_err(ServiceError::db("begin clear challenger"))?;
-        tx.execute("UPDATE models SET status = 'registered' WHERE status = 'challenger'", [])
-            .map_err(ServiceError::db("clearing challenger"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(ServiceError::db("begin clear challenger"))?;
+        tx.execute(
+            "UPDATE models SET status = 'registered' WHERE status = 'challenger'",
+            [],
+        )
+        .map_err(ServiceError::db("clearing challenger"))?;
         insert_event(&tx, &now, &current.version, "clear_challenger", by)?;
-        tx.commit().map_err(ServiceError::db("commit clear challenger"))?;
+        tx.commit()
+            .map_err(ServiceError::db("commit clear challenger"))?;
         Ok(())
     }
 
@@ -574,7 +685,10 @@ impl Registry {
             _ => {}
         }
         let now = db::now_rfc3339();
-        let tx = self.conn.transaction().map_err(ServiceError::db("begin retire"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(ServiceError::db("begin retire"))?;
         tx.execute(
             "UPDATE models SET status = 'retired', retired_by = ?2, retired_at = ?3 WHERE version = ?1",
             params![version, by, now],
@@ -590,7 +704,10 @@ impl Registry {
         mv.verify_file()?;
         self.loader
             .load(&mv.path)
-            .map_err(|message| ServiceError::Model { path: mv.path.clone(), message })
+            .map_err(|message| ServiceError::Model {
+                path: mv.path.clone(),
+                message,
+            })
     }
 }
 

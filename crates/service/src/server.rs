@@ -54,7 +54,9 @@ impl ServeConfig {
             std::env::var(name).ok().filter(|v| !v.trim().is_empty())
         }
         fn parse<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
-            v.trim().parse().map_err(|_| ServiceError::Invalid(format!("{name}={v:?} is not valid")))
+            v.trim()
+                .parse()
+                .map_err(|_| ServiceError::Invalid(format!("{name}={v:?} is not valid")))
         }
         if let Some(v) = var(ENV_REGISTRY) {
             self.registry = PathBuf::from(v);
@@ -104,10 +106,16 @@ impl std::str::FromStr for LogFormat {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
     };
 }
 
@@ -138,7 +146,10 @@ pub async fn shutdown_signal() {
 /// `customs-risk serve`: open the registry, bind `config.addr`, serve until `shutdown`
 /// resolves, drain in-flight requests (at most `config.shutdown_timeout`), flush the audit
 /// trail. Pass [`shutdown_signal()`] for Ctrl-C / SIGTERM.
-pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let path = config.registry.clone();
     let limits = config.limits.clone();
     let state = tokio::task::spawn_blocking(move || AppState::open(&path, limits))
@@ -146,7 +157,10 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()> + Send 
         .map_err(|e| ServiceError::Internal(format!("startup task failed: {e}")))??;
     let listener = TcpListener::bind(config.addr)
         .await
-        .map_err(|source| ServiceError::Io { path: PathBuf::from(config.addr.to_string()), source })?;
+        .map_err(|source| ServiceError::Io {
+            path: PathBuf::from(config.addr.to_string()),
+            source,
+        })?;
     serve(state, listener, &config, shutdown).await
 }
 
@@ -200,7 +214,10 @@ pub async fn serve(
         } => false,
     };
     if !drained {
-        tracing::warn!(in_flight = state.metrics().in_flight(), "drain timeout reached; closing remaining connections");
+        tracing::warn!(
+            in_flight = state.metrics().in_flight(),
+            "drain timeout reached; closing remaining connections"
+        );
     }
     if let Some(r) = refresher {
         r.abort();

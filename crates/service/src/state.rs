@@ -44,7 +44,9 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_batch: 1000,
             inline_max_declarations: 16,
-            blocking_permits: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            blocking_permits: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             audit_queue: 65536,
         }
     }
@@ -58,7 +60,9 @@ pub struct LoadedModel {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel").field("version", &self.meta.version).finish_non_exhaustive()
+        f.debug_struct("LoadedModel")
+            .field("version", &self.meta.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +85,10 @@ pub struct Decision {
 
 /// Score `records` with the deployment's champion (and the challenger in shadow). CPU-bound:
 /// call inline only for small requests.
-pub fn decide(dep: &Deployment, records: &[serde_json::Value]) -> Result<Vec<Decision>, DecideError> {
+pub fn decide(
+    dep: &Deployment,
+    records: &[serde_json::Value],
+) -> Result<Vec<Decision>, DecideError> {
     let champion = dep.champion.as_ref().ok_or(DecideError::NoChampion)?;
     let scored = champion.scorer.score(records).map_err(DecideError::Score)?;
     if scored.len() != records.len() {
@@ -92,12 +99,14 @@ pub fn decide(dep: &Deployment, records: &[serde_json::Value]) -> Result<Vec<Dec
             records.len()
         ))));
     }
-    let shadow: Option<Vec<f32>> = dep.challenger.as_ref().and_then(|c| match c.scorer.score(records) {
-        Ok(s) if s.len() == records.len() => Some(s.into_iter().map(|s| s.score).collect()),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(challenger = %c.meta.version, error = %e, "shadow scoring failed");
-            None
+    let shadow: Option<Vec<f32>> = dep.challenger.as_ref().and_then(|c| {
+        match c.scorer.score(records) {
+            Ok(s) if s.len() == records.len() => Some(s.into_iter().map(|s| s.score).collect()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(challenger = %c.meta.version, error = %e, "shadow scoring failed");
+                None
+            }
         }
     });
     Ok(scored
@@ -131,7 +140,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("registry", &self.inner.registry_path).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("registry", &self.inner.registry_path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,11 +173,19 @@ impl AppState {
     /// loaded or its file no longer matches its hash. Must be called outside an async
     /// context or inside `spawn_blocking` (it loads models).
     pub fn open(registry_path: &Path, limits: Limits) -> Result<AppState> {
-        Self::open_with_loader(registry_path, limits, Arc::new(crate::infer::InferLoader::default()))
+        Self::open_with_loader(
+            registry_path,
+            limits,
+            Arc::new(crate::infer::InferLoader::default()),
+        )
     }
 
     /// [`AppState::open`] with a specific model loader.
-    pub fn open_with_loader(registry_path: &Path, limits: Limits, loader: Arc<dyn ModelLoader>) -> Result<AppState> {
+    pub fn open_with_loader(
+        registry_path: &Path,
+        limits: Limits,
+        loader: Arc<dyn ModelLoader>,
+    ) -> Result<AppState> {
         let registry = Registry::open_with_loader(registry_path, Arc::clone(&loader))?;
         let keys = KeyStore::load(&registry)?;
         let audit = AuditWriter::start(registry_path, limits.audit_queue)?;
@@ -255,12 +274,11 @@ impl AppState {
     }
 
     fn scorer_for(&self, registry: &Registry, mv: &ModelVersion) -> Result<Arc<dyn RiskScorer>> {
-        let cached = self
-            .inner
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&mv.version).filter(|(sha, _)| *sha == mv.sha256).map(|(_, s)| Arc::clone(s)));
+        let cached = self.inner.cache.lock().ok().and_then(|c| {
+            c.get(&mv.version)
+                .filter(|(sha, _)| *sha == mv.sha256)
+                .map(|(_, s)| Arc::clone(s))
+        });
         if let Some(s) = cached {
             // Loaded earlier from verified bytes; still refuse if the file has since changed,
             // so a tampered file is noticed at the next promotion.
@@ -280,11 +298,12 @@ impl AppState {
         let current = self.deployment();
         let champion = registry.champion()?;
         let challenger = registry.challenger()?;
-        let same = |loaded: &Option<Arc<LoadedModel>>, want: &Option<ModelVersion>| match (loaded, want) {
-            (None, None) => true,
-            (Some(l), Some(w)) => l.meta == *w,
-            _ => false,
-        };
+        let same =
+            |loaded: &Option<Arc<LoadedModel>>, want: &Option<ModelVersion>| match (loaded, want) {
+                (None, None) => true,
+                (Some(l), Some(w)) => l.meta == *w,
+                _ => false,
+            };
         if same(&current.champion, &champion) && same(&current.challenger, &challenger) {
             return Ok(());
         }
@@ -297,7 +316,10 @@ impl AppState {
                 }
             }
         };
-        let new = Deployment { champion: load(champion)?, challenger: load(challenger)? };
+        let new = Deployment {
+            champion: load(champion)?,
+            challenger: load(challenger)?,
+        };
         let previous = current.champion.as_ref().map(|c| c.meta.version.clone());
         if let Ok(mut cache) = self.inner.cache.lock() {
             let keep: Vec<String> = [&new.champion, &new.challenger]
@@ -309,8 +331,16 @@ impl AppState {
             cache.retain(|v, _| keep.contains(v));
         }
         tracing::info!(
-            champion = new.champion.as_ref().map(|m| m.meta.version.as_str()).unwrap_or("-"),
-            challenger = new.challenger.as_ref().map(|m| m.meta.version.as_str()).unwrap_or("-"),
+            champion = new
+                .champion
+                .as_ref()
+                .map(|m| m.meta.version.as_str())
+                .unwrap_or("-"),
+            challenger = new
+                .challenger
+                .as_ref()
+                .map(|m| m.meta.version.as_str())
+                .unwrap_or("-"),
             "deployment changed"
         );
         self.install(new);
@@ -338,7 +368,9 @@ impl AppState {
             let mut reg = this.registry()?;
             let mv = reg.get(&version)?;
             if mv.status == ModelStatus::Retired {
-                return Err(ServiceError::Conflict(format!("version {version:?} is retired")));
+                return Err(ServiceError::Conflict(format!(
+                    "version {version:?} is retired"
+                )));
             }
             // A model that cannot load (or whose file changed) never becomes champion.
             this.scorer_for(&reg, &mv)?;
@@ -370,7 +402,9 @@ impl AppState {
             let mut reg = this.registry()?;
             let mv = reg.get(&version)?;
             if mv.status == ModelStatus::Retired {
-                return Err(ServiceError::Conflict(format!("version {version:?} is retired")));
+                return Err(ServiceError::Conflict(format!(
+                    "version {version:?} is retired"
+                )));
             }
             this.scorer_for(&reg, &mv)?;
             let mv = reg.set_challenger(&version, &by)?;
@@ -405,7 +439,9 @@ impl AppState {
 }
 
 /// Run blocking work off the async runtime.
-pub(crate) async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ServiceError::Internal(format!("blocking task failed: {e}")))?

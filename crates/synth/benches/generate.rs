@@ -8,7 +8,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("generate");
     g.sample_size(10);
     for rows in [100_000usize, 1_000_000] {
-        let cfg = cr_synth::SynthConfig { rows, seed: 42, ..Default::default() };
+        let cfg = cr_synth::SynthConfig {
+            rows,
+            seed: 42,
+            ..Default::default()
+        };
         g.bench_with_input(BenchmarkId::from_parameter(rows), &cfg, |b, cfg| {
             b.iter(|| cr_synth::generate(cfg, &schema).expect("generate"))
         });
@@ -18,7 +22,11 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("synth.csv");
     let mut g = c.benchmark_group("generate_write_csv");
     g.sample_size(10);
-    let cfg = cr_synth::SynthConfig { rows: 1_000_000, seed: 42, ..Default::default() };
+    let cfg = cr_synth::SynthConfig {
+        rows: 1_000_000,
+        seed: 42,
+        ..Default::default()
+    };
     g.bench_function("1000000", |b| {
         b.iter(|| {
             let batch = cr_synth::generate(&cfg, &schema).expect("generate");

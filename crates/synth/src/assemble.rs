@@ -41,7 +41,12 @@ pub(crate) struct Layout {
 
 pub(crate) fn layout(schema: &Schema) -> Result<Layout, SynthError> {
     if schema.hs_width != 6 {
-        return Err(SynthError::Schema { reason: format!("hs_code width is {}, the generator makes HS6 codes", schema.hs_width) });
+        return Err(SynthError::Schema {
+            reason: format!(
+                "hs_code width is {}, the generator makes HS6 codes",
+                schema.hs_width
+            ),
+        });
     }
     let mut cat = Vec::with_capacity(schema.categorical.len());
     for c in &schema.categorical {
@@ -58,11 +63,18 @@ pub(crate) fn layout(schema: &Schema) -> Result<Layout, SynthError> {
             CategoricalKind::Other if c.name == PREFERENTIAL_CLAIM_COLUMN => CatField::Claim,
             CategoricalKind::Other => {
                 return Err(SynthError::Schema {
-                    reason: format!("categorical column {:?} (kind other) is not one the generator makes", c.name),
+                    reason: format!(
+                        "categorical column {:?} (kind other) is not one the generator makes",
+                        c.name
+                    ),
                 })
             }
         };
-        if matches!(f, CatField::Declarant | CatField::Seller | CatField::Courier) && !c.allow_missing {
+        if matches!(
+            f,
+            CatField::Declarant | CatField::Seller | CatField::Courier
+        ) && !c.allow_missing
+        {
             return Err(SynthError::Schema {
                 reason: format!("categorical column {:?} must allow missing values (the generator leaves some empty)", c.name),
             });
@@ -78,7 +90,10 @@ pub(crate) fn layout(schema: &Schema) -> Result<Layout, SynthError> {
             NumericKind::TaxRate => NumField::TaxRate,
             NumericKind::Other => {
                 return Err(SynthError::Schema {
-                    reason: format!("numeric column {:?} (kind other) is not one the generator makes", n.name),
+                    reason: format!(
+                        "numeric column {:?} (kind other) is not one the generator makes",
+                        n.name
+                    ),
                 })
             }
         });
@@ -90,7 +105,13 @@ fn strings<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
     it.map(str::to_string).collect()
 }
 
-pub(crate) fn assemble(world: &World, rows: &[Row], layout: &Layout, start_day: i32, source: String) -> Batch {
+pub(crate) fn assemble(
+    world: &World,
+    rows: &[Row],
+    layout: &Layout,
+    start_day: i32,
+    source: String,
+) -> Batch {
     let offices = strings(OFFICES.iter().map(|o| o.0));
     let countries = strings(COUNTRIES.iter().map(|c| c.code));
     let couriers = strings(COURIERS.iter().copied());
@@ -99,7 +120,11 @@ pub(crate) fn assemble(world: &World, rows: &[Row], layout: &Layout, start_day: 
     let yes_no = [String::from("N"), String::from("Y")];
     let empty = String::new();
     let opt = |names: &[String], i: u32| -> String {
-        if i == NONE32 { empty.clone() } else { names[i as usize].clone() }
+        if i == NONE32 {
+            empty.clone()
+        } else {
+            names[i as usize].clone()
+        }
     };
     let categorical: Vec<Vec<String>> = layout
         .cat
@@ -112,7 +137,11 @@ pub(crate) fn assemble(world: &World, rows: &[Row], layout: &Layout, start_day: 
                     CatField::Declarant => opt(&world.declarant_names, r.declarant),
                     CatField::Seller => opt(&world.seller_names, r.seller),
                     CatField::Courier => {
-                        if r.courier == NONE8 { empty.clone() } else { couriers[r.courier as usize].clone() }
+                        if r.courier == NONE8 {
+                            empty.clone()
+                        } else {
+                            couriers[r.courier as usize].clone()
+                        }
                     }
                     CatField::Origin => countries[r.origin as usize].clone(),
                     CatField::Departure => countries[r.departure as usize].clone(),
@@ -137,7 +166,10 @@ pub(crate) fn assemble(world: &World, rows: &[Row], layout: &Layout, start_day: 
                 .collect()
         })
         .collect();
-    let ids: Vec<String> = (0..rows.len()).into_par_iter().map(|i| format!("D{:09}", i + 1)).collect();
+    let ids: Vec<String> = (0..rows.len())
+        .into_par_iter()
+        .map(|i| format!("D{:09}", i + 1))
+        .collect();
     let inspected: Vec<bool> = rows.iter().map(|r| r.selection != 0).collect();
     Batch {
         source,
@@ -147,7 +179,11 @@ pub(crate) fn assemble(world: &World, rows: &[Row], layout: &Layout, start_day: 
         hs: rows.iter().map(|r| world.hs[r.hs as usize].code).collect(),
         categorical,
         numeric,
-        label: rows.iter().zip(&inspected).map(|(r, &i)| i.then_some(r.mechanism.is_some())).collect(),
+        label: rows
+            .iter()
+            .zip(&inspected)
+            .map(|(r, &i)| i.then_some(r.mechanism.is_some()))
+            .collect(),
         revenue: rows
             .iter()
             .zip(&inspected)

@@ -11,7 +11,13 @@ pub(crate) const RAIL: u8 = 3;
 pub(crate) const POST: u8 = 4;
 
 /// Median (kg) and log-sd of the gross mass of a consignment, per mode.
-pub(crate) const MODE_MASS: [(f64, f64); 5] = [(6000.0, 1.2), (120.0, 1.3), (2500.0, 1.0), (12000.0, 0.8), (2.5, 0.9)];
+pub(crate) const MODE_MASS: [(f64, f64); 5] = [
+    (6000.0, 1.2),
+    (120.0, 1.3),
+    (2500.0, 1.0),
+    (12000.0, 0.8),
+    (2.5, 0.9),
+];
 
 /// Customs offices: name and the mode they clear.
 pub(crate) const OFFICES: [(&str, u8); 12] = [
@@ -31,7 +37,14 @@ pub(crate) const OFFICES: [(&str, u8); 12] = [
 
 /// Express couriers (only air and post consignments carry one). The last one is the
 /// slightly riskier operator.
-pub(crate) const COURIERS: [&str; 6] = ["EXPRESS-A", "EXPRESS-B", "EXPRESS-C", "EXPRESS-D", "EXPRESS-E", "EXPRESS-F"];
+pub(crate) const COURIERS: [&str; 6] = [
+    "EXPRESS-A",
+    "EXPRESS-B",
+    "EXPRESS-C",
+    "EXPRESS-D",
+    "EXPRESS-E",
+    "EXPRESS-F",
+];
 pub(crate) const COURIER_RISK: [f32; 6] = [0.0, 0.0, 0.0, 0.1, 0.0, 0.5];
 
 /// Tax types (duty regime of the tariff line).
@@ -52,7 +65,13 @@ pub(crate) struct Chapter {
 }
 
 const fn ch(code: u8, duty: f32, unit_value: f64, weight: f64, excise: bool) -> Chapter {
-    Chapter { code, duty, unit_value, weight, excise }
+    Chapter {
+        code,
+        duty,
+        unit_value,
+        weight,
+        excise,
+    }
 }
 
 pub(crate) const CHAPTERS: [Chapter; 25] = [
@@ -97,8 +116,22 @@ pub(crate) struct Country {
     pub rule_listed: bool,
 }
 
-const fn co(code: &'static str, weight: f64, fta: bool, neighbour: bool, risk: f32, rule_listed: bool) -> Country {
-    Country { code, weight, fta, neighbour, risk, rule_listed }
+const fn co(
+    code: &'static str,
+    weight: f64,
+    fta: bool,
+    neighbour: bool,
+    risk: f32,
+    rule_listed: bool,
+) -> Country {
+    Country {
+        code,
+        weight,
+        fta,
+        neighbour,
+        risk,
+        rule_listed,
+    }
 }
 
 pub(crate) const COUNTRIES: [Country; 32] = [
@@ -147,5 +180,8 @@ pub(crate) const FRAUD_ORIGINS_EARLY: [(&str, f64); 2] = [("VN", 0.7), ("TH", 0.
 pub(crate) const FRAUD_ORIGINS_LATE: [(&str, f64); 2] = [("MY", 0.75), ("VN", 0.25)];
 
 pub(crate) fn country_index(code: &str) -> Option<u8> {
-    COUNTRIES.iter().position(|c| c.code == code).and_then(|i| u8::try_from(i).ok())
+    COUNTRIES
+        .iter()
+        .position(|c| c.code == code)
+        .and_then(|i| u8::try_from(i).ok())
 }

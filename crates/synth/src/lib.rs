@@ -133,7 +133,14 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig { rows: 100_000, seed: 42, start_date: (2023, 1, 1), months: 18, random_rate: 0.02, drift: true }
+        SynthConfig {
+            rows: 100_000,
+            seed: 42,
+            start_date: (2023, 1, 1),
+            months: 18,
+            random_rate: 0.02,
+            drift: true,
+        }
     }
 }
 
@@ -143,13 +150,19 @@ impl SynthConfig {
     pub fn check(&self) -> Result<(i32, i32), SynthError> {
         let bad = |field, reason: String| SynthError::Config { field, reason };
         if self.rows > 100_000_000 {
-            return Err(bad("rows", format!("{} is more than 100 000 000", self.rows)));
+            return Err(bad(
+                "rows",
+                format!("{} is more than 100 000 000", self.rows),
+            ));
         }
         if self.months == 0 || self.months > 240 {
             return Err(bad("months", format!("{} is not in 1..=240", self.months)));
         }
         if !(self.random_rate > 0.0 && self.random_rate < 1.0) {
-            return Err(bad("random_rate", format!("{} is not in (0, 1)", self.random_rate)));
+            return Err(bad(
+                "random_rate",
+                format!("{} is not in (0, 1)", self.random_rate),
+            ));
         }
         let (y, m, d) = self.start_date;
         let start = chrono::NaiveDate::from_ymd_opt(y, m, d)
@@ -159,7 +172,8 @@ impl SynthConfig {
             .and_then(|e| e.pred_opt())
             .ok_or_else(|| bad("months", "period end is out of range".into()))?;
         use chrono::Datelike;
-        let first = days_from_ymd(y, m, d).ok_or_else(|| bad("start_date", "out of range".into()))?;
+        let first =
+            days_from_ymd(y, m, d).ok_or_else(|| bad("start_date", "out of range".into()))?;
         let last = days_from_ymd(end.year(), end.month(), end.day())
             .ok_or_else(|| bad("months", "period end is out of range".into()))?;
         Ok((first, last))
@@ -214,7 +228,10 @@ pub fn generate(cfg: &SynthConfig, schema: &Schema) -> Result<Batch, SynthError>
 }
 
 /// [`generate`], plus the ground truth of every row.
-pub fn generate_with_truth(cfg: &SynthConfig, schema: &Schema) -> Result<(Batch, Truth), SynthError> {
+pub fn generate_with_truth(
+    cfg: &SynthConfig,
+    schema: &Schema,
+) -> Result<(Batch, Truth), SynthError> {
     let (first, last) = cfg.check()?;
     if first < schema.date_min || last > schema.date_max {
         return Err(SynthError::Schema {
@@ -234,7 +251,12 @@ pub fn generate_with_truth(cfg: &SynthConfig, schema: &Schema) -> Result<(Batch,
     world_rng.set_stream(0);
     let world = world::build(
         &mut world_rng,
-        &world::WorldParams { rows: cfg.rows, n_days, drift: cfg.drift, random_rate: cfg.random_rate },
+        &world::WorldParams {
+            rows: cfg.rows,
+            n_days,
+            drift: cfg.drift,
+            random_rate: cfg.random_rate,
+        },
     );
 
     let mut day_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -264,7 +286,12 @@ pub fn generate_with_truth(cfg: &SynthConfig, schema: &Schema) -> Result<(Batch,
 
 /// Day index (from the first day) of every row, sorted: a multinomial over days with a weekday
 /// pattern and linear growth, drawn as sequential binomials.
-fn row_days(rng: &mut ChaCha8Rng, rows: usize, first: i32, n_days: i32) -> Result<Vec<i32>, SynthError> {
+fn row_days(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    first: i32,
+    n_days: i32,
+) -> Result<Vec<i32>, SynthError> {
     // 1970-01-01 was a Thursday: weekday index 0 = Monday.
     let weight = |d: i32| -> f64 {
         let wd = (first + d + 3).rem_euclid(7);
@@ -285,7 +312,10 @@ fn row_days(rng: &mut ChaCha8Rng, rows: usize, first: i32, n_days: i32) -> Resul
         } else {
             let p = (w / remaining_w).clamp(0.0, 1.0);
             Binomial::new(remaining, p)
-                .map_err(|e| SynthError::Config { field: "rows", reason: format!("day sampling: {e}") })?
+                .map_err(|e| SynthError::Config {
+                    field: "rows",
+                    reason: format!("day sampling: {e}"),
+                })?
                 .sample(rng)
         };
         remaining_w -= w;

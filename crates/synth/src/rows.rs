@@ -85,7 +85,11 @@ fn pick_weighted(pairs: &[(u8, f64)], u: f64) -> u8 {
 }
 
 fn pick_mode(rng: &mut ChaCha8Rng, neighbour: bool, unit_value: f64) -> u8 {
-    let mut w: [f64; 5] = if neighbour { [0.25, 0.10, 0.55, 0.07, 0.03] } else { [0.66, 0.25, 0.0, 0.02, 0.07] };
+    let mut w: [f64; 5] = if neighbour {
+        [0.25, 0.10, 0.55, 0.07, 0.03]
+    } else {
+        [0.66, 0.25, 0.0, 0.02, 0.07]
+    };
     if unit_value > 50.0 {
         w[AIR as usize] *= 3.0;
     } else if unit_value < 2.0 {
@@ -123,7 +127,11 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
         true_origin
     } else {
         let hub = w.hubs[rng.random_range(0..w.hubs.len())];
-        if hub == true_origin { w.hubs[0] } else { hub }
+        if hub == true_origin {
+            w.hubs[0]
+        } else {
+            hub
+        }
     };
     let mode = pick_mode(rng, oc.neighbour, chapter.unit_value);
     let office = if rng.random_bool(0.85) {
@@ -133,11 +141,18 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
         offs[rng.random_range(0..offs.len())]
     };
     let (mass_med, mass_sd) = MODE_MASS[mode as usize];
-    let mass = round_to((mass_med.ln() + mass_sd * normal(rng)).exp().min(100.0 * mass_med), 0.1).max(0.1);
+    let mass = round_to(
+        (mass_med.ln() + mass_sd * normal(rng))
+            .exp()
+            .min(100.0 * mass_med),
+        0.1,
+    )
+    .max(0.1);
     let unit_mass = (h.unit_mass_mu + 0.3 * normal(rng)).exp();
     let quantity = (mass / unit_mass).round().clamp(1.0, 1e9);
     let true_value = mass * (h.uv_mu + f64::from(imp.price) + h.uv_sigma * normal(rng)).exp();
-    let courier = if (mode == AIR && mass < 200.0 && rng.random_bool(0.7)) || (mode == POST && rng.random_bool(0.9))
+    let courier = if (mode == AIR && mass < 200.0 && rng.random_bool(0.7))
+        || (mode == POST && rng.random_bool(0.9))
     {
         rng.random_range(0..COURIERS.len()) as u8
     } else {
@@ -149,13 +164,29 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
         None if rng.random_bool(0.95) => NONE32,
         _ => pick_cum(&w.decl_cum, w.decl_cum.len(), rng.random()) as u32,
     };
-    let seller_out = if rng.random_bool(0.05) { NONE32 } else { seller };
+    let seller_out = if rng.random_bool(0.05) {
+        NONE32
+    } else {
+        seller
+    };
 
     // Latent fraud risk (logit).
     let days_active = d - imp.birth;
-    let new_eff = if days_active < 120 { 1.3 * (1.0 - days_active as f32 / 120.0) } else { 0.0 };
-    let decl_risk = if declarant == NONE32 { 0.1 } else { w.declarant_risk[declarant as usize] };
-    let courier_risk = if courier == NONE8 { 0.0 } else { COURIER_RISK[courier as usize] };
+    let new_eff = if days_active < 120 {
+        1.3 * (1.0 - days_active as f32 / 120.0)
+    } else {
+        0.0
+    };
+    let decl_risk = if declarant == NONE32 {
+        0.1
+    } else {
+        w.declarant_risk[declarant as usize]
+    };
+    let courier_risk = if courier == NONE8 {
+        0.0
+    } else {
+        COURIER_RISK[courier as usize]
+    };
     let late = w.drift && d >= w.drift_day;
     let l = BASE
         + imp.risk
@@ -173,13 +204,22 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
     let mut mechanism = None;
     let mut evaded = 0.0f64;
 
-    if w.laundered[true_origin as usize] && h.pref < h.mfn && rng.random_bool(sigmoid(l + C_ORIGIN)) {
+    if w.laundered[true_origin as usize] && h.pref < h.mfn && rng.random_bool(sigmoid(l + C_ORIGIN))
+    {
         // Origin fraud: goods of a non-preferential origin declared as from an FTA partner.
-        let targets = if late { &w.fraud_origins_late } else { &w.fraud_origins_early };
+        let targets = if late {
+            &w.fraud_origins_late
+        } else {
+            &w.fraud_origins_early
+        };
         origin = pick_weighted(targets, rng.random());
         claim = true;
         rate = h.pref;
-        departure = if rng.random_bool(0.7) { true_origin } else { origin };
+        departure = if rng.random_bool(0.7) {
+            true_origin
+        } else {
+            origin
+        };
         evaded = true_value * (tax_share(h.mfn) - tax_share(h.pref));
         mechanism = Some(Mechanism::OriginFraud);
     } else if !claim && !h.lower.is_empty() && rng.random_bool(sigmoid(l + C_MISCLASS)) {
@@ -189,7 +229,11 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
         evaded = true_value * (tax_share(h.mfn) - tax_share(rate));
         mechanism = Some(Mechanism::Misclassification);
     } else {
-        let drift_u = if late && chapter.code == catalog::DRIFT_CHAPTER { DRIFT_UNDERVALUE } else { 0.0 };
+        let drift_u = if late && chapter.code == catalog::DRIFT_CHAPTER {
+            DRIFT_UNDERVALUE
+        } else {
+            0.0
+        };
         if rng.random_bool(sigmoid(l + C_UNDERVALUE + drift_u)) {
             let factor = (-rng.random_range(0.3..1.4f64)).exp();
             value = true_value * factor;
@@ -254,7 +298,11 @@ fn gen_row(w: &World, d: i32, rng: &mut ChaCha8Rng) -> Row {
         quantity: quantity as f32,
         rate,
         mechanism,
-        evaded: if mechanism.is_some() { round_to(evaded, 0.01).max(0.01) as f32 } else { 0.0 },
+        evaded: if mechanism.is_some() {
+            round_to(evaded, 0.01).max(0.01) as f32
+        } else {
+            0.0
+        },
         rule_hit,
         selection,
         propensity,

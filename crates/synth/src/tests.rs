@@ -3,7 +3,11 @@ use cr_data::{NumericKind, Selection};
 
 fn gen(rows: usize, seed: u64) -> (Schema, Batch, Truth) {
     let schema = schema().expect("bundled schema");
-    let cfg = SynthConfig { rows, seed, ..Default::default() };
+    let cfg = SynthConfig {
+        rows,
+        seed,
+        ..Default::default()
+    };
     let (b, t) = generate_with_truth(&cfg, &schema).expect("generate");
     (schema, b, t)
 }
@@ -58,9 +62,19 @@ fn deterministic_by_seed() {
 #[test]
 fn independent_of_thread_count() {
     let schema = schema().expect("bundled schema");
-    let cfg = SynthConfig { rows: 30_000, seed: 5, ..Default::default() };
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
+    let cfg = SynthConfig {
+        rows: 30_000,
+        seed: 5,
+        ..Default::default()
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("pool");
     let a = one.install(|| generate(&cfg, &schema)).expect("generate");
     let b = three.install(|| generate(&cfg, &schema)).expect("generate");
     assert_eq!(a, b);
@@ -102,35 +116,74 @@ fn shape_dates_and_lengths() {
                 assert!(f64::from(v) >= min, "{} = {v}", n.name);
             }
         }
-        if n.kind == NumericKind::Value || n.kind == NumericKind::Mass || n.kind == NumericKind::Quantity {
-            assert!(b.numeric[ni].iter().all(|&v| v > 0.0), "{} positive", n.name);
+        if n.kind == NumericKind::Value
+            || n.kind == NumericKind::Mass
+            || n.kind == NumericKind::Quantity
+        {
+            assert!(
+                b.numeric[ni].iter().all(|&v| v > 0.0),
+                "{} positive",
+                n.name
+            );
         }
     }
-    let claim = schema.categorical.iter().position(|c| c.name == PREFERENTIAL_CLAIM_COLUMN).expect("claim column");
+    let claim = schema
+        .categorical
+        .iter()
+        .position(|c| c.name == PREFERENTIAL_CLAIM_COLUMN)
+        .expect("claim column");
     assert!(b.categorical[claim].iter().all(|v| v == "Y" || v == "N"));
 }
 
 #[test]
 fn zero_rows_and_bad_config() {
     let schema = schema().expect("bundled schema");
-    let b = generate(&SynthConfig { rows: 0, ..Default::default() }, &schema).expect("empty ok");
+    let b = generate(
+        &SynthConfig {
+            rows: 0,
+            ..Default::default()
+        },
+        &schema,
+    )
+    .expect("empty ok");
     assert!(b.is_empty());
     b.check_lengths().expect("lengths");
     for bad in [
-        SynthConfig { months: 0, ..Default::default() },
-        SynthConfig { random_rate: 0.0, ..Default::default() },
-        SynthConfig { random_rate: f64::NAN, ..Default::default() },
-        SynthConfig { start_date: (2023, 2, 30), ..Default::default() },
+        SynthConfig {
+            months: 0,
+            ..Default::default()
+        },
+        SynthConfig {
+            random_rate: 0.0,
+            ..Default::default()
+        },
+        SynthConfig {
+            random_rate: f64::NAN,
+            ..Default::default()
+        },
+        SynthConfig {
+            start_date: (2023, 2, 30),
+            ..Default::default()
+        },
     ] {
-        assert!(matches!(generate(&bad, &schema), Err(SynthError::Config { .. })), "{bad:?}");
+        assert!(
+            matches!(generate(&bad, &schema), Err(SynthError::Config { .. })),
+            "{bad:?}"
+        );
     }
     let mut narrow = schema.clone();
     narrow.date_max = cr_data::schema::days_from_ymd(2023, 6, 1).expect("date");
-    assert!(matches!(generate(&SynthConfig::default(), &narrow), Err(SynthError::Schema { .. })));
+    assert!(matches!(
+        generate(&SynthConfig::default(), &narrow),
+        Err(SynthError::Schema { .. })
+    ));
     let mut other = schema.clone();
     other.categorical[0].kind = cr_data::CategoricalKind::Other;
     other.categorical[0].name = "mystery".into();
-    assert!(matches!(generate(&SynthConfig::default(), &other), Err(SynthError::Schema { .. })));
+    assert!(matches!(
+        generate(&SynthConfig::default(), &other),
+        Err(SynthError::Schema { .. })
+    ));
 }
 
 #[test]
@@ -140,7 +193,11 @@ fn layout_follows_schema_order() {
     let mut rev = schema.clone();
     rev.categorical.reverse();
     rev.numeric.reverse();
-    let cfg = SynthConfig { rows: 3_000, seed: 9, ..Default::default() };
+    let cfg = SynthConfig {
+        rows: 3_000,
+        seed: 9,
+        ..Default::default()
+    };
     let a = generate(&cfg, &schema).expect("generate");
     let b = generate(&cfg, &rev).expect("generate");
     let mut bc = b.categorical.clone();
@@ -194,27 +251,52 @@ fn rates_and_unbiased_random_sample() {
     let fraud = (0..n).filter(|&i| t.is_fraud(i)).count();
     let p = frac(fraud, n);
     assert!((0.02..=0.05).contains(&p), "fraud rate {p}");
-    let random: Vec<usize> = (0..n).filter(|&i| b.selection[i] == Some(Selection::Random)).collect();
+    let random: Vec<usize> = (0..n)
+        .filter(|&i| b.selection[i] == Some(Selection::Random))
+        .collect();
     let nr = random.len();
     // Random sample size ~ Binomial(n, 0.02): within 5 sd.
     let sd_n = (n as f64 * 0.02 * 0.98).sqrt();
-    assert!((nr as f64 - n as f64 * 0.02).abs() < 5.0 * sd_n, "random sample {nr}");
-    let pr = frac(random.iter().filter(|&&i| b.label[i] == Some(true)).count(), nr);
+    assert!(
+        (nr as f64 - n as f64 * 0.02).abs() < 5.0 * sd_n,
+        "random sample {nr}"
+    );
+    let pr = frac(
+        random.iter().filter(|&&i| b.label[i] == Some(true)).count(),
+        nr,
+    );
     let se = (p * (1.0 - p) / nr as f64).sqrt();
-    assert!((pr - p).abs() < 4.0 * se, "random-sample rate {pr} vs {p} (se {se})");
+    assert!(
+        (pr - p).abs() < 4.0 * se,
+        "random-sample rate {pr} vs {p} (se {se})"
+    );
     // IPW (Horvitz-Thompson) estimate of the fraud count over all rows.
     let ht: f64 = (0..n)
         .filter(|&i| b.label[i] == Some(true))
         .map(|i| 1.0 / b.propensity[i].expect("propensity"))
         .sum();
-    assert!((ht / n as f64 - p).abs() < 0.15 * p, "IPW {} vs {p}", ht / n as f64);
+    assert!(
+        (ht / n as f64 - p).abs() < 0.15 * p,
+        "IPW {} vs {p}",
+        ht / n as f64
+    );
     // Rule-targeted inspections find more fraud than the random sample.
-    let rule: Vec<usize> = (0..n).filter(|&i| b.selection[i] == Some(Selection::Rule)).collect();
-    let prule = frac(rule.iter().filter(|&&i| b.label[i] == Some(true)).count(), rule.len());
+    let rule: Vec<usize> = (0..n)
+        .filter(|&i| b.selection[i] == Some(Selection::Rule))
+        .collect();
+    let prule = frac(
+        rule.iter().filter(|&&i| b.label[i] == Some(true)).count(),
+        rule.len(),
+    );
     assert!(prule > 1.5 * pr, "rule hit rate {prule} vs random {pr}");
     let insp = frac(b.inspected.iter().filter(|&&x| x).count(), n);
     assert!((0.03..=0.15).contains(&insp), "inspection rate {insp}");
-    for m in [Mechanism::Undervaluation, Mechanism::Misclassification, Mechanism::OriginFraud, Mechanism::UndeclaredGoods] {
+    for m in [
+        Mechanism::Undervaluation,
+        Mechanism::Misclassification,
+        Mechanism::OriginFraud,
+        Mechanism::UndeclaredGoods,
+    ] {
         let c = frac(t.mechanism.iter().filter(|x| **x == Some(m)).count(), n);
         assert!(c > 0.001 && c < 0.03, "{m:?}: {c}");
     }
@@ -223,16 +305,26 @@ fn rates_and_unbiased_random_sample() {
 #[test]
 fn importer_population_is_heavy_tailed() {
     let (schema, b, _) = gen(100_000, 8);
-    let imp = schema.categorical_index(cr_data::CategoricalKind::Importer).expect("importer");
+    let imp = schema
+        .categorical_index(cr_data::CategoricalKind::Importer)
+        .expect("importer");
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for v in &b.categorical[imp] {
         *counts.entry(v.as_str()).or_default() += 1;
     }
-    assert!((2_500..=5_500).contains(&counts.len()), "{} importers", counts.len());
+    assert!(
+        (2_500..=5_500).contains(&counts.len()),
+        "{} importers",
+        counts.len()
+    );
     let mut c: Vec<usize> = counts.values().copied().collect();
     c.sort_unstable_by(|a, b| b.cmp(a));
     let top1pct: usize = c[..c.len() / 100].iter().sum();
-    assert!(frac(top1pct, b.len()) > 0.08, "top 1 % of importers: {}", frac(top1pct, b.len()));
+    assert!(
+        frac(top1pct, b.len()) > 0.08,
+        "top 1 % of importers: {}",
+        frac(top1pct, b.len())
+    );
     // New importers keep appearing: some importers' first row is in the last quarter.
     let q3 = b.dates[b.len() * 3 / 4];
     let mut first = std::collections::BTreeMap::<&str, i32>::new();
@@ -240,11 +332,17 @@ fn importer_population_is_heavy_tailed() {
         first.entry(v.as_str()).or_insert(d);
     }
     assert!(first.values().filter(|&&d| d >= q3).count() > counts.len() / 20);
-    let decl = schema.categorical_index(cr_data::CategoricalKind::Declarant).expect("declarant");
+    let decl = schema
+        .categorical_index(cr_data::CategoricalKind::Declarant)
+        .expect("declarant");
     let mut d = b.categorical[decl].clone();
     d.sort();
     d.dedup();
-    assert!(d.len() > 20 && d.len() < counts.len() / 5, "{} declarants shared", d.len());
+    assert!(
+        d.len() > 20 && d.len() < counts.len() / 5,
+        "{} declarants shared",
+        d.len()
+    );
 }
 
 /// Fraud rate among rows whose declared value is far below the HS6 median unit value x mass
@@ -257,7 +355,9 @@ fn planted_mechanisms_are_detectable() {
     let m = schema.numeric_index(NumericKind::Mass).expect("mass");
     // Median log unit value per HS6 (from the data itself).
     let mut by_hs = std::collections::BTreeMap::<u64, Vec<f64>>::new();
-    let luv: Vec<f64> = (0..n).map(|i| (f64::from(b.numeric[v][i]) / f64::from(b.numeric[m][i])).ln()).collect();
+    let luv: Vec<f64> = (0..n)
+        .map(|i| (f64::from(b.numeric[v][i]) / f64::from(b.numeric[m][i])).ln())
+        .collect();
     for (h, &l) in b.hs.iter().zip(&luv) {
         by_hs.entry(*h).or_default().push(l);
     }
@@ -271,25 +371,52 @@ fn planted_mechanisms_are_detectable() {
     let low: Vec<usize> = (0..n).filter(|&i| luv[i] - med[&b.hs[i]] < -1.2).collect();
     let base = frac((0..n).filter(|&i| t.is_fraud(i)).count(), n);
     let low_rate = frac(low.iter().filter(|&&i| t.is_fraud(i)).count(), low.len());
-    assert!(low_rate > 2.0 * base, "undervalued-looking rows {low_rate} vs base {base}");
+    assert!(
+        low_rate > 2.0 * base,
+        "undervalued-looking rows {low_rate} vs base {base}"
+    );
     // ... but not a giveaway: most such rows are clean.
     assert!(low_rate < 0.5, "{low_rate}");
 
-    let claim = schema.categorical.iter().position(|c| c.name == PREFERENTIAL_CLAIM_COLUMN).expect("claim");
-    let o = schema.categorical_index(cr_data::CategoricalKind::CountryOfOrigin).expect("origin");
-    let dep = schema.categorical_index(cr_data::CategoricalKind::CountryOfDeparture).expect("departure");
-    let tr: Vec<usize> =
-        (0..n).filter(|&i| b.categorical[claim][i] == "Y" && b.categorical[o][i] != b.categorical[dep][i]).collect();
+    let claim = schema
+        .categorical
+        .iter()
+        .position(|c| c.name == PREFERENTIAL_CLAIM_COLUMN)
+        .expect("claim");
+    let o = schema
+        .categorical_index(cr_data::CategoricalKind::CountryOfOrigin)
+        .expect("origin");
+    let dep = schema
+        .categorical_index(cr_data::CategoricalKind::CountryOfDeparture)
+        .expect("departure");
+    let tr: Vec<usize> = (0..n)
+        .filter(|&i| b.categorical[claim][i] == "Y" && b.categorical[o][i] != b.categorical[dep][i])
+        .collect();
     let tr_rate = frac(tr.iter().filter(|&&i| t.is_fraud(i)).count(), tr.len());
-    assert!(tr_rate > 3.0 * base, "claim with departure != origin: {tr_rate} vs {base}");
+    assert!(
+        tr_rate > 3.0 * base,
+        "claim with departure != origin: {tr_rate} vs {base}"
+    );
 
     // Drift: the false origin of origin fraud shifts to MY in the last third.
     let split = b.dates[0] + (b.dates[n - 1] - b.dates[0]) * 2 / 3;
     let share_my = |late: bool| {
         let rows: Vec<usize> = (0..n)
-            .filter(|&i| t.mechanism[i] == Some(Mechanism::OriginFraud) && (b.dates[i] > split) == late)
+            .filter(|&i| {
+                t.mechanism[i] == Some(Mechanism::OriginFraud) && (b.dates[i] > split) == late
+            })
             .collect();
-        frac(rows.iter().filter(|&&i| b.categorical[o][i] == "MY").count(), rows.len())
+        frac(
+            rows.iter()
+                .filter(|&&i| b.categorical[o][i] == "MY")
+                .count(),
+            rows.len(),
+        )
     };
-    assert!(share_my(true) > 0.5 && share_my(false) < 0.1, "{} {}", share_my(false), share_my(true));
+    assert!(
+        share_my(true) > 0.5 && share_my(false) < 0.1,
+        "{} {}",
+        share_my(false),
+        share_my(true)
+    );
 }

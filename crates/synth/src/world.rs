@@ -124,7 +124,11 @@ fn build_hs(rng: &mut ChaCha8Rng) -> (Vec<Hs6>, Vec<Vec<u16>>) {
             let mut subs = subs[..n_sub].to_vec();
             subs.sort_unstable();
             for sub in subs {
-                let mult = if rng.random_bool(0.7) { head_mult } else { MULT[rng.random_range(0..MULT.len())] };
+                let mult = if rng.random_bool(0.7) {
+                    head_mult
+                } else {
+                    MULT[rng.random_range(0..MULT.len())]
+                };
                 let mfn = round_rate(chapter.duty * mult);
                 let pref_factor = if rng.random_bool(0.75) { 0.0 } else { 0.5 };
                 let tax_type = if chapter.excise {
@@ -154,8 +158,11 @@ fn build_hs(rng: &mut ChaCha8Rng) -> (Vec<Hs6>, Vec<Vec<u16>>) {
     }
     for codes in &by_chapter {
         for &a in codes {
-            let lower: Vec<u16> =
-                codes.iter().copied().filter(|&b| hs[b as usize].mfn + 2.5 <= hs[a as usize].mfn).collect();
+            let lower: Vec<u16> = codes
+                .iter()
+                .copied()
+                .filter(|&b| hs[b as usize].mfn + 2.5 <= hs[a as usize].mfn)
+                .collect();
             hs[a as usize].lower = lower;
         }
     }
@@ -178,8 +185,9 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
     let chapter_cum = cumulative(CHAPTERS.iter().map(|c| c.weight));
 
     // Sellers: a country each, Zipf popularity.
-    let seller_country: Vec<u8> =
-        (0..n_sell).map(|_| pick_cum(&country_cum, country_cum.len(), rng.random()) as u8).collect();
+    let seller_country: Vec<u8> = (0..n_sell)
+        .map(|_| pick_cum(&country_cum, country_cum.len(), rng.random()) as u8)
+        .collect();
     let seller_cum = cumulative((0..n_sell).map(|r| 1.0 / (r as f64 + 3.0)));
 
     // Declarants: Zipf popularity, a few risky ones (about 3 %, at least 2).
@@ -208,7 +216,11 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
     let mut importers = Vec::with_capacity(n_imp);
     let mut weights = Vec::with_capacity(n_imp);
     for (i, &rank) in ranks.iter().enumerate() {
-        let birth = if i == 0 || rng.random_bool(0.62) { -1000 } else { rng.random_range(0..p.n_days.max(1)) };
+        let birth = if i == 0 || rng.random_bool(0.62) {
+            -1000
+        } else {
+            rng.random_range(0..p.n_days.max(1))
+        };
         // 4 % bad actors, fewer among the largest traders (top 2 % of ranks scale down
         // linearly), which also keeps the overall fraud rate stable across seeds.
         let bad = rng.random_bool(0.04 * ((rank as f64 + 1.0) / (0.02 * n_imp as f64)).min(1.0));
@@ -281,8 +293,14 @@ pub(crate) fn build(rng: &mut ChaCha8Rng, p: &WorldParams) -> World {
         decl_cum,
         hubs: catalog::HUBS.iter().map(|h| idx(h)).collect(),
         laundered,
-        fraud_origins_early: catalog::FRAUD_ORIGINS_EARLY.iter().map(|(c, w)| (idx(c), *w)).collect(),
-        fraud_origins_late: catalog::FRAUD_ORIGINS_LATE.iter().map(|(c, w)| (idx(c), *w)).collect(),
+        fraud_origins_early: catalog::FRAUD_ORIGINS_EARLY
+            .iter()
+            .map(|(c, w)| (idx(c), *w))
+            .collect(),
+        fraud_origins_late: catalog::FRAUD_ORIGINS_LATE
+            .iter()
+            .map(|(c, w)| (idx(c), *w))
+            .collect(),
         offices_by_mode,
         importer_names: (0..n_imp).map(|i| format!("IMP{:06}", i + 1)).collect(),
         declarant_names: (0..n_decl).map(|i| format!("DCL{:04}", i + 1)).collect(),
@@ -300,12 +318,21 @@ mod tests {
 
     #[test]
     fn catalog_codes_resolve() {
-        for c in catalog::HUBS.iter().chain(catalog::LAUNDERED_ORIGINS.iter()) {
+        for c in catalog::HUBS
+            .iter()
+            .chain(catalog::LAUNDERED_ORIGINS.iter())
+        {
             assert!(catalog::country_index(c).is_some(), "{c}");
         }
-        for (c, _) in catalog::FRAUD_ORIGINS_EARLY.iter().chain(catalog::FRAUD_ORIGINS_LATE.iter()) {
+        for (c, _) in catalog::FRAUD_ORIGINS_EARLY
+            .iter()
+            .chain(catalog::FRAUD_ORIGINS_LATE.iter())
+        {
             let i = catalog::country_index(c).expect("listed");
-            assert!(COUNTRIES[i as usize].fta, "{c} must be a preferential partner");
+            assert!(
+                COUNTRIES[i as usize].fta,
+                "{c} must be a preferential partner"
+            );
         }
         assert!(offices_cover_modes());
     }
@@ -326,7 +353,10 @@ mod tests {
         assert_eq!(codes.len(), hs.len(), "codes are unique");
         for h in &hs {
             assert!(h.code < 1_000_000 && h.code >= 10_000);
-            assert_eq!(h.code / 10_000, u64::from(CHAPTERS[h.chapter as usize].code));
+            assert_eq!(
+                h.code / 10_000,
+                u64::from(CHAPTERS[h.chapter as usize].code)
+            );
             assert!(h.pref <= h.mfn);
             for &l in &h.lower {
                 assert_eq!(hs[l as usize].chapter, h.chapter);

@@ -72,7 +72,10 @@ impl TrainConfig {
     /// The one place the run configuration is validated.
     pub fn check(&self) -> Result<(), TrainError> {
         if !(self.pos_weight.is_finite() && self.pos_weight > 0.0) {
-            return Err(TrainError::Config(format!("pos_weight {} must be finite and > 0", self.pos_weight)));
+            return Err(TrainError::Config(format!(
+                "pos_weight {} must be finite and > 0",
+                self.pos_weight
+            )));
         }
         self.gbdt.check()?;
         self.logistic.check()?;

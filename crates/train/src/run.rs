@@ -12,7 +12,10 @@ use cr_gbdt::{ImportanceType, Objective};
 use ndarray::ArrayView2;
 use sha2::{Digest, Sha256};
 
-use crate::card::{FeatureBins, BudgetMetrics, DataInfo, Importance, ModelCard, SchemaInfo, SplitInfo, ValidationMetrics, CARD_VERSION};
+use crate::card::{
+    BudgetMetrics, DataInfo, FeatureBins, Importance, ModelCard, SchemaInfo, SplitInfo,
+    ValidationMetrics, CARD_VERSION,
+};
 use crate::config::{Algo, TrainConfig};
 use crate::export::{self, Trained};
 use crate::TrainError;
@@ -23,11 +26,24 @@ pub enum Event {
     /// A stage started ("read", "features", "train", "validate", "export").
     Stage(&'static str),
     /// Data read.
-    Loaded { rows: u64, rejected: u64, labelled: u64 },
+    Loaded {
+        rows: u64,
+        rejected: u64,
+        labelled: u64,
+    },
     /// Time split chosen.
-    Split { valid_from: String, train_rows: usize, valid_rows: usize },
+    Split {
+        valid_from: String,
+        train_rows: usize,
+        valid_rows: usize,
+    },
     /// A boosting round finished.
-    Round { round: usize, total: usize, valid_metric: Option<f64>, metric: String },
+    Round {
+        round: usize,
+        total: usize,
+        valid_metric: Option<f64>,
+        metric: String,
+    },
 }
 
 /// What a run produced.
@@ -46,7 +62,10 @@ pub struct TrainOutcome {
 pub const CARD_RATES: [f64; 4] = [0.01, 0.02, 0.05, 0.10];
 
 /// Runs one training job end to end and writes `<out>.onnx` and `<out>.card.json`.
-pub fn run(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> Result<TrainOutcome, TrainError> {
+pub fn run(
+    cfg: &TrainConfig,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<TrainOutcome, TrainError> {
     cfg.check()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
@@ -56,7 +75,10 @@ pub fn run(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> Resul
 }
 
 fn sha256_file(path: &Path) -> Result<String, TrainError> {
-    let io = |e: std::io::Error| TrainError::Io { path: path.display().to_string(), message: e.to_string() };
+    let io = |e: std::io::Error| TrainError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -72,7 +94,13 @@ fn sha256_file(path: &Path) -> Result<String, TrainError> {
 
 /// First day of the month holding the 80th percentile of labelled dates.
 fn default_valid_from(batch: &Batch) -> Option<i32> {
-    let mut dates: Vec<i32> = batch.dates.iter().zip(&batch.label).filter(|(_, l)| l.is_some()).map(|(d, _)| *d).collect();
+    let mut dates: Vec<i32> = batch
+        .dates
+        .iter()
+        .zip(&batch.label)
+        .filter(|(_, l)| l.is_some())
+        .map(|(d, _)| *d)
+        .collect();
     if dates.is_empty() {
         return None;
     }
@@ -87,24 +115,42 @@ fn default_valid_from(batch: &Batch) -> Option<i32> {
     Some(if days <= dates[0] { q } else { days })
 }
 
-fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> Result<TrainOutcome, TrainError> {
+fn run_in_pool(
+    cfg: &TrainConfig,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<TrainOutcome, TrainError> {
     let mut timings = BTreeMap::new();
-    let name = cfg.out.file_name().map(|s| s.to_string_lossy().trim_end_matches(".onnx").to_string()).unwrap_or_default();
+    let name = cfg
+        .out
+        .file_name()
+        .map(|s| s.to_string_lossy().trim_end_matches(".onnx").to_string())
+        .unwrap_or_default();
 
     // ---- read
     on_event(Event::Stage("read"));
     let t = Instant::now();
     let opts = ReadOptions {
-        on_error: if cfg.skip_bad_rows { OnError::Skip } else { OnError::Fail },
+        on_error: if cfg.skip_bad_rows {
+            OnError::Skip
+        } else {
+            OnError::Fail
+        },
         require_label: true,
         ..ReadOptions::default()
     };
     let (batch, rejects) = cr_data::read_all(&cfg.data, &cfg.schema, &opts)?;
     let labelled = batch.label.iter().filter(|l| l.is_some()).count();
     let positives = batch.label.iter().filter(|l| **l == Some(true)).count();
-    on_event(Event::Loaded { rows: (batch.len() + rejects.len()) as u64, rejected: rejects.len() as u64, labelled: labelled as u64 });
+    on_event(Event::Loaded {
+        rows: (batch.len() + rejects.len()) as u64,
+        rejected: rejects.len() as u64,
+        labelled: labelled as u64,
+    });
     if labelled == 0 {
-        return Err(TrainError::Split(format!("{}: no labelled (inspected) rows to learn from", cfg.data.display())));
+        return Err(TrainError::Split(format!(
+            "{}: no labelled (inspected) rows to learn from",
+            cfg.data.display()
+        )));
     }
     let data_sha = sha256_file(&cfg.data)?;
     timings.insert("read".to_string(), t.elapsed().as_secs_f64());
@@ -112,12 +158,22 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     // ---- time split
     let valid_from = match cfg.valid_from.or_else(|| default_valid_from(&batch)) {
         Some(v) => v,
-        None => return Err(TrainError::Split("cannot choose a validation period".into())),
+        None => {
+            return Err(TrainError::Split(
+                "cannot choose a validation period".into(),
+            ))
+        }
     };
-    let train_idx: Vec<usize> = (0..batch.len()).filter(|&i| batch.dates[i] < valid_from).collect();
-    let valid_idx: Vec<usize> = (0..batch.len()).filter(|&i| batch.dates[i] >= valid_from && batch.label[i].is_some()).collect();
+    let train_idx: Vec<usize> = (0..batch.len())
+        .filter(|&i| batch.dates[i] < valid_from)
+        .collect();
+    let valid_idx: Vec<usize> = (0..batch.len())
+        .filter(|&i| batch.dates[i] >= valid_from && batch.label[i].is_some())
+        .collect();
     let train = batch.take(&train_idx);
-    let train_lab: Vec<usize> = (0..train.len()).filter(|&i| train.label[i].is_some()).collect();
+    let train_lab: Vec<usize> = (0..train.len())
+        .filter(|&i| train.label[i].is_some())
+        .collect();
     if train_lab.is_empty() {
         return Err(TrainError::Split(format!(
             "no labelled rows before the validation start {}: choose an earlier --valid-from",
@@ -125,7 +181,11 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
         )));
     }
     let valid = batch.take(&valid_idx);
-    on_event(Event::Split { valid_from: ymd_from_days(valid_from), train_rows: train_lab.len(), valid_rows: valid.len() });
+    on_event(Event::Split {
+        valid_from: ymd_from_days(valid_from),
+        train_rows: train_lab.len(),
+        valid_rows: valid.len(),
+    });
 
     // ---- features
     on_event(Event::Stage("features"));
@@ -138,12 +198,17 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     for &i in &train_lab {
         xtr.extend_from_slice(oof.row(i));
     }
-    let ytr: Vec<bool> = train_lab.iter().map(|&i| train.label[i] == Some(true)).collect();
+    let ytr: Vec<bool> = train_lab
+        .iter()
+        .map(|&i| train.label[i] == Some(true))
+        .collect();
     let xva = pipeline.transform(&valid)?;
     let yva: Vec<bool> = valid.label.iter().map(|l| *l == Some(true)).collect();
     timings.insert("features".to_string(), t.elapsed().as_secs_f64());
-    let xtr_v = ArrayView2::from_shape((train_lab.len(), nf), &xtr).map_err(|e| TrainError::Config(e.to_string()))?;
-    let xva_v = ArrayView2::from_shape((valid.len(), nf), &xva.data).map_err(|e| TrainError::Config(e.to_string()))?;
+    let xtr_v = ArrayView2::from_shape((train_lab.len(), nf), &xtr)
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+    let xva_v = ArrayView2::from_shape((valid.len(), nf), &xva.data)
+        .map_err(|e| TrainError::Config(e.to_string()))?;
 
     // ---- train
     on_event(Event::Stage("train"));
@@ -151,27 +216,52 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     let names = pipeline.feature_names();
     let (valid_scores, params_json, importance, best_iteration, gbdt, logistic) = match cfg.algo {
         Algo::Gbdt => {
-            let params = cfg.gbdt.clone().objective(Objective::Binary { scale_pos_weight: cfg.pos_weight }).seed(cfg.seed).num_threads(cfg.threads);
+            let params = cfg
+                .gbdt
+                .clone()
+                .objective(Objective::Binary {
+                    scale_pos_weight: cfg.pos_weight,
+                })
+                .seed(cfg.seed)
+                .num_threads(cfg.threads);
             let y: Vec<f32> = ytr.iter().map(|&b| f32::from(u8::from(b))).collect();
             let yv: Vec<f32> = yva.iter().map(|&b| f32::from(u8::from(b))).collect();
             let valid_arg = (!valid.is_empty()).then_some((xva_v, yv.as_slice()));
             let mut cb = |p: &cr_gbdt::Progress| {
-                on_event(Event::Round { round: p.round, total: p.total_rounds, valid_metric: p.valid_metric, metric: format!("{:?}", p.metric) })
+                on_event(Event::Round {
+                    round: p.round,
+                    total: p.total_rounds,
+                    valid_metric: p.valid_metric,
+                    metric: format!("{:?}", p.metric),
+                })
             };
-            let model = cr_gbdt::train(&params, xtr_v, &y, None, valid_arg, Some(&mut cb))?.with_feature_names(names.clone())?;
+            let model = cr_gbdt::train(&params, xtr_v, &y, None, valid_arg, Some(&mut cb))?
+                .with_feature_names(names.clone())?;
             let stats = model.train_stats;
             timings.insert("train.binning".to_string(), stats.binning_s);
             timings.insert("train.histograms".to_string(), stats.histogram_s);
             timings.insert("train.splits".to_string(), stats.split_s);
-            let vs: Vec<f64> = if valid.is_empty() { vec![] } else { model.predict_proba(xva_v)? };
+            let vs: Vec<f64> = if valid.is_empty() {
+                vec![]
+            } else {
+                model.predict_proba(xva_v)?
+            };
             let gain = model.feature_importance(ImportanceType::Gain);
             let split = model.feature_importance(ImportanceType::Split);
             let mut imp: Vec<Importance> = names
                 .iter()
                 .enumerate()
-                .map(|(j, f)| Importance { feature: f.clone(), gain: gain[j], splits: split[j] })
+                .map(|(j, f)| Importance {
+                    feature: f.clone(),
+                    gain: gain[j],
+                    splits: split[j],
+                })
                 .collect();
-            imp.sort_by(|a, b| b.gain.total_cmp(&a.gain).then_with(|| a.feature.cmp(&b.feature)));
+            imp.sort_by(|a, b| {
+                b.gain
+                    .total_cmp(&a.gain)
+                    .then_with(|| a.feature.cmp(&b.feature))
+            });
             let pj = serde_json::to_value(&params).unwrap_or_default();
             let best = model.best_iteration;
             (vs, pj, imp, best, Some(model), None)
@@ -183,8 +273,15 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
                 params.log_features = default_log_features(&pipeline);
             }
             let model = cr_linear::fit(&params, xtr_v, &ytr, None)?;
-            let vs: Vec<f64> =
-                if valid.is_empty() { vec![] } else { model.predict_proba(xva_v)?.into_iter().map(f64::from).collect() };
+            let vs: Vec<f64> = if valid.is_empty() {
+                vec![]
+            } else {
+                model
+                    .predict_proba(xva_v)?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            };
             let pj = serde_json::to_value(&params).unwrap_or_default();
             (vs, pj, Vec::new(), None, None, Some(model))
         }
@@ -195,7 +292,13 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     on_event(Event::Stage("validate"));
     let t = Instant::now();
     let revenue: Option<Vec<f64>> = if valid.revenue.iter().any(|r| r.is_some()) {
-        Some(valid.revenue.iter().map(|r| f64::from(r.unwrap_or(0.0))).collect())
+        Some(
+            valid
+                .revenue
+                .iter()
+                .map(|r| f64::from(r.unwrap_or(0.0)))
+                .collect(),
+        )
     } else {
         None
     };
@@ -208,7 +311,10 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     on_event(Event::Stage("export"));
     let t = Instant::now();
     let schema_json = serde_json::to_string(&cfg.schema).unwrap_or_default();
-    let (dmin, dmax) = (batch.dates.iter().min().copied(), batch.dates.iter().max().copied());
+    let (dmin, dmax) = (
+        batch.dates.iter().min().copied(),
+        batch.dates.iter().max().copied(),
+    );
     let mut card = ModelCard {
         card_version: CARD_VERSION,
         name,
@@ -225,7 +331,10 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
             date_min: dmin.map(ymd_from_days).unwrap_or_default(),
             date_max: dmax.map(ymd_from_days).unwrap_or_default(),
         },
-        schema: SchemaInfo { name: cfg.schema.name.clone(), sha256: hex::encode(Sha256::digest(schema_json.as_bytes())) },
+        schema: SchemaInfo {
+            name: cfg.schema.name.clone(),
+            sha256: hex::encode(Sha256::digest(schema_json.as_bytes())),
+        },
         split: SplitInfo {
             valid_from: ymd_from_days(valid_from),
             train_rows: train_lab.len() as u64,
@@ -253,15 +362,28 @@ fn run_in_pool(cfg: &TrainConfig, on_event: &mut (dyn FnMut(Event) + Send)) -> R
     let onnx_path = cfg.onnx_path();
     let card_path = cfg.card_path();
     if let Some(dir) = onnx_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| TrainError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::Io {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
     }
     timings.insert("export".to_string(), t.elapsed().as_secs_f64());
     card.timings = timings;
     let proto = export::to_onnx(&pipeline, trained, &card)?;
     cr_onnx::save_model(&onnx_path, &proto)?;
-    let card_json = serde_json::to_string_pretty(&card).map_err(|e| TrainError::Export(e.to_string()))?;
-    std::fs::write(&card_path, card_json).map_err(|e| TrainError::Io { path: card_path.display().to_string(), message: e.to_string() })?;
-    Ok(TrainOutcome { onnx_path, card_path, card, gbdt, logistic })
+    let card_json =
+        serde_json::to_string_pretty(&card).map_err(|e| TrainError::Export(e.to_string()))?;
+    std::fs::write(&card_path, card_json).map_err(|e| TrainError::Io {
+        path: card_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(TrainOutcome {
+        onnx_path,
+        card_path,
+        card,
+        gbdt,
+        logistic,
+    })
 }
 
 /// 10 quantile bins per feature over the training matrix, with the share of each bin.
@@ -275,7 +397,11 @@ fn feature_bins(names: &[String], x: &[f32], nf: usize) -> Result<Vec<FeatureBin
             let col: Vec<f64> = (0..n).map(|i| f64::from(x[i * nf + j])).collect();
             let edges = cr_eval::drift::quantile_edges(&col, 10);
             let expected = cr_eval::drift::bin_proportions(&col, &edges).map_err(err)?;
-            Ok(FeatureBins { feature: name.clone(), edges, expected })
+            Ok(FeatureBins {
+                feature: name.clone(),
+                edges,
+                expected,
+            })
         })
         .collect()
 }
@@ -287,7 +413,15 @@ fn default_log_features(p: &cr_features::FittedPipeline) -> Vec<usize> {
     p.features
         .iter()
         .enumerate()
-        .filter(|(_, f)| matches!(f, F::Numeric { .. } | F::UnitValue { .. } | F::RelUnitValue { .. } | F::RiskCount { .. }))
+        .filter(|(_, f)| {
+            matches!(
+                f,
+                F::Numeric { .. }
+                    | F::UnitValue { .. }
+                    | F::RelUnitValue { .. }
+                    | F::RiskCount { .. }
+            )
+        })
         .map(|(j, _)| j)
         .collect()
 }
@@ -302,10 +436,16 @@ pub fn quantiles(scores: &[f64]) -> Vec<f32> {
         return Vec::new();
     }
     s.sort_by(f64::total_cmp);
-    (0..=100).map(|q| s[((s.len() - 1) * q) / 100] as f32).collect()
+    (0..=100)
+        .map(|q| s[((s.len() - 1) * q) / 100] as f32)
+        .collect()
 }
 
-fn validation_metrics(scores: &[f64], labels: &[bool], revenue: Option<&[f64]>) -> Result<Option<ValidationMetrics>, TrainError> {
+fn validation_metrics(
+    scores: &[f64],
+    labels: &[bool],
+    revenue: Option<&[f64]>,
+) -> Result<Option<ValidationMetrics>, TrainError> {
     if scores.is_empty() {
         return Ok(None);
     }
@@ -324,7 +464,13 @@ fn validation_metrics(scores: &[f64], labels: &[bool], revenue: Option<&[f64]>) 
         at_budget: pts
             .iter()
             .zip(CARD_RATES)
-            .map(|(p, rate)| BudgetMetrics { rate, k: p.k, precision: p.precision, recall: p.recall, revenue_share: p.revenue_share })
+            .map(|(p, rate)| BudgetMetrics {
+                rate,
+                k: p.k,
+                precision: p.precision,
+                recall: p.recall,
+                revenue_share: p.revenue_share,
+            })
             .collect(),
     }))
 }

@@ -10,14 +10,27 @@ use cr_features::FittedPipeline;
 use cr_train::{run, Algo, TrainConfig};
 
 fn python(args: &[&str]) -> String {
-    let out = Command::new("python3").args(args).output().expect("python3 must be installed (scripts/test.sh installs the references)");
-    assert!(out.status.success(), "python failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3 must be installed (scripts/test.sh installs the references)");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn generate(dir: &Path, rows: usize, seed: u64) -> std::path::PathBuf {
     let schema = cr_synth::schema().unwrap();
-    let cfg = cr_synth::SynthConfig { rows, seed, months: 12, ..Default::default() };
+    let cfg = cr_synth::SynthConfig {
+        rows,
+        seed,
+        months: 12,
+        ..Default::default()
+    };
     let batch = cr_synth::generate(&cfg, &schema).unwrap();
     let path = dir.join("decl.csv");
     cr_data::write_batch(&path, &schema, &batch).unwrap();
@@ -26,7 +39,10 @@ fn generate(dir: &Path, rows: usize, seed: u64) -> std::path::PathBuf {
 
 fn meta(model: &Path, key: &str) -> String {
     let m = cr_onnx::load_model(model).unwrap();
-    cr_onnx::metadata_map(&m).get(key).cloned().unwrap_or_else(|| panic!("no metadata {key}"))
+    cr_onnx::metadata_map(&m)
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no metadata {key}"))
 }
 
 fn check_against_ort(algo: Algo) {
@@ -39,10 +55,14 @@ fn check_against_ort(algo: Algo) {
     let outcome = run(&cfg, &mut |_| {}).unwrap();
     let card = &outcome.card;
     let auc = card.validation.as_ref().and_then(|v| v.roc_auc).unwrap();
-    assert!(auc > 0.6, "validation AUC {auc} is too low for planted fraud");
+    assert!(
+        auc > 0.6,
+        "validation AUC {auc} is too low for planted fraud"
+    );
 
     // Our side: pipeline from the ONNX metadata + the model's own predictions.
-    let pipeline = FittedPipeline::from_json(&meta(&outcome.onnx_path, "customs_risk.pipeline")).unwrap();
+    let pipeline =
+        FittedPipeline::from_json(&meta(&outcome.onnx_path, "customs_risk.pipeline")).unwrap();
     let (batch, rejects) = read_all(&data, &schema, &ReadOptions::default()).unwrap();
     assert!(rejects.is_empty());
     let feats = pipeline.transform(&batch).unwrap();
@@ -51,20 +71,38 @@ fn check_against_ort(algo: Algo) {
     let schema_json = dir.path().join("schema.json");
     std::fs::write(&schema_json, serde_json::to_string(&schema).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/ort_check.py");
-    let n: usize = python(&[script.to_str().unwrap(), outcome.onnx_path.to_str().unwrap(), data.to_str().unwrap(), schema_json.to_str().unwrap(), dir.path().to_str().unwrap()])
-        .trim()
-        .parse()
-        .unwrap();
+    let n: usize = python(&[
+        script.to_str().unwrap(),
+        outcome.onnx_path.to_str().unwrap(),
+        data.to_str().unwrap(),
+        schema_json.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ])
+    .trim()
+    .parse()
+    .unwrap();
     assert_eq!(n, batch.len());
     let raw = std::fs::read(dir.path().join("ort_features.bin")).unwrap();
-    let ort_feats: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let ort_feats: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert_eq!(ort_feats.len(), feats.data.len());
     let names = pipeline.feature_names();
     for (i, (a, b)) in feats.data.iter().zip(&ort_feats).enumerate() {
         let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
-        assert!(same, "feature {} of row {}: ours {a:?}, ONNX Runtime {b:?}", names[i % feats.n_cols], i / feats.n_cols);
+        assert!(
+            same,
+            "feature {} of row {}: ours {a:?}, ONNX Runtime {b:?}",
+            names[i % feats.n_cols],
+            i / feats.n_cols
+        );
     }
-    let ort_scores: Vec<f64> = std::fs::read_to_string(dir.path().join("ort_scores.txt")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let ort_scores: Vec<f64> = std::fs::read_to_string(dir.path().join("ort_scores.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     let x = ndarray::ArrayView2::from_shape((feats.n_rows, feats.n_cols), &feats.data).unwrap();
     let ours: Vec<f64> = match algo {
         Algo::Gbdt => {
@@ -74,16 +112,32 @@ fn check_against_ort(algo: Algo) {
             let reference = reference_tree_scores(&m, &feats.data, feats.n_cols);
             let model = outcome.gbdt.as_ref().unwrap();
             let ours = model.predict_proba(x).unwrap();
-            let worst = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-            assert!(worst <= 1e-6, "trained model vs exported trees differ by {worst}");
+            let worst = ours
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst <= 1e-6,
+                "trained model vs exported trees differ by {worst}"
+            );
             ours
         }
         Algo::Logistic => {
-            let lm: cr_linear::LogisticModel = serde_json::from_str(&meta(&outcome.onnx_path, "customs_risk.logistic")).unwrap();
-            lm.predict_proba(x).unwrap().into_iter().map(f64::from).collect()
+            let lm: cr_linear::LogisticModel =
+                serde_json::from_str(&meta(&outcome.onnx_path, "customs_risk.logistic")).unwrap();
+            lm.predict_proba(x)
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect()
         }
     };
-    let worst = ours.iter().zip(&ort_scores).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let worst = ours
+        .iter()
+        .zip(&ort_scores)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(worst <= 1e-6, "max |ours - ONNX Runtime| = {worst}");
 }
 
@@ -91,7 +145,11 @@ fn check_against_ort(algo: Algo) {
 /// tracks true, LOGISTIC of base + Σ weights), in f64.
 fn reference_tree_scores(m: &cr_onnx::proto::ModelProto, x: &[f32], nf: usize) -> Vec<f64> {
     let g = m.graph.as_ref().unwrap();
-    let node = g.node.iter().find(|n| n.op_type.as_deref() == Some("TreeEnsembleClassifier")).unwrap();
+    let node = g
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("TreeEnsembleClassifier"))
+        .unwrap();
     let a = cr_onnx::Attrs::new(node);
     let tree = a.ints("nodes_treeids").unwrap();
     let id = a.ints("nodes_nodeids").unwrap();
@@ -105,8 +163,18 @@ fn reference_tree_scores(m: &cr_onnx::proto::ModelProto, x: &[f32], nf: usize) -
     let cn = a.ints("class_nodeids").unwrap();
     let cw = a.floats("class_weights").unwrap();
     let base = a.floats("base_values").unwrap()[0] as f64;
-    let idx: std::collections::HashMap<(i64, i64), usize> = tree.iter().zip(id.iter()).enumerate().map(|(i, (t, n))| ((*t, *n), i)).collect();
-    let leafw: std::collections::HashMap<(i64, i64), f64> = ct.iter().zip(cn.iter()).zip(cw.iter()).map(|((t, n), w)| ((*t, *n), *w as f64)).collect();
+    let idx: std::collections::HashMap<(i64, i64), usize> = tree
+        .iter()
+        .zip(id.iter())
+        .enumerate()
+        .map(|(i, (t, n))| ((*t, *n), i))
+        .collect();
+    let leafw: std::collections::HashMap<(i64, i64), f64> = ct
+        .iter()
+        .zip(cn.iter())
+        .zip(cw.iter())
+        .map(|((t, n), w)| ((*t, *n), *w as f64))
+        .collect();
     let n_trees = tree.iter().max().unwrap() + 1;
     x.chunks(nf)
         .map(|row| {
@@ -115,7 +183,11 @@ fn reference_tree_scores(m: &cr_onnx::proto::ModelProto, x: &[f32], nf: usize) -
                 let mut i = idx[&(t, 0)];
                 while modes[i] != "LEAF" {
                     let v = row[feat[i] as usize];
-                    let left = if v.is_nan() { miss[i] == 1 } else { v <= vals[i] };
+                    let left = if v.is_nan() {
+                        miss[i] == 1
+                    } else {
+                        v <= vals[i]
+                    };
                     i = idx[&(t, if left { t_ids[i] } else { f_ids[i] })];
                 }
                 s += leafw[&(t, id[i])];
@@ -142,14 +214,30 @@ fn same_seed_same_model_bytes_any_thread_count() {
     let schema = cr_synth::schema().unwrap();
     let mut bytes = Vec::new();
     for (k, threads) in [1usize, 2].iter().enumerate() {
-        let mut cfg = TrainConfig::new(data.clone(), schema.clone(), Algo::Gbdt, { let d = dir.path().join(format!("t{k}")); std::fs::create_dir_all(&d).unwrap(); d.join("m") });
-        cfg.gbdt = cfg.gbdt.clone().num_trees(20).feature_fraction(0.8).bagging_fraction(0.8).bagging_freq(1);
+        let mut cfg = TrainConfig::new(data.clone(), schema.clone(), Algo::Gbdt, {
+            let d = dir.path().join(format!("t{k}"));
+            std::fs::create_dir_all(&d).unwrap();
+            d.join("m")
+        });
+        cfg.gbdt = cfg
+            .gbdt
+            .clone()
+            .num_trees(20)
+            .feature_fraction(0.8)
+            .bagging_fraction(0.8)
+            .bagging_freq(1);
         cfg.threads = *threads;
         let out = run(&cfg, &mut |_| {}).unwrap();
         let m = cr_onnx::load_model(&out.onnx_path).unwrap();
         // the graph (pipeline + trees) must be identical; the card differs only in timings
-        let graph_only = cr_onnx::proto::ModelProto { graph: m.graph.clone(), ..Default::default() };
+        let graph_only = cr_onnx::proto::ModelProto {
+            graph: m.graph.clone(),
+            ..Default::default()
+        };
         bytes.push(cr_onnx::encode(&graph_only));
     }
-    assert!(bytes[0] == bytes[1], "1 and 2 threads gave different models");
+    assert!(
+        bytes[0] == bytes[1],
+        "1 and 2 threads gave different models"
+    );
 }

@@ -56,20 +56,43 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let loaded: Vec<DeclarationModel> = a
         .models
         .iter()
-        .map(|p| DeclarationModel::load(p, &LoadOptions { engine: a.engine.into(), threads: 0 }).with_context(|| format!("loading {}", p.display())))
+        .map(|p| {
+            DeclarationModel::load(
+                p,
+                &LoadOptions {
+                    engine: a.engine.into(),
+                    threads: 0,
+                },
+            )
+            .with_context(|| format!("loading {}", p.display()))
+        })
         .collect::<anyhow::Result<_>>()?;
     let schema = loaded[0].schema().clone();
-    let opts = ReadOptions { on_error: a.on_error.into(), ..ReadOptions::default() };
-    let (batch, rejects) = cr_data::read_all(&a.data, &schema, &opts).with_context(|| format!("reading {}", a.data.display()))?;
+    let opts = ReadOptions {
+        on_error: a.on_error.into(),
+        ..ReadOptions::default()
+    };
+    let (batch, rejects) = cr_data::read_all(&a.data, &schema, &opts)
+        .with_context(|| format!("reading {}", a.data.display()))?;
     if !rejects.is_empty() && !a.quiet {
-        eprintln!("{}: {} rows rejected and left out", a.data.display(), rejects.len());
+        eprintln!(
+            "{}: {} rows rejected and left out",
+            a.data.display(),
+            rejects.len()
+        );
     }
     let mut names: Vec<String> = Vec::new();
     let mut scored = Vec::new();
     for (p, m) in a.models.iter().zip(&loaded) {
         if m.schema() != &schema {
             // the same file must validate for every model: require the same schema
-            bail!("{} was trained with schema {:?}, {} with {:?}: compare models on one schema", a.models[0].display(), schema.name, p.display(), m.schema().name);
+            bail!(
+                "{} was trained with schema {:?}, {} with {:?}: compare models on one schema",
+                a.models[0].display(),
+                schema.name,
+                p.display(),
+                m.schema().name
+            );
         }
         let mut name = model_name(p);
         while names.contains(&name) {
@@ -81,9 +104,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut cfg = config(a.budget, a.seed);
     cfg.bootstrap_reps = a.bootstrap;
-    let report = cr_eval::compare(&scored, &eval_rows(&schema, &batch), &cfg).context("comparing")?;
+    let report =
+        cr_eval::compare(&scored, &eval_rows(&schema, &batch), &cfg).context("comparing")?;
     super::ensure_parent(&a.report)?;
-    std::fs::write(&a.report, cr_eval::render_comparison_html(&report)).with_context(|| format!("writing {}", a.report.display()))?;
+    std::fs::write(&a.report, cr_eval::render_comparison_html(&report))
+        .with_context(|| format!("writing {}", a.report.display()))?;
     if let Some(j) = &a.json {
         super::ensure_parent(j)?;
         std::fs::write(j, report.to_json())?;

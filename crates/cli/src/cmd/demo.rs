@@ -31,15 +31,39 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let schema = cr_synth::schema()?;
     let data = a.dir.join("declarations.csv");
-    let batch = cr_synth::generate(&cr_synth::SynthConfig { rows: a.rows, seed: a.seed, ..Default::default() }, &schema)?;
+    let batch = cr_synth::generate(
+        &cr_synth::SynthConfig {
+            rows: a.rows,
+            seed: a.seed,
+            ..Default::default()
+        },
+        &schema,
+    )?;
     cr_data::write_batch(&data, &schema, &batch)?;
-    println!("1. generated {} declarations -> {}", batch.len(), data.display());
+    println!(
+        "1. generated {} declarations -> {}",
+        batch.len(),
+        data.display()
+    );
     drop(batch);
 
     let mut outcomes = Vec::new();
     for (algo, name) in [(Algo::Gbdt, "gbdt"), (Algo::Logistic, "logistic")] {
-        let mut cfg = TrainConfig::new(data.clone(), schema.clone(), algo, a.dir.join("models").join(name));
-        cfg.gbdt = cfg.gbdt.clone().num_trees(300).learning_rate(0.05).feature_fraction(0.9).bagging_fraction(0.9).bagging_freq(1).early_stopping_rounds(30);
+        let mut cfg = TrainConfig::new(
+            data.clone(),
+            schema.clone(),
+            algo,
+            a.dir.join("models").join(name),
+        );
+        cfg.gbdt = cfg
+            .gbdt
+            .clone()
+            .num_trees(300)
+            .learning_rate(0.05)
+            .feature_fraction(0.9)
+            .bagging_fraction(0.9)
+            .bagging_freq(1)
+            .early_stopping_rounds(30);
         cfg.seed = a.seed;
         let o = super::train::train_with_progress(&cfg, a.quiet)?;
         println!("2. trained {name}:");
@@ -49,35 +73,74 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     let scores = a.dir.join("scores.csv");
     let gbdt = &outcomes[0].onnx_path;
-    let model = DeclarationModel::load(gbdt, &LoadOptions { engine: Engine::Auto, threads: 0 })?;
+    let model = DeclarationModel::load(
+        gbdt,
+        &LoadOptions {
+            engine: Engine::Auto,
+            threads: 0,
+        },
+    )?;
     let (all, _) = cr_data::read_all(&data, model.schema(), &cr_data::ReadOptions::default())?;
     let t = Instant::now();
     let s = model.score_batch(&all)?;
-    println!("3. scored {} declarations with the {:?} engine in {:.2}s -> {}", s.len(), model.engine_used(), t.elapsed().as_secs_f64(), scores.display());
+    println!(
+        "3. scored {} declarations with the {:?} engine in {:.2}s -> {}",
+        s.len(),
+        model.engine_used(),
+        t.elapsed().as_secs_f64(),
+        scores.display()
+    );
     let q = super::score::card_quantiles(model.metadata());
     let k = cr_eval::Budget::Rate(0.05).k(s.len());
     let mut order: Vec<usize> = (0..s.len()).collect();
     order.sort_by(|&i, &j| s[j].total_cmp(&s[i]).then(i.cmp(&j)));
     let mut selected = vec![false; s.len()];
     order.iter().take(k).for_each(|&i| selected[i] = true);
-    let mut w = cr_data::TableWriter::create(&scores, &[("id", cr_data::ColType::Str), ("score", cr_data::ColType::F64), ("percentile", cr_data::ColType::F64), ("selected", cr_data::ColType::Bool)])?;
+    let mut w = cr_data::TableWriter::create(
+        &scores,
+        &[
+            ("id", cr_data::ColType::Str),
+            ("score", cr_data::ColType::F64),
+            ("percentile", cr_data::ColType::F64),
+            ("selected", cr_data::ColType::Bool),
+        ],
+    )?;
     w.write_rows(&[
         cr_data::Column::Str(all.ids.clone()),
         cr_data::Column::F64(s.iter().map(|&v| f64::from(v)).collect()),
-        cr_data::Column::F64(s.iter().map(|&v| super::score::percentile(&q, v).unwrap_or(f64::NAN)).collect()),
+        cr_data::Column::F64(
+            s.iter()
+                .map(|&v| super::score::percentile(&q, v).unwrap_or(f64::NAN))
+                .collect(),
+        ),
         cr_data::Column::Bool(selected),
     ])?;
     w.finish()?;
 
     // evaluate on the validation period (after training)
     let valid_from = &outcomes[0].card.split.valid_from;
-    let (_, later, later_scores) = super::evaluate::load_and_score(gbdt, &data, super::score::EngineArg::Auto, super::validate::OnErrorArg::Fail, Some(valid_from))?;
-    let input = cr_eval::EvalInput { model: "gbdt".into(), scores: later_scores.clone(), rows: eval_rows(model.schema(), &later), reference_scores: None, features: Vec::new() };
+    let (_, later, later_scores) = super::evaluate::load_and_score(
+        gbdt,
+        &data,
+        super::score::EngineArg::Auto,
+        super::validate::OnErrorArg::Fail,
+        Some(valid_from),
+    )?;
+    let input = cr_eval::EvalInput {
+        model: "gbdt".into(),
+        scores: later_scores.clone(),
+        rows: eval_rows(model.schema(), &later),
+        reference_scores: None,
+        features: Vec::new(),
+    };
     let report = cr_eval::evaluate(&input, &config(None, a.seed))?;
     let eval_html = a.dir.join("evaluation.html");
     std::fs::write(&eval_html, cr_eval::render_evaluation_html(&report))?;
     std::fs::write(a.dir.join("evaluation.json"), report.to_json())?;
-    println!("4. evaluated gbdt on declarations from {valid_from} -> {}", eval_html.display());
+    println!(
+        "4. evaluated gbdt on declarations from {valid_from} -> {}",
+        eval_html.display()
+    );
 
     match DeclarationModel::load(&outcomes[1].onnx_path, &LoadOptions { engine: Engine::Auto, threads: 0 }) {
         Ok(lr) => {
@@ -99,9 +162,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let reg_path = a.dir.join("registry.db");
     let _ = std::fs::remove_file(&reg_path);
     let mut reg = cr_service::Registry::open(&reg_path)?;
-    let champion = reg.register(&outcomes[0].onnx_path, &cr_service::RegisterOptions { name: "gbdt".into(), version: None, thresholds: cr_service::ThresholdSpec::default(), registered_by: "demo".into() })?;
+    let champion = reg.register(
+        &outcomes[0].onnx_path,
+        &cr_service::RegisterOptions {
+            name: "gbdt".into(),
+            version: None,
+            thresholds: cr_service::ThresholdSpec::default(),
+            registered_by: "demo".into(),
+        },
+    )?;
     reg.promote(&champion.version, "demo")?;
-    println!("6. registered {} as champion in {} (serve it: customs-risk serve --registry {})", champion.version, reg_path.display(), reg_path.display());
-    println!("done in {:.1}s; everything is in {}", t0.elapsed().as_secs_f64(), a.dir.display());
+    println!(
+        "6. registered {} as champion in {} (serve it: customs-risk serve --registry {})",
+        champion.version,
+        reg_path.display(),
+        reg_path.display()
+    );
+    println!(
+        "done in {:.1}s; everything is in {}",
+        t0.elapsed().as_secs_f64(),
+        a.dir.display()
+    );
     Ok(())
 }

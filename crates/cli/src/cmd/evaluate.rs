@@ -3,7 +3,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use cr_data::{Batch, CategoricalKind, ReadOptions};
-use cr_eval::{EvalConfig, EvalInput, EvalRows, FeatureDriftInput, Period, SegmentColumn, SelectionKind};
+use cr_eval::{
+    EvalConfig, EvalInput, EvalRows, FeatureDriftInput, Period, SegmentColumn, SelectionKind,
+};
 use cr_infer::{DeclarationModel, LoadOptions};
 
 use super::score::EngineArg;
@@ -60,15 +62,25 @@ pub struct Args {
 pub fn eval_rows(schema: &cr_data::Schema, b: &Batch) -> EvalRows {
     let mut segments = Vec::new();
     if let Some(i) = schema.categorical_index(CategoricalKind::Office) {
-        segments.push(SegmentColumn { name: "office".into(), values: b.categorical[i].clone() });
+        segments.push(SegmentColumn {
+            name: "office".into(),
+            values: b.categorical[i].clone(),
+        });
     }
     let shift = u32::from(schema.hs_width.saturating_sub(2));
     segments.push(SegmentColumn {
         name: "HS chapter".into(),
-        values: b.hs.iter().map(|&h| format!("{:02}", h / 10u64.pow(shift))).collect(),
+        values: b
+            .hs
+            .iter()
+            .map(|&h| format!("{:02}", h / 10u64.pow(shift)))
+            .collect(),
     });
     if let Some(i) = schema.categorical_index(CategoricalKind::CountryOfOrigin) {
-        segments.push(SegmentColumn { name: "origin".into(), values: b.categorical[i].clone() });
+        segments.push(SegmentColumn {
+            name: "origin".into(),
+            values: b.categorical[i].clone(),
+        });
     }
     EvalRows {
         label: b.label.clone(),
@@ -86,19 +98,43 @@ pub fn eval_rows(schema: &cr_data::Schema, b: &Batch) -> EvalRows {
 }
 
 /// Load a model and read + score a labelled file with it.
-pub fn load_and_score(model: &Path, data: &Path, a_engine: EngineArg, on_error: OnErrorArg, from: Option<&str>) -> anyhow::Result<(DeclarationModel, Batch, Vec<f64>)> {
-    let m = DeclarationModel::load(model, &LoadOptions { engine: a_engine.into(), threads: 0 })
-        .with_context(|| format!("loading {}", model.display()))?;
-    let opts = ReadOptions { on_error: on_error.into(), ..ReadOptions::default() };
-    let (mut batch, rejects) = cr_data::read_all(data, m.schema(), &opts).with_context(|| format!("reading {}", data.display()))?;
+pub fn load_and_score(
+    model: &Path,
+    data: &Path,
+    a_engine: EngineArg,
+    on_error: OnErrorArg,
+    from: Option<&str>,
+) -> anyhow::Result<(DeclarationModel, Batch, Vec<f64>)> {
+    let m = DeclarationModel::load(
+        model,
+        &LoadOptions {
+            engine: a_engine.into(),
+            threads: 0,
+        },
+    )
+    .with_context(|| format!("loading {}", model.display()))?;
+    let opts = ReadOptions {
+        on_error: on_error.into(),
+        ..ReadOptions::default()
+    };
+    let (mut batch, rejects) = cr_data::read_all(data, m.schema(), &opts)
+        .with_context(|| format!("reading {}", data.display()))?;
     if !rejects.is_empty() {
-        eprintln!("{}: {} rows rejected and left out of the evaluation", data.display(), rejects.len());
+        eprintln!(
+            "{}: {} rows rejected and left out of the evaluation",
+            data.display(),
+            rejects.len()
+        );
     }
     if let Some(f) = from {
-        let d = chrono::NaiveDate::parse_from_str(f, "%Y-%m-%d").with_context(|| format!("--from {f:?} is not YYYY-MM-DD"))?;
+        let d = chrono::NaiveDate::parse_from_str(f, "%Y-%m-%d")
+            .with_context(|| format!("--from {f:?} is not YYYY-MM-DD"))?;
         use chrono::Datelike;
-        let day = cr_data::schema::days_from_ymd(d.year(), d.month(), d.day()).context("--from out of range")?;
-        let keep: Vec<usize> = (0..batch.len()).filter(|&i| batch.dates[i] >= day).collect();
+        let day = cr_data::schema::days_from_ymd(d.year(), d.month(), d.day())
+            .context("--from out of range")?;
+        let keep: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch.dates[i] >= day)
+            .collect();
         batch = batch.take(&keep);
     }
     if batch.is_empty() {
@@ -109,32 +145,55 @@ pub fn load_and_score(model: &Path, data: &Path, a_engine: EngineArg, on_error: 
 }
 
 /// Feature drift inputs: the card's training bins against this file's features.
-fn drift_inputs(m: &DeclarationModel, batch: &Batch) -> anyhow::Result<(Vec<FeatureDriftInput>, Option<Vec<f64>>)> {
+fn drift_inputs(
+    m: &DeclarationModel,
+    batch: &Batch,
+) -> anyhow::Result<(Vec<FeatureDriftInput>, Option<Vec<f64>>)> {
     let card: serde_json::Value = m
         .metadata()
         .get(cr_infer::CARD_METADATA_KEY)
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or(serde_json::Value::Null);
-    let reference = card.get("score_quantiles").and_then(|q| serde_json::from_value::<Vec<f64>>(q.clone()).ok()).filter(|q| q.len() > 1);
-    let Some(bins) = card.get("feature_bins").and_then(|b| b.as_array()) else { return Ok((Vec::new(), reference)) };
-    let x = m.pipeline().transform(batch).context("computing features for drift")?;
+    let reference = card
+        .get("score_quantiles")
+        .and_then(|q| serde_json::from_value::<Vec<f64>>(q.clone()).ok())
+        .filter(|q| q.len() > 1);
+    let Some(bins) = card.get("feature_bins").and_then(|b| b.as_array()) else {
+        return Ok((Vec::new(), reference));
+    };
+    let x = m
+        .pipeline()
+        .transform(batch)
+        .context("computing features for drift")?;
     let mut out = Vec::new();
     for b in bins {
         let (Some(name), Some(edges), Some(expected)) = (
             b.get("feature").and_then(|v| v.as_str()),
-            b.get("edges").and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
-            b.get("expected").and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
+            b.get("edges")
+                .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
+            b.get("expected")
+                .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
         ) else {
             continue;
         };
-        let Some(j) = x.column_index(name) else { continue };
-        out.push(FeatureDriftInput { name: name.to_string(), edges, expected, values: x.column(j).into_iter().map(f64::from).collect() });
+        let Some(j) = x.column_index(name) else {
+            continue;
+        };
+        out.push(FeatureDriftInput {
+            name: name.to_string(),
+            edges,
+            expected,
+            values: x.column(j).into_iter().map(f64::from).collect(),
+        });
     }
     Ok((out, reference))
 }
 
 pub fn config(budget: Option<f64>, seed: u64) -> EvalConfig {
-    let mut cfg = EvalConfig { seed, ..EvalConfig::default() };
+    let mut cfg = EvalConfig {
+        seed,
+        ..EvalConfig::default()
+    };
     if let Some(r) = budget {
         let b = cr_eval::Budget::Rate(r);
         if !cfg.budgets.contains(&b) {
@@ -146,21 +205,34 @@ pub fn config(budget: Option<f64>, seed: u64) -> EvalConfig {
 }
 
 pub fn model_name(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()?;
     pool.install(|| {
-        let (m, batch, scores) = load_and_score(&a.model, &a.data, a.engine, a.on_error, a.from.as_deref())?;
+        let (m, batch, scores) =
+            load_and_score(&a.model, &a.data, a.engine, a.on_error, a.from.as_deref())?;
         let (features, reference_scores) = drift_inputs(&m, &batch)?;
-        let input = EvalInput { model: model_name(&a.model), scores, rows: eval_rows(m.schema(), &batch), reference_scores, features };
+        let input = EvalInput {
+            model: model_name(&a.model),
+            scores,
+            rows: eval_rows(m.schema(), &batch),
+            reference_scores,
+            features,
+        };
         let report = cr_eval::evaluate(&input, &config(a.budget, a.seed)).context("evaluating")?;
         super::ensure_parent(&a.report)?;
-        std::fs::write(&a.report, cr_eval::render_evaluation_html(&report)).with_context(|| format!("writing {}", a.report.display()))?;
+        std::fs::write(&a.report, cr_eval::render_evaluation_html(&report))
+            .with_context(|| format!("writing {}", a.report.display()))?;
         if let Some(j) = &a.json {
             super::ensure_parent(j)?;
-            std::fs::write(j, report.to_json()).with_context(|| format!("writing {}", j.display()))?;
+            std::fs::write(j, report.to_json())
+                .with_context(|| format!("writing {}", j.display()))?;
         }
         if !a.quiet {
             print_headline(&report);
@@ -171,12 +243,34 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 fn print_headline(r: &cr_eval::EvaluationReport) {
-    println!("{}: {} rows, {} labelled ({} seized); primary estimator: {}", r.model, r.n_rows, r.n_labelled, r.n_positive, r.primary_estimator.title());
-    let fmt = |e: &Option<cr_eval::Estimate>| e.as_ref().map(|e| format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci_low, e.ci_high)).unwrap_or_else(|| "n/a".into());
+    println!(
+        "{}: {} rows, {} labelled ({} seized); primary estimator: {}",
+        r.model,
+        r.n_rows,
+        r.n_labelled,
+        r.n_positive,
+        r.primary_estimator.title()
+    );
+    let fmt = |e: &Option<cr_eval::Estimate>| {
+        e.as_ref()
+            .map(|e| format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci_low, e.ci_high))
+            .unwrap_or_else(|| "n/a".into())
+    };
     for e in &r.estimators {
-        println!("  {} ({} rows{}): ROC-AUC {}", e.estimator.title(), e.n_sample, if e.biased { ", biased" } else { "" }, fmt(&e.roc_auc));
+        println!(
+            "  {} ({} rows{}): ROC-AUC {}",
+            e.estimator.title(),
+            e.n_sample,
+            if e.biased { ", biased" } else { "" },
+            fmt(&e.roc_auc)
+        );
         for b in &e.budgets {
-            println!("    at {:>6}: hit rate {}  recall {}", b.budget.label(), fmt(&b.precision), fmt(&b.recall));
+            println!(
+                "    at {:>6}: hit rate {}  recall {}",
+                b.budget.label(),
+                fmt(&b.precision),
+                fmt(&b.recall)
+            );
         }
     }
     for n in &r.notes {

@@ -50,7 +50,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let batch = cr_synth::generate(&cfg, &schema)?;
     let t_gen = t0.elapsed();
     super::ensure_parent(&a.out)?;
-    cr_data::write_batch(&a.out, &schema, &batch).with_context(|| format!("writing {}", a.out.display()))?;
+    cr_data::write_batch(&a.out, &schema, &batch)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     if !a.quiet {
         let labelled = batch.label.iter().filter(|l| l.is_some()).count();
         let pos = batch.label.iter().filter(|l| **l == Some(true)).count();

@@ -29,7 +29,9 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
         Some(n) => (n.trim(), true),
         None => (t, false),
     };
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a rate like 5% or 0.05"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate like 5% or 0.05"))?;
     let r = if pct || v > 1.0 { v / 100.0 } else { v };
     if !(r > 0.0 && r <= 1.0) {
         return Err(format!("{s:?} is not a rate in (0, 100%]"));

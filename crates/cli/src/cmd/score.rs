@@ -119,7 +119,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.rejects.is_some() && matches!(a.on_error, OnErrorArg::Fail) {
         bail!("--rejects needs --on-error skip");
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build().context("starting scoring threads")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .context("starting scoring threads")?;
     let opts = BulkOptions {
         delimiter: delimiter_byte(a.delimiter)?,
         batch_rows: a.batch_rows.max(1),
@@ -132,7 +135,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         threads: a.threads,
         ..BulkOptions::new(&a.data, &a.out)
     };
-    let progress = Bar { bar: crate::progress::spinner("score", a.quiet), quiet: a.quiet };
+    let progress = Bar {
+        bar: crate::progress::spinner("score", a.quiet),
+        quiet: a.quiet,
+    };
     let summary = cr_infer::bulk::score_file(&a.model, &opts, &pool, &progress);
     progress.bar.finish_and_clear();
     let summary = summary?;
@@ -149,7 +155,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             a.out.display()
         );
         if let (Some(rate), Some(k)) = (a.budget, summary.selected) {
-            eprintln!("selected the top {k} declarations ({:.2} % budget)", rate * 100.0);
+            eprintln!(
+                "selected the top {k} declarations ({:.2} % budget)",
+                rate * 100.0
+            );
         }
     }
     Ok(())
@@ -189,8 +198,34 @@ mod tests {
     fn duplicate_ids_found_at_the_end() {
         let d = tempfile::tempdir().unwrap();
         let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
-        cli(&["generate", "--rows", "3000", "--seed", "5", "--months", "6", "--out", &p("d.csv"), "--quiet"]).unwrap();
-        cli(&["train", "--data", &p("d.csv"), "--out", &p("m"), "--trees", "5", "--leaves", "7", "--early-stopping", "0", "--quiet"]).unwrap();
+        cli(&[
+            "generate",
+            "--rows",
+            "3000",
+            "--seed",
+            "5",
+            "--months",
+            "6",
+            "--out",
+            &p("d.csv"),
+            "--quiet",
+        ])
+        .unwrap();
+        cli(&[
+            "train",
+            "--data",
+            &p("d.csv"),
+            "--out",
+            &p("m"),
+            "--trees",
+            "5",
+            "--leaves",
+            "7",
+            "--early-stopping",
+            "0",
+            "--quiet",
+        ])
+        .unwrap();
         // data rows 4 and 9 (lines 5 and 10) again, one in the middle, one at the end, and
         // data row 2 (line 3) at the end
         let text = std::fs::read_to_string(p("d.csv")).unwrap();
@@ -202,27 +237,81 @@ mod tests {
         std::fs::write(p("dup.csv"), dup.join("\n") + "\n").unwrap();
         let (model, dup_csv, d_csv) = (p("m.onnx"), p("dup.csv"), p("d.csv"));
 
-        let err = cli(&["score", "--model", &model, "--data", &p("dup.csv"), "--out", &p("fail.csv"), "--batch-rows", "500", "--quiet"]).unwrap_err();
+        let err = cli(&[
+            "score",
+            "--model",
+            &model,
+            "--data",
+            &p("dup.csv"),
+            "--out",
+            &p("fail.csv"),
+            "--batch-rows",
+            "500",
+            "--quiet",
+        ])
+        .unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("line 1501") && msg.contains("duplicate id (first seen on line 5)"), "{msg}");
-        assert!(!d.path().join("fail.csv").exists(), "no output is left after a failure");
+        assert!(
+            msg.contains("line 1501") && msg.contains("duplicate id (first seen on line 5)"),
+            "{msg}"
+        );
+        assert!(
+            !d.path().join("fail.csv").exists(),
+            "no output is left after a failure"
+        );
 
-        for (out, extra) in [("s.csv", &[][..]), ("b.parquet", &["--budget", "5%"][..]), ("b.csv", &["--budget", "0.3"][..])] {
-            let mut args = vec!["score", "--model", &model, "--data", &dup_csv, "--batch-rows", "500", "--quiet", "--on-error", "skip"];
-            let (o, r, reference) = (p(out), p(&format!("{out}.rejects.csv")), p(&format!("ref.{out}")));
+        for (out, extra) in [
+            ("s.csv", &[][..]),
+            ("b.parquet", &["--budget", "5%"][..]),
+            ("b.csv", &["--budget", "0.3"][..]),
+        ] {
+            let mut args = vec![
+                "score",
+                "--model",
+                &model,
+                "--data",
+                &dup_csv,
+                "--batch-rows",
+                "500",
+                "--quiet",
+                "--on-error",
+                "skip",
+            ];
+            let (o, r, reference) = (
+                p(out),
+                p(&format!("{out}.rejects.csv")),
+                p(&format!("ref.{out}")),
+            );
             args.extend_from_slice(&["--out", &o, "--rejects", &r]);
             args.extend_from_slice(extra);
             cli(&args).unwrap();
-            let mut args = vec!["score", "--model", &model, "--data", &d_csv, "--out", &reference, "--quiet"];
+            let mut args = vec![
+                "score", "--model", &model, "--data", &d_csv, "--out", &reference, "--quiet",
+            ];
             args.extend_from_slice(extra);
             cli(&args).unwrap();
-            assert!(std::fs::read(&o).unwrap() == std::fs::read(&reference).unwrap(), "{out}: differs from the run without duplicates");
+            assert!(
+                std::fs::read(&o).unwrap() == std::fs::read(&reference).unwrap(),
+                "{out}: differs from the run without duplicates"
+            );
             // the same rejects as the immediate check
             let schema = crate::cmd::load_schema(None).unwrap();
-            let opts = cr_data::ReadOptions { on_error: cr_data::OnError::Skip, ..cr_data::ReadOptions::default() };
-            let rep = cr_data::validate_file(Path::new(&p("dup.csv")), &schema, &opts, Some(Path::new(&p("v.csv")))).unwrap();
+            let opts = cr_data::ReadOptions {
+                on_error: cr_data::OnError::Skip,
+                ..cr_data::ReadOptions::default()
+            };
+            let rep = cr_data::validate_file(
+                Path::new(&p("dup.csv")),
+                &schema,
+                &opts,
+                Some(Path::new(&p("v.csv"))),
+            )
+            .unwrap();
             assert_eq!(rep.rejected, 3);
-            assert_eq!(std::fs::read_to_string(&r).unwrap(), std::fs::read_to_string(p("v.csv")).unwrap());
+            assert_eq!(
+                std::fs::read_to_string(&r).unwrap(),
+                std::fs::read_to_string(p("v.csv")).unwrap()
+            );
         }
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
-use cr_service::{ExportFormat, LogFormat, RegisterOptions, Registry, Role, ServeConfig, ThresholdSpec};
+use cr_service::{
+    ExportFormat, LogFormat, RegisterOptions, Registry, Role, ServeConfig, ThresholdSpec,
+};
 
 /// Serve risk scores over HTTP for single declarations or batches.
 ///
@@ -40,7 +42,10 @@ pub struct ServeArgs {
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cr_service::init_tracing(a.log_format);
     let cfg = ServeConfig::new(a.registry, a.addr).apply_env()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(cr_service::run(cfg, cr_service::shutdown_signal()))?;
     Ok(())
 }
@@ -119,21 +124,48 @@ enum ModelsCmd {
 }
 
 fn who(by: Option<String>) -> String {
-    by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into())
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
     match a.cmd {
-        ModelsCmd::Register { registry, model, name, version, yellow_score, red_score, yellow_percentile, red_percentile, promote, by } => {
-            let mut reg = Registry::open(&registry).with_context(|| format!("opening {}", registry.display()))?;
+        ModelsCmd::Register {
+            registry,
+            model,
+            name,
+            version,
+            yellow_score,
+            red_score,
+            yellow_percentile,
+            red_percentile,
+            promote,
+            by,
+        } => {
+            let mut reg = Registry::open(&registry)
+                .with_context(|| format!("opening {}", registry.display()))?;
             let thresholds = match (yellow_score, red_score) {
                 (Some(yellow), Some(red)) => ThresholdSpec::Scores { yellow, red },
-                _ => ThresholdSpec::Percentiles { yellow: yellow_percentile.unwrap_or(90.0), red: red_percentile.unwrap_or(98.0) },
+                _ => ThresholdSpec::Percentiles {
+                    yellow: yellow_percentile.unwrap_or(90.0),
+                    red: red_percentile.unwrap_or(98.0),
+                },
             };
             let name = name.unwrap_or_else(|| super::evaluate::model_name(&model));
             let by = who(by);
-            let mv = reg.register(&model, &RegisterOptions { name, version, thresholds, registered_by: by.clone() })?;
-            println!("registered {} ({}; yellow from {:.4}, red from {:.4})", mv.version, mv.sha256, mv.thresholds.yellow, mv.thresholds.red);
+            let mv = reg.register(
+                &model,
+                &RegisterOptions {
+                    name,
+                    version,
+                    thresholds,
+                    registered_by: by.clone(),
+                },
+            )?;
+            println!(
+                "registered {} ({}; yellow from {:.4}, red from {:.4})",
+                mv.version, mv.sha256, mv.thresholds.yellow, mv.thresholds.red
+            );
             if promote {
                 reg.promote(&mv.version, &by)?;
                 println!("{} is the champion", mv.version);
@@ -145,22 +177,51 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<32} {:<11} {:>8} {:>8} {:>9}  registered", "version", "status", "yellow", "red", "ROC-AUC");
+                println!(
+                    "{:<32} {:<11} {:>8} {:>8} {:>9}  registered",
+                    "version", "status", "yellow", "red", "ROC-AUC"
+                );
                 for m in list {
-                    let auc = m.card.pointer("/validation/roc_auc").and_then(|v| v.as_f64()).map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-                    println!("{:<32} {:<11} {:>8.4} {:>8.4} {:>9}  {} by {}", m.version, m.status.as_str(), m.thresholds.yellow, m.thresholds.red, auc, m.registered_at, m.registered_by);
+                    let auc = m
+                        .card
+                        .pointer("/validation/roc_auc")
+                        .and_then(|v| v.as_f64())
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<32} {:<11} {:>8.4} {:>8.4} {:>9}  {} by {}",
+                        m.version,
+                        m.status.as_str(),
+                        m.thresholds.yellow,
+                        m.thresholds.red,
+                        auc,
+                        m.registered_at,
+                        m.registered_by
+                    );
                 }
             }
         }
-        ModelsCmd::Promote { registry, version, by } => {
+        ModelsCmd::Promote {
+            registry,
+            version,
+            by,
+        } => {
             Registry::open(&registry)?.promote(&version, &who(by))?;
             println!("{version} is the champion");
         }
-        ModelsCmd::Challenger { registry, version, by } => {
+        ModelsCmd::Challenger {
+            registry,
+            version,
+            by,
+        } => {
             Registry::open(&registry)?.set_challenger(&version, &who(by))?;
             println!("{version} runs in shadow");
         }
-        ModelsCmd::Retire { registry, version, by } => {
+        ModelsCmd::Retire {
+            registry,
+            version,
+            by,
+        } => {
             Registry::open(&registry)?.retire(&version, &who(by))?;
             println!("{version} is retired");
         }
@@ -201,15 +262,35 @@ enum KeysCmd {
 
 pub fn keys(a: KeysArgs) -> anyhow::Result<()> {
     match a.cmd {
-        KeysCmd::Create { registry, role, name } => {
-            let Some(role) = Role::parse(&role) else { bail!("--role {role:?}: expected score or admin") };
+        KeysCmd::Create {
+            registry,
+            role,
+            name,
+        } => {
+            let Some(role) = Role::parse(&role) else {
+                bail!("--role {role:?}: expected score or admin")
+            };
             let k = Registry::open(&registry)?.create_key(role, &name)?;
-            eprintln!("key {} ({}) for {:?} — shown once, store it now:", k.info.id, k.info.role.as_str(), k.info.name);
+            eprintln!(
+                "key {} ({}) for {:?} — shown once, store it now:",
+                k.info.id,
+                k.info.role.as_str(),
+                k.info.name
+            );
             println!("{}", k.key);
         }
         KeysCmd::List { registry } => {
             for k in Registry::open(&registry)?.list_keys()? {
-                println!("{} {:<6} {:<24} created {}{}", k.id, k.role.as_str(), k.name, k.created_at, k.revoked_at.map(|r| format!(", revoked {r}")).unwrap_or_default());
+                println!(
+                    "{} {:<6} {:<24} created {}{}",
+                    k.id,
+                    k.role.as_str(),
+                    k.name,
+                    k.created_at,
+                    k.revoked_at
+                        .map(|r| format!(", revoked {r}"))
+                        .unwrap_or_default()
+                );
             }
         }
         KeysCmd::Revoke { registry, id } => {
@@ -246,13 +327,26 @@ enum AuditCmd {
 
 pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
     match a.cmd {
-        AuditCmd::Export { registry, since, format, out } => {
+        AuditCmd::Export {
+            registry,
+            since,
+            format,
+            out,
+        } => {
             let n = match out {
                 Some(p) => {
-                    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?);
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(&p)
+                            .with_context(|| format!("creating {}", p.display()))?,
+                    );
                     cr_service::export_audit(&registry, &since, format, &mut f)?
                 }
-                None => cr_service::export_audit(&registry, &since, format, &mut std::io::stdout().lock())?,
+                None => cr_service::export_audit(
+                    &registry,
+                    &since,
+                    format,
+                    &mut std::io::stdout().lock(),
+                )?,
             };
             eprintln!("{n} decisions exported");
         }

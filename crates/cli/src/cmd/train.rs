@@ -116,19 +116,45 @@ struct FileArgs {
 }
 
 fn merge(mut a: Args) -> anyhow::Result<Args> {
-    let Some(path) = a.config.clone() else { return Ok(a) };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let f: FileArgs = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let Some(path) = a.config.clone() else {
+        return Ok(a);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let f: FileArgs =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     macro_rules! fill { ($($k:ident),*) => { $( if a.$k.is_none() { a.$k = f.$k; } )* } }
-    fill!(data, schema, algo, out, trees, leaves, learning_rate, max_bin, min_data_in_leaf, feature_fraction, bagging_fraction, early_stopping, pos_weight, l2, valid_from, threads, seed);
+    fill!(
+        data,
+        schema,
+        algo,
+        out,
+        trees,
+        leaves,
+        learning_rate,
+        max_bin,
+        min_data_in_leaf,
+        feature_fraction,
+        bagging_fraction,
+        early_stopping,
+        pos_weight,
+        l2,
+        valid_from,
+        threads,
+        seed
+    );
     a.skip_bad_rows |= f.skip_bad_rows.unwrap_or(false);
     Ok(a)
 }
 
 pub fn config_from(a: Args) -> anyhow::Result<(TrainConfig, bool)> {
     let a = merge(a)?;
-    let data = a.data.context("--data is required (or `data = ...` in --config)")?;
-    let out = a.out.context("--out is required (or `out = ...` in --config)")?;
+    let data = a
+        .data
+        .context("--data is required (or `data = ...` in --config)")?;
+    let out = a
+        .out
+        .context("--out is required (or `out = ...` in --config)")?;
     let schema = super::load_schema(a.schema.as_deref())?;
     let algo = match a.algo.unwrap_or(AlgoArg::Gbdt) {
         AlgoArg::Gbdt => Algo::Gbdt,
@@ -154,7 +180,8 @@ pub fn config_from(a: Args) -> anyhow::Result<(TrainConfig, bool)> {
     cfg.threads = a.threads.unwrap_or(0);
     cfg.skip_bad_rows = a.skip_bad_rows;
     if let Some(v) = &a.valid_from {
-        let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").with_context(|| format!("--valid-from {v:?} is not YYYY-MM-DD"))?;
+        let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .with_context(|| format!("--valid-from {v:?} is not YYYY-MM-DD"))?;
         use chrono::Datelike;
         cfg.valid_from = cr_data::schema::days_from_ymd(d.year(), d.month(), d.day());
     }
@@ -171,17 +198,33 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn train_with_progress(cfg: &TrainConfig, quiet: bool) -> anyhow::Result<cr_train::TrainOutcome> {
+pub fn train_with_progress(
+    cfg: &TrainConfig,
+    quiet: bool,
+) -> anyhow::Result<cr_train::TrainOutcome> {
     let bar = crate::progress::bar(cfg.gbdt.num_trees as u64, "train", quiet);
     let mut on_event = |e: Event| match e {
         Event::Stage(s) => bar.set_message(s.to_string()),
-        Event::Loaded { rows, rejected, labelled } => {
-            bar.println(format!("read {rows} declarations ({rejected} rejected, {labelled} labelled)"))
-        }
-        Event::Split { valid_from, train_rows, valid_rows } => {
-            bar.println(format!("train on {train_rows} labelled rows before {valid_from}, validate on {valid_rows}"))
-        }
-        Event::Round { round, total, valid_metric, metric } => {
+        Event::Loaded {
+            rows,
+            rejected,
+            labelled,
+        } => bar.println(format!(
+            "read {rows} declarations ({rejected} rejected, {labelled} labelled)"
+        )),
+        Event::Split {
+            valid_from,
+            train_rows,
+            valid_rows,
+        } => bar.println(format!(
+            "train on {train_rows} labelled rows before {valid_from}, validate on {valid_rows}"
+        )),
+        Event::Round {
+            round,
+            total,
+            valid_metric,
+            metric,
+        } => {
             bar.set_length(total as u64);
             bar.set_position(round as u64);
             if let Some(v) = valid_metric {
@@ -189,7 +232,8 @@ pub fn train_with_progress(cfg: &TrainConfig, quiet: bool) -> anyhow::Result<cr_
             }
         }
     };
-    let out = cr_train::run(cfg, &mut on_event).with_context(|| format!("training on {}", cfg.data.display()))?;
+    let out = cr_train::run(cfg, &mut on_event)
+        .with_context(|| format!("training on {}", cfg.data.display()))?;
     bar.finish_and_clear();
     Ok(out)
 }
@@ -198,15 +242,52 @@ pub fn print_summary(o: &cr_train::TrainOutcome) {
     let c = &o.card;
     println!("model    {}", o.onnx_path.display());
     println!("card     {}", o.card_path.display());
-    println!("algo     {} ({} features{})", c.algo, c.features.len(), c.best_iteration.map(|b| format!(", {b} trees")).unwrap_or_default());
-    println!("split    train {} rows ({} seized) | validate from {}: {} rows ({} seized)", c.split.train_rows, c.split.train_positives, c.split.valid_from, c.split.valid_rows, c.split.valid_positives);
+    println!(
+        "algo     {} ({} features{})",
+        c.algo,
+        c.features.len(),
+        c.best_iteration
+            .map(|b| format!(", {b} trees"))
+            .unwrap_or_default()
+    );
+    println!(
+        "split    train {} rows ({} seized) | validate from {}: {} rows ({} seized)",
+        c.split.train_rows,
+        c.split.train_positives,
+        c.split.valid_from,
+        c.split.valid_rows,
+        c.split.valid_positives
+    );
     if let Some(v) = &c.validation {
         let f = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into());
-        println!("valid    ROC-AUC {}  PR-AUC {}  log loss {}", f(v.roc_auc), f(v.pr_auc), f(v.log_loss));
+        println!(
+            "valid    ROC-AUC {}  PR-AUC {}  log loss {}",
+            f(v.roc_auc),
+            f(v.pr_auc),
+            f(v.log_loss)
+        );
         for b in &v.at_budget {
-            println!("         at {:>4.1} % ({:>6} inspections): hit rate {}  recall {}", b.rate * 100.0, b.k, f(b.precision), f(b.recall));
+            println!(
+                "         at {:>4.1} % ({:>6} inspections): hit rate {}  recall {}",
+                b.rate * 100.0,
+                b.k,
+                f(b.precision),
+                f(b.recall)
+            );
         }
     }
-    let total: f64 = c.timings.iter().filter(|(k, _)| !k.contains('.')).map(|(_, v)| v).sum();
-    println!("time     {total:.2}s ({})", c.timings.iter().map(|(k, v)| format!("{k} {v:.2}s")).collect::<Vec<_>>().join(", "));
+    let total: f64 = c
+        .timings
+        .iter()
+        .filter(|(k, _)| !k.contains('.'))
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "time     {total:.2}s ({})",
+        c.timings
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }

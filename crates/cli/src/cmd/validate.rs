@@ -46,7 +46,11 @@ impl From<OnErrorArg> for OnError {
 }
 
 pub fn delimiter_byte(c: char) -> anyhow::Result<u8> {
-    if c.is_ascii() { Ok(c as u8) } else { anyhow::bail!("--delimiter {c:?} must be one ASCII character") }
+    if c.is_ascii() {
+        Ok(c as u8)
+    } else {
+        anyhow::bail!("--delimiter {c:?} must be one ASCII character")
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -57,7 +61,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..ReadOptions::default()
     };
     if a.rejects.is_some() && matches!(a.on_error, OnErrorArg::Fail) {
-        anyhow::bail!("--rejects needs --on-error skip (with fail, the first bad row stops the run)");
+        anyhow::bail!(
+            "--rejects needs --on-error skip (with fail, the first bad row stops the run)"
+        );
     }
     let rep = cr_data::validate_file(&a.data, &schema, &opts, a.rejects.as_deref())
         .with_context(|| format!("validating {}", a.data.display()))?;

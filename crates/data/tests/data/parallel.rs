@@ -7,8 +7,16 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Every chunk of `p`, read inside a rayon pool of `threads`.
 fn chunks(p: &Path, opts: &ReadOptions, threads: usize) -> Vec<ReadChunk> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    pool.install(|| open(p, &mini(), opts).unwrap().map(|c| c.unwrap()).collect())
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        open(p, &mini(), opts)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect()
+    })
 }
 
 /// Equality that treats NaN (missing numerics) as equal to itself.
@@ -34,10 +42,17 @@ fn synthetic(n: usize, eol: &str) -> (String, Vec<(u64, bool, String)>) {
     let mut line = 2u64;
     let mut expect = Vec::new();
     for i in 0..n {
-        let office = if i % 7 == 0 { format!("\"O{eol}x,y\"") } else { format!("O{}", i % 5) };
+        let office = if i % 7 == 0 {
+            format!("\"O{eol}x,y\"")
+        } else {
+            format!("O{}", i % 5)
+        };
         let mass = if i % 11 == 0 { "-1" } else { "2.5" };
         let id = format!("R{i}");
-        text.push_str(&format!("{id},2020-01-0{},010101,{office},I{i},1,{mass},,0{eol}", 1 + i % 9));
+        text.push_str(&format!(
+            "{id},2020-01-0{},010101,{office},I{i},1,{mass},,0{eol}",
+            1 + i % 9
+        ));
         expect.push((line, i % 11 != 0, id));
         line += 1 + u64::from(i % 7 == 0);
         if i % 13 == 0 {
@@ -58,18 +73,42 @@ fn same_chunks_for_any_thread_count_with_exact_lines() {
         let two = chunks(&p, &skip(), 2);
         assert_eq!(dbg(&one), dbg(&two), "{eol:?}");
         // Other chunk sizes give the same rows.
-        let small = chunks(&p, &ReadOptions { batch_rows: 333, ..skip() }, 2);
+        let small = chunks(
+            &p,
+            &ReadOptions {
+                batch_rows: 333,
+                ..skip()
+            },
+            2,
+        );
         assert!(small.iter().all(|c| c.batch.len() + c.rejects.len() <= 333));
         assert_eq!(dbg(&concat(&small)), dbg(&concat(&one)));
         let (b, r) = concat(&one);
         let want_ok: Vec<u64> = expect.iter().filter(|e| e.1).map(|e| e.0).collect();
         let want_bad: Vec<u64> = expect.iter().filter(|e| !e.1).map(|e| e.0).collect();
         assert_eq!(b.lines, want_ok, "{eol:?}");
-        assert_eq!(r.iter().map(|x| x.line).collect::<Vec<_>>(), want_bad, "{eol:?}");
-        assert_eq!(b.ids, expect.iter().filter(|e| e.1).map(|e| e.2.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            r.iter().map(|x| x.line).collect::<Vec<_>>(),
+            want_bad,
+            "{eol:?}"
+        );
+        assert_eq!(
+            b.ids,
+            expect
+                .iter()
+                .filter(|e| e.1)
+                .map(|e| e.2.clone())
+                .collect::<Vec<_>>()
+        );
         let r7 = b.ids.iter().position(|id| id == "R7").unwrap();
-        assert_eq!(b.categorical[0][r7], format!("O{eol}x,y"), "quoted newline kept, line ending as written");
-        assert!(r.iter().all(|x| x.reason == "below minimum 0" && x.raw.len() == 9));
+        assert_eq!(
+            b.categorical[0][r7],
+            format!("O{eol}x,y"),
+            "quoted newline kept, line ending as written"
+        );
+        assert!(r
+            .iter()
+            .all(|x| x.reason == "below minimum 0" && x.raw.len() == 9));
         b.check_lengths().unwrap();
     }
 }
@@ -85,11 +124,23 @@ fn fail_mode_stops_at_the_first_bad_row_whatever_the_threads() {
     text = text.replace(row, "R2500,2020-01-08,010101,O0,I2500,1,x");
     let p = file(&d, "f.csv", text.as_bytes());
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let err = pool.install(|| read_all(&p, &mini(), &ReadOptions::default())).unwrap_err();
-        assert!(err.message.contains("column \"mass\": value \"x\" rejected: not a number"), "{err}");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let err = pool
+            .install(|| read_all(&p, &mini(), &ReadOptions::default()))
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("column \"mass\": value \"x\" rejected: not a number"),
+            "{err}"
+        );
         // 2,500 rows before it; +1 per quoted newline (357 of them) and per blank line (193).
-        let line = 2 + 2_500 + (0..2_500).filter(|i| i % 7 == 0).count() + (0..2_500).filter(|i| i % 13 == 0).count();
+        let line = 2
+            + 2_500
+            + (0..2_500).filter(|i| i % 7 == 0).count()
+            + (0..2_500).filter(|i| i % 13 == 0).count();
         assert!(err.message.contains(&format!(": line {line},")), "{err}");
     }
 }
@@ -104,7 +155,11 @@ fn with_duplicates(eol: &str) -> (String, Vec<(u64, u64)>) {
     for i in 0..400u64 {
         let line = i + 2;
         // ids repeat: every 5th row reuses the id of row i / 3
-        let id = if i % 5 == 4 { format!("K{}", i / 3) } else { format!("K{i}") };
+        let id = if i % 5 == 4 {
+            format!("K{}", i / 3)
+        } else {
+            format!("K{i}")
+        };
         let bad = i % 17 == 3; // bad rows still count as "first seen"
         let mass = if bad { "-1" } else { "1" };
         text.push_str(&format!("{id},2020-01-01,010101,O,I,1,{mass},,0{eol}"));
@@ -127,18 +182,34 @@ fn deferred_duplicates_match_the_immediate_check() {
     assert!(expect.len() > 20, "the file has duplicates");
     let csv = file(&d, "dup.csv", text.as_bytes());
     let (imm_batch, imm_rejects) = read_all(&csv, &mini(), &skip()).unwrap();
-    let imm_dups: Vec<&Reject> = imm_rejects.iter().filter(|r| r.problems[0].category == "duplicate id").collect();
+    let imm_dups: Vec<&Reject> = imm_rejects
+        .iter()
+        .filter(|r| r.problems[0].category == "duplicate id")
+        .collect();
     // Bad rows that are also duplicates carry both problems in the immediate check.
-    assert!(imm_rejects.iter().any(|r| r.problems.len() == 2 && r.problems[0].category == "duplicate id"));
+    assert!(imm_rejects
+        .iter()
+        .any(|r| r.problems.len() == 2 && r.problems[0].category == "duplicate id"));
     // A Parquet file with the accepted rows of a deferred read, duplicates included.
     let parquet = d.path().join("dup.parquet");
-    let with_dups = concat(&chunks(&csv, &ReadOptions { duplicates: DuplicateCheck::deferred(), ..skip() }, 2)).0;
+    let with_dups = concat(&chunks(
+        &csv,
+        &ReadOptions {
+            duplicates: DuplicateCheck::deferred(),
+            ..skip()
+        },
+        2,
+    ))
+    .0;
     write_batch(&parquet, &mini(), &with_dups).unwrap();
     for run_entries in [1, 3, 64, 1 << 20] {
         for batch_rows in [7, 65_536] {
             let opts = ReadOptions {
                 batch_rows,
-                duplicates: DuplicateCheck::Deferred { run_entries, temp_dir: Some(spill.path().to_path_buf()) },
+                duplicates: DuplicateCheck::Deferred {
+                    run_entries,
+                    temp_dir: Some(spill.path().to_path_buf()),
+                },
                 ..skip()
             };
             let mut reader = open(&csv, &mini(), &opts).unwrap();
@@ -153,13 +224,23 @@ fn deferred_duplicates_match_the_immediate_check() {
             let late = reader.finish_duplicates().unwrap();
             let good: Vec<_> = late.iter().filter(|l| l.ordinal.is_some()).collect();
             // Exactly the expected duplicates, with the line where the id first appeared.
-            assert_eq!(good.iter().map(|l| (l.reject.line, l.first_line)).collect::<Vec<_>>(), expect, "run {run_entries}");
+            assert_eq!(
+                good.iter()
+                    .map(|l| (l.reject.line, l.first_line))
+                    .collect::<Vec<_>>(),
+                expect,
+                "run {run_entries}"
+            );
             // Same rejects (line, reason, raw cells) as the immediate check.
-            let imm_good: Vec<&&Reject> = imm_dups.iter().filter(|r| r.problems.len() == 1).collect();
+            let imm_good: Vec<&&Reject> =
+                imm_dups.iter().filter(|r| r.problems.len() == 1).collect();
             assert_eq!(good.len(), imm_good.len());
             for (l, r) in good.iter().zip(&imm_good) {
                 assert_eq!(&l.reject, **r);
-                assert_eq!(batch.ids[l.ordinal.unwrap() as usize], r.value.clone().unwrap());
+                assert_eq!(
+                    batch.ids[l.ordinal.unwrap() as usize],
+                    r.value.clone().unwrap()
+                );
                 assert_eq!(batch.lines[l.ordinal.unwrap() as usize], r.line);
             }
             assert_eq!(reader.accepted(), accepted_before - good.len() as u64);
@@ -167,11 +248,22 @@ fn deferred_duplicates_match_the_immediate_check() {
             // Without the late duplicates, the rows are those of the immediate check.
             let (b, _) = read_all(&csv, &mini(), &opts).unwrap();
             assert_eq!(dbg(&b), dbg(&imm_batch));
-            assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "run files removed");
+            assert_eq!(
+                std::fs::read_dir(spill.path()).unwrap().count(),
+                0,
+                "run files removed"
+            );
         }
     }
     // Parquet: record numbers instead of lines.
-    let opts = ReadOptions { batch_rows: 5, duplicates: DuplicateCheck::Deferred { run_entries: 2, temp_dir: None }, ..skip() };
+    let opts = ReadOptions {
+        batch_rows: 5,
+        duplicates: DuplicateCheck::Deferred {
+            run_entries: 2,
+            temp_dir: None,
+        },
+        ..skip()
+    };
     let mut reader = open(&parquet, &mini(), &opts).unwrap();
     for c in &mut reader {
         c.unwrap();
@@ -179,7 +271,10 @@ fn deferred_duplicates_match_the_immediate_check() {
     let late = reader.finish_duplicates().unwrap();
     assert!(late.len() > 20);
     let (imm_pq, imm_pq_rejects) = read_all(&parquet, &mini(), &skip()).unwrap();
-    assert_eq!(late.iter().map(|l| &l.reject).collect::<Vec<_>>(), imm_pq_rejects.iter().collect::<Vec<_>>());
+    assert_eq!(
+        late.iter().map(|l| &l.reject).collect::<Vec<_>>(),
+        imm_pq_rejects.iter().collect::<Vec<_>>()
+    );
     assert_eq!(imm_pq.len() + late.len(), reader.rows_read() as usize);
 }
 
@@ -188,17 +283,30 @@ fn deferred_duplicate_with_fail_is_an_error_naming_both_lines() {
     let d = tempfile::tempdir().unwrap();
     let text = format!("{HEADER}A,2020-01-01,010101,O,I,1,1,,0\nB,2020-01-01,010101,O,I,1,1,,0\n\nA,2020-01-01,010101,O,I,1,1,,0\n");
     let p = file(&d, "f.csv", text.as_bytes());
-    let opts = ReadOptions { duplicates: DuplicateCheck::deferred(), ..ReadOptions::default() };
+    let opts = ReadOptions {
+        duplicates: DuplicateCheck::deferred(),
+        ..ReadOptions::default()
+    };
     let mut reader = open(&p, &mini(), &opts).unwrap();
-    assert_eq!(reader.next().unwrap().unwrap().batch.len(), 3, "the chunk itself passes");
+    assert_eq!(
+        reader.next().unwrap().unwrap().batch.len(),
+        3,
+        "the chunk itself passes"
+    );
     let err = reader.finish_duplicates().unwrap_err();
     assert_eq!(err.kind, DataErrorKind::Value);
     assert_eq!(
         err.message,
-        format!("{}: line 5, column \"id\": value \"A\" rejected: duplicate id (first seen on line 2)", p.display())
+        format!(
+            "{}: line 5, column \"id\": value \"A\" rejected: duplicate id (first seen on line 2)",
+            p.display()
+        )
     );
     // The immediate check says the same at once.
-    assert_eq!(read_all(&p, &mini(), &ReadOptions::default()).unwrap_err(), err);
+    assert_eq!(
+        read_all(&p, &mini(), &ReadOptions::default()).unwrap_err(),
+        err
+    );
 }
 
 #[test]
@@ -206,7 +314,10 @@ fn recycled_batches_give_the_same_chunks() {
     let d = tempfile::tempdir().unwrap();
     let (text, _) = synthetic(2_000, "\n");
     let p = file(&d, "r.csv", text.as_bytes());
-    let opts = ReadOptions { batch_rows: 300, ..skip() };
+    let opts = ReadOptions {
+        batch_rows: 300,
+        ..skip()
+    };
     let fresh = chunks(&p, &opts, 2);
     let mut reader = open(&p, &mini(), &opts).unwrap();
     let mut got = Vec::new();
@@ -222,13 +333,29 @@ fn recycled_batches_give_the_same_chunks() {
 fn removing_rows_from_a_written_table() {
     use cr_data::{remove_table_rows, ColType, Column, ColumnRef};
     let d = tempfile::tempdir().unwrap();
-    let ids: Vec<String> = (0..10).map(|i| if i == 3 { "a,\"b\"\nc".to_string() } else { format!("id{i}") }).collect();
-    let scores: Vec<f64> = (0..10).map(|i| if i == 5 { f64::NAN } else { f64::from(i) / 8.0 }).collect();
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            if i == 3 {
+                "a,\"b\"\nc".to_string()
+            } else {
+                format!("id{i}")
+            }
+        })
+        .collect();
+    let scores: Vec<f64> = (0..10)
+        .map(|i| if i == 5 { f64::NAN } else { f64::from(i) / 8.0 })
+        .collect();
     for name in ["t.csv", "t.parquet"] {
         let p = d.path().join(name);
-        let mut w = TableWriter::create(&p, &[("id", ColType::Str), ("score", ColType::F64)]).unwrap();
-        w.write_columns(&[ColumnRef::Str(&ids[..4]), ColumnRef::F64(&scores[..4])]).unwrap();
-        w.write_rows(&[Column::Str(ids[4..].to_vec()), Column::F64(scores[4..].to_vec())]).unwrap();
+        let mut w =
+            TableWriter::create(&p, &[("id", ColType::Str), ("score", ColType::F64)]).unwrap();
+        w.write_columns(&[ColumnRef::Str(&ids[..4]), ColumnRef::F64(&scores[..4])])
+            .unwrap();
+        w.write_rows(&[
+            Column::Str(ids[4..].to_vec()),
+            Column::F64(scores[4..].to_vec()),
+        ])
+        .unwrap();
         w.finish().unwrap();
         assert_eq!(remove_table_rows(&p, &[0, 4, 9, 12]).unwrap(), 7);
         let kept: Vec<usize> = vec![1, 2, 3, 5, 6, 7, 8];
@@ -236,20 +363,45 @@ fn removing_rows_from_a_written_table() {
             // Read back with the csv crate: quoting survives the rewrite.
             let mut rdr = csv::Reader::from_path(&p).unwrap();
             assert_eq!(rdr.headers().unwrap(), vec!["id", "score"]);
-            let rows: Vec<(String, String)> = rdr.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[1].to_string())).collect();
-            let want: Vec<(String, String)> =
-                kept.iter().map(|&i| (ids[i].clone(), if i == 5 { String::new() } else { format!("{}", scores[i]) })).collect();
+            let rows: Vec<(String, String)> = rdr
+                .records()
+                .map(|r| r.unwrap())
+                .map(|r| (r[0].to_string(), r[1].to_string()))
+                .collect();
+            let want: Vec<(String, String)> = kept
+                .iter()
+                .map(|&i| {
+                    (
+                        ids[i].clone(),
+                        if i == 5 {
+                            String::new()
+                        } else {
+                            format!("{}", scores[i])
+                        },
+                    )
+                })
+                .collect();
             assert_eq!(rows, want);
         } else {
             let f = std::fs::File::open(&p).unwrap();
-            let r = ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+            let r = ParquetRecordBatchReaderBuilder::try_new(f)
+                .unwrap()
+                .build()
+                .unwrap();
             let mut got = Vec::new();
             for rb in r {
                 let rb = rb.unwrap();
-                let a = rb.column(0).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+                let a = rb
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
                 got.extend((0..rb.num_rows()).map(|i| a.value(i).to_string()));
             }
-            assert_eq!(got, kept.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>());
+            assert_eq!(
+                got,
+                kept.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>()
+            );
         }
     }
 }

@@ -67,7 +67,11 @@ pub fn synthetic(n: usize, seed: u64, label_share: u64) -> Batch {
         let org = g.below(8);
         let hs = (100 + g.below(30)) * 100 + g.below(3);
         let value = (1 + g.below(10_000)) as f32 / 7.0;
-        let mass = if g.below(20) == 0 { 0.0 } else { (1 + g.below(500)) as f32 / 3.0 };
+        let mass = if g.below(20) == 0 {
+            0.0
+        } else {
+            (1 + g.below(500)) as f32 / 3.0
+        };
         let labelled = g.below(100) < label_share;
         let y = g.below(100) < if imp < 5 { 40 } else { 5 };
         push(

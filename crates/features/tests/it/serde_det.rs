@@ -3,7 +3,11 @@ use cr_features::{fit, CompiledPipeline, FittedPipeline, PipelineConfig};
 use crate::common::{schema, synthetic};
 
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool")
+        .install(f)
 }
 
 #[test]
@@ -14,7 +18,10 @@ fn serde_round_trip_gives_identical_transform_output() {
     let (p, _) = fit(&s, &train, &PipelineConfig::default()).expect("fit");
     let json = p.to_json();
     let back = FittedPipeline::from_json(&json).expect("load");
-    assert_eq!(back, p, "every f32 table value survives the JSON round trip");
+    assert_eq!(
+        back, p,
+        "every f32 table value survives the JSON round trip"
+    );
     assert_eq!(back.to_json(), json);
     let a = p.transform(&score).expect("a");
     let b = back.transform(&score).expect("b");
@@ -22,7 +29,10 @@ fn serde_round_trip_gives_identical_transform_output() {
     assert_eq!(a.names, p.feature_names());
     // transform of the same batch twice is identical
     let compiled = back.compile().expect("compile");
-    assert!(compiled.transform(&score).expect("c").bit_eq(&compiled.transform(&score).expect("d")));
+    assert!(compiled
+        .transform(&score)
+        .expect("c")
+        .bit_eq(&compiled.transform(&score).expect("d")));
 }
 
 #[test]
@@ -56,7 +66,15 @@ fn json_keeps_every_f32_bit_exactly() {
             vals.push(v);
         }
     }
-    vals.extend([f32::MIN_POSITIVE, f32::MAX, f32::MIN, 1e-45, 0.1, 1.0 / 3.0, 16_777_217.0]);
+    vals.extend([
+        f32::MIN_POSITIVE,
+        f32::MAX,
+        f32::MIN,
+        1e-45,
+        0.1,
+        1.0 / 3.0,
+        16_777_217.0,
+    ]);
     let json = serde_json::to_string(&vals).expect("ser");
     let back: Vec<f32> = serde_json::from_str(&json).expect("de");
     for (a, b) in vals.iter().zip(&back) {
@@ -88,13 +106,32 @@ fn transform_rows_blocks_equal_the_whole_transform() {
             c.transform_rows(&score, start, &mut buf).expect("block");
             got.extend(buf);
         }
-        assert!(got.iter().zip(&whole.data).all(|(a, b)| a.to_bits() == b.to_bits()), "block {block}");
+        assert!(
+            got.iter()
+                .zip(&whole.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "block {block}"
+        );
         assert_eq!(got.len(), whole.data.len());
     }
-    assert!(c.transform_rows(&score, 2_400, &mut vec![0f32; 101 * nf]).is_err(), "past the end");
-    assert!(c.transform_rows(&score, 0, &mut vec![0f32; nf + 1]).is_err(), "ragged buffer");
+    assert!(
+        c.transform_rows(&score, 2_400, &mut vec![0f32; 101 * nf])
+            .is_err(),
+        "past the end"
+    );
+    assert!(
+        c.transform_rows(&score, 0, &mut vec![0f32; nf + 1])
+            .is_err(),
+        "ragged buffer"
+    );
     score.hs[10] = 12_345_678;
-    assert!(c.transform_rows(&score, 0, &mut vec![0f32; 10 * nf]).is_ok(), "bad HS outside the rows");
-    let err = c.transform_rows(&score, 5, &mut vec![0f32; 10 * nf]).unwrap_err();
+    assert!(
+        c.transform_rows(&score, 0, &mut vec![0f32; 10 * nf])
+            .is_ok(),
+        "bad HS outside the rows"
+    );
+    let err = c
+        .transform_rows(&score, 5, &mut vec![0f32; 10 * nf])
+        .unwrap_err();
     assert!(err.to_string().contains("12345678"), "{err}");
 }

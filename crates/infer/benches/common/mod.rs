@@ -20,7 +20,8 @@ fn bin(f: usize, b: usize) -> f32 {
 
 pub fn model(seed: u64) -> CompiledEnsemble {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut tree_ids, mut node_ids, mut feats, mut modes, mut vals) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut tree_ids, mut node_ids, mut feats, mut modes, mut vals) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let (mut trues, mut falses, mut miss) = (vec![], vec![], vec![]);
     let (mut c_tree, mut c_node, mut c_id, mut c_w) = (vec![], vec![], vec![], vec![]);
     for t in 0..N_TREES {
@@ -33,7 +34,12 @@ pub fn model(seed: u64) -> CompiledEnsemble {
             nodes.push(None);
             nodes.push(None);
             leaves.extend([a, b]);
-            nodes[i] = Some((rng.random_range(0..N_FEATURES), rng.random_range(0..BINS), a, b));
+            nodes[i] = Some((
+                rng.random_range(0..N_FEATURES),
+                rng.random_range(0..BINS),
+                a,
+                b,
+            ));
         }
         for (i, n) in nodes.iter().enumerate() {
             tree_ids.push(t as i64);

@@ -56,12 +56,28 @@ fn load_and_start(
     load: &LoadOptions,
     ropts: &ReadOptions,
 ) -> Result<(DeclarationModel, Started), BulkError> {
-    let load = || DeclarationModel::from_proto(proto, load).map_err(|source| BulkError::Load { path: model_path.to_path_buf(), source });
-    let open = |schema: &cr_data::Schema| cr_data::open(&opts.data, schema, ropts).map_err(|source| BulkError::Read { path: opts.data.clone(), source });
+    let load = || {
+        DeclarationModel::from_proto(proto, load).map_err(|source| BulkError::Load {
+            path: model_path.to_path_buf(),
+            source,
+        })
+    };
+    let open = |schema: &cr_data::Schema| {
+        cr_data::open(&opts.data, schema, ropts).map_err(|source| BulkError::Read {
+            path: opts.data.clone(),
+            source,
+        })
+    };
     let Some(schema) = peek_schema(proto) else {
         let model = load()?;
         let reader = open(model.schema())?;
-        return Ok((model, Started { reader, ahead: VecDeque::new() }));
+        return Ok((
+            model,
+            Started {
+                reader,
+                ahead: VecDeque::new(),
+            },
+        ));
     };
     let ready = AtomicBool::new(false);
     let (model, started) = pool.install(|| {
@@ -88,7 +104,10 @@ fn load_and_start(
     });
     let model = model?;
     if model.schema() != &schema {
-        return Err(BulkError::Invalid(format!("{}: the pipeline's schema reads differently on its own (internal error)", model_path.display())));
+        return Err(BulkError::Invalid(format!(
+            "{}: the pipeline's schema reads differently on its own (internal error)",
+            model_path.display()
+        )));
     }
     Ok((model, started?))
 }
@@ -121,10 +140,17 @@ fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
             d.deserialize_map(self)
         }
     }
-    let json = proto.metadata_props.iter().rev().find(|p| p.key() == crate::PIPELINE_METADATA_KEY)?.value();
+    let json = proto
+        .metadata_props
+        .iter()
+        .rev()
+        .find(|p| p.key() == crate::PIPELINE_METADATA_KEY)?
+        .value();
     let mut found = None;
     let _ = Peek(&mut found).deserialize(&mut serde_json::Deserializer::from_str(json));
-    found.filter(|s: &cr_data::Schema| (2..=12).contains(&s.hs_width) && s.hs_width.is_multiple_of(2) && s.date_min <= s.date_max)
+    found.filter(|s: &cr_data::Schema| {
+        (2..=12).contains(&s.hs_width) && s.hs_width.is_multiple_of(2) && s.date_min <= s.date_max
+    })
 }
 
 /// Read, validate, score and write in a pipeline on `pool`. While chunk N is scored and
@@ -132,15 +158,27 @@ fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
 /// chunks. Duplicate ids are settled after the last chunk: with [`cr_data::OnError::Fail`]
 /// a duplicate is an error; with skip the duplicate rows leave the output and go to the
 /// rejects (after the other rejects).
-fn score_chunks(opts: &BulkOptions, pool: &rayon::ThreadPool, model: &DeclarationModel, start: Started, progress: &dyn Progress) -> Result<BulkSummary, BulkError> {
+fn score_chunks(
+    opts: &BulkOptions,
+    pool: &rayon::ThreadPool,
+    model: &DeclarationModel,
+    start: Started,
+    progress: &dyn Progress,
+) -> Result<BulkSummary, BulkError> {
     let quantiles = card_quantiles(model.metadata());
-    let Started { mut reader, mut ahead } = start;
+    let Started {
+        mut reader,
+        mut ahead,
+    } = start;
     let mut rej = match &opts.rejects {
         Some(p) => Some(RejectWriter::create(p)?),
         None => None,
     };
     let mut sink = Sink::create(&opts.out, opts.budget)?;
-    let data = |source: DataError| BulkError::Read { path: opts.data.clone(), source };
+    let data = |source: DataError| BulkError::Read {
+        path: opts.data.clone(),
+        source,
+    };
     let piped = pool.install(|| -> Result<Vec<cr_data::LateDuplicate>, BulkError> {
         // Duplicates are settled as soon as the reader is exhausted, while the last chunk is
         // scored.
@@ -162,7 +200,13 @@ fn score_chunks(opts: &BulkOptions, pool: &rayon::ThreadPool, model: &Declaratio
             let queued = ahead.pop_front();
             let has_queued = queued.is_some();
             let (following, done) = rayon::join(
-                || if has_queued { queued } else { read_next(&mut reader, &mut late) },
+                || {
+                    if has_queued {
+                        queued
+                    } else {
+                        read_next(&mut reader, &mut late)
+                    }
+                },
                 || -> Result<(), BulkError> {
                     if let Some(r) = &mut rej {
                         r.write(&chunk.rejects)?;
@@ -192,12 +236,23 @@ fn score_chunks(opts: &BulkOptions, pool: &rayon::ThreadPool, model: &Declaratio
     // Rows accepted in their chunk that turned out to be duplicates: out of the output.
     let dups: Vec<u64> = late.iter().filter_map(|d| d.ordinal).collect();
     if let Some(r) = &mut rej {
-        let late_rejects: Vec<cr_data::Reject> = late.iter().filter(|d| d.ordinal.is_some()).map(|d| d.reject.clone()).collect();
+        let late_rejects: Vec<cr_data::Reject> = late
+            .iter()
+            .filter(|d| d.ordinal.is_some())
+            .map(|d| d.reject.clone())
+            .collect();
         r.write(&late_rejects)?;
     }
     if let Some(r) = rej {
         r.finish()?;
     }
     let selected = sink.finish(&opts.out, pool, &quantiles, &dups)?;
-    Ok(BulkSummary { rows: reader.accepted(), rejected: reader.rejected(), engine: model.engine_used(), mapping: None, selected, seconds: 0.0 })
+    Ok(BulkSummary {
+        rows: reader.accepted(),
+        rejected: reader.rejected(),
+        engine: model.engine_used(),
+        mapping: None,
+        selected,
+        seconds: 0.0,
+    })
 }

@@ -31,12 +31,21 @@ pub enum BulkError {
     Data(#[from] DataError),
     /// Anything else, with what was being done.
     #[error("{context}")]
-    Other { context: String, source: Box<dyn std::error::Error + Send + Sync> },
+    Other {
+        context: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl BulkError {
-    pub(crate) fn other(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> BulkError {
-        BulkError::Other { context: context.into(), source: source.into() }
+    pub(crate) fn other(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> BulkError {
+        BulkError::Other {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 }
 

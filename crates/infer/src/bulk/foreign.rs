@@ -52,13 +52,29 @@ pub(super) fn score(
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
-    let model = Model::from_proto(proto, load).map_err(|source| BulkError::Load { path: model_path.to_path_buf(), source })?;
+    let model = Model::from_proto(proto, load).map_err(|source| BulkError::Load {
+        path: model_path.to_path_buf(),
+        source,
+    })?;
     let sink = Sink::create(&opts.out, opts.budget)?;
-    let mut out = Out { sink, rejects: Rejects::None, ids: None, scored: 0, rejected: 0 };
+    let mut out = Out {
+        sink,
+        rejects: Rejects::None,
+        ids: None,
+        scored: 0,
+        rejected: 0,
+    };
     match score_rows(model_path, &model, opts, progress, &mut out) {
         Ok((mapping, dups)) => {
             let selected = out.sink.finish(&opts.out, pool, &[], &dups)?;
-            Ok(BulkSummary { rows: out.scored, rejected: out.rejected, engine: model.engine_used(), mapping: Some(mapping), selected, seconds: 0.0 })
+            Ok(BulkSummary {
+                rows: out.scored,
+                rejected: out.rejected,
+                engine: model.engine_used(),
+                mapping: Some(mapping),
+                selected,
+                seconds: 0.0,
+            })
         }
         Err(e) => {
             out.sink.discard(&opts.out);
@@ -72,23 +88,34 @@ pub(super) fn score(
 
 /// The CSV reader of `path` (header read by the caller; rows of any width).
 pub(super) fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>, BulkError> {
-    csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_path(path).map_err(|e| BulkError::other(format!("opening {}", path.display()), e))
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| BulkError::other(format!("opening {}", path.display()), e))
 }
 
 pub(super) fn read_error(path: &Path, e: csv::Error) -> BulkError {
-    let at = e.position().map(|p| format!(": line {}", p.line())).unwrap_or_default();
+    let at = e
+        .position()
+        .map(|p| format!(": line {}", p.line()))
+        .unwrap_or_default();
     BulkError::other(format!("{}{at}", path.display()), e)
 }
 
 /// A feature cell: empty -> NaN (missing); else a finite number within the f32 range.
 fn feature(cell: &[u8]) -> Result<f32, (&'static str, &'static str)> {
-    let text = std::str::from_utf8(cell).map_err(|_| ("invalid UTF-8", "invalid UTF-8"))?.trim();
+    let text = std::str::from_utf8(cell)
+        .map_err(|_| ("invalid UTF-8", "invalid UTF-8"))?
+        .trim();
     if text.is_empty() {
         return Ok(f32::NAN);
     }
     match text.parse::<f64>() {
         Ok(v) if !v.is_finite() => Err(("not finite", "NaN and infinite values are not accepted")),
-        Ok(v) if v.abs() > f64::from(f32::MAX) => Err(("overflows f32", "too large for a 32-bit float")),
+        Ok(v) if v.abs() > f64::from(f32::MAX) => {
+            Err(("overflows f32", "too large for a 32-bit float"))
+        }
         Ok(v) => Ok(v as f32),
         Err(_) => Err(("not a number", "not a number")),
     }
@@ -97,12 +124,21 @@ fn feature(cell: &[u8]) -> Result<f32, (&'static str, &'static str)> {
 /// The columns (other than `id_col`) that look numeric in the first [`SAMPLE_ROWS`] data
 /// rows: every non-empty cell parses as a finite number, and at least one is non-empty. Rows
 /// of the wrong width are not looked at (they are rejected when scored).
-fn numeric_columns(path: &Path, delimiter: u8, width: usize, id_col: Option<usize>) -> Result<(Vec<usize>, usize), BulkError> {
+fn numeric_columns(
+    path: &Path,
+    delimiter: u8,
+    width: usize,
+    id_col: Option<usize>,
+) -> Result<(Vec<usize>, usize), BulkError> {
     let mut rdr = reader(path, delimiter)?;
     let (mut seen, mut numeric) = (vec![false; width], vec![true; width]);
     let mut rec = csv::ByteRecord::new();
     let mut rows = 0;
-    while rows < SAMPLE_ROWS && rdr.read_byte_record(&mut rec).map_err(|e| read_error(path, e))? {
+    while rows < SAMPLE_ROWS
+        && rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| read_error(path, e))?
+    {
         rows += 1;
         if rec.len() != width {
             continue;
@@ -118,11 +154,22 @@ fn numeric_columns(path: &Path, delimiter: u8, width: usize, id_col: Option<usiz
     if rows == 0 {
         return Err(BulkError::Invalid(format!("{}: no data rows to find the numeric columns in; name the model's columns with --features a,b,c", path.display())));
     }
-    Ok(((0..width).filter(|&i| Some(i) != id_col && seen[i] && numeric[i]).collect(), rows))
+    Ok((
+        (0..width)
+            .filter(|&i| Some(i) != id_col && seen[i] && numeric[i])
+            .collect(),
+        rows,
+    ))
 }
 
 /// Which file columns feed the model, in order.
-fn mapping(opts: &BulkOptions, header: &[String], n_features: usize, id_col: Option<usize>, delimiter: u8) -> Result<(Vec<usize>, String), BulkError> {
+fn mapping(
+    opts: &BulkOptions,
+    header: &[String],
+    n_features: usize,
+    id_col: Option<usize>,
+    delimiter: u8,
+) -> Result<(Vec<usize>, String), BulkError> {
     let path = &opts.data;
     let find = |name: &str| header.iter().position(|h| h == name);
     if opts.features.is_empty() {
@@ -136,7 +183,10 @@ fn mapping(opts: &BulkOptions, header: &[String], n_features: usize, id_col: Opt
                 numeric.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
-        Ok((numeric, format!(" (the numeric columns of the first {rows} data rows)")))
+        Ok((
+            numeric,
+            format!(" (the numeric columns of the first {rows} data rows)"),
+        ))
     } else {
         let mut missing = Vec::new();
         let idx: Vec<usize> = opts
@@ -150,10 +200,17 @@ fn mapping(opts: &BulkOptions, header: &[String], n_features: usize, id_col: Opt
             })
             .collect();
         if !missing.is_empty() {
-            return Err(BulkError::Invalid(format!("{}: no column named {}", path.display(), missing.join(", "))));
+            return Err(BulkError::Invalid(format!(
+                "{}: no column named {}",
+                path.display(),
+                missing.join(", ")
+            )));
         }
         if n_features != 0 && idx.len() != n_features {
-            return Err(BulkError::Invalid(format!("--features names {} columns but the model takes {n_features}", idx.len())));
+            return Err(BulkError::Invalid(format!(
+                "--features names {} columns but the model takes {n_features}",
+                idx.len()
+            )));
         }
         Ok((idx, String::new()))
     }
@@ -179,7 +236,9 @@ impl Rejects {
     fn write(&mut self, rejects: Vec<Pending>) -> Result<(), BulkError> {
         match self {
             Rejects::None => Ok(()),
-            Rejects::File(w) => Ok(w.write(&rejects.into_iter().map(|p| p.reject).collect::<Vec<_>>())?),
+            Rejects::File(w) => {
+                Ok(w.write(&rejects.into_iter().map(|p| p.reject).collect::<Vec<_>>())?)
+            }
             Rejects::Spool(s) => rejects.iter().try_for_each(|p| s.push(p)),
         }
     }
@@ -198,8 +257,18 @@ struct Out {
 
 /// Check, score and write every row; returns the mapping (as given to `progress`) and the
 /// output ordinals of the late duplicates (ascending), which [`Sink::finish`] leaves out.
-fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &dyn Progress, out: &mut Out) -> Result<(String, Vec<u64>), BulkError> {
-    let InputKind::Matrix { n_features, input_name } = model.input_kind().clone() else {
+fn score_rows(
+    model_path: &Path,
+    model: &Model,
+    opts: &BulkOptions,
+    progress: &dyn Progress,
+    out: &mut Out,
+) -> Result<(String, Vec<u64>), BulkError> {
+    let InputKind::Matrix {
+        n_features,
+        input_name,
+    } = model.input_kind().clone()
+    else {
         return Err(BulkError::Invalid(format!(
             "{}: the model has several named inputs but no customs-risk pipeline metadata; \
              only single float-matrix models ([N, F]) and customs-risk models can be scored",
@@ -220,14 +289,33 @@ fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &d
         .map_err(|e| BulkError::other(format!("{}: no header", path.display()), e))?
         .iter()
         .enumerate()
-        .map(|(i, s)| if i == 0 { s.trim_start_matches('\u{feff}') } else { s }.to_string())
+        .map(|(i, s)| {
+            if i == 0 {
+                s.trim_start_matches('\u{feff}')
+            } else {
+                s
+            }
+            .to_string()
+        })
         .collect();
     let id_col = match &opts.id_column {
-        Some(c) => Some(header.iter().position(|h| h == c).ok_or_else(|| BulkError::Invalid(format!("--id-column {c:?} is not a column of {}", path.display())))?),
+        Some(c) => Some(header.iter().position(|h| h == c).ok_or_else(|| {
+            BulkError::Invalid(format!(
+                "--id-column {c:?} is not a column of {}",
+                path.display()
+            ))
+        })?),
         None => None,
     };
     let (cols, how) = mapping(opts, &header, n_features, id_col, delimiter)?;
-    let mapping = format!("input {input_name:?} [N, {}]{how} <- {}", cols.len(), cols.iter().map(|&i| header[i].as_str()).collect::<Vec<_>>().join(", "));
+    let mapping = format!(
+        "input {input_name:?} [N, {}]{how} <- {}",
+        cols.len(),
+        cols.iter()
+            .map(|&i| header[i].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     progress.mapping(&mapping);
     let fail = opts.on_error == OnError::Fail;
     let source = path.display().to_string();
@@ -239,12 +327,26 @@ fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &d
         };
     }
     out.ids = id_col.map(|_| DeferredIds::new(cr_data::DEFAULT_RUN_ENTRIES, None, &source));
-    let rows = Rows { header: &header, cols: &cols, id_col, source: &source, path, delimiter };
-    let mut block = Block { recs: vec![csv::ByteRecord::new(); opts.batch_rows.max(1)], len: 0 };
+    let rows = Rows {
+        header: &header,
+        cols: &cols,
+        id_col,
+        source: &source,
+        path,
+        delimiter,
+    };
+    let mut block = Block {
+        recs: vec![csv::ByteRecord::new(); opts.batch_rows.max(1)],
+        len: 0,
+    };
     let mut data_rows = 0u64;
     loop {
         block.len = 0;
-        while block.len < block.recs.len() && rdr.read_byte_record(&mut block.recs[block.len]).map_err(|e| read_error(path, e))? {
+        while block.len < block.recs.len()
+            && rdr
+                .read_byte_record(&mut block.recs[block.len])
+                .map_err(|e| read_error(path, e))?
+        {
             block.len += 1;
         }
         if block.len == 0 {
@@ -260,11 +362,17 @@ fn score_rows(model_path: &Path, model: &Model, opts: &BulkOptions, progress: &d
             if fail {
                 if let Some(d) = dups.first() {
                     let rec = records_at(path, delimiter, &[d.line])?;
-                    return Err(BulkError::Invalid(duplicate_reject(d, &rec[0], &header, c).describe(&source)));
+                    return Err(BulkError::Invalid(
+                        duplicate_reject(d, &rec[0], &header, c).describe(&source),
+                    ));
                 }
             }
             let recs = match (&out.rejects, dups.is_empty()) {
-                (Rejects::Spool(_), false) => records_at(path, delimiter, &dups.iter().map(|d| d.line).collect::<Vec<_>>())?,
+                (Rejects::Spool(_), false) => records_at(
+                    path,
+                    delimiter,
+                    &dups.iter().map(|d| d.line).collect::<Vec<_>>(),
+                )?,
                 _ => Vec::new(),
             };
             if let Rejects::Spool(s) = std::mem::replace(&mut out.rejects, Rejects::None) {
@@ -295,16 +403,36 @@ struct Rows<'a> {
 }
 
 pub(super) fn raw(rec: &csv::ByteRecord) -> Vec<String> {
-    rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
+    rec.iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
 }
 
 impl Rows<'_> {
     /// Check one row: its features go to `x` and its id is returned, or the row's problems;
     /// with the key of its id when the id is valid (to be logged for duplicates).
-    fn check(&self, rec: &csv::ByteRecord, row_number: u64, line: u64, x: &mut Vec<f32>) -> (Option<u128>, Result<String, Box<Pending>>) {
+    fn check(
+        &self,
+        rec: &csv::ByteRecord,
+        row_number: u64,
+        line: u64,
+        x: &mut Vec<f32>,
+    ) -> (Option<u128>, Result<String, Box<Pending>>) {
         if rec.len() != self.header.len() {
-            let p = Problem::new(None, None, "wrong number of fields", format!("expected {} fields, found {}", self.header.len(), rec.len()));
-            return (None, Err(Box::new(Pending { reject: Reject::from_problems(line, vec![p], raw(rec)), cols: vec![usize::MAX], no_score: false })));
+            let p = Problem::new(
+                None,
+                None,
+                "wrong number of fields",
+                format!("expected {} fields, found {}", self.header.len(), rec.len()),
+            );
+            return (
+                None,
+                Err(Box::new(Pending {
+                    reject: Reject::from_problems(line, vec![p], raw(rec)),
+                    cols: vec![usize::MAX],
+                    no_score: false,
+                })),
+            );
         }
         let mut key = None;
         let mut problems: Vec<(usize, Problem)> = Vec::new();
@@ -314,7 +442,15 @@ impl Rows<'_> {
             match feature(cell) {
                 Ok(v) => x.push(v),
                 Err((category, reason)) => {
-                    problems.push((c, Problem::new(Some(&self.header[c]), Some(&String::from_utf8_lossy(cell)), category, reason)));
+                    problems.push((
+                        c,
+                        Problem::new(
+                            Some(&self.header[c]),
+                            Some(&String::from_utf8_lossy(cell)),
+                            category,
+                            reason,
+                        ),
+                    ));
                 }
             }
         }
@@ -324,9 +460,20 @@ impl Rows<'_> {
                 let cell = String::from_utf8_lossy(rec.get(c).unwrap_or_default()).into_owned();
                 let name = Some(self.header[c].as_str());
                 if std::str::from_utf8(rec.get(c).unwrap_or_default()).is_err() {
-                    problems.push((c, Problem::new(name, Some(&cell), "invalid UTF-8", "invalid UTF-8")));
+                    problems.push((
+                        c,
+                        Problem::new(name, Some(&cell), "invalid UTF-8", "invalid UTF-8"),
+                    ));
                 } else if cell.trim().is_empty() {
-                    problems.push((c, Problem::new(name, Some(&cell), "missing value", "empty (missing values are not allowed in this column)")));
+                    problems.push((
+                        c,
+                        Problem::new(
+                            name,
+                            Some(&cell),
+                            "missing value",
+                            "empty (missing values are not allowed in this column)",
+                        ),
+                    ));
                 } else {
                     key = Some(cr_data::id_key(cell.trim()));
                 }
@@ -339,15 +486,37 @@ impl Rows<'_> {
             x.truncate(start);
             problems.sort_by_key(|p| p.0);
             let cols = problems.iter().map(|p| p.0).collect();
-            (key, Err(Box::new(Pending { reject: Reject::from_problems(line, problems.into_iter().map(|p| p.1).collect(), raw(rec)), cols, no_score: false })))
+            (
+                key,
+                Err(Box::new(Pending {
+                    reject: Reject::from_problems(
+                        line,
+                        problems.into_iter().map(|p| p.1).collect(),
+                        raw(rec),
+                    ),
+                    cols,
+                    no_score: false,
+                })),
+            )
         }
     }
 
     /// Check, score and write one block (`before`: data rows of earlier blocks); returns the
     /// rows written. With `fail`, the first rejected row (by line) is the error.
-    fn score_block(&self, model: &Model, block: &Block, before: u64, fail: bool, out: &mut Out) -> Result<u64, BulkError> {
+    fn score_block(
+        &self,
+        model: &Model,
+        block: &Block,
+        before: u64,
+        fail: bool,
+        out: &mut Out,
+    ) -> Result<u64, BulkError> {
         let f = self.cols.len();
-        let (mut x, mut ids, mut at) = (Vec::with_capacity(block.len * f), Vec::with_capacity(block.len), Vec::with_capacity(block.len));
+        let (mut x, mut ids, mut at) = (
+            Vec::with_capacity(block.len * f),
+            Vec::with_capacity(block.len),
+            Vec::with_capacity(block.len),
+        );
         let mut rejects = Vec::new();
         // (id key, line, index among the accepted rows)
         let mut keys: Vec<(u128, u64, Option<usize>)> = Vec::new();
@@ -380,16 +549,33 @@ impl Rows<'_> {
             }
             keep[j] = false;
             let rec = &block.recs[at[j]];
-            let empty: Vec<&str> = self.cols.iter().zip(&x[j * f..(j + 1) * f]).filter(|(_, v)| v.is_nan()).map(|(&c, _)| self.header[c].as_str()).collect();
+            let empty: Vec<&str> = self
+                .cols
+                .iter()
+                .zip(&x[j * f..(j + 1) * f])
+                .filter(|(_, v)| v.is_nan())
+                .map(|(&c, _)| self.header[c].as_str())
+                .collect();
             let reason = if empty.is_empty() {
                 format!("the model's score is {s}")
             } else {
-                format!("the model's score is {s} (missing values in {}: the model does not take them)", empty.join(", "))
+                format!(
+                    "the model's score is {s} (missing values in {}: the model does not take them)",
+                    empty.join(", ")
+                )
             };
             let column = empty.first().copied();
             let p = Problem::new(column, column.map(|_| ""), "no score", reason);
-            let reject = Reject::from_problems(rec.position().map_or(0, csv::Position::line), vec![p], raw(rec));
-            rejects.push(Pending { reject, cols: Vec::new(), no_score: true });
+            let reject = Reject::from_problems(
+                rec.position().map_or(0, csv::Position::line),
+                vec![p],
+                raw(rec),
+            );
+            rejects.push(Pending {
+                reject,
+                cols: Vec::new(),
+                no_score: true,
+            });
         }
         rejects.sort_by_key(|r| r.reject.line);
         if let Some(log) = &mut out.ids {
@@ -411,7 +597,13 @@ impl Rows<'_> {
         }
         out.rejected += rejects.len() as u64;
         out.rejects.write(rejects)?;
-        let (ids, scores): (Vec<String>, Vec<f32>) = ids.into_iter().zip(scores).zip(&keep).filter(|(_, k)| **k).map(|(p, _)| p).unzip();
+        let (ids, scores): (Vec<String>, Vec<f32>) = ids
+            .into_iter()
+            .zip(scores)
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(p, _)| p)
+            .unzip();
         out.scored += ids.len() as u64;
         out.sink.push(&ids, &scores, &[])?;
         Ok(ids.len() as u64)

@@ -37,11 +37,20 @@ impl Pending {
         if self.no_score {
             return Reject::from_problems(self.reject.line, vec![dup], self.reject.raw.clone());
         }
-        let mut problems: Vec<(usize, Problem)> = self.cols.iter().copied().zip(self.reject.problems.iter().cloned()).collect();
+        let mut problems: Vec<(usize, Problem)> = self
+            .cols
+            .iter()
+            .copied()
+            .zip(self.reject.problems.iter().cloned())
+            .collect();
         // after the cell problems of its column, as the immediate check pushes it
         problems.push((id_col, dup));
         problems.sort_by_key(|p| p.0);
-        Reject::from_problems(self.reject.line, problems.into_iter().map(|p| p.1).collect(), self.reject.raw.clone())
+        Reject::from_problems(
+            self.reject.line,
+            problems.into_iter().map(|p| p.1).collect(),
+            self.reject.raw.clone(),
+        )
     }
 }
 
@@ -60,17 +69,29 @@ fn spool_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>
 impl RejectSpool {
     pub fn create(path: PathBuf, dest: RejectWriter) -> Result<RejectSpool, BulkError> {
         let f = std::fs::File::create(&path).map_err(|e| spool_err(&path, e))?;
-        Ok(RejectSpool { path, w: BufWriter::with_capacity(1 << 16, f), dest })
+        Ok(RejectSpool {
+            path,
+            w: BufWriter::with_capacity(1 << 16, f),
+            dest,
+        })
     }
 
     pub fn push(&mut self, p: &Pending) -> Result<(), BulkError> {
         serde_json::to_writer(&mut self.w, p).map_err(|e| spool_err(&self.path, e))?;
-        self.w.write_all(b"\n").map_err(|e| spool_err(&self.path, e))
+        self.w
+            .write_all(b"\n")
+            .map_err(|e| spool_err(&self.path, e))
     }
 
     /// Write the final reject file: the spooled rejects and the `dups` (line order) merged
     /// by line, `recs` the re-read cells of each duplicate. Removes the spool.
-    pub fn finish(self, dups: &[Found], recs: &[csv::ByteRecord], header: &[String], id_col: usize) -> Result<(), BulkError> {
+    pub fn finish(
+        self,
+        dups: &[Found],
+        recs: &[csv::ByteRecord],
+        header: &[String],
+        id_col: usize,
+    ) -> Result<(), BulkError> {
         let RejectSpool { path, mut w, dest } = self;
         let result = match w.flush() {
             Ok(()) => {
@@ -90,17 +111,27 @@ impl RejectSpool {
 }
 
 /// The spooled rejects and the duplicates merged by line into `w`.
-fn merge(path: &Path, mut w: RejectWriter, dups: &[Found], recs: &[csv::ByteRecord], header: &[String], id_col: usize) -> Result<(), BulkError> {
+fn merge(
+    path: &Path,
+    mut w: RejectWriter,
+    dups: &[Found],
+    recs: &[csv::ByteRecord],
+    header: &[String],
+    id_col: usize,
+) -> Result<(), BulkError> {
     let mut d = dups.iter().zip(recs).peekable();
     let mut block: Vec<Reject> = Vec::new();
     let f = std::fs::File::open(path).map_err(|e| spool_err(path, e))?;
     for line in BufReader::with_capacity(1 << 16, f).lines() {
-        let p: Pending = serde_json::from_str(&line.map_err(|e| spool_err(path, e))?).map_err(|e| spool_err(path, e))?;
+        let p: Pending = serde_json::from_str(&line.map_err(|e| spool_err(path, e))?)
+            .map_err(|e| spool_err(path, e))?;
         while let Some((dup, rec)) = d.next_if(|(dup, _)| dup.line < p.reject.line) {
             block.push(duplicate_reject(dup, rec, header, id_col));
         }
         match d.next_if(|(dup, _)| dup.line == p.reject.line) {
-            Some((dup, rec)) => block.push(p.with_duplicate(id_col, duplicate_problem(dup, rec, header, id_col))),
+            Some((dup, rec)) => {
+                block.push(p.with_duplicate(id_col, duplicate_problem(dup, rec, header, id_col)))
+            }
             None => block.push(p.reject),
         }
         if block.len() >= 4096 {
@@ -115,33 +146,65 @@ fn merge(path: &Path, mut w: RejectWriter, dups: &[Found], recs: &[csv::ByteReco
 }
 
 /// The duplicate problem of a row: its id (trimmed) and the first line of that id.
-pub(super) fn duplicate_problem(dup: &Found, rec: &csv::ByteRecord, header: &[String], id_col: usize) -> Problem {
+pub(super) fn duplicate_problem(
+    dup: &Found,
+    rec: &csv::ByteRecord,
+    header: &[String],
+    id_col: usize,
+) -> Problem {
     let cell = String::from_utf8_lossy(rec.get(id_col).unwrap_or_default());
-    Problem::new(Some(&header[id_col]), Some(cell.trim()), "duplicate id", format!("duplicate id (first seen on line {})", dup.first_line))
+    Problem::new(
+        Some(&header[id_col]),
+        Some(cell.trim()),
+        "duplicate id",
+        format!("duplicate id (first seen on line {})", dup.first_line),
+    )
 }
 
 /// The reject of a row whose only problem is its duplicate id.
-pub(super) fn duplicate_reject(dup: &Found, rec: &csv::ByteRecord, header: &[String], id_col: usize) -> Reject {
-    Reject::from_problems(dup.line, vec![duplicate_problem(dup, rec, header, id_col)], super::foreign::raw(rec))
+pub(super) fn duplicate_reject(
+    dup: &Found,
+    rec: &csv::ByteRecord,
+    header: &[String],
+    id_col: usize,
+) -> Reject {
+    Reject::from_problems(
+        dup.line,
+        vec![duplicate_problem(dup, rec, header, id_col)],
+        super::foreign::raw(rec),
+    )
 }
 
 /// The records starting on `lines` (ascending) of the CSV file at `path`, read again as the
 /// scoring pass read it (header skipped, rows of any width).
-pub(super) fn records_at(path: &Path, delimiter: u8, lines: &[u64]) -> Result<Vec<csv::ByteRecord>, BulkError> {
+pub(super) fn records_at(
+    path: &Path,
+    delimiter: u8,
+    lines: &[u64],
+) -> Result<Vec<csv::ByteRecord>, BulkError> {
     let mut rdr = super::foreign::reader(path, delimiter)?;
     let mut out = Vec::with_capacity(lines.len());
     let mut rec = csv::ByteRecord::new();
     let mut want = lines.iter().peekable();
     while let Some(&&line) = want.peek() {
-        if !rdr.read_byte_record(&mut rec).map_err(|e| super::foreign::read_error(path, e))? {
-            return Err(BulkError::Invalid(format!("{}: line {line} is gone (was the file changed while it was scored?)", path.display())));
+        if !rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| super::foreign::read_error(path, e))?
+        {
+            return Err(BulkError::Invalid(format!(
+                "{}: line {line} is gone (was the file changed while it was scored?)",
+                path.display()
+            )));
         }
         let at = rec.position().map_or(0, csv::Position::line);
         if at == line {
             out.push(rec.clone());
             want.next();
         } else if at > line {
-            return Err(BulkError::Invalid(format!("{}: no record starts on line {line} (was the file changed while it was scored?)", path.display())));
+            return Err(BulkError::Invalid(format!(
+                "{}: no record starts on line {line} (was the file changed while it was scored?)",
+                path.display()
+            )));
         }
     }
     Ok(out)
@@ -160,14 +223,39 @@ mod tests {
     #[test]
     fn duplicate_joins_or_replaces_the_row_problems() {
         let raw = vec!["a".to_string(), "b".to_string()];
-        let cells = Pending { reject: Reject::from_problems(7, vec![problem("x", "bad x"), problem("z", "bad z")], raw.clone()), cols: vec![0, 4], no_score: false };
+        let cells = Pending {
+            reject: Reject::from_problems(
+                7,
+                vec![problem("x", "bad x"), problem("z", "bad z")],
+                raw.clone(),
+            ),
+            cols: vec![0, 4],
+            no_score: false,
+        };
         let dup = problem("id", "duplicate id (first seen on line 2)");
         let r = cells.with_duplicate(2, dup.clone());
-        assert_eq!(r, Reject::from_problems(7, vec![problem("x", "bad x"), dup.clone(), problem("z", "bad z")], raw.clone()));
+        assert_eq!(
+            r,
+            Reject::from_problems(
+                7,
+                vec![problem("x", "bad x"), dup.clone(), problem("z", "bad z")],
+                raw.clone()
+            )
+        );
         let r = cells.with_duplicate(0, dup.clone());
-        assert_eq!(r.problems, vec![problem("x", "bad x"), dup.clone(), problem("z", "bad z")]);
-        let nan = Pending { reject: Reject::from_problems(9, vec![problem("x", "no score")], raw.clone()), cols: vec![0], no_score: true };
-        assert_eq!(nan.with_duplicate(3, dup.clone()), Reject::from_problems(9, vec![dup], raw));
+        assert_eq!(
+            r.problems,
+            vec![problem("x", "bad x"), dup.clone(), problem("z", "bad z")]
+        );
+        let nan = Pending {
+            reject: Reject::from_problems(9, vec![problem("x", "no score")], raw.clone()),
+            cols: vec![0],
+            no_score: true,
+        };
+        assert_eq!(
+            nan.with_duplicate(3, dup.clone()),
+            Reject::from_problems(9, vec![dup], raw)
+        );
     }
 
     #[test]
@@ -177,8 +265,14 @@ mod tests {
         std::fs::write(&p, "id,x\na,1\n\"b\nb\",2\nc\nd,4\n").unwrap();
         let recs = records_at(&p, b',', &[3, 5, 6]).unwrap();
         let got: Vec<Vec<&[u8]>> = recs.iter().map(|r| r.iter().collect()).collect();
-        assert_eq!(got, vec![vec![&b"b\nb"[..], b"2"], vec![b"c"], vec![b"d", b"4"]]);
-        assert!(records_at(&p, b',', &[4]).is_err(), "line 4 is inside a record");
+        assert_eq!(
+            got,
+            vec![vec![&b"b\nb"[..], b"2"], vec![b"c"], vec![b"d", b"4"]]
+        );
+        assert!(
+            records_at(&p, b',', &[4]).is_err(),
+            "line 4 is inside a record"
+        );
         assert!(records_at(&p, b',', &[9]).is_err());
     }
 }

@@ -130,13 +130,23 @@ pub struct BulkSummary {
 /// reading, validating and scoring on `pool`. Our models (customs-risk pipeline metadata)
 /// take the raw declaration columns of their schema; any other model must have one float
 /// input [N, F] (see [`BulkOptions::features`]). On error no output is left behind.
-pub fn score_file(model: &Path, opts: &BulkOptions, pool: &rayon::ThreadPool, progress: &dyn Progress) -> Result<BulkSummary, BulkError> {
+pub fn score_file(
+    model: &Path,
+    opts: &BulkOptions,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+) -> Result<BulkSummary, BulkError> {
     let t0 = Instant::now();
-    let proto = cr_onnx::load_model(model).map_err(|e| BulkError::other(format!("loading {}", model.display()), e))?;
+    let proto = cr_onnx::load_model(model)
+        .map_err(|e| BulkError::other(format!("loading {}", model.display()), e))?;
     if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| BulkError::other(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BulkError::other(format!("creating {}", dir.display()), e))?;
     }
-    let load = LoadOptions { engine: opts.engine, threads: opts.threads };
+    let load = LoadOptions {
+        engine: opts.engine,
+        threads: opts.threads,
+    };
     let mut summary = if crate::is_declaration_model(&proto) {
         let result = declarations::score(model, proto, &load, opts, pool, progress);
         if result.is_err() {
@@ -188,7 +198,10 @@ mod tests {
     fn card_quantiles_read_from_the_card() {
         let mut meta = BTreeMap::new();
         assert!(card_quantiles(&meta).is_empty());
-        meta.insert(crate::CARD_METADATA_KEY.to_string(), r#"{"name":"m","score_quantiles":[0.1,0.25,0.5]}"#.to_string());
+        meta.insert(
+            crate::CARD_METADATA_KEY.to_string(),
+            r#"{"name":"m","score_quantiles":[0.1,0.25,0.5]}"#.to_string(),
+        );
         assert_eq!(card_quantiles(&meta), vec![0.1f32, 0.25, 0.5]);
     }
 }

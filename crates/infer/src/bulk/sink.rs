@@ -13,7 +13,11 @@ use super::{percentile, BulkError};
 /// since selection needs every score first. Only the scores stay in memory (4 bytes a row).
 pub(crate) enum Sink {
     Table(TableWriter),
-    Budget { ids: IdSpool, scores: Scores, rate: f64 },
+    Budget {
+        ids: IdSpool,
+        scores: Scores,
+        rate: f64,
+    },
 }
 
 /// Scores in blocks of 2^20 (no reallocation peak while the vector grows).
@@ -31,7 +35,9 @@ impl Scores {
             if self.blocks.last().is_none_or(|b| b.len() == SCORE_BLOCK) {
                 self.blocks.push(Vec::with_capacity(SCORE_BLOCK));
             }
-            let Some(b) = self.blocks.last_mut() else { return };
+            let Some(b) = self.blocks.last_mut() else {
+                return;
+            };
             let take = (SCORE_BLOCK - b.len()).min(s.len());
             b.extend_from_slice(&s[..take]);
             s = &s[take..];
@@ -55,12 +61,17 @@ pub(crate) struct IdSpool {
 
 impl IdSpool {
     fn create(path: PathBuf) -> Result<IdSpool, BulkError> {
-        let f = std::fs::File::create(&path).map_err(|e| BulkError::other(format!("creating {}", path.display()), e))?;
-        Ok(IdSpool { path, w: BufWriter::with_capacity(1 << 18, f) })
+        let f = std::fs::File::create(&path)
+            .map_err(|e| BulkError::other(format!("creating {}", path.display()), e))?;
+        Ok(IdSpool {
+            path,
+            w: BufWriter::with_capacity(1 << 18, f),
+        })
     }
 
     fn push(&mut self, id: &str) -> Result<(), BulkError> {
-        let len = u32::try_from(id.len()).map_err(|e| BulkError::other("an id longer than 4 GB", e))?;
+        let len =
+            u32::try_from(id.len()).map_err(|e| BulkError::other("an id longer than 4 GB", e))?;
         self.w.write_all(&len.to_le_bytes())?;
         self.w.write_all(id.as_bytes())?;
         Ok(())
@@ -70,21 +81,34 @@ impl IdSpool {
     fn into_reader(self) -> Result<(PathBuf, BufReader<std::fs::File>), BulkError> {
         let f = self.w.into_inner().map_err(|e| e.into_error())?;
         drop(f);
-        let f = std::fs::File::open(&self.path).map_err(|e| BulkError::other(format!("reading {}", self.path.display()), e))?;
+        let f = std::fs::File::open(&self.path)
+            .map_err(|e| BulkError::other(format!("reading {}", self.path.display()), e))?;
         Ok((self.path, BufReader::with_capacity(1 << 18, f)))
     }
 }
 
 fn next_id(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<String, BulkError> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len).map_err(|e| BulkError::other("temporary id file is short", e))?;
+    r.read_exact(&mut len)
+        .map_err(|e| BulkError::other("temporary id file is short", e))?;
     buf.resize(u32::from_le_bytes(len) as usize, 0);
-    r.read_exact(buf).map_err(|e| BulkError::other("temporary id file is short", e))?;
-    String::from_utf8(std::mem::take(buf)).map_err(|e| BulkError::other("temporary id file is corrupt", e))
+    r.read_exact(buf)
+        .map_err(|e| BulkError::other("temporary id file is short", e))?;
+    String::from_utf8(std::mem::take(buf))
+        .map_err(|e| BulkError::other("temporary id file is corrupt", e))
 }
 
-const OUT_COLS: [(&str, ColType); 3] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64)];
-const BUDGET_COLS: [(&str, ColType); 4] = [("id", ColType::Str), ("score", ColType::F64), ("percentile", ColType::F64), ("selected", ColType::Bool)];
+const OUT_COLS: [(&str, ColType); 3] = [
+    ("id", ColType::Str),
+    ("score", ColType::F64),
+    ("percentile", ColType::F64),
+];
+const BUDGET_COLS: [(&str, ColType); 4] = [
+    ("id", ColType::Str),
+    ("score", ColType::F64),
+    ("percentile", ColType::F64),
+    ("selected", ColType::Bool),
+];
 
 /// `base` with `ext` appended to its file name (`out.csv` -> `out.csv.ids.tmp`).
 pub(crate) fn with_ext(base: &Path, ext: &str) -> PathBuf {
@@ -96,19 +120,36 @@ pub(crate) fn with_ext(base: &Path, ext: &str) -> PathBuf {
 impl Sink {
     pub(crate) fn create(out: &Path, budget: Option<f64>) -> Result<Sink, BulkError> {
         Ok(match budget {
-            Some(rate) => Sink::Budget { ids: IdSpool::create(with_ext(out, ".ids.tmp"))?, scores: Scores::default(), rate },
+            Some(rate) => Sink::Budget {
+                ids: IdSpool::create(with_ext(out, ".ids.tmp"))?,
+                scores: Scores::default(),
+                rate,
+            },
             None => Sink::Table(TableWriter::create(out, &OUT_COLS)?),
         })
     }
 
     /// Write scored rows (`quantiles` empty: percentiles are NaN).
-    pub(crate) fn push(&mut self, ids: &[String], scores: &[f32], quantiles: &[f32]) -> Result<(), BulkError> {
+    pub(crate) fn push(
+        &mut self,
+        ids: &[String],
+        scores: &[f32],
+        quantiles: &[f32],
+    ) -> Result<(), BulkError> {
         match self {
             Sink::Table(w) => {
                 let (sc, pct) = score_columns(scores, quantiles);
-                w.write_columns(&[ColumnRef::Str(ids), ColumnRef::F64(&sc), ColumnRef::F64(&pct)])?;
+                w.write_columns(&[
+                    ColumnRef::Str(ids),
+                    ColumnRef::F64(&sc),
+                    ColumnRef::F64(&pct),
+                ])?;
             }
-            Sink::Budget { ids: spool, scores: kept, .. } => {
+            Sink::Budget {
+                ids: spool,
+                scores: kept,
+                ..
+            } => {
                 for id in ids {
                     spool.push(id)?;
                 }
@@ -130,18 +171,30 @@ impl Sink {
     /// late duplicate ids), or with a budget the whole output written from the spooled ids
     /// with the selection. The temporary id file is removed either way. Returns the number
     /// of rows selected (with a budget).
-    pub(crate) fn finish(self, out: &Path, pool: &rayon::ThreadPool, quantiles: &[f32], dups: &[u64]) -> Result<Option<u64>, BulkError> {
+    pub(crate) fn finish(
+        self,
+        out: &Path,
+        pool: &rayon::ThreadPool,
+        quantiles: &[f32],
+        dups: &[u64],
+    ) -> Result<Option<u64>, BulkError> {
         match self {
             Sink::Table(w) => {
                 w.finish()?;
                 if !dups.is_empty() {
-                    cr_data::remove_table_rows(out, dups).map_err(|e| BulkError::other(format!("removing duplicate ids from {}", out.display()), e))?;
+                    cr_data::remove_table_rows(out, dups).map_err(|e| {
+                        BulkError::other(
+                            format!("removing duplicate ids from {}", out.display()),
+                            e,
+                        )
+                    })?;
                 }
                 Ok(None)
             }
             Sink::Budget { ids, scores, rate } => {
                 let (tmp, ids) = ids.into_reader()?;
-                let written = pool.install(|| write_with_selection(ids, out, &scores, quantiles, rate, dups));
+                let written =
+                    pool.install(|| write_with_selection(ids, out, &scores, quantiles, rate, dups));
                 let _ = std::fs::remove_file(&tmp);
                 written.map(|k| Some(k as u64))
             }
@@ -152,14 +205,21 @@ impl Sink {
 /// Scores as f64 and their percentiles (NaN without reference quantiles).
 fn score_columns(scores: &[f32], quantiles: &[f32]) -> (Vec<f64>, Vec<f64>) {
     let sc = scores.iter().map(|&s| f64::from(s)).collect();
-    let pct = scores.iter().map(|&s| percentile(quantiles, s).unwrap_or(f64::NAN)).collect();
+    let pct = scores
+        .iter()
+        .map(|&s| percentile(quantiles, s).unwrap_or(f64::NAN))
+        .collect();
     (sc, pct)
 }
 
 /// Order-preserving key of an f32 under `total_cmp`.
 fn order_key(s: f32) -> u32 {
     let b = s.to_bits();
-    if b & 0x8000_0000 != 0 { !b } else { b | 0x8000_0000 }
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
 }
 
 /// The rows not in `skip` (ascending ordinals): (ordinal, score).
@@ -214,10 +274,21 @@ fn threshold(scores: &Scores, skip: &[u64], k: usize) -> Option<(u32, usize)> {
 /// Second pass of a budgeted run: rows in file order (ids from `ids`, scores in memory,
 /// duplicates in `skip` left out), with `selected` true for the top k scores (ties by file
 /// order). Returns the number selected.
-fn write_with_selection(mut ids: impl Read, out: &Path, scores: &Scores, quantiles: &[f32], rate: f64, skip: &[u64]) -> Result<usize, BulkError> {
+fn write_with_selection(
+    mut ids: impl Read,
+    out: &Path,
+    scores: &Scores,
+    quantiles: &[f32],
+    rate: f64,
+    skip: &[u64],
+) -> Result<usize, BulkError> {
     let n = scores.len() - skip.len();
     let k = cr_eval::Budget::Rate(rate).k(n);
-    let cut = if k >= n { None } else { threshold(scores, skip, k) };
+    let cut = if k >= n {
+        None
+    } else {
+        threshold(scores, skip, k)
+    };
     let mut ties_left = cut.map_or(0, |(_, t)| t);
     let mut w = TableWriter::create(out, &BUDGET_COLS)?;
     let (mut id_block, mut sc_block, mut sel) = (Vec::new(), Vec::new(), Vec::new());
@@ -233,10 +304,11 @@ fn write_with_selection(mut ids: impl Read, out: &Path, scores: &Scores, quantil
             None => k >= n,
             Some((t, _)) => {
                 let key = order_key(score);
-                key > t || (key == t && ties_left > 0 && {
-                    ties_left -= 1;
-                    true
-                })
+                key > t
+                    || (key == t && ties_left > 0 && {
+                        ties_left -= 1;
+                        true
+                    })
             }
         };
         id_block.push(id);
@@ -244,7 +316,12 @@ fn write_with_selection(mut ids: impl Read, out: &Path, scores: &Scores, quantil
         sel.push(selected);
         if id_block.len() == 65_536 {
             let (sc, pct) = score_columns(&sc_block, quantiles);
-            w.write_columns(&[ColumnRef::Str(&id_block), ColumnRef::F64(&sc), ColumnRef::F64(&pct), ColumnRef::Bool(&sel)])?;
+            w.write_columns(&[
+                ColumnRef::Str(&id_block),
+                ColumnRef::F64(&sc),
+                ColumnRef::F64(&pct),
+                ColumnRef::Bool(&sel),
+            ])?;
             id_block.clear();
             sc_block.clear();
             sel.clear();
@@ -252,7 +329,12 @@ fn write_with_selection(mut ids: impl Read, out: &Path, scores: &Scores, quantil
     }
     if !id_block.is_empty() {
         let (sc, pct) = score_columns(&sc_block, quantiles);
-        w.write_columns(&[ColumnRef::Str(&id_block), ColumnRef::F64(&sc), ColumnRef::F64(&pct), ColumnRef::Bool(&sel)])?;
+        w.write_columns(&[
+            ColumnRef::Str(&id_block),
+            ColumnRef::F64(&sc),
+            ColumnRef::F64(&pct),
+            ColumnRef::Bool(&sel),
+        ])?;
     }
     w.finish()?;
     Ok(k.min(n))
@@ -274,30 +356,40 @@ mod tests {
     }
 
     fn by_sorting(scores: &[f32], skip: &[u64], k: usize) -> Vec<bool> {
-        let mut order: Vec<usize> = (0..scores.len()).filter(|i| !skip.contains(&(*i as u64))).collect();
+        let mut order: Vec<usize> = (0..scores.len())
+            .filter(|i| !skip.contains(&(*i as u64)))
+            .collect();
         order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
         let mut sel = vec![false; scores.len()];
         for &i in order.iter().take(k) {
             sel[i] = true;
         }
-        (0..scores.len()).filter(|i| !skip.contains(&(*i as u64))).map(|i| sel[i]).collect()
+        (0..scores.len())
+            .filter(|i| !skip.contains(&(*i as u64)))
+            .map(|i| sel[i])
+            .collect()
     }
 
     fn by_threshold(scores: &[f32], skip: &[u64], k: usize) -> Vec<bool> {
         let scores = &blocks(scores);
         assert_eq!(scores.iter().collect::<Vec<_>>().len(), scores.len());
         let n = scores.len() - skip.len();
-        let cut = if k >= n { None } else { threshold(scores, skip, k) };
+        let cut = if k >= n {
+            None
+        } else {
+            threshold(scores, skip, k)
+        };
         let mut ties = cut.map_or(0, |c| c.1);
         live(scores, skip)
             .map(|(_, s)| match cut {
                 None => k >= n,
                 Some((t, _)) => {
                     let key = order_key(s);
-                    key > t || (key == t && ties > 0 && {
-                        ties -= 1;
-                        true
-                    })
+                    key > t
+                        || (key == t && ties > 0 && {
+                            ties -= 1;
+                            true
+                        })
                 }
             })
             .collect()
@@ -307,7 +399,9 @@ mod tests {
     fn threshold_selection_equals_sorting() {
         let mut x: u64 = 42;
         let mut next = || {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             x >> 33
         };
         for n in [0usize, 1, 2, 7, 100, 1000] {
@@ -316,13 +410,32 @@ mod tests {
                 .map(|_| match next() % 4 {
                     0 => (next() % 5) as f32 / 4.0,
                     1 => f32::from_bits(0x3F00_0000 + (next() % 3) as u32),
-                    2 => if next() % 2 == 0 { 0.0 } else { -0.0 },
+                    2 => {
+                        if next() % 2 == 0 {
+                            0.0
+                        } else {
+                            -0.0
+                        }
+                    }
                     _ => (next() % 1000) as f32 / 1000.0,
                 })
                 .collect();
             let skip: Vec<u64> = (0..n as u64).filter(|_| next() % 10 == 0).collect();
-            for k in [0, 1, 2, n / 20, n / 2, n.saturating_sub(skip.len() + 1), n, n + 5] {
-                assert_eq!(by_threshold(&scores, &skip, k), by_sorting(&scores, &skip, k), "n {n} k {k}");
+            for k in [
+                0,
+                1,
+                2,
+                n / 20,
+                n / 2,
+                n.saturating_sub(skip.len() + 1),
+                n,
+                n + 5,
+            ] {
+                assert_eq!(
+                    by_threshold(&scores, &skip, k),
+                    by_sorting(&scores, &skip, k),
+                    "n {n} k {k}"
+                );
             }
         }
     }

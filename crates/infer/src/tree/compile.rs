@@ -61,7 +61,10 @@ pub(crate) enum Payload {
     /// One value per leaf (`Node::value`) added into score slot `slot`.
     Single { slot: usize },
     /// Leaf ordinal `k` (in `Node::value` bits) owns `weights[offsets[k]..offsets[k + 1]]`.
-    Multi { offsets: Vec<u32>, weights: Vec<(u32, f32)> },
+    Multi {
+        offsets: Vec<u32>,
+        weights: Vec<(u32, f32)>,
+    },
 }
 
 /// A tree ensemble compiled for batch evaluation, with ONNX Runtime's semantics.
@@ -112,10 +115,16 @@ impl Raw<'_> {
     fn child(&self, i: usize, id: i64, which: &str) -> Result<usize, InferError> {
         let n = &self.spec.nodes[i];
         let j = *self.index.get(&(n.tree, id)).ok_or_else(|| {
-            invalid(format!("{}: tree {} node {} has {which} node {id}, which does not exist", self.spec.op, n.tree, n.id))
+            invalid(format!(
+                "{}: tree {} node {} has {which} node {id}, which does not exist",
+                self.spec.op, n.tree, n.id
+            ))
         })?;
         if j == i {
-            return Err(invalid(format!("{}: tree {} node {} points to itself", self.spec.op, n.tree, n.id)));
+            return Err(invalid(format!(
+                "{}: tree {} node {} points to itself",
+                self.spec.op, n.tree, n.id
+            )));
         }
         Ok(j)
     }
@@ -131,9 +140,13 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
         return Err(invalid(format!("{op}: no class labels / n_targets is 0")));
     }
     if let Head::Classifier { n_classes: 1, .. } = spec.head {
-        return Err(unsupported(format!("{op} with a single class label"), "use Engine::Ort"));
+        return Err(unsupported(
+            format!("{op} with a single class label"),
+            "use Engine::Ort",
+        ));
     }
-    if matches!(spec.head, Head::Classifier { n_classes, .. } if spec.base_values.len() > n_classes) {
+    if matches!(spec.head, Head::Classifier { n_classes, .. } if spec.base_values.len() > n_classes)
+    {
         return Err(invalid(format!("{op}: more base_values than classes")));
     }
     if matches!(spec.head, Head::Classifier { .. }) && spec.nodes.is_empty() {
@@ -147,17 +160,26 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     let mut prev: Option<i64> = None;
     for (i, n) in spec.nodes.iter().enumerate() {
         if index.insert((n.tree, n.id), i).is_some() {
-            return Err(invalid(format!("{op}: node {} of tree {} appears twice", n.id, n.tree)));
+            return Err(invalid(format!(
+                "{op}: node {} of tree {} appears twice",
+                n.id, n.tree
+            )));
         }
         if prev != Some(n.tree) {
             if !seen_trees.insert(n.tree) {
-                return Err(invalid(format!("{op}: the nodes of tree {} are not contiguous", n.tree)));
+                return Err(invalid(format!(
+                    "{op}: the nodes of tree {} are not contiguous",
+                    n.tree
+                )));
             }
             roots.push(i);
             prev = Some(n.tree);
         }
         if n.mode != Mode::Leaf && n.feature < 0 {
-            return Err(invalid(format!("{op}: tree {} node {} has feature id {}", n.tree, n.id, n.feature)));
+            return Err(invalid(format!(
+                "{op}: tree {} node {} has feature id {}",
+                n.tree, n.id, n.feature
+            )));
         }
     }
     let raw = Raw { spec, index };
@@ -169,13 +191,19 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     for k in order {
         let t = &spec.targets[k];
         let i = *raw.index.get(&(t.tree, t.node)).ok_or_else(|| {
-            invalid(format!("{op}: a weight refers to node {} of tree {}, which does not exist", t.node, t.tree))
+            invalid(format!(
+                "{op}: a weight refers to node {} of tree {}, which does not exist",
+                t.node, t.tree
+            ))
         })?;
         if spec.nodes[i].mode != Mode::Leaf {
             continue; // ORT ignores weights on internal nodes (old onnxmltools exports)
         }
         if t.slot < 0 || t.slot as usize >= n_slots {
-            return Err(invalid(format!("{op}: class/target id {} out of range 0..{n_slots}", t.slot)));
+            return Err(invalid(format!(
+                "{op}: class/target id {} out of range 0..{n_slots}",
+                t.slot
+            )));
         }
         leaf_weights[i].push((t.slot as u32, t.weight));
     }
@@ -183,8 +211,13 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     // Single-value leaves where ORT's arithmetic is one running value per row.
     let single_slot = match spec.head {
         Head::Regressor { n_targets: 1 } => Some(0usize),
-        Head::Classifier { binary_case: true, .. }
-            if spec.nodes.iter().zip(&leaf_weights).all(|(n, w)| n.mode != Mode::Leaf || w.len() == 1) =>
+        Head::Classifier {
+            binary_case: true, ..
+        } if spec
+            .nodes
+            .iter()
+            .zip(&leaf_weights)
+            .all(|(n, w)| n.mode != Mode::Leaf || w.len() == 1) =>
         {
             spec.targets.first().map(|t| t.slot as usize)
         }
@@ -192,16 +225,26 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     };
     // PROBIT with a single score column: ORT writes probit(s) and leaves column 1 unwritten.
     if let Head::Classifier { n_classes: 2, .. } = spec.head {
-        let class1_everywhere =
-            spec.nodes.iter().zip(&leaf_weights).all(|(n, w)| n.mode != Mode::Leaf || w.iter().any(|x| x.0 == 1));
+        let class1_everywhere = spec
+            .nodes
+            .iter()
+            .zip(&leaf_weights)
+            .all(|(n, w)| n.mode != Mode::Leaf || w.iter().any(|x| x.0 == 1));
         if spec.post == PostTransform::Probit && spec.base_values.len() != 2 && !class1_everywhere {
             return Err(unsupported(
-                format!("{op}: PROBIT on a one-column binary output (ORT leaves column 1 undefined)"),
+                format!(
+                    "{op}: PROBIT on a one-column binary output (ORT leaves column 1 undefined)"
+                ),
                 "use Engine::Ort",
             ));
         }
     }
-    let fast = spec.nodes.iter().all(|n| matches!(n.mode, Mode::Leaf | Mode::Leq | Mode::Lt | Mode::Gte | Mode::Gt));
+    let fast = spec.nodes.iter().all(|n| {
+        matches!(
+            n.mode,
+            Mode::Leaf | Mode::Leq | Mode::Lt | Mode::Gte | Mode::Gt
+        )
+    });
 
     let cap = spec.nodes.len().saturating_mul(4) + 4096;
     let mut nodes: Vec<Node> = Vec::with_capacity(spec.nodes.len());
@@ -211,7 +254,13 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     let mut weights: Vec<(u32, f32)> = Vec::new();
     // Features read (max id + 1) = M. The fast kernel reads rows re-laid out as
     // [x_0..x_{M-1}, 0.0, -x_0..-x_{M-1}] (see `eval`): leaves read the 0.0 pad.
-    let min_features = spec.nodes.iter().filter(|n| n.mode != Mode::Leaf).map(|n| n.feature as usize + 1).max().unwrap_or(0);
+    let min_features = spec
+        .nodes
+        .iter()
+        .filter(|n| n.mode != Mode::Leaf)
+        .map(|n| n.feature as usize + 1)
+        .max()
+        .unwrap_or(0);
     let m32 = min_features as u32;
 
     for &r in &roots {
@@ -223,7 +272,9 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
         let (mut min_d, mut max_d) = (u32::MAX, 0u32);
         while let Some((slot, i, depth)) = queue.pop_front() {
             if depth > MAX_DEPTH {
-                return Err(invalid(format!("{op}: a tree is deeper than {MAX_DEPTH} (cycle?)")));
+                return Err(invalid(format!(
+                    "{op}: a tree is deeper than {MAX_DEPTH} (cycle?)"
+                )));
             }
             if nodes.len() > cap {
                 return Err(unsupported(
@@ -246,14 +297,25 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
                     }
                 };
                 let feat = if fast { m32 } else { 0 };
-                nodes[s] = Node { thr: f32::INFINITY, feat, child: slot, value };
+                nodes[s] = Node {
+                    thr: f32::INFINITY,
+                    feat,
+                    child: slot,
+                    value,
+                };
                 modes[s] = gmode::LEAF;
                 continue;
             }
-            let (ti, fi) = (raw.child(i, n.true_id, "true")?, raw.child(i, n.false_id, "false")?);
+            let (ti, fi) = (
+                raw.child(i, n.true_id, "true")?,
+                raw.child(i, n.false_id, "false")?,
+            );
             let c = nodes.len() as u32;
             if c >= INDEX_MASK - 2 {
-                return Err(unsupported(format!("{op}: too many nodes"), "use Engine::Ort"));
+                return Err(unsupported(
+                    format!("{op}: too many nodes"),
+                    "use Engine::Ort",
+                ));
             }
             nodes.push(Node::default());
             nodes.push(Node::default());
@@ -270,7 +332,12 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
                     Mode::Gte if t.is_nan() => (f32::NAN, false, gmode::LEQ),
                     Mode::Gt => (t, true, gmode::LEQ),
                     Mode::Gte => (next_down(t), true, gmode::LEQ),
-                    _ => return Err(invalid(format!("{op}: internal error: mode {:?} in fast layout", n.mode))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "{op}: internal error: mode {:?} in fast layout",
+                            n.mode
+                        )))
+                    }
                 }
             } else {
                 let gm = match n.mode {
@@ -300,15 +367,29 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
                         (next_down(-thr), m32 + 1 + feat)
                     }
                 };
-                nodes[s] = Node { thr, feat, child: c, value: 0.0 };
+                nodes[s] = Node {
+                    thr,
+                    feat,
+                    child: c,
+                    value: 0.0,
+                };
             } else {
-                nodes[s] = Node { thr, feat, child: c | if missing { MISSING_BIT } else { 0 }, value: 0.0 };
+                nodes[s] = Node {
+                    thr,
+                    feat,
+                    child: c | if missing { MISSING_BIT } else { 0 },
+                    value: 0.0,
+                };
             }
             modes[s] = gm;
             queue.push_back((c, first, depth + 1));
             queue.push_back((c + 1, second, depth + 1));
         }
-        trees.push(TreeInfo { root: root_slot, min_depth: min_d.min(max_d), max_depth: max_d });
+        trees.push(TreeInfo {
+            root: root_slot,
+            min_depth: min_d.min(max_d),
+            max_depth: max_d,
+        });
     }
     if fast {
         modes.clear();
@@ -321,7 +402,9 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
             last_child >= n || u64::from(nd.feat) >= w
         };
         if let Some(bad) = nodes.iter().enumerate().position(bad_node) {
-            return Err(invalid(format!("{op}: internal error: node {bad} of the compiled layout is out of range")));
+            return Err(invalid(format!(
+                "{op}: internal error: node {bad} of the compiled layout is out of range"
+            )));
         }
         if trees.iter().any(|t| t.root as u64 >= n) {
             return Err(invalid(format!("{op}: internal error: root out of range")));
@@ -331,8 +414,16 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
         Some(slot) => Payload::Single { slot },
         None => Payload::Multi { offsets, weights },
     };
-    let simd = if fast { SimdLayout::new(&nodes, &trees, min_features) } else { None };
-    let kernel = if simd.is_some() { Kernel::detect() } else { Kernel::Scalar };
+    let simd = if fast {
+        SimdLayout::new(&nodes, &trees, min_features)
+    } else {
+        None
+    };
+    let kernel = if simd.is_some() {
+        Kernel::detect()
+    } else {
+        Kernel::Scalar
+    };
     Ok(CompiledEnsemble {
         simd,
         kernel,

@@ -78,30 +78,55 @@ impl CompiledEnsemble {
         self.modes.is_empty()
     }
 
-    fn check(&self, x: &[f32], n_features: usize, n_rows: usize, out_len: usize, want: usize) -> Result<(), InferError> {
+    fn check(
+        &self,
+        x: &[f32],
+        n_features: usize,
+        n_rows: usize,
+        out_len: usize,
+        want: usize,
+    ) -> Result<(), InferError> {
         if n_features < self.min_features {
             return Err(InferError::Input {
                 name: "X".into(),
-                why: format!("{} reads feature {} but rows have {n_features} features", self.op, self.min_features - 1),
+                why: format!(
+                    "{} reads feature {} but rows have {n_features} features",
+                    self.op,
+                    self.min_features - 1
+                ),
             });
         }
         if x.len() != n_rows * n_features {
             return Err(InferError::Input {
                 name: "X".into(),
-                why: format!("{} values for {n_rows} rows x {n_features} features", x.len()),
+                why: format!(
+                    "{} values for {n_rows} rows x {n_features} features",
+                    x.len()
+                ),
             });
         }
         if out_len != want {
-            return Err(InferError::Input { name: "output".into(), why: format!("buffer of {out_len}, need {want}") });
+            return Err(InferError::Input {
+                name: "output".into(),
+                why: format!("buffer of {out_len}, need {want}"),
+            });
         }
         Ok(())
     }
 
     /// ORT's output matrix `Z` (`n_rows x n_outputs()`, row-major) for row-major `x`
     /// (`n_rows x n_features`). Sequential; parallelise over row ranges outside.
-    pub fn predict(&self, x: &[f32], n_features: usize, n_rows: usize, out: &mut [f32]) -> Result<(), InferError> {
+    pub fn predict(
+        &self,
+        x: &[f32],
+        n_features: usize,
+        n_rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), InferError> {
         self.check(x, n_features, n_rows, out.len(), n_rows * self.n_slots)?;
-        self.run(x, n_features, n_rows, |r, z| out[r * self.n_slots..(r + 1) * self.n_slots].copy_from_slice(z));
+        self.run(x, n_features, n_rows, |r, z| {
+            out[r * self.n_slots..(r + 1) * self.n_slots].copy_from_slice(z)
+        });
         Ok(())
     }
 
@@ -139,17 +164,29 @@ impl CompiledEnsemble {
         n_rows: usize,
         emit: &mut impl FnMut(usize, &[f32]),
     ) {
-        let Scratch { block: sbuf, rows: buf, scores, z } = scratch;
+        let Scratch {
+            block: sbuf,
+            rows: buf,
+            scores,
+            z,
+        } = scratch;
         let max_len = BLOCK.min(n_rows);
         grow(z, self.n_slots.max(2), 0.0);
-        let score_rows = if matches!(self.payload, Payload::Multi { .. }) { max_len } else { 1 };
+        let score_rows = if matches!(self.payload, Payload::Multi { .. }) {
+            max_len
+        } else {
+            1
+        };
         grow(scores, score_rows * self.n_slots.max(2), Score::default());
         let mut acc = [0.0f32; BLOCK];
         let mut has = [false; BLOCK];
         let mut leaves = [0u32; BLOCK];
         // Below SIMD_MIN_ROWS rows the bit-vector kernels' fixed cost per 64-row chunk (every
         // node of every tree) exceeds the scalar walk's.
-        let simd = self.simd.as_ref().filter(|_| self.kernel != Kernel::Scalar && n_rows >= SIMD_MIN_ROWS);
+        let simd = self
+            .simd
+            .as_ref()
+            .filter(|_| self.kernel != Kernel::Scalar && n_rows >= SIMD_MIN_ROWS);
         if let Some(s) = simd {
             sbuf.fit(s);
         } else if self.modes.is_empty() {
@@ -231,7 +268,8 @@ impl CompiledEnsemble {
                         for r in 0..len {
                             let k = self.nodes[leaves[r] as usize].value.to_bits() as usize;
                             let row = &mut scores[r * ns..(r + 1) * ns];
-                            for &(slot, w) in &weights[offsets[k] as usize..offsets[k + 1] as usize] {
+                            for &(slot, w) in &weights[offsets[k] as usize..offsets[k + 1] as usize]
+                            {
                                 let sc = &mut row[slot as usize];
                                 match self.aggregate {
                                     Aggregate::Sum | Aggregate::Average => sc.v += w,
@@ -343,7 +381,11 @@ impl CompiledEnsemble {
 
     /// ORT `FinalizeScores1` for single-target regressors.
     fn finalize_regressor1(&self, s: Score) -> f32 {
-        let origin = if self.base_values.len() == 1 { self.base_values[0] } else { 0.0 };
+        let origin = if self.base_values.len() == 1 {
+            self.base_values[0]
+        } else {
+            0.0
+        };
         let v = match self.aggregate {
             Aggregate::Sum => s.v + origin,
             Aggregate::Average => s.v / self.trees.len() as f32 + origin,
@@ -382,7 +424,11 @@ impl CompiledEnsemble {
                             }
                         }
                         Aggregate::Average => {
-                            s.v = if use_base { s.v / n_trees + base[j] } else { s.v / n_trees };
+                            s.v = if use_base {
+                                s.v / n_trees + base[j]
+                            } else {
+                                s.v / n_trees
+                            };
                         }
                         Aggregate::Min | Aggregate::Max => {
                             let mut val = if use_base { base[j] } else { 0.0 };
@@ -393,7 +439,11 @@ impl CompiledEnsemble {
                 }
                 write_scores_n(p, self.post, z);
             }
-            Head::Classifier { n_classes, binary_case, all_positive } => {
+            Head::Classifier {
+                n_classes,
+                binary_case,
+                all_positive,
+            } => {
                 if n_classes > 2 {
                     for (k, b) in base.iter().enumerate() {
                         if !p[k].has {
@@ -507,7 +557,13 @@ fn write_scores_n(p: &mut [Score], post: PostTransform, z: &mut [f32]) {
 /// Advance `GROUP` rows (starting at row `g` of the re-laid-out block `buf`, row width `w`)
 /// through one tree in lock-step, branch-free: `idx = child + !(v <= thr)`.
 #[inline(always)]
-fn fast_group(nodes: &[Node], t: &super::compile::TreeInfo, buf: &[f32], w: usize, g: usize) -> [u32; GROUP] {
+fn fast_group(
+    nodes: &[Node],
+    t: &super::compile::TreeInfo,
+    buf: &[f32],
+    w: usize,
+    g: usize,
+) -> [u32; GROUP] {
     let mut idx = [t.root; GROUP];
     let mut off = [0usize; GROUP];
     for (k, o) in off.iter_mut().enumerate() {

@@ -25,7 +25,11 @@ use cr_onnx::proto::NodeProto;
 use crate::error::{unsupported, InferError};
 
 /// Ops the native tree evaluator compiles.
-pub const TREE_OPS: [&str; 3] = ["TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"];
+pub const TREE_OPS: [&str; 3] = [
+    "TreeEnsembleClassifier",
+    "TreeEnsembleRegressor",
+    "TreeEnsemble",
+];
 
 /// Compile one tree-ensemble node (`TreeEnsembleClassifier`, `TreeEnsembleRegressor` or
 /// opset-5 `TreeEnsemble`).

@@ -75,5 +75,7 @@ pub(crate) fn with_scratch<R>(mut f: impl FnMut(&mut Scratch) -> R) -> R {
 /// Bytes this thread's scratch holds now (tests).
 #[cfg(test)]
 pub(crate) fn held_bytes() -> usize {
-    SCRATCH.try_with(|c| c.try_borrow().map(|s| s.bytes()).unwrap_or(0)).unwrap_or(0)
+    SCRATCH
+        .try_with(|c| c.try_borrow().map(|s| s.bytes()).unwrap_or(0))
+        .unwrap_or(0)
 }

@@ -28,7 +28,8 @@
 //!   plane its first subtree touches (one or two for most nodes). Tests on the negated
 //!   columns are computed as `!(x >= -t)` on the original ones: no negated copy is made.
 
-#![allow(clippy::needless_range_loop)] // kernels index several per-vector arrays by one lane
+#![allow(clippy::needless_range_loop)]
+// kernels index several per-vector arrays by one lane
 // The AVX-512 tables (byte planes, shared tests) are unused on other targets.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
@@ -89,7 +90,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw"),
+            Kernel::Avx512 => {
+                is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+            }
         }
     }
 }
@@ -172,13 +175,24 @@ fn number_leaves(
     let a = *pos;
     number_leaves(nodes, n.child as usize, depth + 1, pos, leaf_node, ranges)?;
     ranges.push((i, a, *pos));
-    number_leaves(nodes, n.child as usize + 1, depth + 1, pos, leaf_node, ranges)
+    number_leaves(
+        nodes,
+        n.child as usize + 1,
+        depth + 1,
+        pos,
+        leaf_node,
+        ranges,
+    )
 }
 
 impl SimdLayout {
     /// Build from a compiled fast layout; `None` where a tree has more than [`MAX_LEAVES`]
     /// leaves or the rows are too wide for 32-bit buffer offsets.
-    pub(crate) fn new(nodes: &[Node], trees: &[TreeInfo], min_features: usize) -> Option<SimdLayout> {
+    pub(crate) fn new(
+        nodes: &[Node],
+        trees: &[TreeInfo],
+        min_features: usize,
+    ) -> Option<SimdLayout> {
         let width = 2 * min_features + 1;
         if width.checked_mul(BLOCK)? >= i32::MAX as usize {
             return None;
@@ -193,7 +207,14 @@ impl SimdLayout {
             let mut leaf_node = [0u32; MAX_LEAVES];
             let mut pos = 0;
             ranges.clear();
-            number_leaves(nodes, t.root as usize, 0, &mut pos, &mut leaf_node, &mut ranges)?;
+            number_leaves(
+                nodes,
+                t.root as usize,
+                0,
+                &mut pos,
+                &mut leaf_node,
+                &mut ranges,
+            )?;
             let last = leaf_node[pos - 1];
             leaf_node[pos..].fill(last);
             let mut leaf_value = [0f32; MAX_LEAVES];
@@ -220,12 +241,22 @@ impl SimdLayout {
                     tests.push((off, n.thr));
                     tests.len() as u32 - 1
                 });
-                let q = QsNode { off, thr: n.thr, hi: !hi, lo: !lo, test };
+                let q = QsNode {
+                    off,
+                    thr: n.thr,
+                    hi: !hi,
+                    lo: !lo,
+                    test,
+                };
                 by_half[usize::from(hi == 0) + 2 * usize::from(hi != 0 && lo != 0)].push(q);
                 for (plane, list) in by_plane.iter_mut().enumerate() {
-                    let bits = (a.max(8 * plane)..b.min(8 * plane + 8)).fold(0u8, |m, p| m | 1 << (7 - (p - 8 * plane)));
+                    let bits = (a.max(8 * plane)..b.min(8 * plane + 8))
+                        .fold(0u8, |m, p| m | 1 << (7 - (p - 8 * plane)));
                     if bits != 0 {
-                        list.push(ByteEntry { at: test, keep: !bits });
+                        list.push(ByteEntry {
+                            at: test,
+                            keep: !bits,
+                        });
                     }
                 }
             }
@@ -239,7 +270,12 @@ impl SimdLayout {
                 qs.extend_from_slice(v);
                 at[k + 1] = qs.len();
             }
-            out.push(QsTree { at, planes, leaf_node, leaf_value });
+            out.push(QsTree {
+                at,
+                planes,
+                leaf_node,
+                leaf_value,
+            });
         }
         if tests.len() >= (u32::MAX as usize) / CHUNKS {
             return None;
@@ -261,8 +297,13 @@ impl SimdLayout {
             new_id[j as usize] = k as u32;
         }
         qs.iter_mut().for_each(|q| q.test = new_id[q.test as usize]);
-        bytes.iter_mut().for_each(|e| e.at = new_id[e.at as usize] * CHUNKS as u32);
-        let n_le = order.iter().filter(|&&j| key(&tests[j as usize]).0 == 0).count();
+        bytes
+            .iter_mut()
+            .for_each(|e| e.at = new_id[e.at as usize] * CHUNKS as u32);
+        let n_le = order
+            .iter()
+            .filter(|&&j| key(&tests[j as usize]).0 == 0)
+            .count();
         let tests = order
             .iter()
             .map(|&j| {
@@ -270,7 +311,14 @@ impl SimdLayout {
                 (off, f32::from_bits(t))
             })
             .collect();
-        Some(SimdLayout { qs, bytes, tests, n_le, trees: out, width })
+        Some(SimdLayout {
+            qs,
+            bytes,
+            tests,
+            n_le,
+            trees: out,
+            width,
+        })
     }
 
     /// Buffer length the kernels need (`width * BLOCK`).
@@ -292,7 +340,11 @@ impl SimdLayout {
         #[cfg(target_arch = "x86_64")]
         if matches!(kernel, Kernel::Avx512 | Kernel::Avx2) {
             let m = (self.width - 1) / 2;
-            assert!(b.xs().len() >= self.buf_len() && b.masks.len() >= self.tests.len() * CHUNKS && len <= BLOCK);
+            assert!(
+                b.xs().len() >= self.buf_len()
+                    && b.masks.len() >= self.tests.len() * CHUNKS
+                    && len <= BLOCK
+            );
             fill_columns(xb, nf, m, len, b.xs_mut());
             let (x, masks) = b.split();
             // SAFETY: the kernel's features are present (the caller checked
@@ -326,7 +378,12 @@ impl SimdLayout {
             let t = _mm512_set1_ps(thr);
             for c in 0..chunks {
                 let col = xp.add(off as usize + 64 * c);
-                let m = |q: usize| u64::from(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(_mm512_loadu_ps(col.add(16 * q)), t));
+                let m = |q: usize| {
+                    u64::from(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(
+                        _mm512_loadu_ps(col.add(16 * q)),
+                        t,
+                    ))
+                };
                 let k = m(0) | m(1) << 16 | m(2) << 32 | m(3) << 48;
                 _mm512_store_si512(mp.add(j * CHUNKS + c) as *mut __m512i, _mm512_movm_epi8(k));
             }
@@ -335,7 +392,12 @@ impl SimdLayout {
             let t = _mm512_set1_ps(thr);
             for c in 0..chunks {
                 let col = xp.add(off as usize + 64 * c);
-                let m = |q: usize| u64::from(_mm512_cmp_ps_mask::<_CMP_NGE_UQ>(_mm512_loadu_ps(col.add(16 * q)), t));
+                let m = |q: usize| {
+                    u64::from(_mm512_cmp_ps_mask::<_CMP_NGE_UQ>(
+                        _mm512_loadu_ps(col.add(16 * q)),
+                        t,
+                    ))
+                };
                 let k = m(0) | m(1) << 16 | m(2) << 32 | m(3) << 48;
                 _mm512_store_si512(mp.add(j * CHUNKS + c) as *mut __m512i, _mm512_movm_epi8(k));
             }
@@ -355,7 +417,10 @@ impl SimdLayout {
         #[inline(always)]
         unsafe fn pack(m: [__m256; 4]) -> __m256i {
             let c = |v: __m256| _mm256_castps_si256(v);
-            let w = _mm256_packs_epi16(_mm256_packs_epi32(c(m[0]), c(m[1])), _mm256_packs_epi32(c(m[2]), c(m[3])));
+            let w = _mm256_packs_epi16(
+                _mm256_packs_epi32(c(m[0]), c(m[1])),
+                _mm256_packs_epi32(c(m[2]), c(m[3])),
+            );
             _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
         }
         let (xp, mp) = (x.as_ptr(), masks.as_mut_ptr() as *mut __m256i);
@@ -392,7 +457,10 @@ impl SimdLayout {
         buf[m * BLOCK..(m + 1) * BLOCK].fill(0.0);
         for f in 0..m {
             let (src, dst) = buf.split_at_mut((m + 1 + f) * BLOCK);
-            for (d, s) in dst[..padded].iter_mut().zip(&src[f * BLOCK..f * BLOCK + padded]) {
+            for (d, s) in dst[..padded]
+                .iter_mut()
+                .zip(&src[f * BLOCK..f * BLOCK + padded])
+            {
                 *d = -*s;
             }
         }
@@ -401,10 +469,21 @@ impl SimdLayout {
     /// Leaf (absolute node index) of each of the `len` rows of `buf` in tree `t` (`kernel`
     /// must be supported and not [`Kernel::Scalar`]); with `sum`, add the leaf values to
     /// `sum[..len]` instead. Entries past `len` up to the next multiple of 16 are scratch.
-    pub(crate) fn eval_tree(&self, kernel: Kernel, t: usize, b: &BlockBuf, len: usize, out: &mut Out<'_>) {
+    pub(crate) fn eval_tree(
+        &self,
+        kernel: Kernel,
+        t: usize,
+        b: &BlockBuf,
+        len: usize,
+        out: &mut Out<'_>,
+    ) {
         let tree = &self.trees[t];
         let buf = b.xs();
-        assert!(buf.len() >= self.buf_len() && len <= BLOCK && b.masks.len() >= self.tests.len() * CHUNKS);
+        assert!(
+            buf.len() >= self.buf_len()
+                && len <= BLOCK
+                && b.masks.len() >= self.tests.len() * CHUNKS
+        );
         // The kernels index without checks: every node offset is `feat * BLOCK` with
         // `feat < width` (checked in `new`), rows stay below the next multiple of 16 of
         // `len`, at most BLOCK, so loads stay below `width * BLOCK <= buf.len()`.
@@ -457,7 +536,8 @@ impl SimdLayout {
             }
         }
         for r in 0..len {
-            let p = ((u64::from(hi[r]) << 32 | u64::from(lo[r])).leading_zeros() as usize).min(MAX_LEAVES - 1);
+            let p = ((u64::from(hi[r]) << 32 | u64::from(lo[r])).leading_zeros() as usize)
+                .min(MAX_LEAVES - 1);
             match out {
                 Out::Leaves(o) => o[r] = tree.leaf_node[p],
                 Out::Sum(s) => s[r] += tree.leaf_value[p],
@@ -485,14 +565,20 @@ impl SimdLayout {
                 let m = mp.add(e.at as usize);
                 for c in 0..C {
                     // plane & (!right | keep)
-                    plane[c] = _mm512_ternarylogic_epi32::<0xB0>(plane[c], _mm512_load_si512(m.add(c)), keep);
+                    plane[c] = _mm512_ternarylogic_epi32::<0xB0>(
+                        plane[c],
+                        _mm512_load_si512(m.add(c)),
+                        keep,
+                    );
                 }
             }
         }
         let c4 = _mm512_set1_epi8(4);
         let low4 = _mm512_set1_epi8(0x0F);
         // leading zeros of a nibble, per 128-bit lane
-        let lz4 = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0));
+        let lz4 = _mm512_broadcast_i32x4(_mm_setr_epi8(
+            4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+        ));
         let c32 = _mm512_set1_epi32(32);
         for c in 0..C {
             // first non-empty plane and its byte
@@ -520,16 +606,38 @@ impl SimdLayout {
                 match out {
                     Out::Leaves(o) => {
                         let t = tree.leaf_node.as_ptr() as *const __m512i;
-                        let a = _mm512_permutex2var_epi32(_mm512_loadu_si512(t), p, _mm512_loadu_si512(t.add(1)));
-                        let b = _mm512_permutex2var_epi32(_mm512_loadu_si512(t.add(2)), p, _mm512_loadu_si512(t.add(3)));
-                        _mm512_storeu_si512(o.as_mut_ptr().add(r) as *mut __m512i, _mm512_mask_mov_epi32(a, upper, b));
+                        let a = _mm512_permutex2var_epi32(
+                            _mm512_loadu_si512(t),
+                            p,
+                            _mm512_loadu_si512(t.add(1)),
+                        );
+                        let b = _mm512_permutex2var_epi32(
+                            _mm512_loadu_si512(t.add(2)),
+                            p,
+                            _mm512_loadu_si512(t.add(3)),
+                        );
+                        _mm512_storeu_si512(
+                            o.as_mut_ptr().add(r) as *mut __m512i,
+                            _mm512_mask_mov_epi32(a, upper, b),
+                        );
                     }
                     Out::Sum(s) => {
                         let t = tree.leaf_value.as_ptr();
-                        let a = _mm512_permutex2var_ps(_mm512_loadu_ps(t), p, _mm512_loadu_ps(t.add(16)));
-                        let b = _mm512_permutex2var_ps(_mm512_loadu_ps(t.add(32)), p, _mm512_loadu_ps(t.add(48)));
+                        let a = _mm512_permutex2var_ps(
+                            _mm512_loadu_ps(t),
+                            p,
+                            _mm512_loadu_ps(t.add(16)),
+                        );
+                        let b = _mm512_permutex2var_ps(
+                            _mm512_loadu_ps(t.add(32)),
+                            p,
+                            _mm512_loadu_ps(t.add(48)),
+                        );
                         let d = s.as_mut_ptr().add(r);
-                        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_mask_mov_ps(a, upper, b)));
+                        _mm512_storeu_ps(
+                            d,
+                            _mm512_add_ps(_mm512_loadu_ps(d), _mm512_mask_mov_ps(a, upper, b)),
+                        );
                     }
                 }
             }
@@ -565,7 +673,8 @@ impl SimdLayout {
         let c4 = _mm256_set1_epi8(4);
         let low4 = _mm256_set1_epi8(0x0F);
         let lz4 = _mm256_setr_epi8(
-            4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+            4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+            0, 0, 0,
         );
         for c in 0..C {
             for h in 0..2 {
@@ -578,17 +687,28 @@ impl SimdLayout {
                 }
                 let hi4 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
                 let lz_hi = _mm256_shuffle_epi8(lz4, hi4);
-                let lz_lo = _mm256_add_epi8(_mm256_shuffle_epi8(lz4, _mm256_and_si256(v, low4)), c4);
+                let lz_lo =
+                    _mm256_add_epi8(_mm256_shuffle_epi8(lz4, _mm256_and_si256(v, low4)), c4);
                 let lz = _mm256_blendv_epi8(lz_hi, lz_lo, _mm256_cmpeq_epi8(hi4, zero));
                 let p8 = _mm256_min_epu8(_mm256_add_epi8(base, lz), _mm256_set1_epi8(63));
-                let p16 = [_mm256_castsi256_si128(p8), _mm256_extracti128_si256::<1>(p8)];
+                let p16 = [
+                    _mm256_castsi256_si128(p8),
+                    _mm256_extracti128_si256::<1>(p8),
+                ];
                 for q in 0..4 {
-                    let bytes = if q % 2 == 0 { p16[q / 2] } else { _mm_srli_si128::<8>(p16[q / 2]) };
+                    let bytes = if q % 2 == 0 {
+                        p16[q / 2]
+                    } else {
+                        _mm_srli_si128::<8>(p16[q / 2])
+                    };
                     let p = _mm256_cvtepu8_epi32(bytes);
                     let r = 64 * c + 32 * h + 8 * q;
                     match out {
                         Out::Leaves(o) => {
-                            let l = _mm256_i32gather_epi32::<4>(tree.leaf_node.as_ptr() as *const i32, p);
+                            let l = _mm256_i32gather_epi32::<4>(
+                                tree.leaf_node.as_ptr() as *const i32,
+                                p,
+                            );
                             _mm256_storeu_si256(o.as_mut_ptr().add(r) as *mut __m256i, l);
                         }
                         Out::Sum(s) => {
@@ -638,7 +758,11 @@ struct F32Line([f32; 16]);
 impl BlockBuf {
     /// Grow (never shrink) to what `layout` needs; new entries are zero.
     pub(crate) fn fit(&mut self, layout: &SimdLayout) {
-        super::scratch::grow(&mut self.x, layout.buf_len().div_ceil(16), F32Line([0.0; 16]));
+        super::scratch::grow(
+            &mut self.x,
+            layout.buf_len().div_ceil(16),
+            F32Line([0.0; 16]),
+        );
         super::scratch::grow(&mut self.masks, layout.tests.len() * CHUNKS, Line([0; 64]));
     }
 
@@ -656,14 +780,17 @@ impl BlockBuf {
 
     fn xs_mut(&mut self) -> &mut [f32] {
         // SAFETY: as in `xs`; the slice borrows `self.x` mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.x.as_mut_ptr().cast::<f32>(), 16 * self.x.len()) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.x.as_mut_ptr().cast::<f32>(), 16 * self.x.len())
+        }
     }
 
     /// The block as floats and the masks, borrowed together.
     #[cfg(target_arch = "x86_64")]
     fn split(&mut self) -> (&[f32], &mut [Line]) {
         // SAFETY: as in `xs`; `x` and `masks` are distinct vectors.
-        let x = unsafe { std::slice::from_raw_parts(self.x.as_ptr().cast::<f32>(), 16 * self.x.len()) };
+        let x =
+            unsafe { std::slice::from_raw_parts(self.x.as_ptr().cast::<f32>(), 16 * self.x.len()) };
         (x, &mut self.masks)
     }
 }

@@ -91,8 +91,14 @@ pub(crate) struct RawTarget {
 pub(crate) enum Head {
     /// `n_classes` = number of class labels; `binary_case` and `all_positive` as ORT computes
     /// them (two labels and one distinct class id; no negative class weight).
-    Classifier { n_classes: usize, binary_case: bool, all_positive: bool },
-    Regressor { n_targets: usize },
+    Classifier {
+        n_classes: usize,
+        binary_case: bool,
+        all_positive: bool,
+    },
+    Regressor {
+        n_targets: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -135,7 +141,10 @@ fn floats_or_tensor(a: &Attrs, name: &str) -> Result<Vec<f32>, InferError> {
             Ok(tensor_f32(t)?)
         }
         (None, None) => Ok(Vec::new()),
-        (Some(_), Some(_)) => Err(invalid(format!("{}: both {name} and {tname} given", node_label(a.node())))),
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "{}: both {name} and {tname} given",
+            node_label(a.node())
+        ))),
     }
 }
 
@@ -204,7 +213,12 @@ pub(crate) fn parse_v3(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
         ],
     )?;
     let targets: Vec<RawTarget> = (0..t_tree.len())
-        .map(|i| RawTarget { tree: t_tree[i], node: t_node[i], slot: t_id[i], weight: t_w[i] })
+        .map(|i| RawTarget {
+            tree: t_tree[i],
+            node: t_node[i],
+            slot: t_id[i],
+            weight: t_w[i],
+        })
         .collect();
 
     let base_values = floats_or_tensor(&a, "base_values")?;
@@ -221,7 +235,9 @@ pub(crate) fn parse_v3(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
             all_positive: targets.iter().all(|t| t.weight >= 0.0),
         }
     } else {
-        Head::Regressor { n_targets: a.int_or("n_targets", 0)?.max(0) as usize }
+        Head::Regressor {
+            n_targets: a.int_or("n_targets", 0)?.max(0) as usize,
+        }
     };
     let aggregate = if is_classifier {
         Aggregate::Sum
@@ -233,7 +249,15 @@ pub(crate) fn parse_v3(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
             _ => Aggregate::Max,
         }
     };
-    Ok(EnsembleSpec { op, head, aggregate, post, base_values, nodes, targets })
+    Ok(EnsembleSpec {
+        op,
+        head,
+        aggregate,
+        post,
+        base_values,
+        nodes,
+        targets,
+    })
 }
 
 /// Read an opset-5 `TreeEnsemble` into the v3 form (leaves become LEAF nodes with one weight).
@@ -249,14 +273,15 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
     }
     let splits = tensor_f32(splits_t)?;
     let modes_t = a.tensor("nodes_modes")?;
-    let modes: Vec<i64> = if modes_t.data_type == Some(cr_onnx::proto::tensor_proto::DataType::Uint8 as i32) {
-        match modes_t.raw_data.as_deref() {
-            Some(r) if !r.is_empty() => r.iter().map(|&b| i64::from(b)).collect(),
-            _ => modes_t.int32_data.iter().map(|&v| i64::from(v)).collect(),
-        }
-    } else {
-        tensor_i64(modes_t)?
-    };
+    let modes: Vec<i64> =
+        if modes_t.data_type == Some(cr_onnx::proto::tensor_proto::DataType::Uint8 as i32) {
+            match modes_t.raw_data.as_deref() {
+                Some(r) if !r.is_empty() => r.iter().map(|&b| i64::from(b)).collect(),
+                _ => modes_t.int32_data.iter().map(|&v| i64::from(v)).collect(),
+            }
+        } else {
+            tensor_i64(modes_t)?
+        };
     let feat = ints_or_empty(&a, "nodes_featureids")?;
     let tid = ints_or_empty(&a, "nodes_truenodeids")?;
     let tleaf = ints_or_empty(&a, "nodes_trueleafs")?;
@@ -278,7 +303,13 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
             ("nodes_falseleafs", fleaf.len()),
         ],
     )?;
-    same_len(node, &[("leaf_targetids", leaf_target.len()), ("leaf_weights", leaf_w.len())])?;
+    same_len(
+        node,
+        &[
+            ("leaf_targetids", leaf_target.len()),
+            ("leaf_weights", leaf_w.len()),
+        ],
+    )?;
     let n_nodes = feat.len() as i64;
     let n_leaves = leaf_w.len() as i64;
     let mut nodes = Vec::new();
@@ -287,7 +318,9 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
     for (t, &root) in roots.iter().enumerate() {
         let t = t as i64;
         if root < 0 || root >= n_nodes {
-            return Err(invalid(format!("{label}: tree_roots[{t}] = {root} is not a node")));
+            return Err(invalid(format!(
+                "{label}: tree_roots[{t}] = {root} is not a node"
+            )));
         }
         let mut stack = vec![root];
         let mut seen = std::collections::BTreeSet::new();
@@ -311,7 +344,12 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
                     false_id: 0,
                     missing_true: false,
                 });
-                targets.push(RawTarget { tree: t, node: j, slot: leaf_target[ku], weight: leaf_w[ku] });
+                targets.push(RawTarget {
+                    tree: t,
+                    node: j,
+                    slot: leaf_target[ku],
+                    weight: leaf_w[ku],
+                });
                 continue;
             }
             let ju = j as usize;
@@ -322,12 +360,10 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
                 3 => Mode::Gt,
                 4 => Mode::Eq,
                 5 => Mode::Neq,
-                6 => {
-                    return Err(unsupported(
-                        format!("{label}: BRANCH_MEMBER nodes"),
-                        "set-membership splits run on ONNX Runtime; use Engine::Ort or Engine::Auto",
-                    ))
-                }
+                6 => return Err(unsupported(
+                    format!("{label}: BRANCH_MEMBER nodes"),
+                    "set-membership splits run on ONNX Runtime; use Engine::Ort or Engine::Auto",
+                )),
                 m => return Err(invalid(format!("{label}: unknown node mode {m}"))),
             };
             let child = |id: i64, leaf: i64| if leaf != 0 { n_nodes + id } else { id };

@@ -30,9 +30,24 @@ fn threshold(rng: &mut ChaCha8Rng, pool: &[f32]) -> f32 {
 }
 
 /// A random tree with `n_leaves` leaves, root first, other nodes shuffled.
-fn tree(rng: &mut ChaCha8Rng, t: i64, n_leaves: usize, modes: &[Mode], pool: &[f32], out: &mut EnsembleSpec) {
-    let leaf =
-        RawNode { tree: t, id: 0, feature: 0, mode: Mode::Leaf, value: 0.0, true_id: 0, false_id: 0, missing_true: false };
+fn tree(
+    rng: &mut ChaCha8Rng,
+    t: i64,
+    n_leaves: usize,
+    modes: &[Mode],
+    pool: &[f32],
+    out: &mut EnsembleSpec,
+) {
+    let leaf = RawNode {
+        tree: t,
+        id: 0,
+        feature: 0,
+        mode: Mode::Leaf,
+        value: 0.0,
+        true_id: 0,
+        false_id: 0,
+        missing_true: false,
+    };
     let mut nodes = vec![leaf];
     let mut leaves = vec![0usize];
     while leaves.len() < n_leaves {
@@ -40,7 +55,10 @@ fn tree(rng: &mut ChaCha8Rng, t: i64, n_leaves: usize, modes: &[Mode], pool: &[f
         let i = leaves.swap_remove(k);
         let (a, b) = (nodes.len(), nodes.len() + 1);
         for id in [a, b] {
-            nodes.push(RawNode { id: id as i64, ..leaf });
+            nodes.push(RawNode {
+                id: id as i64,
+                ..leaf
+            });
             leaves.push(id);
         }
         nodes[i] = RawNode {
@@ -64,12 +82,23 @@ fn tree(rng: &mut ChaCha8Rng, t: i64, n_leaves: usize, modes: &[Mode], pool: &[f
     for n in &nodes {
         if n.mode == Mode::Leaf {
             let weight = (t * 128 + n.id) as f32 * 0.25;
-            out.targets.push(RawTarget { tree: t, node: n.id, slot: 0, weight });
+            out.targets.push(RawTarget {
+                tree: t,
+                node: n.id,
+                slot: 0,
+                weight,
+            });
         }
     }
 }
 
-fn spec(rng: &mut ChaCha8Rng, leaves: &[usize], modes: &[Mode], pool: &[f32], aggregate: Aggregate) -> EnsembleSpec {
+fn spec(
+    rng: &mut ChaCha8Rng,
+    leaves: &[usize],
+    modes: &[Mode],
+    pool: &[f32],
+    aggregate: Aggregate,
+) -> EnsembleSpec {
     let mut s = EnsembleSpec {
         op: "TreeEnsembleRegressor".into(),
         head: Head::Regressor { n_targets: 1 },
@@ -121,7 +150,11 @@ fn reference_leaf(s: &EnsembleSpec, t: i64, row: &[f32]) -> f32 {
         };
         n = find(if go_true { n.true_id } else { n.false_id }).expect("child");
     }
-    s.targets.iter().find(|w| w.tree == t && w.node == n.id).expect("weight").weight
+    s.targets
+        .iter()
+        .find(|w| w.tree == t && w.node == n.id)
+        .expect("weight")
+        .weight
 }
 
 fn kernels() -> Vec<Kernel> {
@@ -140,7 +173,8 @@ fn check(s: &EnsembleSpec, x: &[f32], n_rows: usize, expect_simd: bool) {
     let mut want = vec![0f32; n_rows * n_trees];
     for r in 0..n_rows {
         for t in 0..n_trees {
-            want[r * n_trees + t] = reference_leaf(s, t as i64, &x[r * (NF + 1)..(r + 1) * (NF + 1)]);
+            want[r * n_trees + t] =
+                reference_leaf(s, t as i64, &x[r * (NF + 1)..(r + 1) * (NF + 1)]);
         }
     }
     let mut first: Option<(Vec<u32>, Vec<f32>)> = None;
@@ -153,7 +187,13 @@ fn check(s: &EnsembleSpec, x: &[f32], n_rows: usize, expect_simd: bool) {
         let leaves = e.leaf_matrix(x, NF + 1, n_rows);
         let got: Vec<f32> = leaves.iter().map(|&i| e.nodes[i as usize].value).collect();
         for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g.to_bits(), w.to_bits(), "{k:?}: row {} tree {}", j / n_trees, j % n_trees);
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{k:?}: row {} tree {}",
+                j / n_trees,
+                j % n_trees
+            );
         }
         let mut z = vec![0f32; n_rows];
         e.predict(x, NF + 1, n_rows, &mut z).expect("predict");
@@ -170,14 +210,29 @@ fn check(s: &EnsembleSpec, x: &[f32], n_rows: usize, expect_simd: bool) {
     if s.aggregate == Aggregate::Sum {
         let (_, z) = first.expect("a kernel ran");
         for r in 0..n_rows {
-            let sum = want[r * n_trees..(r + 1) * n_trees].iter().fold(0f32, |a, &v| a + v);
+            let sum = want[r * n_trees..(r + 1) * n_trees]
+                .iter()
+                .fold(0f32, |a, &v| a + v);
             assert_eq!(z[r].to_bits(), sum.to_bits(), "row {r}");
         }
     }
 }
 
 fn pool(rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let mut p = vec![0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.0, 1e-30, -1e-30, f32::MAX, f32::MIN, f32::MIN_POSITIVE];
+    let mut p = vec![
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        2.0,
+        1e-30,
+        -1e-30,
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE,
+    ];
     p.extend((0..8).map(|_| rng.random_range(-3.0f32..3.0)));
     p
 }
@@ -197,7 +252,11 @@ fn kernels_agree_with_reference_on_random_trees() {
                 _ => rng.random_range(2..=64),
             })
             .collect();
-        let agg = if round % 2 == 0 { Aggregate::Sum } else { Aggregate::Max };
+        let agg = if round % 2 == 0 {
+            Aggregate::Sum
+        } else {
+            Aggregate::Max
+        };
         let s = spec(&mut rng, &leaves, &modes, &p, agg);
         for n_rows in [1, 15, 16, 17, 64, 65, 128, 129, 191, 256, 300] {
             let x = rows(&mut rng, n_rows, &p);
@@ -211,11 +270,23 @@ fn big_trees_and_equality_splits_fall_back_to_scalar() {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0014);
     let p = pool(&mut rng);
     // a tree with 65 leaves: no bit-vector layout
-    let s = spec(&mut rng, &[8, 65, 3], &[Mode::Leq, Mode::Gt], &p, Aggregate::Sum);
+    let s = spec(
+        &mut rng,
+        &[8, 65, 3],
+        &[Mode::Leq, Mode::Gt],
+        &p,
+        Aggregate::Sum,
+    );
     let x = rows(&mut rng, 200, &p);
     check(&s, &x, 200, false);
     // == / != splits: general kernel
-    let s = spec(&mut rng, &[10, 30], &[Mode::Leq, Mode::Eq, Mode::Neq, Mode::Lt], &p, Aggregate::Sum);
+    let s = spec(
+        &mut rng,
+        &[10, 30],
+        &[Mode::Leq, Mode::Eq, Mode::Neq, Mode::Lt],
+        &p,
+        Aggregate::Sum,
+    );
     let x = rows(&mut rng, 200, &p);
     check(&s, &x, 200, false);
 }
@@ -238,15 +309,35 @@ fn reused_scratch_gives_the_same_scores_as_fresh_scratch() {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0015);
     let p = pool(&mut rng);
     let fast = [Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt];
-    let single = spec(&mut rng, &[64, 1, 37, 64, 5, 64, 20], &fast, &p, Aggregate::Sum);
+    let single = spec(
+        &mut rng,
+        &[64, 1, 37, 64, 5, 64, 20],
+        &fast,
+        &p,
+        Aggregate::Sum,
+    );
     // two target slots, some leaves feeding both: the multi-slot payload
     let mut multi = spec(&mut rng, &[30, 64, 9], &fast, &p, Aggregate::Sum);
     multi.head = Head::Regressor { n_targets: 2 };
-    let extra: Vec<RawTarget> =
-        multi.targets.iter().step_by(3).map(|w| RawTarget { slot: 1, weight: w.weight * 0.5, ..*w }).collect();
+    let extra: Vec<RawTarget> = multi
+        .targets
+        .iter()
+        .step_by(3)
+        .map(|w| RawTarget {
+            slot: 1,
+            weight: w.weight * 0.5,
+            ..*w
+        })
+        .collect();
     multi.targets.iter_mut().step_by(2).for_each(|w| w.slot = 1);
     multi.targets.extend(extra);
-    let general = spec(&mut rng, &[12, 40], &[Mode::Leq, Mode::Eq, Mode::Neq], &p, Aggregate::Sum);
+    let general = spec(
+        &mut rng,
+        &[12, 40],
+        &[Mode::Leq, Mode::Eq, Mode::Neq],
+        &p,
+        Aggregate::Sum,
+    );
     let mut models = Vec::new();
     for s in [&single, &multi, &general] {
         let base = compile(s).expect("compile");
@@ -257,12 +348,21 @@ fn reused_scratch_gives_the_same_scores_as_fresh_scratch() {
             }
         }
     }
-    let multi_payload = models.iter().find(|(s, _)| std::ptr::eq(*s, &multi)).map(|m| &m.1.payload);
-    assert!(matches!(multi_payload, Some(super::compile::Payload::Multi { .. })));
+    let multi_payload = models
+        .iter()
+        .find(|(s, _)| std::ptr::eq(*s, &multi))
+        .map(|m| &m.1.payload);
+    assert!(matches!(
+        multi_payload,
+        Some(super::compile::Payload::Multi { .. })
+    ));
     // (model, rows, expected scores)
     let mut jobs = Vec::new();
     for round in 0..2 {
-        for (i, n_rows) in [1usize, 257, 3, 4096, 5, 16, 64, 130].into_iter().enumerate() {
+        for (i, n_rows) in [1usize, 257, 3, 4096, 5, 16, 64, 130]
+            .into_iter()
+            .enumerate()
+        {
             let (s, e) = &models[(i + round) % models.len()];
             let x = rows(&mut rng, n_rows, &p);
             let want = fresh_predict(e, &x, n_rows);
@@ -271,7 +371,11 @@ fn reused_scratch_gives_the_same_scores_as_fresh_scratch() {
                 for r in 0..n_rows {
                     let row = &x[r * (NF + 1)..(r + 1) * (NF + 1)];
                     let sum = (0..n_trees).fold(0f32, |a, t| a + reference_leaf(s, t as i64, row));
-                    assert_eq!(want[r].to_bits(), sum.to_bits(), "first principles, row {r}");
+                    assert_eq!(
+                        want[r].to_bits(),
+                        sum.to_bits(),
+                        "first principles, row {r}"
+                    );
                 }
             }
             jobs.push((e, x, n_rows, want));
@@ -281,7 +385,11 @@ fn reused_scratch_gives_the_same_scores_as_fresh_scratch() {
         let mut z = vec![0f32; n_rows * e.n_outputs()];
         e.predict(x, NF + 1, *n_rows, &mut z).expect("predict");
         let same = z.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{:?}, {n_rows} rows: scores differ from a fresh scratch's", e.kernel);
+        assert!(
+            same,
+            "{:?}, {n_rows} rows: scores differ from a fresh scratch's",
+            e.kernel
+        );
         assert!(super::scratch::held_bytes() <= super::scratch::KEEP_BYTES);
     };
     // same thread, every model in turn at every size
@@ -289,6 +397,13 @@ fn reused_scratch_gives_the_same_scores_as_fresh_scratch() {
         jobs.iter().for_each(run);
     }
     // rayon workers, each reusing its own scratch in whatever order it steals jobs
-    let workers = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
-    workers.install(|| (0..4).into_par_iter().for_each(|_| jobs.par_iter().for_each(run)));
+    let workers = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("pool");
+    workers.install(|| {
+        (0..4)
+            .into_par_iter()
+            .for_each(|_| jobs.par_iter().for_each(run))
+    });
 }

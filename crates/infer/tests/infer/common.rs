@@ -10,7 +10,10 @@ pub fn python_enabled() -> bool {
 }
 
 pub fn run_python(args: &[&str]) -> String {
-    let out = Command::new("python3").args(args).output().expect("python3 runs");
+    let out = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3 runs");
     assert!(
         out.status.success(),
         "python3 {args:?} failed:\n{}\n{}",
@@ -21,12 +24,19 @@ pub fn run_python(args: &[&str]) -> String {
 }
 
 pub fn py_script(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Largest |a - b| (NaN == NaN counts as 0; NaN vs number as infinity).

@@ -18,38 +18,84 @@ fn foreign_models_match_onnxruntime() {
     let mut seen = 0;
     for line in manifest.lines().filter(|l| !l.trim().is_empty()) {
         let parts: Vec<&str> = line.split_whitespace().collect();
-        let (name, n, f) = (parts[0], parts[1].parse::<usize>().unwrap(), parts[2].parse::<usize>().unwrap());
+        let (name, n, f) = (
+            parts[0],
+            parts[1].parse::<usize>().unwrap(),
+            parts[2].parse::<usize>().unwrap(),
+        );
         let x = read_f32(&d.join(format!("{name}.x.bin")));
         let want = read_f32(&d.join(format!("{name}.ort.bin")));
         assert_eq!(x.len(), n * f);
         let path = d.join(format!("{name}.onnx"));
 
-        let native = Model::load(&path, &LoadOptions { engine: Engine::Native, threads: 1 })
-            .unwrap_or_else(|e| panic!("{name}: native load: {e}"));
+        let native = Model::load(
+            &path,
+            &LoadOptions {
+                engine: Engine::Native,
+                threads: 1,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: native load: {e}"));
         assert_eq!(native.engine_used(), Engine::Native);
-        assert_eq!(native.input_kind(), &InputKind::Matrix { n_features: f, input_name: "input".into() });
+        assert_eq!(
+            native.input_kind(),
+            &InputKind::Matrix {
+                n_features: f,
+                input_name: "input".into()
+            }
+        );
         let got_native = native.score_matrix(&x, n).expect("native score");
         let d_native = max_abs_diff(&got_native, &want);
 
-        let ort = Model::load(&path, &LoadOptions { engine: Engine::Ort, threads: 2 })
-            .unwrap_or_else(|e| panic!("{name}: ort load: {e}"));
+        let ort = Model::load(
+            &path,
+            &LoadOptions {
+                engine: Engine::Ort,
+                threads: 2,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: ort load: {e}"));
         assert_eq!(ort.engine_used(), Engine::Ort);
         let got_ort = ort.score_matrix(&x, n).expect("ort score");
         let d_ort = max_abs_diff(&got_ort, &want);
 
         let auto = Model::load(&path, &LoadOptions::default()).expect("auto");
-        assert_eq!(auto.engine_used(), Engine::Native, "{name}: Auto picks native for supported graphs");
-        let multi = Model::load(&path, &LoadOptions { engine: Engine::Native, threads: 3 }).expect("native x3");
+        assert_eq!(
+            auto.engine_used(),
+            Engine::Native,
+            "{name}: Auto picks native for supported graphs"
+        );
+        let multi = Model::load(
+            &path,
+            &LoadOptions {
+                engine: Engine::Native,
+                threads: 3,
+            },
+        )
+        .expect("native x3");
         let got_multi = multi.score_matrix(&x, n).expect("native x3 score");
         assert!(
-            got_multi.iter().zip(&got_native).all(|(a, b)| a.to_bits() == b.to_bits()),
+            got_multi
+                .iter()
+                .zip(&got_native)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "{name}: thread count changed scores"
         );
 
-        let bit_exact = got_native.iter().zip(&want).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+        let bit_exact = got_native
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| a.to_bits() == b.to_bits())
+            .count();
         eprintln!("{name}: native max|diff| {d_native:.3e} ({bit_exact}/{n} bit-exact), ort max|diff| {d_ort:.3e}");
-        assert!(d_native <= 1e-6, "{name}: native differs from onnxruntime by {d_native}");
-        assert!(d_ort <= 1e-6, "{name}: ort engine differs from onnxruntime by {d_ort}");
+        assert!(
+            d_native <= 1e-6,
+            "{name}: native differs from onnxruntime by {d_native}"
+        );
+        assert!(
+            d_ort <= 1e-6,
+            "{name}: ort engine differs from onnxruntime by {d_ort}"
+        );
         if let Some(s) = native.native_scorer() {
             if let Core::Trees(t) = s.core() {
                 assert!(t.n_trees() > 0);

@@ -12,8 +12,15 @@ pub const GRID: [f32; 9] = [-2.0, -1.0, -0.5, -0.1, 0.0, 0.25, 0.5, 1.0, 3.0];
 pub enum Head {
     /// Binary classifier; `classes`: 0 = weights only for class 0, 1 = only class 1,
     /// 2 = every leaf has weights for both classes.
-    Binary { classes: u8, n_base: usize, positive: bool },
-    Regressor { n_targets: usize, n_base: usize },
+    Binary {
+        classes: u8,
+        n_base: usize,
+        positive: bool,
+    },
+    Regressor {
+        n_targets: usize,
+        n_base: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -39,12 +46,26 @@ struct Node {
     missing: i64,
 }
 
-fn grow(rng: &mut impl Rng, cfg: &Config, depth: usize, next_id: &mut i64, out: &mut Vec<Node>) -> i64 {
+fn grow(
+    rng: &mut impl Rng,
+    cfg: &Config,
+    depth: usize,
+    next_id: &mut i64,
+    out: &mut Vec<Node>,
+) -> i64 {
     let id = *next_id;
     *next_id += 1;
     let pos = out.len();
     let leaf = depth >= cfg.max_depth || (depth > 0 && rng.random_bool(0.3));
-    out.push(Node { id, mode: "LEAF", feature: 0, value: 0.0, t: 0, f: 0, missing: 0 });
+    out.push(Node {
+        id,
+        mode: "LEAF",
+        feature: 0,
+        value: 0.0,
+        t: 0,
+        f: 0,
+        missing: 0,
+    });
     if !leaf {
         let mode = cfg.modes[rng.random_range(0..cfg.modes.len())];
         let feature = rng.random_range(0..cfg.n_features) as i64;
@@ -52,7 +73,15 @@ fn grow(rng: &mut impl Rng, cfg: &Config, depth: usize, next_id: &mut i64, out: 
         let missing = i64::from(rng.random_bool(cfg.missing_prob));
         let t = grow(rng, cfg, depth + 1, next_id, out);
         let f = grow(rng, cfg, depth + 1, next_id, out);
-        out[pos] = Node { id, mode, feature, value, t, f, missing };
+        out[pos] = Node {
+            id,
+            mode,
+            feature,
+            value,
+            t,
+            f,
+            missing,
+        };
     }
     id
 }
@@ -60,8 +89,16 @@ fn grow(rng: &mut impl Rng, cfg: &Config, depth: usize, next_id: &mut i64, out: 
 /// A model `X [N, n_features] -> TreeEnsemble{Classifier,Regressor}` (ZipMap-free).
 pub fn ensemble_model(seed: u64, cfg: &Config) -> ModelProto {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (mut treeids, mut nodeids, mut feats, mut vals, mut modes, mut tids, mut fids, mut miss) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut treeids, mut nodeids, mut feats, mut vals, mut modes, mut tids, mut fids, mut miss) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     let (mut w_tree, mut w_node, mut w_id, mut w_val) = (vec![], vec![], vec![], vec![]);
     for tree in 0..cfg.n_trees {
         let mut nodes = Vec::new();
@@ -93,11 +130,17 @@ pub fn ensemble_model(seed: u64, cfg: &Config) -> ModelProto {
                     w_val.push(if positive { v.abs() } else { v });
                 };
                 match cfg.head {
-                    Head::Binary { classes: 2, positive, .. } => {
+                    Head::Binary {
+                        classes: 2,
+                        positive,
+                        ..
+                    } => {
                         w(0, &mut rng, positive);
                         w(1, &mut rng, positive);
                     }
-                    Head::Binary { classes, positive, .. } => w(i64::from(classes), &mut rng, positive),
+                    Head::Binary {
+                        classes, positive, ..
+                    } => w(i64::from(classes), &mut rng, positive),
                     Head::Regressor { n_targets, .. } => {
                         for s in 0..n_targets {
                             w(s as i64, &mut rng, false);
@@ -108,7 +151,11 @@ pub fn ensemble_model(seed: u64, cfg: &Config) -> ModelProto {
         }
     }
     let mut g = GraphBuilder::new("random_trees");
-    g.add_input("X", ElemType::F32, &[Dim::batch(), Dim::Known(cfg.n_features as i64)]);
+    g.add_input(
+        "X",
+        ElemType::F32,
+        &[Dim::batch(), Dim::Known(cfg.n_features as i64)],
+    );
     let mut attrs = vec![
         attr::ints("nodes_treeids", treeids),
         attr::ints("nodes_nodeids", nodeids),
@@ -120,7 +167,11 @@ pub fn ensemble_model(seed: u64, cfg: &Config) -> ModelProto {
         attr::ints("nodes_missing_value_tracks_true", miss),
         attr::string("post_transform", cfg.post),
     ];
-    let base = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| (0..n).map(|_| rng.random_range(-0.5f32..0.5)).collect::<Vec<_>>();
+    let base = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| {
+        (0..n)
+            .map(|_| rng.random_range(-0.5f32..0.5))
+            .collect::<Vec<_>>()
+    };
     match cfg.head {
         Head::Binary { n_base, .. } => {
             attrs.push(attr::ints("classlabels_int64s", vec![0, 1]));
@@ -131,9 +182,19 @@ pub fn ensemble_model(seed: u64, cfg: &Config) -> ModelProto {
             if n_base > 0 {
                 attrs.push(attr::floats("base_values", base(n_base, &mut rng)));
             }
-            g.add_node("TreeEnsembleClassifier", "ai.onnx.ml", &["X"], &["label", "probabilities"], attrs);
+            g.add_node(
+                "TreeEnsembleClassifier",
+                "ai.onnx.ml",
+                &["X"],
+                &["label", "probabilities"],
+                attrs,
+            );
             g.add_output("label", ElemType::I64, &[Dim::batch()]);
-            g.add_output("probabilities", ElemType::F32, &[Dim::batch(), Dim::Known(2)]);
+            g.add_output(
+                "probabilities",
+                ElemType::F32,
+                &[Dim::batch(), Dim::Known(2)],
+            );
         }
         Head::Regressor { n_targets, n_base } => {
             attrs.push(attr::int("n_targets", n_targets as i64));
@@ -145,8 +206,18 @@ pub fn ensemble_model(seed: u64, cfg: &Config) -> ModelProto {
             if n_base > 0 {
                 attrs.push(attr::floats("base_values", base(n_base, &mut rng)));
             }
-            g.add_node("TreeEnsembleRegressor", "ai.onnx.ml", &["X"], &["variable"], attrs);
-            g.add_output("variable", ElemType::F32, &[Dim::batch(), Dim::Known(n_targets as i64)]);
+            g.add_node(
+                "TreeEnsembleRegressor",
+                "ai.onnx.ml",
+                &["X"],
+                &["variable"],
+                attrs,
+            );
+            g.add_output(
+                "variable",
+                ElemType::F32,
+                &[Dim::batch(), Dim::Known(n_targets as i64)],
+            );
         }
     }
     ModelBuilder::new(g.build()).build()
@@ -162,4 +233,3 @@ pub fn inputs(rng: &mut impl Rng, n_rows: usize, n_features: usize) -> Vec<f32> 
         })
         .collect()
 }
-

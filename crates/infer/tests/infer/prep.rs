@@ -66,7 +66,11 @@ fn scalar(g: &mut GraphBuilder, v: f32) -> String {
 
 fn node(g: &mut GraphBuilder, op: &str, inputs: &[&str]) -> String {
     let out = g.unique_name(&op.to_ascii_lowercase());
-    let domain = if matches!(op, "Scaler" | "Imputer") { "ai.onnx.ml" } else { "" };
+    let domain = if matches!(op, "Scaler" | "Imputer") {
+        "ai.onnx.ml"
+    } else {
+        ""
+    };
     g.add_node(op, domain, inputs, &[&out], vec![]);
     out
 }
@@ -96,74 +100,122 @@ type Body = Box<dyn Fn(&mut GraphBuilder) -> String>;
 
 fn cases() -> Vec<(&'static str, Body)> {
     let mut v: Vec<(&'static str, Body)> = Vec::new();
-    for op in ["Neg", "Abs", "Sign", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil"] {
+    for op in [
+        "Neg",
+        "Abs",
+        "Sign",
+        "Log",
+        "Sqrt",
+        "Reciprocal",
+        "Floor",
+        "Ceil",
+    ] {
         v.push((op, Box::new(move |g| node(g, op, &["x"]))));
     }
     for op in ["Add", "Sub", "Mul", "Div"] {
-        v.push((op, Box::new(move |g| {
-            let c = scalar(g, 0.3);
-            node(g, op, &["x", &c])
-        })));
-        v.push((op, Box::new(move |g| {
-            let c = scalar(g, -2.5);
-            node(g, op, &[&c, "x"])
-        })));
+        v.push((
+            op,
+            Box::new(move |g| {
+                let c = scalar(g, 0.3);
+                node(g, op, &["x", &c])
+            }),
+        ));
+        v.push((
+            op,
+            Box::new(move |g| {
+                let c = scalar(g, -2.5);
+                node(g, op, &[&c, "x"])
+            }),
+        ));
     }
-    v.push(("Mul(x, Abs x)", Box::new(|g| {
-        let a = node(g, "Abs", &["x"]);
-        node(g, "Mul", &["x", &a])
-    })));
+    v.push((
+        "Mul(x, Abs x)",
+        Box::new(|g| {
+            let a = node(g, "Abs", &["x"]);
+            node(g, "Mul", &["x", &a])
+        }),
+    ));
     for op in ["Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual"] {
-        v.push((op, Box::new(move |g| {
-            let c = scalar(g, if op == "Equal" { 0.0 } else { 0.5 });
-            let b = node(g, op, &["x", &c]);
-            to_float(g, &b)
-        })));
+        v.push((
+            op,
+            Box::new(move |g| {
+                let c = scalar(g, if op == "Equal" { 0.0 } else { 0.5 });
+                let b = node(g, op, &["x", &c]);
+                to_float(g, &b)
+            }),
+        ));
     }
     for op in ["And", "Or", "Xor"] {
-        v.push((op, Box::new(move |g| {
-            let c = scalar(g, 1.0);
-            let lt = node(g, "Less", &["x", &c]);
-            let nan = node(g, "IsNaN", &["x"]);
-            let not = node(g, "Not", &[&nan]);
-            let b = node(g, op, &[&lt, &not]);
-            to_float(g, &b)
-        })));
+        v.push((
+            op,
+            Box::new(move |g| {
+                let c = scalar(g, 1.0);
+                let lt = node(g, "Less", &["x", &c]);
+                let nan = node(g, "IsNaN", &["x"]);
+                let not = node(g, "Not", &[&nan]);
+                let b = node(g, op, &[&lt, &not]);
+                to_float(g, &b)
+            }),
+        ));
     }
-    v.push(("Where(IsNaN)", Box::new(|g| {
-        let c = scalar(g, 4.0);
-        let nan = node(g, "IsNaN", &["x"]);
-        node(g, "Where", &[&nan, &c, "x"])
-    })));
-    v.push(("Where(Cast bool)", Box::new(|g| {
-        let b = g.unique_name("b");
-        g.add_node("Cast", "", &["x"], &[&b], vec![attr::int("to", 9)]);
-        let (p, q) = (scalar(g, 1.5), scalar(g, -1.5));
-        node(g, "Where", &[&b, &p, &q])
-    })));
-    v.push(("signed log", Box::new(|g| {
-        // what crates/train/src/export/linear.rs writes for one log-transformed feature
-        let one = scalar(g, 1.0);
-        let sign = node(g, "Sign", &["x"]);
-        let abs = node(g, "Abs", &["x"]);
-        let a1 = node(g, "Add", &[&one, &abs]);
-        let ln = node(g, "Log", &[&a1]);
-        node(g, "Mul", &[&ln, &sign])
-    })));
+    v.push((
+        "Where(IsNaN)",
+        Box::new(|g| {
+            let c = scalar(g, 4.0);
+            let nan = node(g, "IsNaN", &["x"]);
+            node(g, "Where", &[&nan, &c, "x"])
+        }),
+    ));
+    v.push((
+        "Where(Cast bool)",
+        Box::new(|g| {
+            let b = g.unique_name("b");
+            g.add_node("Cast", "", &["x"], &[&b], vec![attr::int("to", 9)]);
+            let (p, q) = (scalar(g, 1.5), scalar(g, -1.5));
+            node(g, "Where", &[&b, &p, &q])
+        }),
+    ));
+    v.push((
+        "signed log",
+        Box::new(|g| {
+            // what crates/train/src/export/linear.rs writes for one log-transformed feature
+            let one = scalar(g, 1.0);
+            let sign = node(g, "Sign", &["x"]);
+            let abs = node(g, "Abs", &["x"]);
+            let a1 = node(g, "Add", &[&one, &abs]);
+            let ln = node(g, "Log", &[&a1]);
+            node(g, "Mul", &[&ln, &sign])
+        }),
+    ));
     for replaced in [f32::NAN, 0.0] {
-        v.push(("Imputer+Scaler", Box::new(move |g| {
-            let i = g.unique_name("imp");
-            g.add_node(
-                "Imputer",
-                "ai.onnx.ml",
-                &["x"],
-                &[&i],
-                vec![attr::floats("imputed_value_floats", vec![0.25]), attr::float("replaced_value_float", replaced)],
-            );
-            let s = g.unique_name("sc");
-            g.add_node("Scaler", "ai.onnx.ml", &[&i], &[&s], vec![attr::floats("offset", vec![0.1]), attr::floats("scale", vec![3.0])]);
-            s
-        })));
+        v.push((
+            "Imputer+Scaler",
+            Box::new(move |g| {
+                let i = g.unique_name("imp");
+                g.add_node(
+                    "Imputer",
+                    "ai.onnx.ml",
+                    &["x"],
+                    &[&i],
+                    vec![
+                        attr::floats("imputed_value_floats", vec![0.25]),
+                        attr::float("replaced_value_float", replaced),
+                    ],
+                );
+                let s = g.unique_name("sc");
+                g.add_node(
+                    "Scaler",
+                    "ai.onnx.ml",
+                    &[&i],
+                    &[&s],
+                    vec![
+                        attr::floats("offset", vec![0.1]),
+                        attr::floats("scale", vec![3.0]),
+                    ],
+                );
+                s
+            }),
+        ));
     }
     v
 }
@@ -174,11 +226,32 @@ fn elementwise_ops_match_ort_bit_for_bit() {
     let x = edge_inputs(n, 5);
     for (name, body) in cases() {
         let m = one_feature_model(&*body);
-        let native = Model::from_proto(&m, &LoadOptions { engine: Engine::Auto, threads: 1 }).expect("native");
+        let native = Model::from_proto(
+            &m,
+            &LoadOptions {
+                engine: Engine::Auto,
+                threads: 1,
+            },
+        )
+        .expect("native");
         assert_eq!(native.engine_used(), Engine::Native, "{name}");
-        let ort = Model::from_proto(&m, &LoadOptions { engine: Engine::Ort, threads: 1 }).expect("ort");
-        let (a, b) = (native.score_matrix(&x, n).expect("native"), ort.score_matrix(&x, n).expect("ort"));
-        let bad: Vec<_> = (0..n).filter(|&i| !same(a[i], b[i])).map(|i| (x[i], a[i], b[i])).take(5).collect();
+        let ort = Model::from_proto(
+            &m,
+            &LoadOptions {
+                engine: Engine::Ort,
+                threads: 1,
+            },
+        )
+        .expect("ort");
+        let (a, b) = (
+            native.score_matrix(&x, n).expect("native"),
+            ort.score_matrix(&x, n).expect("ort"),
+        );
+        let bad: Vec<_> = (0..n)
+            .filter(|&i| !same(a[i], b[i]))
+            .map(|i| (x[i], a[i], b[i]))
+            .take(5)
+            .collect();
         assert!(bad.is_empty(), "{name}: (x, native, ort) {bad:?}");
     }
 }
@@ -197,7 +270,10 @@ fn eigen_log_is_accurate() {
             assert_eq!(got, want, "{v}");
         } else {
             let tol = f64::from(f32::EPSILON) * f64::from(want.abs().max(1.0));
-            assert!(f64::from((got - want).abs()) <= tol, "log({v}) = {got}, want {want}");
+            assert!(
+                f64::from((got - want).abs()) <= tol,
+                "log({v}) = {got}, want {want}"
+            );
         }
     }
 }
@@ -246,8 +322,18 @@ fn export_shaped(m: &Logistic) -> ModelProto {
     let p = node(&mut g, "Sigmoid", &[&z]);
     let one2 = scalar(&mut g, 1.0);
     let q = node(&mut g, "Sub", &[&one2, &p]);
-    g.add_node("Concat", "", &[&q, &p], &["probabilities"], vec![attr::int("axis", 1)]);
-    g.add_output("probabilities", ElemType::F32, &[Dim::batch(), Dim::Known(2)]);
+    g.add_node(
+        "Concat",
+        "",
+        &[&q, &p],
+        &["probabilities"],
+        vec![attr::int("axis", 1)],
+    );
+    g.add_output(
+        "probabilities",
+        ElemType::F32,
+        &[Dim::batch(), Dim::Known(2)],
+    );
     ModelBuilder::new(g.build()).build()
 }
 
@@ -274,12 +360,37 @@ fn our_logistic_export_runs_natively_and_matches_ort() {
             _ => rng.random_range(0.0f32..200.0),
         })
         .collect();
-    let native = Model::from_proto(&proto, &LoadOptions { engine: Engine::Auto, threads: 1 }).expect("native");
-    assert_eq!(native.engine_used(), Engine::Native, "our logistic graph compiles natively");
-    let ort = Model::from_proto(&proto, &LoadOptions { engine: Engine::Ort, threads: 1 }).expect("ort");
-    let (a, b) = (native.score_matrix(&x, n).expect("native"), ort.score_matrix(&x, n).expect("ort"));
+    let native = Model::from_proto(
+        &proto,
+        &LoadOptions {
+            engine: Engine::Auto,
+            threads: 1,
+        },
+    )
+    .expect("native");
+    assert_eq!(
+        native.engine_used(),
+        Engine::Native,
+        "our logistic graph compiles natively"
+    );
+    let ort = Model::from_proto(
+        &proto,
+        &LoadOptions {
+            engine: Engine::Ort,
+            threads: 1,
+        },
+    )
+    .expect("ort");
+    let (a, b) = (
+        native.score_matrix(&x, n).expect("native"),
+        ort.score_matrix(&x, n).expect("ort"),
+    );
     let d = max_abs_diff(&a, &b);
-    let exact = a.iter().zip(&b).filter(|(p, q)| p.to_bits() == q.to_bits()).count();
+    let exact = a
+        .iter()
+        .zip(&b)
+        .filter(|(p, q)| p.to_bits() == q.to_bits())
+        .count();
     eprintln!("logistic export: max|native - ort| {d:.3e}, {exact}/{n} bit-exact");
     assert!(d <= 1e-6, "{d}");
     if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("fma") {
@@ -303,15 +414,39 @@ fn our_logistic_export_runs_natively_and_matches_ort() {
         assert!((a[r] as f64 - p).abs() < 1e-5, "row {r}: {} vs {p}", a[r]);
     }
     // the same scores for any thread count
-    let multi = Model::from_proto(&proto, &LoadOptions { engine: Engine::Native, threads: 3 }).expect("native x3");
+    let multi = Model::from_proto(
+        &proto,
+        &LoadOptions {
+            engine: Engine::Native,
+            threads: 3,
+        },
+    )
+    .expect("native x3");
     let c = multi.score_matrix(&x, n).expect("native x3");
     assert!(a.iter().zip(&c).all(|(p, q)| p.to_bits() == q.to_bits()));
 }
 
 fn expect_unsupported(m: &ModelProto, what: &str) {
-    let err = Model::from_proto(m, &LoadOptions { engine: Engine::Native, threads: 1 }).unwrap_err();
-    assert!(matches!(err, InferError::Unsupported { .. }) && err.to_string().contains(what), "{what}: {err}");
-    let auto = Model::from_proto(m, &LoadOptions { engine: Engine::Auto, threads: 1 }).expect("auto falls back");
+    let err = Model::from_proto(
+        m,
+        &LoadOptions {
+            engine: Engine::Native,
+            threads: 1,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, InferError::Unsupported { .. }) && err.to_string().contains(what),
+        "{what}: {err}"
+    );
+    let auto = Model::from_proto(
+        m,
+        &LoadOptions {
+            engine: Engine::Auto,
+            threads: 1,
+        },
+    )
+    .expect("auto falls back");
     assert_eq!(auto.engine_used(), Engine::Ort, "{what}");
 }
 
@@ -339,4 +474,3 @@ fn unsupported_preprocessing_falls_back_to_ort() {
         "Cast",
     );
 }
-

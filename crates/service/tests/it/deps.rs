@@ -6,15 +6,30 @@
 fn service_does_not_depend_on_training_crates() {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--edges", "normal,build,dev", "--prefix", "none", "--manifest-path"])
+        .args([
+            "tree",
+            "--offline",
+            "--edges",
+            "normal,build,dev",
+            "--prefix",
+            "none",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .args(["-p", "cr-service"])
         .output()
         .expect("cargo tree runs");
-    assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
     assert!(tree.contains("cr-infer"), "unexpected tree:\n{tree}");
     for banned in ["cr-train ", "cr-gbdt ", "cr-linear "] {
-        assert!(!tree.lines().any(|l| l.starts_with(banned)), "cr-service depends on {banned}:\n{tree}");
+        assert!(
+            !tree.lines().any(|l| l.starts_with(banned)),
+            "cr-service depends on {banned}:\n{tree}"
+        );
     }
 }

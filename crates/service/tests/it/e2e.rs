@@ -23,13 +23,19 @@ async fn read_response(mut s: TcpStream) -> (u16, Value) {
     s.read_to_end(&mut buf).await.expect("read");
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 async fn post(addr: std::net::SocketAddr, path: &str, key: &str, body: &[u8]) -> (u16, Value) {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(request_head("POST", path, key, body.len()).as_bytes()).await.unwrap();
+    s.write_all(request_head("POST", path, key, body.len()).as_bytes())
+        .await
+        .unwrap();
     s.write_all(body).await.unwrap();
     read_response(s).await
 }
@@ -53,17 +59,32 @@ async fn serves_over_tcp_and_drains_on_shutdown() {
 
     let decls = &models().a.decls;
     for d in &decls[..10] {
-        let (status, body) = post(addr, "/v1/score", &e.score_key, &serde_json::to_vec(d).unwrap()).await;
+        let (status, body) = post(
+            addr,
+            "/v1/score",
+            &e.score_key,
+            &serde_json::to_vec(d).unwrap(),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
-        assert_score("a", body["declaration_id"].as_str().unwrap(), body["score"].as_f64().unwrap());
+        assert_score(
+            "a",
+            body["declaration_id"].as_str().unwrap(),
+            body["score"].as_f64().unwrap(),
+        );
     }
     let (status, body) = post(addr, "/v1/score", "nope", b"{}").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
 
     // Start a request and send only half its body, then ask the server to stop.
     let last = serde_json::to_vec(&decls[10]).unwrap();
     let mut slow = TcpStream::connect(addr).await.unwrap();
-    slow.write_all(request_head("POST", "/v1/score", &e.score_key, last.len()).as_bytes()).await.unwrap();
+    slow.write_all(request_head("POST", "/v1/score", &e.score_key, last.len()).as_bytes())
+        .await
+        .unwrap();
     slow.write_all(&last[..last.len() / 2]).await.unwrap();
     slow.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -80,6 +101,8 @@ async fn serves_over_tcp_and_drains_on_shutdown() {
     assert!(TcpStream::connect(addr).await.is_err());
     // Every decision reached the audit trail.
     let conn = rusqlite::Connection::open(&e.db).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 11);
 }

@@ -31,7 +31,9 @@ fn models_without_our_pipeline_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     // A valid ONNX model (the generated one) stripped of its pipeline metadata.
     let mut proto = cr_onnx::load_model(&models().a.path).unwrap();
-    proto.metadata_props.retain(|p| p.key() != "customs_risk.pipeline");
+    proto
+        .metadata_props
+        .retain(|p| p.key() != "customs_risk.pipeline");
     let path = dir.path().join("plain.onnx");
     cr_onnx::save_model(&path, &proto).unwrap();
     let err = InferScorer::load(&path, Engine::Auto).unwrap_err();

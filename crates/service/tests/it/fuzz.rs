@@ -22,9 +22,19 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let e = env(Some("a"));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let s = state(&e);
-        Fixture { key: e.score_key.clone(), router: app(s.clone()), _state: s, _env: e, rt }
+        Fixture {
+            key: e.score_key.clone(),
+            router: app(s.clone()),
+            _state: s,
+            _env: e,
+            rt,
+        }
     })
 }
 
@@ -39,12 +49,23 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(".{0,8}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
-const COLUMNS: [&str; 9] = ["decl_id", "date", "hs_code", "office", "value", "mass", "tax_rate", "declarations", "extra"];
+const COLUMNS: [&str; 9] = [
+    "decl_id",
+    "date",
+    "hs_code",
+    "office",
+    "value",
+    "mass",
+    "tax_rate",
+    "declarations",
+    "extra",
+];
 
 /// Objects keyed mostly by real column names, so validation paths are exercised.
 fn arb_declaration() -> impl Strategy<Value = Value> {
@@ -53,24 +74,49 @@ fn arb_declaration() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|i| Value::Number(i.into())),
         any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
-        prop_oneof![Just("2024-02-30".to_string()), Just("071080".to_string()), Just("1e40".to_string()), ".{0,10}"]
-            .prop_map(Value::String),
+        prop_oneof![
+            Just("2024-02-30".to_string()),
+            Just("071080".to_string()),
+            Just("1e40".to_string()),
+            ".{0,10}"
+        ]
+        .prop_map(Value::String),
         Just(Value::Array(vec![])),
     ];
-    prop::collection::btree_map(0..COLUMNS.len(), value, 0..COLUMNS.len())
-        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (COLUMNS[k].to_string(), v)).collect::<Map<_, _>>()))
+    prop::collection::btree_map(0..COLUMNS.len(), value, 0..COLUMNS.len()).prop_map(|m| {
+        Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (COLUMNS[k].to_string(), v))
+                .collect::<Map<_, _>>(),
+        )
+    })
 }
 
 fn check(body: Vec<u8>) -> Result<(), TestCaseError> {
     let f = fixture();
-    let (status, json, text) = f.rt.block_on(call(&f.router, "POST", "/v1/score", Some(&f.key), Some(body)));
-    prop_assert!(status.is_success() || status.is_client_error(), "status {status}: {text}");
+    let (status, json, text) = f.rt.block_on(call(
+        &f.router,
+        "POST",
+        "/v1/score",
+        Some(&f.key),
+        Some(body),
+    ));
+    prop_assert!(
+        status.is_success() || status.is_client_error(),
+        "status {status}: {text}"
+    );
     prop_assert!(!json.is_null(), "not JSON: {text}");
     if status.is_client_error() {
         let code = error_code(&json);
         prop_assert!(
-            ["invalid_json", "invalid_request", "invalid_declaration", "batch_too_large", "body_too_large"]
-                .contains(&code.as_str()),
+            [
+                "invalid_json",
+                "invalid_request",
+                "invalid_declaration",
+                "batch_too_large",
+                "body_too_large"
+            ]
+            .contains(&code.as_str()),
             "{code}"
         );
     }

@@ -17,7 +17,10 @@ async fn promotion_swaps_atomically_under_load() {
     // The two models must disagree on every declaration used, or the check proves nothing.
     for d in decls {
         let id = d["decl_id"].as_str().unwrap();
-        let (a, b) = (crate::support::expected_for("a")[id], crate::support::expected_for("b")[id]);
+        let (a, b) = (
+            crate::support::expected_for("a")[id],
+            crate::support::expected_for("b")[id],
+        );
         assert!((a - b).abs() > 1e-5, "{id}: a {a} b {b}");
     }
 
@@ -35,12 +38,15 @@ async fn promotion_swaps_atomically_under_load() {
                 // Alternate single declarations (scored inline) and batches of 20 (scored on
                 // the blocking pool).
                 let body = if i.is_multiple_of(3) {
-                    let batch: Vec<_> = (0..20).map(|j| decls[(k + j) % decls.len()].clone()).collect();
+                    let batch: Vec<_> = (0..20)
+                        .map(|j| decls[(k + j) % decls.len()].clone())
+                        .collect();
                     json!({ "declarations": batch })
                 } else {
                     decls[k].clone()
                 };
-                let (status, resp, text) = call(&router, "POST", "/v1/score", Some(&key), json_body(&body)).await;
+                let (status, resp, text) =
+                    call(&router, "POST", "/v1/score", Some(&key), json_body(&body)).await;
                 assert_eq!(status, StatusCode::OK, "{text}");
                 let results = match resp.get("results") {
                     Some(r) => r.as_array().unwrap().clone(),
@@ -50,8 +56,16 @@ async fn promotion_swaps_atomically_under_load() {
                 assert!(version == "a" || version == "b", "{version}");
                 assert_eq!(results.len(), if i.is_multiple_of(3) { 20 } else { 1 });
                 for r in &results {
-                    assert_eq!(r["model_version"].as_str().unwrap(), version, "mixed versions in {text}");
-                    assert_score(&version, r["declaration_id"].as_str().unwrap(), r["score"].as_f64().unwrap());
+                    assert_eq!(
+                        r["model_version"].as_str().unwrap(),
+                        version,
+                        "mixed versions in {text}"
+                    );
+                    assert_score(
+                        &version,
+                        r["declaration_id"].as_str().unwrap(),
+                        r["score"].as_f64().unwrap(),
+                    );
                 }
                 seen.insert(version);
                 n_decls += results.len();
@@ -83,9 +97,14 @@ async fn promotion_swaps_atomically_under_load() {
     s.audit().close().await.unwrap();
     // The audit agrees with the responses: every row's score is its version's score.
     let conn = rusqlite::Connection::open(&e.db).unwrap();
-    let mut stmt = conn.prepare("SELECT model_version, declaration_id, score FROM audit").unwrap();
-    let rows: Vec<(String, String, f64)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap();
+    let mut stmt = conn
+        .prepare("SELECT model_version, declaration_id, score FROM audit")
+        .unwrap();
+    let rows: Vec<(String, String, f64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(rows.len(), total);
     for (v, id, score) in rows {
         assert_score(&v, &id, score);

@@ -31,7 +31,9 @@ pub struct Models {
 }
 
 fn load_files(dir: &Path, name: &str) -> ModelFiles {
-    let read = |suffix: &str| std::fs::read_to_string(dir.join(format!("{name}.{suffix}"))).expect("generated file");
+    let read = |suffix: &str| {
+        std::fs::read_to_string(dir.join(format!("{name}.{suffix}"))).expect("generated file")
+    };
     ModelFiles {
         path: dir.join(format!("{name}.onnx")),
         decls: serde_json::from_str(&read("decls.json")).expect("decls json"),
@@ -58,8 +60,17 @@ pub fn models() -> &'static Models {
             .args(["a:1:30", "b:2:30", "nocard:3:10:nocard"])
             .output()
             .expect("python3 runs");
-        assert!(out.status.success(), "make_model.py failed: {}", String::from_utf8_lossy(&out.stderr));
-        Models { a: load_files(&dir, "a"), b: load_files(&dir, "b"), nocard: load_files(&dir, "nocard"), _dir: dir }
+        assert!(
+            out.status.success(),
+            "make_model.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Models {
+            a: load_files(&dir, "a"),
+            b: load_files(&dir, "b"),
+            nocard: load_files(&dir, "nocard"),
+            _dir: dir,
+        }
     })
 }
 
@@ -93,7 +104,11 @@ pub fn env(champion: Option<&str>) -> Env {
         std::fs::copy(&f.path, &p).expect("copy model");
         p
     };
-    let (a, b, nocard) = (copy(&m.a, "a.onnx"), copy(&m.b, "b.onnx"), copy(&m.nocard, "nocard.onnx"));
+    let (a, b, nocard) = (
+        copy(&m.a, "a.onnx"),
+        copy(&m.b, "b.onnx"),
+        copy(&m.nocard, "nocard.onnx"),
+    );
     let db = dir.path().join("registry.db");
     let mut reg = Registry::open(&db).expect("open registry");
     reg.register(&a, &opts("gbdt", "a")).expect("register a");
@@ -103,11 +118,25 @@ pub fn env(champion: Option<&str>) -> Env {
     }
     let score_key = reg.create_key(Role::Score, "gateway").expect("key").key;
     let admin_key = reg.create_key(Role::Admin, "ops").expect("key").key;
-    Env { dir, db, a, b, nocard, score_key, admin_key }
+    Env {
+        dir,
+        db,
+        a,
+        b,
+        nocard,
+        score_key,
+        admin_key,
+    }
 }
 
 pub fn limits() -> Limits {
-    Limits { max_body_bytes: 64 * 1024, max_batch: 100, inline_max_declarations: 16, blocking_permits: 2, audit_queue: 1024 }
+    Limits {
+        max_body_bytes: 64 * 1024,
+        max_batch: 100,
+        inline_max_declarations: 16,
+        blocking_permits: 2,
+        audit_queue: 1024,
+    }
 }
 
 pub fn state(env: &Env) -> AppState {
@@ -116,17 +145,34 @@ pub fn state(env: &Env) -> AppState {
 
 /// Call the router without a socket. Returns status, parsed JSON body (Null if not JSON),
 /// and the raw body text.
-pub async fn call(app: &Router, method: &str, path: &str, key: Option<&str>, body: Option<Vec<u8>>) -> (StatusCode, Value, String) {
-    let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
+pub async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, Value, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
-    let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("request");
+    let req = req
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .expect("request");
     let resp = app.clone().oneshot(req).await.expect("infallible");
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), text)
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text,
+    )
 }
 
 pub fn json_body(v: &Value) -> Option<Vec<u8>> {
@@ -135,10 +181,18 @@ pub fn json_body(v: &Value) -> Option<Vec<u8>> {
 
 /// The error code of an error body, asserting its shape.
 pub fn error_code(body: &Value) -> String {
-    let e = body.get("error").unwrap_or_else(|| panic!("no error object in {body}"));
-    let msg = e.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("no message in {body}"));
+    let e = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no error object in {body}"));
+    let msg = e
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no message in {body}"));
     assert!(!msg.is_empty());
-    e.get("code").and_then(Value::as_str).unwrap_or_else(|| panic!("no code in {body}")).to_string()
+    e.get("code")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no code in {body}"))
+        .to_string()
 }
 
 /// Percentile from first principles: position of `score` on the evenly spaced quantile grid,
@@ -176,5 +230,8 @@ pub fn expected_for(version: &str) -> &'static BTreeMap<String, f64> {
 /// Assert `score` (f32 from the service) equals the ONNX Runtime reference.
 pub fn assert_score(version: &str, id: &str, score: f64) {
     let want = expected_for(version)[id];
-    assert!((score - want).abs() <= 1e-6, "version {version} declaration {id}: service {score}, onnxruntime {want}");
+    assert!(
+        (score - want).abs() <= 1e-6,
+        "version {version} declaration {id}: service {score}, onnxruntime {want}"
+    );
 }

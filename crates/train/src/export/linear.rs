@@ -8,8 +8,14 @@ use cr_onnx::{attr, tensor, GraphBuilder};
 
 use crate::TrainError;
 
-pub fn emit(model: &LogisticModel, features: &str, g: &mut GraphBuilder) -> Result<String, TrainError> {
-    model.validate().map_err(|e| TrainError::Export(e.to_string()))?;
+pub fn emit(
+    model: &LogisticModel,
+    features: &str,
+    g: &mut GraphBuilder,
+) -> Result<String, TrainError> {
+    model
+        .validate()
+        .map_err(|e| TrainError::Export(e.to_string()))?;
     let d = model.n_features as i64;
     let init = |g: &mut GraphBuilder, prefix: &str, dims: &[i64], data: &[f32]| {
         let n = g.unique_name(prefix);
@@ -56,6 +62,12 @@ pub fn emit(model: &LogisticModel, features: &str, g: &mut GraphBuilder) -> Resu
     let one = init(g, "one", &[], &[1.0]);
     let q = node(g, "Sub", &[&one, &p]);
     let probs = g.unique_name("probabilities");
-    g.add_node("Concat", "", &[&q, &p], &[&probs], vec![attr::int("axis", 1)]);
+    g.add_node(
+        "Concat",
+        "",
+        &[&q, &p],
+        &[&probs],
+        vec![attr::int("axis", 1)],
+    );
     Ok(probs)
 }

@@ -36,11 +36,19 @@ pub enum Trained<'a> {
 }
 
 /// Builds the full graph (pipeline + model) with its metadata.
-pub fn to_onnx(pipeline: &FittedPipeline, model: Trained<'_>, card: &ModelCard) -> Result<ModelProto, TrainError> {
+pub fn to_onnx(
+    pipeline: &FittedPipeline,
+    model: Trained<'_>,
+    card: &ModelCard,
+) -> Result<ModelProto, TrainError> {
     let mut g = GraphBuilder::new(&format!("customs-risk {}", card.name));
     let features = pipeline::emit(pipeline, &mut g)?;
     let n_features = pipeline.features.len() as i64;
-    g.add_value_info(&features, ElemType::F32, &[Dim::batch(), Dim::Known(n_features)]);
+    g.add_value_info(
+        &features,
+        ElemType::F32,
+        &[Dim::batch(), Dim::Known(n_features)],
+    );
     let (kind, probs, extra) = match model {
         Trained::Gbdt(m) => {
             if m.n_features != pipeline.features.len() {
@@ -57,10 +65,15 @@ pub fn to_onnx(pipeline: &FittedPipeline, model: Trained<'_>, card: &ModelCard) 
             ("logistic", linear::emit(m, &features, &mut g)?, Some(json))
         }
     };
-    let out_dims = if probs.starts_with("probabilities") { [Dim::batch(), Dim::Known(2)] } else { [Dim::batch(), Dim::Known(1)] };
+    let out_dims = if probs.starts_with("probabilities") {
+        [Dim::batch(), Dim::Known(2)]
+    } else {
+        [Dim::batch(), Dim::Known(1)]
+    };
     g.add_output(&probs, ElemType::F32, &out_dims);
     g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
-    let card_json = serde_json::to_string_pretty(card).map_err(|e| TrainError::Export(e.to_string()))?;
+    let card_json =
+        serde_json::to_string_pretty(card).map_err(|e| TrainError::Export(e.to_string()))?;
     let mut mb = ModelBuilder::new(g.build())
         .doc_string(&format!("{} ({})", card.name, card.algo))
         .metadata(META_CARD, &card_json)

@@ -37,8 +37,16 @@ pub fn raw_inputs(p: &FittedPipeline) -> Vec<(String, ElemType)> {
             FeatureDef::Numeric { index, .. } => {
                 nums.insert(*index);
             }
-            FeatureDef::UnitValue { value_index, mass_index, .. }
-            | FeatureDef::RelUnitValue { value_index, mass_index, .. } => {
+            FeatureDef::UnitValue {
+                value_index,
+                mass_index,
+                ..
+            }
+            | FeatureDef::RelUnitValue {
+                value_index,
+                mass_index,
+                ..
+            } => {
                 nums.insert(*value_index);
                 nums.insert(*mass_index);
             }
@@ -78,7 +86,16 @@ pub fn emit(p: &FittedPipeline, g: &mut GraphBuilder) -> Result<String, TrainErr
     for (name, elem) in raw_inputs(p) {
         g.add_input(&name, elem, &[Dim::batch(), Dim::Known(1)]);
     }
-    let mut e = Emitter { g, schema: &p.schema, hs_int: BTreeMap::new(), hs_str: BTreeMap::new(), consts: BTreeMap::new(), keys: BTreeMap::new(), uv: None, civil: None };
+    let mut e = Emitter {
+        g,
+        schema: &p.schema,
+        hs_int: BTreeMap::new(),
+        hs_str: BTreeMap::new(),
+        consts: BTreeMap::new(),
+        keys: BTreeMap::new(),
+        uv: None,
+        civil: None,
+    };
     let mut cols = Vec::with_capacity(p.features.len());
     for f in &p.features {
         cols.push(e.feature(f)?);
@@ -105,7 +122,13 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    fn node(&mut self, op: &str, domain: &str, inputs: &[&str], attrs: Vec<cr_onnx::proto::AttributeProto>) -> String {
+    fn node(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        attrs: Vec<cr_onnx::proto::AttributeProto>,
+    ) -> String {
         let out = self.g.unique_name(&op.to_ascii_lowercase());
         self.g.add_node(op, domain, inputs, &[&out], attrs);
         out
@@ -200,7 +223,9 @@ impl Emitter<'_> {
                     .categorical
                     .get(c)
                     .map(|c| c.name.clone())
-                    .ok_or_else(|| TrainError::Export(format!("categorical index {c} not in schema")))?,
+                    .ok_or_else(|| {
+                    TrainError::Export(format!("categorical index {c} not in schema"))
+                })?,
                 KeyPart::Hs(d) => self.hs_prefix_str(d),
             };
             acc = Some(match acc {
@@ -227,7 +252,11 @@ impl Emitter<'_> {
             "LabelEncoder",
             "ai.onnx.ml",
             &[key],
-            vec![attr::strings("keys_strings", &keys), attr::floats("values_floats", values), attr::float("default_float", default)],
+            vec![
+                attr::strings("keys_strings", &keys),
+                attr::floats("values_floats", values),
+                attr::float("default_float", default),
+            ],
         )
     }
 
@@ -258,10 +287,26 @@ impl Emitter<'_> {
         let date = self.schema.date.clone();
         let parts = self.g.unique_name("date_parts");
         let lens = self.g.unique_name("date_part_count");
-        self.g.add_node("StringSplit", "", &[&date], &[&parts, &lens], vec![attr::string("delimiter", "-"), attr::int("maxsplit", 2)]);
+        self.g.add_node(
+            "StringSplit",
+            "",
+            &[&date],
+            &[&parts, &lens],
+            vec![attr::string("delimiter", "-"), attr::int("maxsplit", 2)],
+        );
         let ints = self.cast(&parts, INT64); // [N, 1, 3]
-        let (y3, m3, d3) = (self.g.unique_name("year3"), self.g.unique_name("month3"), self.g.unique_name("day3"));
-        self.g.add_node("Split", "", &[&ints], &[&y3, &m3, &d3], vec![attr::int("axis", 2), attr::int("num_outputs", 3)]);
+        let (y3, m3, d3) = (
+            self.g.unique_name("year3"),
+            self.g.unique_name("month3"),
+            self.g.unique_name("day3"),
+        );
+        self.g.add_node(
+            "Split",
+            "",
+            &[&ints],
+            &[&y3, &m3, &d3],
+            vec![attr::int("axis", 2), attr::int("num_outputs", 3)],
+        );
         let axes = self.g.unique_name("axis2");
         self.g.add_initializer(tensor::i64(&axes, &[1], &[2]));
         let y = self.node("Squeeze", "", &[&y3, &axes], vec![]);
@@ -319,11 +364,22 @@ impl Emitter<'_> {
                 let x = self.numeric_input(*index)?;
                 self.node("Identity", "", &[&x], vec![])
             }
-            FeatureDef::UnitValue { value_index, mass_index, .. } => {
+            FeatureDef::UnitValue {
+                value_index,
+                mass_index,
+                ..
+            } => {
                 let u = self.unit_value(*value_index, *mass_index)?;
                 self.node("Identity", "", &[&u], vec![])
             }
-            FeatureDef::RelUnitValue { value_index, mass_index, hs4_median, hs2_median, global_median, .. } => {
+            FeatureDef::RelUnitValue {
+                value_index,
+                mass_index,
+                hs4_median,
+                hs2_median,
+                global_median,
+                ..
+            } => {
                 let uv = self.unit_value(*value_index, *mass_index)?;
                 let hs2 = self.hs_prefix_str(2);
                 let m2 = self.lookup(&hs2, hs2_median, *global_median);
@@ -356,7 +412,18 @@ impl Emitter<'_> {
                 let (_, m, _) = self.civil();
                 self.cast(&m, FLOAT)
             }
-            FeatureDef::RiskRate { key, table, default, .. } | FeatureDef::RiskCount { key, table, default, .. } => {
+            FeatureDef::RiskRate {
+                key,
+                table,
+                default,
+                ..
+            }
+            | FeatureDef::RiskCount {
+                key,
+                table,
+                default,
+                ..
+            } => {
                 let k = self.key(key)?;
                 self.lookup(&k, table, *default)
             }

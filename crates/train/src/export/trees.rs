@@ -42,10 +42,17 @@ fn flatten(model: &GbdtModel) -> Result<Flat, TrainError> {
         leaf_weight: vec![],
     };
     for (t, tree) in model.trees.iter().enumerate() {
-        tree.validate(model.n_features).map_err(|e| TrainError::Export(format!("tree {t}: {e}")))?;
+        tree.validate(model.n_features)
+            .map_err(|e| TrainError::Export(format!("tree {t}: {e}")))?;
         let t = t as i64;
         let ni = tree.num_internal() as i64;
-        let child = |c: i32| -> i64 { if c >= 0 { i64::from(c) } else { ni + i64::from(!c) } };
+        let child = |c: i32| -> i64 {
+            if c >= 0 {
+                i64::from(c)
+            } else {
+                ni + i64::from(!c)
+            }
+        };
         for i in 0..tree.num_internal() {
             f.tree_ids.push(t);
             f.node_ids.push(i as i64);
@@ -102,7 +109,13 @@ pub fn emit(model: &GbdtModel, features: &str, g: &mut GraphBuilder) -> Result<S
             ]);
             let label = g.unique_name("label");
             let probs = g.unique_name("probabilities");
-            g.add_node("TreeEnsembleClassifier", "ai.onnx.ml", &[features], &[&label, &probs], attrs);
+            g.add_node(
+                "TreeEnsembleClassifier",
+                "ai.onnx.ml",
+                &[features],
+                &[&label, &probs],
+                attrs,
+            );
             Ok(probs)
         }
         Objective::Regression | Objective::Tweedie { .. } => {
@@ -117,7 +130,13 @@ pub fn emit(model: &GbdtModel, features: &str, g: &mut GraphBuilder) -> Result<S
                 attr::floats("base_values", vec![model.base_score as f32]),
             ]);
             let raw = g.unique_name("raw_prediction");
-            g.add_node("TreeEnsembleRegressor", "ai.onnx.ml", &[features], &[&raw], attrs);
+            g.add_node(
+                "TreeEnsembleRegressor",
+                "ai.onnx.ml",
+                &[features],
+                &[&raw],
+                attrs,
+            );
             if matches!(model.objective, Objective::Tweedie { .. }) {
                 let out = g.unique_name("prediction");
                 g.add_node("Exp", "", &[&raw], &[&out], vec![]);
