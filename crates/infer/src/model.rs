@@ -193,12 +193,14 @@ impl Model {
                 Ok(s) => (Engine::Native, Some(s), None),
                 Err(native_err) => match OrtEngine::new(model, threads) {
                     Ok(o) => (Engine::Ort, None, Some(o)),
-                    Err(InferError::Runtime(ort_err)) => return Err(InferError::Unsupported {
-                        op: format!("native engine: {native_err}"),
-                        hint: format!(
+                    Err(InferError::Runtime(ort_err)) => {
+                        return Err(InferError::Unsupported {
+                            op: format!("native engine: {native_err}"),
+                            hint: format!(
                             "this graph needs ONNX Runtime, which failed: {ort_err}; {ORT_HINT}"
                         ),
-                    }),
+                        })
+                    }
                     Err(e) => return Err(e),
                 },
             },
