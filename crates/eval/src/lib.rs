@@ -74,6 +74,7 @@ mod error;
 pub mod estimate;
 mod html;
 pub mod metrics;
+pub mod offpolicy;
 pub mod report;
 pub mod rows;
 pub mod stats;

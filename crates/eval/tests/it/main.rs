@@ -6,4 +6,5 @@ mod coverage;
 mod delong;
 mod determinism;
 mod estimators;
+mod offpolicy;
 mod sklearn;
