@@ -84,3 +84,114 @@ fn ipw_snipw_dr_cover_the_truth_and_naive_does_not() {
         "ignoring propensities should overstate the hit rate here; relative bias {naive_bias:.4}"
     );
 }
+
+/// One period of the promotion experiment: the champion A (signal x1 only) chose what was
+/// inspected: its top 5 % with π = 1, every other row by an independent random floor π = 0.10.
+/// Returns (A's top-k, B's top-k, logged outcomes, propensities, DR model, true difference).
+#[allow(clippy::type_complexity)]
+fn promotion_period(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    challenger_better: bool,
+) -> (
+    Vec<bool>,
+    Vec<bool>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    Vec<f64>,
+    f64,
+) {
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let normal = |rng: &mut ChaCha8Rng| {
+        // Box–Muller: enough for a test world.
+        let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    let (mut sa, mut sb, mut y, mut m) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..n {
+        let (x1, x2) = (normal(rng), normal(rng));
+        let p = sigmoid(-3.5 + x1 + x2);
+        y.push(f64::from(u8::from(rng.random::<f64>() < p)));
+        sa.push(x1);
+        if challenger_better {
+            // Sees the planted second signal.
+            sb.push(x1 + x2);
+            m.push(sigmoid(-3.5 + 0.8 * (x1 + x2)));
+        } else {
+            // Trained on shuffled labels: its ranking carries no signal.
+            sb.push(rng.random::<f64>());
+            m.push(sigmoid(-3.5 + x1));
+        }
+    }
+    let k = n / 20;
+    let top = |s: &[f64]| {
+        let mut o: Vec<usize> = (0..n).collect();
+        o.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        let mut t = vec![false; n];
+        for &i in &o[..k] {
+            t[i] = true;
+        }
+        t
+    };
+    let (ta, tb) = (top(&sa), top(&sb));
+    let (mut outcome, mut propensity) = (vec![None; n], vec![None; n]);
+    for i in 0..n {
+        let pi = if ta[i] { 1.0 } else { 0.10 };
+        if pi >= 1.0 || rng.random::<f64>() < pi {
+            outcome[i] = Some(y[i]);
+            propensity[i] = Some(pi);
+        }
+    }
+    let mean = |t: &[bool]| (0..n).filter(|&i| t[i]).map(|i| y[i]).sum::<f64>() / k as f64;
+    let truth = mean(&tb) - mean(&ta);
+    (ta, tb, outcome, propensity, m, truth)
+}
+
+#[test]
+fn paired_difference_intervals_cover_and_the_gate_promotes_only_the_better_model() {
+    use cr_eval::offpolicy::{policy_difference, PromotionGate};
+    let (reps, n) = (300usize, 20_000usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let gate = PromotionGate::default();
+    let (mut promoted_better, mut promoted_worse) = (0usize, 0usize);
+    let mut cover = [0usize; 3];
+    for _ in 0..reps {
+        for better in [true, false] {
+            let (ta, tb, outcome, propensity, m, truth) = promotion_period(&mut rng, n, better);
+            let d = policy_difference(
+                &ta,
+                &tb,
+                LoggedData {
+                    outcome: &outcome,
+                    propensity: &propensity,
+                },
+                Some(&m),
+                0.95,
+            )
+            .unwrap();
+            if better {
+                for (k, e) in [d.ipw, d.snipw.unwrap(), d.doubly_robust.unwrap()]
+                    .iter()
+                    .enumerate()
+                {
+                    cover[k] += usize::from(e.covers(truth));
+                }
+                promoted_better += usize::from(gate.decide(&d).promote);
+            } else {
+                promoted_worse += usize::from(gate.decide(&d).promote);
+            }
+        }
+    }
+    let rate = promoted_better as f64 / reps as f64;
+    eprintln!(
+        "gate: better challenger promoted {promoted_better}/{reps}, worse {promoted_worse}/{reps}"
+    );
+    for (k, name) in ["ipw", "snipw", "doubly robust"].iter().enumerate() {
+        let c = cover[k] as f64 / reps as f64;
+        eprintln!("difference {name}: coverage {c:.3}");
+        // 300 replications: ±2.6 SE around 0.95.
+        assert!((0.91..=0.99).contains(&c), "{name}: coverage {c:.3}");
+    }
+    assert_eq!(promoted_worse, 0, "a worse challenger was promoted");
+    assert!(rate >= 0.90, "better challenger promoted in only {rate:.3}");
+}
