@@ -1,0 +1,6 @@
+//! cr-policy integration tests: one binary, a module per area.
+
+mod common;
+mod eval;
+mod malformed;
+mod select;
