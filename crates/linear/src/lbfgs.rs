@@ -1,6 +1,12 @@
 //! A small, deterministic L-BFGS minimiser (Nocedal & Wright, *Numerical Optimization*,
-//! 2nd ed., Algorithm 7.4 two-loop recursion and 7.5) with Armijo backtracking. Used for the
-//! weighted logistic objective, which linfa-logistic cannot express.
+//! 2nd ed., Algorithm 7.4 two-loop recursion and 7.5) with Armijo backtracking. It minimises
+//! the logistic objective of [`crate::fit`].
+//!
+//! Stopping rules are SciPy's L-BFGS-B as scikit-learn's `lbfgs` solver calls it
+//! (`gtol = tol`, `ftol = 64·ε`): the largest absolute gradient component is at most
+//! `gradient_tolerance`, or the relative decrease of the cost
+//! `(f_k − f_{k+1}) / max(|f_k|, |f_{k+1}|, 1)` is at most `cost_tolerance`; both count as
+//! converged. Running out of iterations or finding no descent step does not.
 
 /// Stopping and memory settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -9,17 +15,41 @@ pub struct LbfgsOptions {
     pub memory: usize,
     /// Maximum number of iterations.
     pub max_iter: u64,
-    /// Stop when the Euclidean norm of the gradient is below this.
+    /// Stop when the largest absolute gradient component is at most this.
     pub gradient_tolerance: f64,
+    /// Stop when the relative cost decrease of one iteration is at most this.
+    pub cost_tolerance: f64,
 }
 
 impl Default for LbfgsOptions {
     fn default() -> Self {
         LbfgsOptions {
             memory: 10,
-            max_iter: 200,
+            max_iter: 100,
             gradient_tolerance: 1e-4,
+            cost_tolerance: 64.0 * f64::EPSILON,
         }
+    }
+}
+
+/// Why [`minimize`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// The largest gradient component reached `gradient_tolerance` (converged).
+    Gradient,
+    /// One iteration lowered the cost by at most `cost_tolerance`, relatively (converged).
+    Cost,
+    /// `max_iter` iterations ran (not converged).
+    MaxIter,
+    /// No step along the search direction lowered the cost (not converged).
+    LineSearch,
+}
+
+impl Stop {
+    /// Gradient and cost tolerance count as converged (as SciPy's L-BFGS-B reports them).
+    pub fn converged(self) -> bool {
+        matches!(self, Stop::Gradient | Stop::Cost)
     }
 }
 
@@ -28,14 +58,20 @@ impl Default for LbfgsOptions {
 pub struct LbfgsResult {
     pub x: Vec<f64>,
     pub cost: f64,
-    pub gradient_norm: f64,
+    /// Largest absolute gradient component at `x`.
+    pub gradient_max: f64,
     pub iterations: u64,
-    /// The gradient norm reached the tolerance (otherwise: iteration limit or no progress).
-    pub converged: bool,
+    /// Cost and gradient evaluations (line search included).
+    pub evaluations: u64,
+    pub stop: Stop,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_abs(a: &[f64]) -> f64 {
+    a.iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
 /// Minimise `f` from `x0`. `f(x, grad)` returns the cost at `x` and writes the gradient into
@@ -48,6 +84,7 @@ where
     let mut x = x0;
     let mut g = vec![0.0; n];
     let mut cost = f(&x, &mut g);
+    let mut evaluations = 1;
     let mut s_hist: Vec<Vec<f64>> = Vec::new();
     let mut y_hist: Vec<Vec<f64>> = Vec::new();
     let mut rho_hist: Vec<f64> = Vec::new();
@@ -56,9 +93,21 @@ where
     let mut g_new = vec![0.0; n];
     let mut alpha = vec![0.0; opts.memory.max(1)];
     let mut iterations = 0;
-    let mut gnorm = dot(&g, &g).sqrt();
-    let mut converged = gnorm < opts.gradient_tolerance;
-    while !converged && iterations < opts.max_iter && cost.is_finite() {
+    let mut gmax = max_abs(&g);
+    let mut stop = if gmax <= opts.gradient_tolerance {
+        Some(Stop::Gradient)
+    } else {
+        None
+    };
+    while stop.is_none() {
+        if iterations >= opts.max_iter {
+            stop = Some(Stop::MaxIter);
+            break;
+        }
+        if !cost.is_finite() {
+            stop = Some(Stop::LineSearch);
+            break;
+        }
         iterations += 1;
         // Two-loop recursion: d = -H g.
         d.copy_from_slice(&g);
@@ -97,6 +146,7 @@ where
             for (dj, gj) in d.iter_mut().zip(&g) {
                 *dj = -gj;
             }
+            let gnorm = dot(&g, &g).sqrt();
             slope = -gnorm * gnorm;
             step = 1.0 / gnorm.max(1.0);
         }
@@ -108,6 +158,7 @@ where
                 *xn = xj + step * dj;
             }
             new_cost = f(&x_new, &mut g_new);
+            evaluations += 1;
             if new_cost.is_finite() && new_cost <= cost + 1e-4 * step * slope {
                 accepted = true;
                 break;
@@ -115,6 +166,7 @@ where
             step *= 0.5;
         }
         if !accepted {
+            stop = Some(Stop::LineSearch);
             break;
         }
         let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
@@ -130,22 +182,24 @@ where
             y_hist.push(y);
             rho_hist.push(1.0 / sy);
         }
-        let progress = cost - new_cost;
+        let relative_decrease = (cost - new_cost) / cost.abs().max(new_cost.abs()).max(1.0);
         std::mem::swap(&mut x, &mut x_new);
         std::mem::swap(&mut g, &mut g_new);
         cost = new_cost;
-        gnorm = dot(&g, &g).sqrt();
-        converged = gnorm < opts.gradient_tolerance;
-        if !converged && progress <= f64::EPSILON * cost.abs().max(1.0) && s_hist.is_empty() {
-            break;
+        gmax = max_abs(&g);
+        if gmax <= opts.gradient_tolerance {
+            stop = Some(Stop::Gradient);
+        } else if relative_decrease <= opts.cost_tolerance {
+            stop = Some(Stop::Cost);
         }
     }
     LbfgsResult {
         x,
         cost,
-        gradient_norm: gnorm,
+        gradient_max: gmax,
         iterations,
-        converged,
+        evaluations,
+        stop: stop.unwrap_or(Stop::MaxIter),
     }
 }
 
@@ -168,10 +222,11 @@ mod tests {
             &LbfgsOptions {
                 max_iter: 1000,
                 gradient_tolerance: 1e-9,
+                cost_tolerance: 0.0,
                 ..Default::default()
             },
         );
-        assert!(r.converged, "{r:?}");
+        assert_eq!(r.stop, Stop::Gradient, "{r:?}");
         assert!(
             (r.x[0] - 1.0).abs() < 1e-6 && (r.x[1] - 1.0).abs() < 1e-6,
             "{r:?}"
@@ -196,6 +251,7 @@ mod tests {
             vec![0.0; 3],
             &LbfgsOptions {
                 gradient_tolerance: 1e-10,
+                cost_tolerance: 0.0,
                 ..Default::default()
             },
         );

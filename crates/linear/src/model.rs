@@ -1,31 +1,31 @@
 //! Parameters, fitting and the fitted model with its explicit preprocessing.
 
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::lbfgs::{self, LbfgsOptions};
+use crate::lbfgs::{self, LbfgsOptions, Stop};
 use crate::LinearError;
 
 /// Rows per block when summing the loss and gradient (fixed, so sums do not depend on the
 /// thread count).
 const BLOCK_ROWS: usize = 4096;
 
-/// Hyper-parameters. Defaults: `l2 = 1.0`, `max_iter = 200`, `gradient_tolerance = 1e-4`,
-/// `class_weight_pos = 1.0`, no log features. Validate with [`LogisticParams::check`] (done by
-/// [`fit`]).
+/// Hyper-parameters. Defaults: `l2 = 1.0`, `max_iter = 100`, `gradient_tolerance = 1e-4`,
+/// `class_weight_pos = 1.0`, no log features — scikit-learn's `LogisticRegression()` defaults
+/// (`C = 1`, `max_iter = 100`, `tol = 1e-4`). Validate with [`LogisticParams::check`] (done
+/// by [`fit`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogisticParams {
     /// L2 penalty `alpha` on the coefficients (not the intercept), ≥ 0 and finite;
     /// scikit-learn's `C = 1 / l2`.
     pub l2: f64,
-    /// Maximum L-BFGS iterations, ≥ 1.
+    /// Maximum L-BFGS iterations, ≥ 1 (scikit-learn's `max_iter`).
     pub max_iter: u64,
-    /// Stop when the gradient's Euclidean norm (of the summed, unnormalised objective) is
-    /// below this; > 0 and finite.
+    /// Stop when the largest absolute component of the gradient of the *mean* objective
+    /// (the crate docs' objective divided by the total weight) is at most this; > 0 and
+    /// finite (scikit-learn's `tol`, which it passes to SciPy as `gtol`).
     pub gradient_tolerance: f64,
     /// Weight of positive rows (multiplies any sample weight), > 0 and finite.
     pub class_weight_pos: f64,
@@ -37,7 +37,7 @@ impl Default for LogisticParams {
     fn default() -> Self {
         LogisticParams {
             l2: 1.0,
-            max_iter: 200,
+            max_iter: 100,
             gradient_tolerance: 1e-4,
             class_weight_pos: 1.0,
             log_features: Vec::new(),
@@ -72,14 +72,21 @@ impl LogisticParams {
     }
 }
 
-/// Which optimiser produced the coefficients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Solver {
-    /// `linfa_logistic::LogisticRegression` (unweighted fits).
-    Linfa,
-    /// [`crate::lbfgs`] on the weighted objective.
-    WeightedLbfgs,
+/// How the optimiser ended: recorded in the model (and so in the model card).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    /// L-BFGS iterations run.
+    pub iterations: u64,
+    /// Cost and gradient evaluations (line search included).
+    pub evaluations: u64,
+    /// Largest absolute component of the mean objective's gradient at the solution.
+    pub gradient_max: f64,
+    /// The mean objective at the solution.
+    pub objective: f64,
+    /// Why the solver stopped.
+    pub stop: Stop,
+    /// `stop` is the gradient or the cost tolerance (not the iteration cap).
+    pub converged: bool,
 }
 
 /// A fitted model. Every field is part of the documented prediction contract (crate docs);
@@ -98,7 +105,8 @@ pub struct LogisticModel {
     /// Coefficient per standardised feature.
     pub coef: Vec<f32>,
     pub intercept: f32,
-    pub solver: Solver,
+    /// Iterations, final gradient and convergence of the fit.
+    pub report: FitReport,
     /// The parameters it was fitted with.
     pub params: LogisticParams,
 }
@@ -187,15 +195,18 @@ impl LogisticModel {
 }
 
 /// Preprocessing statistics and the standardised training matrix (f64, row-major).
-struct Prepared {
-    log_transform: Vec<bool>,
-    impute: Vec<f32>,
-    mean: Vec<f32>,
-    scale: Vec<f32>,
-    z: Array2<f64>,
+pub(crate) struct Prepared {
+    pub(crate) log_transform: Vec<bool>,
+    pub(crate) impute: Vec<f32>,
+    pub(crate) mean: Vec<f32>,
+    pub(crate) scale: Vec<f32>,
+    pub(crate) z: Array2<f64>,
 }
 
-fn prepare(params: &LogisticParams, x: ArrayView2<f32>) -> Result<Prepared, LinearError> {
+pub(crate) fn prepare(
+    params: &LogisticParams,
+    x: ArrayView2<f32>,
+) -> Result<Prepared, LinearError> {
     let (n, d) = x.dim();
     let mut log_transform = vec![false; d];
     for &j in &params.log_features {
@@ -297,34 +308,27 @@ pub fn fit(
         }
     }
     let prep = prepare(params, x)?;
-    let weighted = weight.is_some() || params.class_weight_pos != 1.0;
-    let (coef, intercept, solver) = if weighted {
-        let w: Vec<f64> = (0..n)
-            .map(|i| {
-                let base = weight.map_or(1.0, |w| f64::from(w[i]));
-                if y[i] {
-                    base * params.class_weight_pos
-                } else {
-                    base
-                }
-            })
-            .collect();
-        let (pos_w, neg_w) =
-            w.iter().zip(y).fold(
-                (0.0, 0.0),
-                |(p, q), (wi, &yi)| if yi { (p + wi, q) } else { (p, q + wi) },
-            );
-        if !(pos_w > 0.0 && neg_w > 0.0) {
-            return Err(LinearError::Data {
-                reason: "one class has zero total weight".into(),
-            });
-        }
-        let (c, b) = fit_weighted(params, &prep.z, y, &w)?;
-        (c, b, Solver::WeightedLbfgs)
-    } else {
-        let (c, b) = fit_linfa(params, prep.z, y)?;
-        (c, b, Solver::Linfa)
-    };
+    let w: Vec<f64> = (0..n)
+        .map(|i| {
+            let base = weight.map_or(1.0, |w| f64::from(w[i]));
+            if y[i] {
+                base * params.class_weight_pos
+            } else {
+                base
+            }
+        })
+        .collect();
+    let (pos_w, neg_w) =
+        w.iter().zip(y).fold(
+            (0.0, 0.0),
+            |(p, q), (wi, &yi)| if yi { (p + wi, q) } else { (p, q + wi) },
+        );
+    if !(pos_w > 0.0 && neg_w > 0.0) {
+        return Err(LinearError::Data {
+            reason: "one class has zero total weight".into(),
+        });
+    }
+    let (coef, intercept, report) = minimise(params, &prep.z, y, &w)?;
     Ok(LogisticModel {
         n_features: d,
         log_transform: prep.log_transform,
@@ -333,33 +337,9 @@ pub fn fit(
         scale: prep.scale,
         coef: coef.iter().map(|&c| c as f32).collect(),
         intercept: intercept as f32,
-        solver,
+        report,
         params: params.clone(),
     })
-}
-
-fn fit_linfa(
-    params: &LogisticParams,
-    z: Array2<f64>,
-    y: &[bool],
-) -> Result<(Vec<f64>, f64), LinearError> {
-    let targets = Array1::from(y.to_vec());
-    let dataset = Dataset::new(z, targets);
-    let model = LogisticRegression::default()
-        .alpha(params.l2)
-        .max_iterations(params.max_iter)
-        .gradient_tolerance(params.gradient_tolerance)
-        .fit(&dataset)
-        .map_err(|e| LinearError::Solver {
-            reason: format!("linfa-logistic: {e}"),
-        })?;
-    // linfa labels the *more frequent* class +1 (first seen on ties), so its decision
-    // function is P(majority class): flip the sign when that class is `false`.
-    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
-    Ok((
-        model.params().iter().map(|c| sign * c).collect(),
-        sign * model.intercept(),
-    ))
 }
 
 /// `ln(1 + e^{-m})` without overflow.
@@ -372,12 +352,14 @@ fn log1p_exp_neg(m: f64) -> f64 {
     }
 }
 
-/// Weighted objective of the crate docs and its gradient; parameters are
-/// `[β₁ … β_d, β₀]` (intercept last, as in linfa).
-fn weighted_objective(
+/// The crate docs' objective divided by the total weight `W = Σ wᵢ` (scikit-learn's scaling,
+/// so the gradient tolerance means the same for any number of rows) and its gradient, in one
+/// pass over the rows. Parameters are `[β₁ … β_d, β₀]` (intercept last).
+fn mean_objective(
     z: &Array2<f64>,
     y: &[bool],
     w: &[f64],
+    total_weight: f64,
     l2: f64,
     p: &[f64],
     grad: &mut [f64],
@@ -422,53 +404,52 @@ fn weighted_objective(
         cost += 0.5 * l2 * beta[j] * beta[j];
         grad[j] += l2 * beta[j];
     }
-    cost
+    let inv = 1.0 / total_weight;
+    grad.iter_mut().for_each(|g| *g *= inv);
+    cost * inv
 }
 
-fn fit_weighted(
+/// L-BFGS from β = 0 and the intercept at the weighted log-odds of the labels (the optimum
+/// when all coefficients are zero; scikit-learn starts from 0, which only costs iterations).
+fn minimise(
     params: &LogisticParams,
     z: &Array2<f64>,
     y: &[bool],
     w: &[f64],
-) -> Result<(Vec<f64>, f64), LinearError> {
+) -> Result<(Vec<f64>, f64, FitReport), LinearError> {
     let d = z.ncols();
+    let total: f64 = w.iter().sum();
+    let pos: f64 = w
+        .iter()
+        .zip(y)
+        .filter(|(_, &yi)| yi)
+        .map(|(wi, _)| wi)
+        .sum();
+    let mut x0 = vec![0.0; d + 1];
+    x0[d] = (pos / (total - pos)).ln();
     let opts = LbfgsOptions {
         memory: 10,
         max_iter: params.max_iter,
         gradient_tolerance: params.gradient_tolerance,
+        cost_tolerance: 64.0 * f64::EPSILON,
     };
     let r = lbfgs::minimize(
-        |p, g| weighted_objective(z, y, w, params.l2, p, g),
-        vec![0.0; d + 1],
+        |p, g| mean_objective(z, y, w, total, params.l2, p, g),
+        x0,
         &opts,
     );
     if !r.x.iter().all(|v| v.is_finite()) {
         return Err(LinearError::Solver {
-            reason: "weighted L-BFGS produced non-finite coefficients".into(),
+            reason: "L-BFGS produced non-finite coefficients".into(),
         });
     }
-    Ok((r.x[..d].to_vec(), r.x[d]))
-}
-
-#[cfg(test)]
-pub(crate) fn fit_weighted_for_test(
-    params: &LogisticParams,
-    x: ArrayView2<f32>,
-    y: &[bool],
-) -> Result<LogisticModel, LinearError> {
-    // Unit weights through the weighted solver (to compare it with linfa).
-    let prep = prepare(params, x)?;
-    let w = vec![1.0; y.len()];
-    let (coef, intercept) = fit_weighted(params, &prep.z, y, &w)?;
-    Ok(LogisticModel {
-        n_features: x.ncols(),
-        log_transform: prep.log_transform,
-        impute: prep.impute,
-        mean: prep.mean,
-        scale: prep.scale,
-        coef: coef.iter().map(|&c| c as f32).collect(),
-        intercept: intercept as f32,
-        solver: Solver::WeightedLbfgs,
-        params: params.clone(),
-    })
+    let report = FitReport {
+        iterations: r.iterations,
+        evaluations: r.evaluations,
+        gradient_max: r.gradient_max,
+        objective: r.cost,
+        stop: r.stop,
+        converged: r.stop.converged(),
+    };
+    Ok((r.x[..d].to_vec(), r.x[d], report))
 }
