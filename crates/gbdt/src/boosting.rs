@@ -130,6 +130,13 @@ fn train_valid(
             got: y.len(),
         });
     }
+    if !vp.monotone_constraints.is_empty() && vp.monotone_constraints.len() != nf {
+        return Err(GbdtError::Shape {
+            what: "monotone_constraints (one per feature)",
+            expected: nf,
+            got: vp.monotone_constraints.len(),
+        });
+    }
     let obj = vp.objective;
     check_labels(&obj, y, "training")?;
     if let Some(w) = weight {
@@ -196,6 +203,7 @@ fn train_valid(
             lambda_l2: vp.lambda_l2,
             min_gain_to_split: vp.min_gain_to_split,
         },
+        monotone: vp.monotone_constraints.clone(),
     };
     let mut learner = TreeLearner::new(cfg, &data);
     let mut scores = vec![base_score; n];

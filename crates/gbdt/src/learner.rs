@@ -17,16 +17,20 @@ use crate::binning::BinnedData;
 use crate::histogram::{subtract, HistBin, HistBuilder, Rows};
 use crate::par::chunked_sum2;
 use crate::partition::partition;
-use crate::split::{find_best_split, leaf_output, FeatureSlot, SplitInfo, SplitParams, Stats};
+use crate::split::{
+    bounded_output, find_best_split, Bounds, FeatureSlot, SplitInfo, SplitParams, Stats,
+};
 use crate::tree::Tree;
 
 /// Tree-shape parameters.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct LearnerConfig {
     pub max_leaves: usize,
     /// `None` = unlimited.
     pub max_depth: Option<usize>,
     pub split: SplitParams,
+    /// Monotone direction per feature (−1, 0, +1); empty = unconstrained.
+    pub monotone: Vec<i8>,
 }
 
 /// Seconds spent per phase, accumulated over trees.
@@ -44,6 +48,8 @@ struct Leaf {
     depth: usize,
     hist: Option<usize>,
     best: Option<SplitInfo>,
+    /// Output range allowed by monotone constraints above this leaf.
+    bounds: Bounds,
     /// Internal node whose child this leaf is (-1 for the root) and on which side.
     parent: i32,
     is_left: bool,
@@ -146,6 +152,7 @@ impl TreeLearner {
             depth: 0,
             hist: None,
             best: None,
+            bounds: Bounds::NONE,
             parent: -1,
             is_left: false,
         }];
@@ -163,8 +170,15 @@ impl TreeLearner {
             };
             self.builder.build(data, rows, gh, &mut self.pool[slot]);
             let t1 = Instant::now();
-            leaves[0].best =
-                find_best_split(&self.pool[slot], &self.slots, allowed, leaves[0].stats, &p);
+            leaves[0].best = find_best_split(
+                &self.pool[slot],
+                &self.slots,
+                allowed,
+                leaves[0].stats,
+                &p,
+                &self.cfg.monotone,
+                Bounds::NONE,
+            );
             self.times.histogram += (t1 - t0).as_secs_f64();
             self.times.split += t1.elapsed().as_secs_f64();
             leaves[0].hist = Some(slot);
@@ -209,6 +223,13 @@ impl TreeLearner {
             let node = tree.split_feature.len() as i32;
             let new_leaf = leaves.len();
             let parent_stats = leaves[li].stats;
+            let parent_bounds = leaves[li].bounds;
+            let mono = self.cfg.monotone.get(s.feature).copied().unwrap_or(0);
+            let (left_bounds, right_bounds) = parent_bounds.split(
+                mono,
+                bounded_output(s.left, parent_bounds, &p),
+                bounded_output(s.right, parent_bounds, &p),
+            );
             tree.split_feature.push(s.feature as u32);
             tree.threshold
                 .push(data.mappers[s.feature].upper[s.bin as usize]);
@@ -217,7 +238,7 @@ impl TreeLearner {
             tree.right_child.push(!(new_leaf as i32));
             tree.split_gain.push(s.gain);
             tree.internal_value
-                .push(leaf_output(parent_stats.g, parent_stats.h, &p));
+                .push(bounded_output(parent_stats, parent_bounds, &p));
             tree.internal_count.push(count as u32);
             tree.internal_hessian.push(parent_stats.h);
             threshold_bin.push(s.bin);
@@ -242,6 +263,7 @@ impl TreeLearner {
                 depth: depth + 1,
                 hist: None,
                 best: None,
+                bounds: left_bounds,
                 parent: node,
                 is_left: true,
             };
@@ -256,6 +278,7 @@ impl TreeLearner {
                 depth: depth + 1,
                 hist: None,
                 best: None,
+                bounds: right_bounds,
                 parent: node,
                 is_left: false,
             };
@@ -297,6 +320,8 @@ impl TreeLearner {
                                     allowed,
                                     leaves[ci].stats,
                                     &p,
+                                    &self.cfg.monotone,
+                                    leaves[ci].bounds,
                                 );
                             }
                         }
@@ -319,7 +344,7 @@ impl TreeLearner {
             }
         }
         for l in &leaves {
-            tree.leaf_value.push(leaf_output(l.stats.g, l.stats.h, &p));
+            tree.leaf_value.push(bounded_output(l.stats, l.bounds, &p));
             tree.leaf_count.push(l.count as u32);
             tree.leaf_hessian.push(l.stats.h);
         }

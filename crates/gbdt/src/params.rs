@@ -54,6 +54,11 @@ pub struct GbdtParams {
     /// Threads for training; 0 = the caller's current rayon pool. Default 0. Results do not
     /// depend on it.
     pub num_threads: usize,
+    /// Monotone direction per feature: `+1` the prediction never decreases as the feature
+    /// grows, `-1` never increases, `0` free (LightGBM's `monotone_constraints`, basic
+    /// method). Default empty = no constraints; otherwise one entry per feature (checked
+    /// against the data in `train`), each in {-1, 0, 1}.
+    pub monotone_constraints: Vec<i8>,
 }
 
 impl Default for GbdtParams {
@@ -78,6 +83,7 @@ impl Default for GbdtParams {
             metric: None,
             seed: 0,
             num_threads: 0,
+            monotone_constraints: Vec::new(),
         }
     }
 }
@@ -133,6 +139,8 @@ impl GbdtParams {
         seed: u64,
         /// Set [`GbdtParams::num_threads`].
         num_threads: usize,
+        /// Set [`GbdtParams::monotone_constraints`].
+        monotone_constraints: Vec<i8>,
     }
 
     /// Validate every field; the only way to obtain [`ValidGbdtParams`].
@@ -192,6 +200,16 @@ impl GbdtParams {
             if !(v > 0.0 && v <= 1.0) {
                 return Err(bad(name, format!("must be in (0, 1], got {v}")));
             }
+        }
+        if let Some(v) = p
+            .monotone_constraints
+            .iter()
+            .find(|v| !(-1..=1).contains(*v))
+        {
+            return Err(bad(
+                "monotone_constraints",
+                format!("each entry must be -1, 0 or 1, got {v}"),
+            ));
         }
         let metric = p
             .metric

@@ -19,6 +19,16 @@
 //! leaf has no missing values only the first scan runs and the default direction is set
 //! to the child with more rows. Ties keep the first candidate in the order (feature asc,
 //! threshold asc, missing-right before missing-left), so results are deterministic.
+//!
+//! # Monotone constraints (LightGBM's `monotone_constraints_method = basic`)
+//! Every leaf carries output bounds `[min, max]` (root: unbounded). While a leaf is bounded or
+//! the feature is constrained, a candidate's child outputs are clamped to the leaf's bounds and
+//! scored by the gain of that output, `−(2·T(G)·w + (H + λ2)·w²)` (which equals the
+//! unconstrained gain at `w = w*`); on a feature with direction `+1` a candidate whose left
+//! output exceeds its right output is rejected (`−1`: the reverse). After such a split the
+//! children's bounds meet at the midpoint of their outputs (left `max`, right `min` for `+1`),
+//! so every leaf to the right of the threshold stays above every leaf to its left.
+//! (LightGBM `BasicLeafConstraints`, `FeatureHistogram::GetSplitGains`.)
 
 use rayon::prelude::*;
 
@@ -75,6 +85,57 @@ pub(crate) fn leaf_gain(g: f64, h: f64, p: &SplitParams) -> f64 {
     }
 }
 
+/// Allowed range of a leaf's output (before shrinkage).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Bounds {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Bounds {
+    pub const NONE: Bounds = Bounds {
+        min: f64::NEG_INFINITY,
+        max: f64::INFINITY,
+    };
+
+    #[inline]
+    pub fn clamp(self, v: f64) -> f64 {
+        v.max(self.min).min(self.max)
+    }
+
+    #[inline]
+    fn is_bounded(self) -> bool {
+        self.min > f64::NEG_INFINITY || self.max < f64::INFINITY
+    }
+
+    /// Children's bounds after a split with (clamped) outputs `left`, `right` on a feature
+    /// with monotone direction `mono`.
+    pub fn split(self, mono: i8, left: f64, right: f64) -> (Bounds, Bounds) {
+        let mid = 0.5 * (left + right);
+        let (mut l, mut r) = (self, self);
+        if mono > 0 {
+            l.max = l.max.min(mid);
+            r.min = r.min.max(mid);
+        } else if mono < 0 {
+            l.min = l.min.max(mid);
+            r.max = r.max.min(mid);
+        }
+        (l, r)
+    }
+}
+
+/// Loss reduction of a leaf whose output is `w`: `−(2·T(G)·w + (H + λ2)·w²)`.
+#[inline]
+fn gain_given_output(g: f64, h: f64, w: f64, p: &SplitParams) -> f64 {
+    -(2.0 * threshold_l1(g, p.lambda_l1) * w + (h + p.lambda_l2) * w * w)
+}
+
+/// Leaf output clamped to `bounds`.
+#[inline]
+pub(crate) fn bounded_output(s: Stats, bounds: Bounds, p: &SplitParams) -> f64 {
+    bounds.clamp(leaf_output(s.g, s.h, p))
+}
+
 /// A candidate split of a leaf.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct SplitInfo {
@@ -98,12 +159,15 @@ pub(crate) struct FeatureSlot {
     pub n_bins: usize,
 }
 
-/// Best split of one feature, or `None` if no candidate satisfies the constraints.
+/// Best split of one feature, or `None` if no candidate satisfies the constraints. `mono`:
+/// the feature's monotone direction (−1, 0, +1); `bounds`: the leaf's output range.
 pub(crate) fn best_split_feature(
     feature: usize,
     hist: &[HistBin],
     total: Stats,
     p: &SplitParams,
+    mono: i8,
+    bounds: Bounds,
 ) -> Option<SplitInfo> {
     let nb = hist.len().checked_sub(1)?;
     if total.h <= 0.0 || total.n == 0 {
@@ -114,7 +178,12 @@ pub(crate) fn best_split_feature(
     let miss = hist[nb];
     let miss_n = est(miss[1]);
     let has_missing = miss[1] > 0.0 || miss[0] != 0.0;
-    let parent_gain = leaf_gain(total.g, total.h, p);
+    let constrained = mono != 0 || bounds.is_bounded();
+    let parent_gain = if constrained {
+        gain_given_output(total.g, total.h, bounded_output(total, bounds, p), p)
+    } else {
+        leaf_gain(total.g, total.h, p)
+    };
     let min_shift = parent_gain + p.min_gain_to_split;
     let min_n = p.min_data_in_leaf;
 
@@ -134,7 +203,17 @@ pub(crate) fn best_split_feature(
             {
                 return;
             }
-            let gain = leaf_gain(left.g, left.h, p) + leaf_gain(right.g, right.h, p);
+            let gain = if constrained {
+                let lo = bounded_output(left, bounds, p);
+                let ro = bounded_output(right, bounds, p);
+                if (mono > 0 && lo > ro) || (mono < 0 && lo < ro) {
+                    return;
+                }
+                gain_given_output(left.g, left.h, lo, p)
+                    + gain_given_output(right.g, right.h, ro, p)
+            } else {
+                leaf_gain(left.g, left.h, p) + leaf_gain(right.g, right.h, p)
+            };
             if gain > min_shift && gain > best_gain {
                 best_gain = gain;
                 *best = Some(SplitInfo {
@@ -176,12 +255,15 @@ pub(crate) fn best_split_feature(
 }
 
 /// Best split over the allowed features (parallel over features, reduced in feature order).
+/// `monotone`: direction per feature (empty = none); `bounds`: the leaf's output range.
 pub(crate) fn find_best_split(
     hist: &[HistBin],
     slots: &[FeatureSlot],
     allowed: &[bool],
     total: Stats,
     p: &SplitParams,
+    monotone: &[i8],
+    bounds: Bounds,
 ) -> Option<SplitInfo> {
     let per_feature: Vec<Option<SplitInfo>> = slots
         .par_iter()
@@ -191,7 +273,15 @@ pub(crate) fn find_best_split(
             if !allowed[f] || s.n_bins + 1 < 2 {
                 return None;
             }
-            best_split_feature(f, &hist[s.offset..s.offset + s.n_bins + 1], total, p)
+            let mono = monotone.get(f).copied().unwrap_or(0);
+            best_split_feature(
+                f,
+                &hist[s.offset..s.offset + s.n_bins + 1],
+                total,
+                p,
+                mono,
+                bounds,
+            )
         })
         .collect();
     let mut best: Option<SplitInfo> = None;
@@ -309,7 +399,7 @@ mod tests {
                 h: h.iter().sum(),
                 n,
             };
-            let ours = find_best_split(&hist, &slots, &[true; 3], total, &p);
+            let ours = find_best_split(&hist, &slots, &[true; 3], total, &p, &[], Bounds::NONE);
             let bf = brute_force(&x, &g, &h, lambda, min_n);
             match (ours, bf) {
                 (Some(s), Some((gain, f, t, dl))) => {

@@ -1,0 +1,4 @@
+//! cr-gbdt integration tests, one module per area.
+
+mod monotone;
+mod tweedie;
