@@ -47,6 +47,16 @@ pub enum Stop {
 }
 
 impl Stop {
+    /// The serialized name (`gradient`, `cost`, `max_iter`, `line_search`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::Gradient => "gradient",
+            Stop::Cost => "cost",
+            Stop::MaxIter => "max_iter",
+            Stop::LineSearch => "line_search",
+        }
+    }
+
     /// Gradient and cost tolerance count as converged (as SciPy's L-BFGS-B reports them).
     pub fn converged(self) -> bool {
         matches!(self, Stop::Gradient | Stop::Cost)

@@ -36,6 +36,11 @@ pub struct ModelCard {
     pub importance: Vec<Importance>,
     /// GBDT: number of trees kept (early stopping), if a validation set was used.
     pub best_iteration: Option<usize>,
+    /// How the shipped model was fitted: refit on every labelled row or not, row weights,
+    /// the solver's convergence. (`validation` describes the fit before the validation
+    /// period, which chose the setting.) Absent in cards written before it existed.
+    #[serde(default)]
+    pub fit: FitInfo,
     /// Quantiles 0, 1, ..., 100 % of the validation scores: the reference distribution for
     /// percentiles and channel thresholds when scoring.
     pub score_quantiles: Vec<f32>,
@@ -110,4 +115,40 @@ pub struct Importance {
     pub feature: String,
     pub gain: f64,
     pub splits: f64,
+}
+
+/// How the shipped model was fitted.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FitInfo {
+    /// Fitted again on every labelled row (validation period included) with the setting
+    /// chosen on validation; false: the model that was validated is shipped.
+    pub refit: bool,
+    /// Labelled rows (and positives) the shipped model learned from.
+    pub rows: u64,
+    pub positives: u64,
+    /// GBDT: trees in the shipped model.
+    pub trees: Option<usize>,
+    /// `none` or `ipw` (1 / propensity, clipped at `ipw_max_weight`).
+    pub sample_weight: String,
+    pub ipw_max_weight: Option<f64>,
+    /// Rows whose weight was clipped.
+    pub ipw_clipped_rows: Option<u64>,
+    /// Kish's effective sample size `(Σw)² / Σw²` of the weights.
+    pub effective_rows: Option<f64>,
+    /// Logistic regression: the solver's report for the shipped model.
+    pub solver: Option<SolverInfo>,
+}
+
+/// Convergence of an iterative solver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolverInfo {
+    pub iterations: u64,
+    /// Cost and gradient evaluations, line search included.
+    pub evaluations: u64,
+    /// Largest absolute component of the (mean) objective's gradient at the solution.
+    pub gradient_max: f64,
+    pub objective: f64,
+    /// `gradient`, `cost` (converged) or `max_iter`, `line_search` (not converged).
+    pub stop: String,
+    pub converged: bool,
 }

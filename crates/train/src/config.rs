@@ -27,6 +27,27 @@ impl Algo {
     }
 }
 
+/// How labelled rows are weighted when fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleWeight {
+    /// Every labelled row counts once.
+    None,
+    /// Inverse inclusion probability `1 / propensity` from the schema's propensity column,
+    /// clipped at [`TrainConfig::ipw_max_weight`]: the labelled rows then stand for all
+    /// declarations rather than for the ones the legacy rules picked.
+    Ipw,
+}
+
+impl SampleWeight {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SampleWeight::None => "none",
+            SampleWeight::Ipw => "ipw",
+        }
+    }
+}
+
 /// A validated training configuration.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -49,6 +70,20 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Skip rejected rows (reported in the card) instead of failing.
     pub skip_bad_rows: bool,
+    /// After choosing the setting on the validation period (GBDT: the rounds kept by early
+    /// stopping), fit the pipeline and the model again on every labelled row, validation
+    /// period included, and ship that model. Default true; false ships the model trained
+    /// without the validation rows.
+    pub refit: bool,
+    /// GBDT monotone constraints by feature name (pipeline feature names, as listed in the
+    /// card's `features`): `+1` the score never decreases as the feature grows, `-1` never
+    /// increases. Unknown names are an error when the pipeline is fitted.
+    pub monotone: Vec<(String, i8)>,
+    /// Row weights for fitting. Default [`SampleWeight::None`].
+    pub sample_weight: SampleWeight,
+    /// Largest inverse-propensity weight (larger ones are clipped to it, and counted in the
+    /// card), > 1. Default 100 (propensities below 1 %).
+    pub ipw_max_weight: f64,
 }
 
 impl TrainConfig {
@@ -66,6 +101,10 @@ impl TrainConfig {
             seed: 42,
             threads: 0,
             skip_bad_rows: false,
+            refit: true,
+            monotone: Vec::new(),
+            sample_weight: SampleWeight::None,
+            ipw_max_weight: 100.0,
         }
     }
 
@@ -80,6 +119,31 @@ impl TrainConfig {
         self.gbdt.check()?;
         self.logistic.check()?;
         self.pipeline.check()?;
+        if !(self.ipw_max_weight.is_finite() && self.ipw_max_weight > 1.0) {
+            return Err(TrainError::Config(format!(
+                "ipw_max_weight {} must be finite and > 1",
+                self.ipw_max_weight
+            )));
+        }
+        if self.sample_weight == SampleWeight::Ipw && self.schema.propensity.is_none() {
+            return Err(TrainError::Config(format!(
+                "--sample-weight ipw needs a propensity column; schema {:?} has none",
+                self.schema.name
+            )));
+        }
+        for (name, dir) in &self.monotone {
+            if !matches!(dir, -1 | 1) {
+                return Err(TrainError::Config(format!(
+                    "monotone constraint for {name:?} must be +1 or -1, got {dir}"
+                )));
+            }
+            if self.algo != Algo::Gbdt {
+                return Err(TrainError::Config(format!(
+                    "monotone constraints apply to --algo gbdt only (got {})",
+                    self.algo.as_str()
+                )));
+            }
+        }
         if self.out.as_os_str().is_empty() {
             return Err(TrainError::Config("output path is empty".into()));
         }
@@ -99,4 +163,24 @@ fn with_suffix(base: &std::path::Path, suffix: &str) -> PathBuf {
     let s = base.to_string_lossy();
     let s = s.strip_suffix(".onnx").unwrap_or(&s);
     PathBuf::from(format!("{s}{suffix}"))
+}
+
+/// Parses one `FEATURE=+1` / `FEATURE=-1` monotone constraint.
+pub fn parse_monotone(s: &str) -> Result<(String, i8), TrainError> {
+    let bad = || {
+        TrainError::Config(format!(
+            "monotone constraint {s:?}: expected FEATURE=+1 or FEATURE=-1"
+        ))
+    };
+    let (name, dir) = s.rsplit_once('=').ok_or_else(bad)?;
+    let dir = match dir.trim() {
+        "+1" | "1" => 1,
+        "-1" => -1,
+        _ => return Err(bad()),
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), dir))
 }

@@ -21,8 +21,8 @@ pub mod export;
 mod run;
 
 pub use card::ModelCard;
-pub use config::{Algo, TrainConfig};
-pub use run::{run, Event, TrainOutcome};
+pub use config::{Algo, SampleWeight, TrainConfig};
+pub use run::{default_log_features, run, Event, TrainOutcome};
 
 /// Errors of a training run.
 #[derive(Debug, thiserror::Error)]
