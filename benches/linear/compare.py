@@ -1,9 +1,10 @@
 """Logistic regression: cr-linear vs scikit-learn's LogisticRegression (lbfgs, C = 1, its
 defaults) on the same design matrix (our feature pipeline on generated declarations).
 
-usage: python3 benches/linear/compare.py [--rows 1000000] [--repeat 3]
-Builds the binaries it needs (release, CARGO_TARGET_DIR or /work/target-release), generates
-declarations, writes the design matrix with `examples/logistic_design.rs`, fits both on the
+usage: python3 benches/linear/compare.py [--rows 1000000] [--repeat 3] [--example PATH]
+Builds `examples/logistic_design.rs` (release, CARGO_TARGET_DIR or /work/target-release; or
+uses --example), which generates declarations (cr-synth, 18 months) and writes the design
+matrix; then fits both on the
 same f32 features with the same preprocessing (signed log of heavy-tailed features, mean
 imputation, standardisation), and prints test ROC-AUC, fit seconds (median of --repeat) and
 their ratio. scikit-learn gets one thread-free fit (lbfgs is single-threaded in SciPy);
@@ -18,23 +19,22 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--rows", type=int, default=1_000_000)
 ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--valid-from", default="2024-04-01")
+ap.add_argument("--example", help="a built logistic_design binary (skips the release build)")
 a = ap.parse_args()
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 target = os.environ.get("CARGO_TARGET_DIR", "/work/target-release")
 env = dict(os.environ, CARGO_TARGET_DIR=target)
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "customs-risk", "-p", "cr-train",
-                "--example", "logistic_design", "--bin", "customs-risk"], cwd=root, env=env, check=True)
-exe = os.path.join(target, "release", "customs-risk")
-ex = os.path.join(target, "release", "examples", "logistic_design")
+ex = a.example
+if ex is None:
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cr-train", "--example", "logistic_design"],
+                   cwd=root, env=env, check=True)
+    ex = os.path.join(target, "release", "examples", "logistic_design")
 
 with tempfile.TemporaryDirectory() as d:
-    data = os.path.join(d, "decl.csv")
-    subprocess.run([exe, "generate", "--rows", str(a.rows), "--out", data, "--quiet"], check=True)
-    schema = os.path.join(root, "data", "schemas", "synthetic.toml")
     ours_t, ours_auc, report = [], None, None
     for _ in range(a.repeat):
-        subprocess.run([ex, data, schema, a.valid_from, d], check=True)
+        subprocess.run([ex, f"generate:{a.rows}", "synthetic", a.valid_from, d], check=True)
         o = json.load(open(os.path.join(d, "ours.json")))
         ours_t.append(o["fit_s"]); report = o["report"]
     meta = json.load(open(os.path.join(d, "meta.json")))

@@ -1,6 +1,6 @@
 """Does `--sample-weight ipw` help on the traffic a model will face?
 
-usage: python3 benches/train/ipw.py [--rows 600000] [--seeds 1,2,3] [--algo gbdt]
+usage: python3 benches/train/ipw.py [--rows 600000] [--seeds 1,2,3] [--algo gbdt] [--exe PATH]
 
 Generates declarations (cr-synth: a biased legacy rule inspects ~8 % of rows, a 2 % random
 sample with recorded propensities), trains on the first 12 months with --sample-weight none and
@@ -16,12 +16,15 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--rows", type=int, default=600_000)
 ap.add_argument("--seeds", default="1,2,3")
 ap.add_argument("--algo", default="gbdt")
+ap.add_argument("--exe", help="a built customs-risk binary (skips the release build)")
 a = ap.parse_args()
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-target = os.environ.get("CARGO_TARGET_DIR", "/work/target-release")
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "customs-risk"], cwd=root,
-               env=dict(os.environ, CARGO_TARGET_DIR=target), check=True)
-exe = os.path.join(target, "release", "customs-risk")
+exe = a.exe
+if exe is None:
+    target = os.environ.get("CARGO_TARGET_DIR", "/work/target-release")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "customs-risk"], cwd=root,
+                   env=dict(os.environ, CARGO_TARGET_DIR=target), check=True)
+    exe = os.path.join(target, "release", "customs-risk")
 
 
 def numbers(js, rate=0.05):

@@ -1,6 +1,8 @@
 //! Writes the logistic regression's design matrix and fits it, for `benches/linear/compare.py`.
 //!
 //! usage: logistic_design DATA SCHEMA VALID_FROM(YYYY-MM-DD) OUTDIR
+//!        logistic_design generate:ROWS synthetic VALID_FROM OUTDIR   (cr-synth data, 18 months
+//!        from 2023-01-01, written to OUTDIR/decl.csv first)
 //!
 //! Fits our feature pipeline on the rows dated before VALID_FROM (as `train` does), writes the
 //! labelled training rows' features (`xtr.bin`, f32), labels (`ytr.bin`), the later labelled
@@ -21,16 +23,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() != 5 {
         return Err("usage: logistic_design DATA SCHEMA VALID_FROM OUTDIR".into());
     }
-    let schema = cr_data::Schema::from_path(Path::new(&args[2]))?;
-    let (batch, _) = cr_data::read_all(
-        Path::new(&args[1]),
-        &schema,
-        &cr_data::ReadOptions::default(),
-    )?;
+    let out = Path::new(&args[4]);
+    let (schema, data) = match args[1].strip_prefix("generate:") {
+        Some(rows) => {
+            let schema = cr_synth::schema()?;
+            let cfg = cr_synth::SynthConfig {
+                rows: rows.parse()?,
+                months: 18,
+                ..Default::default()
+            };
+            let batch = cr_synth::generate(&cfg, &schema)?;
+            let path = out.join("decl.csv");
+            cr_data::write_batch(&path, &schema, &batch)?;
+            (schema, path)
+        }
+        None => (
+            cr_data::Schema::from_path(Path::new(&args[2]))?,
+            Path::new(&args[1]).to_path_buf(),
+        ),
+    };
+    let (batch, _) = cr_data::read_all(&data, &schema, &cr_data::ReadOptions::default())?;
     let d = chrono::NaiveDate::parse_from_str(&args[3], "%Y-%m-%d")?;
     use chrono::Datelike;
     let vf = cr_data::schema::days_from_ymd(d.year(), d.month(), d.day()).ok_or("bad date")?;
-    let out = Path::new(&args[4]);
     let train_idx: Vec<usize> = (0..batch.len()).filter(|&i| batch.dates[i] < vf).collect();
     let test_idx: Vec<usize> = (0..batch.len())
         .filter(|&i| batch.dates[i] >= vf && batch.label[i].is_some())
