@@ -71,11 +71,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let rnd: Vec<usize> = (0..test.len())
-                .filter(|&i| test.selection[i] == Some(Selection::Random) && test.label[i].is_some())
+                .filter(|&i| {
+                    test.selection[i] == Some(Selection::Random) && test.label[i].is_some()
+                })
                 .collect();
             let auc = cr_eval::metrics::roc_auc(
                 &rnd.iter().map(|&i| s[i]).collect::<Vec<_>>(),
-                &rnd.iter().map(|&i| test.label[i] == Some(true)).collect::<Vec<_>>(),
+                &rnd.iter()
+                    .map(|&i| test.label[i] == Some(true))
+                    .collect::<Vec<_>>(),
                 None,
             )?;
             line += &format!(
