@@ -2,7 +2,11 @@
 //! fresh registry DB, writes a new score key to KEY_FILE, then serves on ADDR until Ctrl-C /
 //! SIGTERM. The same code path as `customs-risk serve` ([`cr_service::run`]).
 //!
-//! Usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX]
+//! Usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX] [AUDIT=durable|queued]
+//!
+//! `durable` (the default, what `customs-risk serve` does) answers after the decision's group
+//! commit; `queued` answers once the decision is queued for the writer (the pre-durability
+//! behaviour: a crash loses what is queued), only to measure what durability costs.
 
 use cr_service::{
     init_tracing, run, shutdown_signal, LogFormat, RegisterOptions, Registry, Role, ServeConfig,
@@ -13,7 +17,9 @@ use cr_service::{
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        return Err("usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX]".into());
+        return Err(
+            "usage: bench_server DB MODEL ADDR KEY_FILE [INLINE_MAX] [AUDIT=durable|queued]".into(),
+        );
     }
     init_tracing(LogFormat::Text);
     let (db, model, addr, key_file) = (&args[1], &args[2], args[3].parse()?, &args[4]);
@@ -34,6 +40,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ServeConfig::new(db, addr).apply_env()?;
     if let Some(n) = args.get(5) {
         config.limits.inline_max_declarations = n.parse()?;
+    }
+    match args.get(6).map(String::as_str) {
+        None | Some("durable") => {}
+        Some("queued") => config.limits.audit.durable = false,
+        Some(other) => return Err(format!("unknown audit mode {other:?}").into()),
     }
     run(config, shutdown_signal()).await?;
     Ok(())

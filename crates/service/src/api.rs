@@ -9,7 +9,7 @@
 //! | `POST /v1/models/{version}/challenger` | admin | score in shadow |
 //! | `DELETE /v1/challenger` | admin | stop shadow scoring |
 //! | `GET /healthz` | — | process up |
-//! | `GET /readyz` | — | a champion is loaded (503 otherwise) |
+//! | `GET /readyz` | — | a champion is loaded and the audit trail is writable (503 otherwise) |
 //! | `GET /metrics` | — | Prometheus text |
 //!
 //! Keys go in `Authorization: Bearer <key>` or `X-Api-Key: <key>`. Every error body is
@@ -20,7 +20,7 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -46,8 +46,13 @@ pub enum ApiError {
     Forbidden,
     NotFound,
     MethodNotAllowed,
-    BodyTooLarge { limit: usize },
-    BatchTooLarge { len: usize, max: usize },
+    BodyTooLarge {
+        limit: usize,
+    },
+    BatchTooLarge {
+        len: usize,
+        max: usize,
+    },
     InvalidJson(String),
     InvalidRequest(String),
     InvalidDeclaration(Vec<FieldIssue>),
@@ -55,7 +60,19 @@ pub enum ApiError {
     ModelNotFound(String),
     Conflict(String),
     ModelIntegrity(String),
+    /// The version's model file is missing or unreadable (409).
+    ModelFileMissing(String),
+    /// The champion's file no longer matches its registered hash (`/readyz` 503).
+    ChampionIntegrity,
     ModelUnloadable(String),
+    /// The request body did not arrive within [`crate::Limits::body_read_timeout`] (408).
+    BodyTimeout,
+    /// The key already has [`crate::Limits::per_key_concurrency`] requests in flight (429).
+    TooManyRequests,
+    /// The decision could not be committed to the audit trail: 503 with `Retry-After`.
+    AuditUnavailable {
+        retry_after_secs: u32,
+    },
     Internal,
 }
 
@@ -71,10 +88,16 @@ impl ApiError {
             }
             ApiError::InvalidJson(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidDeclaration(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NoChampion => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Conflict(_) | ApiError::ModelIntegrity(_) | ApiError::ModelUnloadable(_) => {
-                StatusCode::CONFLICT
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NoChampion | ApiError::AuditUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Conflict(_)
+            | ApiError::ModelIntegrity(_)
+            | ApiError::ModelFileMissing(_)
+            | ApiError::ModelUnloadable(_) => StatusCode::CONFLICT,
+            ApiError::ChampionIntegrity => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +118,12 @@ impl ApiError {
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::ModelIntegrity(_) => "model_integrity",
+            ApiError::ModelFileMissing(_) => "model_file_missing",
+            ApiError::ChampionIntegrity => "champion_integrity",
             ApiError::ModelUnloadable(_) => "model_unloadable",
+            ApiError::AuditUnavailable { .. } => "audit_unavailable",
+            ApiError::TooManyRequests => "too_many_requests",
+            ApiError::BodyTimeout => "body_timeout",
             ApiError::Internal => "internal",
         }
     }
@@ -110,23 +138,47 @@ impl ApiError {
             ApiError::BatchTooLarge { len, max } => {
                 format!("{len} declarations in one request; at most {max}")
             }
-            ApiError::InvalidJson(m) => format!("body is not valid JSON: {m}"),
-            ApiError::InvalidRequest(m) => m.clone(),
+            ApiError::InvalidJson(m) => {
+                format!("body is not valid JSON: {}", truncate(m, MAX_DETAIL_REASON_BYTES))
+            }
+            ApiError::InvalidRequest(m) => truncate(m, 2 * MAX_DETAIL_REASON_BYTES),
+            ApiError::InvalidDeclaration(d) if d.len() > MAX_ERROR_DETAILS => format!(
+                "{} problem(s) with the declaration(s); the first {MAX_ERROR_DETAILS} are in details",
+                d.len()
+            ),
             ApiError::InvalidDeclaration(d) => format!(
                 "{} problem(s) with the declaration(s); see details",
                 d.len()
             ),
             ApiError::NoChampion => "no champion model is deployed".into(),
-            ApiError::ModelNotFound(v) => format!("no model version {v:?}"),
-            ApiError::Conflict(m) => m.clone(),
+            ApiError::ModelNotFound(v) => {
+                format!("no model version {:?}", truncate(v, MAX_DETAIL_FIELD_BYTES))
+            }
+            ApiError::Conflict(m) => truncate(m, 2 * MAX_DETAIL_REASON_BYTES),
             ApiError::ModelIntegrity(v) => {
                 format!(
                     "the model file of version {v:?} does not match its registered sha256; refused"
                 )
             }
+            ApiError::ModelFileMissing(v) => {
+                format!("the model file of version {v:?} is missing or unreadable; refused")
+            }
+            ApiError::ChampionIntegrity => {
+                "the champion's model file is missing or no longer matches its registered \
+                 sha256; see the server log"
+                    .into()
+            }
             ApiError::ModelUnloadable(_) => {
                 "the model could not be loaded; see the server log".into()
             }
+            ApiError::BodyTimeout => "the request body did not arrive in time".into(),
+            ApiError::TooManyRequests => {
+                "too many concurrent requests with this API key; retry shortly".into()
+            }
+            ApiError::AuditUnavailable { retry_after_secs } => format!(
+                "the decision could not be recorded in the audit trail, so it is not returned; \
+                 retry in {retry_after_secs} s"
+            ),
             ApiError::Internal => "internal error; see the server log".into(),
         }
     }
@@ -154,23 +206,67 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     resp
 }
 
+/// Most field problems listed in an error body (the message gives the total).
+pub const MAX_ERROR_DETAILS: usize = 20;
+/// Longest field name / reason in an error body, in bytes.
+const MAX_DETAIL_FIELD_BYTES: usize = 64;
+const MAX_DETAIL_REASON_BYTES: usize = 160;
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Error bodies stay small whatever the request: at most [`MAX_ERROR_DETAILS`] problems,
+/// each with a truncated field name and reason.
+fn bounded_details(d: &[FieldIssue]) -> Vec<FieldIssue> {
+    d.iter()
+        .take(MAX_ERROR_DETAILS)
+        .map(|i| FieldIssue {
+            index: i.index,
+            field: i
+                .field
+                .as_deref()
+                .map(|f| truncate(f, MAX_DETAIL_FIELD_BYTES)),
+            reason: truncate(&i.reason, MAX_DETAIL_REASON_BYTES),
+        })
+        .collect()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let details = match &self {
-            ApiError::InvalidDeclaration(d) => Some(d.as_slice()),
+            ApiError::InvalidDeclaration(d) => Some(bounded_details(d)),
             _ => None,
         };
         let body = ErrorBody {
             error: ErrorInner {
                 code: self.code(),
                 message: self.message(),
-                details,
+                details: details.as_deref(),
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
             br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
         });
-        json_response(self.status(), bytes)
+        let mut resp = json_response(self.status(), bytes);
+        let retry = match self {
+            ApiError::AuditUnavailable { retry_after_secs } => Some(retry_after_secs),
+            ApiError::TooManyRequests => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -184,6 +280,10 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %e, "model integrity check failed");
                 ApiError::ModelIntegrity(version.clone())
             }
+            ServiceError::ModelFileMissing { ref version, .. } => {
+                tracing::error!(error = %e, "model file missing");
+                ApiError::ModelFileMissing(version.clone())
+            }
             ServiceError::Model { ref path, .. } => {
                 tracing::error!(error = %e, "model could not be loaded");
                 ApiError::ModelUnloadable(
@@ -193,6 +293,12 @@ impl From<ServiceError> for ApiError {
                 )
             }
             ServiceError::NoChampion => ApiError::NoChampion,
+            ServiceError::AuditUnavailable(ref m) => {
+                tracing::warn!(error = %m, "audit trail unavailable");
+                ApiError::AuditUnavailable {
+                    retry_after_secs: crate::audit::AuditConfig::default().retry_after_secs,
+                }
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError::Internal
@@ -304,6 +410,15 @@ async fn healthz() -> Response {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let dep = state.deployment();
+    if !state.audit().healthy() {
+        return ApiError::AuditUnavailable {
+            retry_after_secs: state.audit().config().retry_after_secs,
+        }
+        .into_response();
+    }
+    if !state.champion_intact() {
+        return ApiError::ChampionIntegrity.into_response();
+    }
     match &dep.champion {
         Some(c) => {
             let body = serde_json::json!({"status": "ready", "champion": c.meta.version});
@@ -322,13 +437,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(c) = &dep.challenger {
         models.push((c.meta.version.as_str(), "challenger"));
     }
-    let a = state.audit().stats();
-    let audit = (
-        a.written.load(std::sync::atomic::Ordering::Relaxed),
-        a.write_errors.load(std::sync::atomic::Ordering::Relaxed),
-        a.healthy.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    let text = state.metrics().render(&models, audit);
+    let text = state.metrics().render(&models, state.audit().stats());
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -354,10 +463,125 @@ struct BatchOut<'a> {
     results: Vec<ResultOut<'a>>,
 }
 
+/// Builds a [`Value`] like serde_json does, but refuses an object with a repeated key (which
+/// serde_json resolves silently to the last one).
+struct StrictValue;
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictValue {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                // The key itself is not echoed; serde_json adds line and column.
+                return Err(serde::de::Error::custom("duplicate key in an object"));
+            }
+            let v = map.next_value_seed(StrictValue)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Parse JSON, refusing duplicate keys at any depth.
+pub fn parse_json_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = StrictValue.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Declarations whose id or any text value or field name is longer than the limits.
+fn check_lengths(
+    records: &[Value],
+    id_column: Option<&str>,
+    max_id: usize,
+    max_text: usize,
+) -> Result<(), ApiError> {
+    let mut issues = Vec::new();
+    for (index, r) in records.iter().enumerate() {
+        let Value::Object(map) = r else { continue };
+        for (k, v) in map {
+            if k.len() > max_text {
+                issues.push(FieldIssue {
+                    index,
+                    field: None,
+                    reason: format!("a field name is longer than {max_text} bytes"),
+                });
+                continue;
+            }
+            let (max, what) = if Some(k.as_str()) == id_column {
+                (max_id, "the declaration id")
+            } else {
+                (max_text, "a text value")
+            };
+            let len = match v {
+                Value::String(s) => s.len(),
+                // Numbers are short; arrays and objects are refused by the schema check.
+                _ => 0,
+            };
+            if len > max {
+                issues.push(FieldIssue {
+                    index,
+                    field: Some(k.clone()),
+                    reason: format!("{what} is {len} bytes; at most {max}"),
+                });
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidDeclaration(issues))
+    }
+}
+
 /// The declarations of a request body, and whether it was a batch.
 fn parse_body(bytes: &[u8], max_batch: usize) -> Result<(Vec<Value>, bool), ApiError> {
     let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        parse_json_strict(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match value {
         Value::Object(mut map) if map.contains_key("declarations") => {
             if map.len() != 1 {
@@ -385,23 +609,49 @@ fn parse_body(bytes: &[u8], max_batch: usize) -> Result<(Vec<Value>, bool), ApiE
     }
 }
 
+/// The whole body, at most `limit` bytes, within `deadline` (in total, not per read).
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(deadline, limited.collect()).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Ok(Err(_)) => Err(ApiError::InvalidRequest(
+            "could not read the request body".into(),
+        )),
+    }
+}
+
 async fn score(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body.map_err(|rej| match rej.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge {
-            limit: state.limits().max_body_bytes,
-        },
-        _ => ApiError::InvalidRequest("could not read the request body".into()),
-    })?;
+    // Per-key concurrency: taken before the body is read, so slow bodies count too.
+    let _slot = state
+        .key_slot(&caller.key_id)
+        .ok_or(ApiError::TooManyRequests)?;
+    let limits = state.limits();
+    let bytes = read_body(body, limits.max_body_bytes, limits.body_read_timeout).await?;
     let (records, batch) = parse_body(&bytes, state.limits().max_batch)?;
     drop(bytes);
     let dep = state.deployment();
     let Some(champion) = dep.champion.clone() else {
         return Err(ApiError::NoChampion);
     };
+    check_lengths(
+        &records,
+        champion.scorer.id_column(),
+        limits.max_id_bytes,
+        limits.max_text_bytes,
+    )?;
     let n = records.len();
     let decisions: Vec<Decision> = if n == 0 {
         Vec::new()
@@ -446,10 +696,19 @@ async fn score(
             shadow_score: d.shadow_score.map(f64::from),
         })
         .collect();
-    // A decision that cannot be recorded is not returned.
-    state.audit().append(records).await.map_err(|e| {
-        tracing::error!(error = %e, "audit append failed");
-        ApiError::Internal
+    // A decision that cannot be recorded is not returned: the handler answers only after the
+    // records are committed.
+    state.audit().append(records).await.map_err(|e| match e {
+        ServiceError::AuditUnavailable(m) => {
+            tracing::warn!(error = %m, "decision not recorded; answering 503");
+            ApiError::AuditUnavailable {
+                retry_after_secs: state.audit().config().retry_after_secs,
+            }
+        }
+        e => {
+            tracing::error!(error = %e, "audit append failed");
+            ApiError::Internal
+        }
     })?;
     state
         .metrics()
@@ -560,6 +819,75 @@ async fn clear_challenger(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [
+            &br#"{"a": 1, "a": 2}"#[..],
+            br#"{"declarations": [{"decl_id": "x", "decl_id": "y"}]}"#,
+            br#"{"declarations": [], "declarations": []}"#,
+        ] {
+            let err = parse_body(body, 10).unwrap_err();
+            let ApiError::InvalidJson(m) = &err else {
+                panic!("{err:?}")
+            };
+            assert!(m.contains("duplicate key"), "{m}");
+            // The message names the place, not the key.
+            assert!(!m.contains("decl_id"), "{m}");
+        }
+        let v = parse_json_strict(br#"{"a": [1, 2.5, "x", null, true, {"b": -3}]}"#).unwrap();
+        let want: Value =
+            serde_json::from_str(r#"{"a": [1, 2.5, "x", null, true, {"b": -3}]}"#).unwrap();
+        assert_eq!(v, want);
+        assert!(parse_json_strict(b"{} x").is_err());
+    }
+
+    #[test]
+    fn lengths_are_bounded() {
+        let ok = serde_json::json!({"decl_id": "a".repeat(64), "origin": "b".repeat(256)});
+        assert!(check_lengths(&[ok], Some("decl_id"), 64, 256).is_ok());
+        let long_id = serde_json::json!({"decl_id": "a".repeat(65)});
+        let Err(ApiError::InvalidDeclaration(d)) =
+            check_lengths(&[long_id], Some("decl_id"), 64, 256)
+        else {
+            panic!()
+        };
+        assert_eq!(d[0].field.as_deref(), Some("decl_id"));
+        let long_text = serde_json::json!({"decl_id": "a", "origin": "é".repeat(129)});
+        assert!(check_lengths(&[long_text], Some("decl_id"), 64, 256).is_err());
+        let mut m = serde_json::Map::new();
+        m.insert("k".repeat(257), Value::from(1));
+        let long_key = Value::Object(m);
+        assert!(check_lengths(&[long_key], Some("decl_id"), 64, 256).is_err());
+    }
+
+    #[test]
+    fn error_details_are_bounded() {
+        let issues: Vec<FieldIssue> = (0..1000)
+            .map(|i| FieldIssue {
+                index: i,
+                field: Some("f".repeat(10_000)),
+                reason: "r".repeat(10_000),
+            })
+            .collect();
+        let resp = ApiError::InvalidDeclaration(issues).into_response();
+        let (_, body) = resp.into_parts();
+        let bytes = futures_body(body);
+        assert!(bytes.len() < 8 * 1024, "{} bytes", bytes.len());
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+
+    fn futures_body(body: axum::body::Body) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap()
+                .to_vec()
+        })
+    }
 
     #[test]
     fn body_shapes() {

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Result, ServiceError};
 
@@ -39,11 +39,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS models_one_champion ON models(status) WHERE st
 CREATE UNIQUE INDEX IF NOT EXISTS models_one_challenger ON models(status) WHERE status = 'challenger';
 
 CREATE TABLE IF NOT EXISTS model_events (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    at      TEXT NOT NULL,
-    version TEXT NOT NULL,
-    action  TEXT NOT NULL,
-    by      TEXT NOT NULL
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    by        TEXT NOT NULL,
+    detail    TEXT,
+    prev_hash TEXT,
+    hash      TEXT
 );
 CREATE TRIGGER IF NOT EXISTS model_events_no_update BEFORE UPDATE ON model_events
 BEGIN SELECT RAISE(ABORT, 'model_events is append-only'); END;
@@ -60,6 +63,20 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at TEXT
 );
 
+CREATE TABLE IF NOT EXISTS key_events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    detail    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS key_events_no_update BEFORE UPDATE ON key_events
+BEGIN SELECT RAISE(ABORT, 'key_events is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS key_events_no_delete BEFORE DELETE ON key_events
+BEGIN SELECT RAISE(ABORT, 'key_events is append-only'); END;
+
 CREATE TABLE IF NOT EXISTS audit (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     at             TEXT NOT NULL,
@@ -71,7 +88,9 @@ CREATE TABLE IF NOT EXISTS audit (
     percentile     REAL,
     channel        TEXT NOT NULL,
     shadow_version TEXT,
-    shadow_score   REAL
+    shadow_score   REAL,
+    prev_hash      TEXT,
+    hash           TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
@@ -79,14 +98,29 @@ BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 "#;
+
+/// Schema version written by this build. Version 1 had no hash chain: [`open`] adds the
+/// columns and adopts the existing keys and models into the chains (see [`crate::chain`]).
+pub const SCHEMA_VERSION: &str = "2";
+
+/// Open the registry database, which must exist (the CLI's `--create` decides otherwise), and
+/// bring its schema up to date. A mistyped path is an error instead of a new empty registry.
+pub fn open_existing(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        return Err(ServiceError::Invalid(format!(
+            "registry {} does not exist (pass --create to create a new one)",
+            path.display()
+        )));
+    }
+    open(path)
+}
 
 /// Open (creating if needed) the registry database and bring its schema up to date.
 ///
 /// WAL mode lets the audit writer, the registry and the CLI use the file at the same time.
 pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(ServiceError::db(format!(
+    let mut conn = Connection::open(path).map_err(ServiceError::db(format!(
         "cannot open registry {}",
         path.display()
     )))?;
@@ -106,7 +140,65 @@ pub fn open(path: &Path) -> Result<Connection> {
             "cannot create tables in {}",
             path.display()
         )))?;
+    migrate(&mut conn).map_err(ServiceError::db(format!(
+        "cannot upgrade the schema of {}",
+        path.display()
+    )))?;
     Ok(conn)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(names.iter().any(|n| n == column))
+}
+
+/// Bring a version-1 file (no hash chain) to [`SCHEMA_VERSION`]; a no-op on current files.
+/// Runs under the write lock, so two processes opening an old file at once upgrade it once.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current = |c: &Connection| -> rusqlite::Result<Option<String>> {
+        c.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+    };
+    if current(conn)?.as_deref() == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    match current(&tx)?.as_deref() {
+        Some(v) if v == SCHEMA_VERSION => return Ok(()),
+        None => {
+            // A new file: nothing to adopt.
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION],
+            )?;
+        }
+        Some(_) => {
+            for (table, column) in [
+                ("audit", "prev_hash"),
+                ("audit", "hash"),
+                ("model_events", "detail"),
+                ("model_events", "prev_hash"),
+                ("model_events", "hash"),
+            ] {
+                if !has_column(&tx, table, column)? {
+                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+                }
+            }
+            crate::chain::adopt_existing(&tx)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [SCHEMA_VERSION],
+            )?;
+        }
+    }
+    tx.commit()
 }
 
 /// Current UTC time as RFC 3339 with microseconds and a `Z` suffix. Such strings sort in time

@@ -31,6 +31,14 @@ pub enum ServiceError {
         expected: String,
         actual: String,
     },
+    /// The model file of a version cannot be read (missing, unreadable).
+    #[error("model {version}: file {path} cannot be read: {source}")]
+    ModelFileMissing {
+        version: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// No model version of that name in the registry.
     #[error("no model version {version:?} in the registry")]
     UnknownVersion { version: String },
@@ -52,6 +60,10 @@ pub enum ServiceError {
     /// The audit writer has stopped (after shutdown or a fatal write error).
     #[error("audit writer: {0}")]
     Audit(String),
+    /// The decision could not be committed to the audit trail in time (disk full, write lock
+    /// held by another connection, queue full): not answered, retry later.
+    #[error("audit trail unavailable: {0}")]
+    AuditUnavailable(String),
 }
 
 impl ServiceError {

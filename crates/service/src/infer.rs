@@ -72,6 +72,10 @@ impl RiskScorer for InferScorer {
         self.model.metadata()
     }
 
+    fn id_column(&self) -> Option<&str> {
+        Some(&self.schema().id)
+    }
+
     fn score(&self, records: &[serde_json::Value]) -> Result<Vec<Scored>, ScoreError> {
         let (batch, rejects) = cr_data::batch_from_json(self.schema(), records, "request");
         if !rejects.is_empty() {

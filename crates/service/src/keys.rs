@@ -115,12 +115,27 @@ impl Registry {
         let (id, secret) = (hex::encode(id), hex::encode(secret));
         let hash = hash_secret(&salt, &secret);
         let now = db::now_rfc3339();
-        self.conn()
-            .execute(
-                "INSERT INTO api_keys (id, name, role, salt, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, name, role.as_str(), hex::encode(salt), hex::encode(hash), now],
-            )
+        let (salt, hash) = (hex::encode(salt), hex::encode(hash));
+        let detail = serde_json::to_string(&crate::chain::KeyDetail {
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            salt: salt.clone(),
+            hash: hash.clone(),
+            revoked: None,
+        })
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(ServiceError::db("storing API key"))?;
+        tx.execute(
+            "INSERT INTO api_keys (id, name, role, salt, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, name, role.as_str(), salt, hash, now],
+        )
+        .map_err(ServiceError::db("storing API key"))?;
+        crate::chain::insert_key_event(&tx, &now, &id, "create", Some(&detail))
+            .map_err(ServiceError::db("recording key event"))?;
+        tx.commit().map_err(ServiceError::db("storing API key"))?;
         Ok(NewKey {
             key: format!("crk_{id}_{secret}"),
             info: KeyInfo {
@@ -170,11 +185,15 @@ impl Registry {
 
     /// Revoke a key by id (takes effect in a running server at its next key reload).
     pub fn revoke_key(&mut self, id: &str) -> Result<()> {
-        let n = self
-            .conn()
+        let now = db::now_rfc3339();
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(ServiceError::db("revoking key"))?;
+        let n = tx
             .execute(
                 "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![id, db::now_rfc3339()],
+                params![id, now],
             )
             .map_err(ServiceError::db("revoking key"))?;
         if n == 0 {
@@ -182,6 +201,9 @@ impl Registry {
                 "no active key with id {id:?}"
             )));
         }
+        crate::chain::insert_key_event(&tx, &now, id, "revoke", None)
+            .map_err(ServiceError::db("recording key event"))?;
+        tx.commit().map_err(ServiceError::db("revoking key"))?;
         Ok(())
     }
 }

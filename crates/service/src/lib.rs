@@ -11,7 +11,8 @@
 //! scoring of large requests on the async runtime (they go to `spawn_blocking` behind a
 //! semaphore; requests of at most [`Limits::inline_max_declarations`] declarations are scored
 //! inline because that is cheaper than the hand-off); write SQLite on the request path (audit
-//! records go through a channel to one writer thread); send internal error detail to clients.
+//! records go through a channel to one writer thread, and the handler waits for their group
+//! commit before answering); send internal error detail to clients.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cr_service::ServiceError> {
@@ -29,6 +30,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod chain;
 pub mod db;
 mod error;
 pub mod infer;
@@ -40,7 +42,11 @@ pub mod server;
 pub mod state;
 
 pub use api::{app, ApiError};
-pub use audit::{export as export_audit, AuditRecord, AuditRow, AuditWriter, ExportFormat};
+pub use audit::{
+    export as export_audit, export_with as export_audit_with, AuditConfig, AuditRecord, AuditRow,
+    AuditWriter, ExportFormat, ExportOptions,
+};
+pub use chain::{verify as verify_audit, ChainReport, VerifyReport};
 pub use error::ServiceError;
 pub use infer::InferLoader;
 pub use keys::{Caller, KeyInfo, KeyStore, NewKey, Role};
@@ -49,5 +55,7 @@ pub use registry::{
     Thresholds,
 };
 pub use scorer::{FieldIssue, ModelLoader, RiskScorer, ScoreError, Scored};
-pub use server::{init_tracing, run, serve, shutdown_signal, LogFormat, ServeConfig};
+pub use server::{
+    init_tracing, run, serve, shutdown_signal, ConnectionLimits, LogFormat, ServeConfig,
+};
 pub use state::{AppState, Limits};

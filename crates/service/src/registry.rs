@@ -158,7 +158,14 @@ impl ModelVersion {
 
     /// Check that the file still hashes to the registered sha256.
     pub fn verify_file(&self) -> Result<()> {
-        let actual = sha256_file(&self.path)?;
+        let actual = sha256_file(&self.path).map_err(|e| match e {
+            ServiceError::Io { path, source } => ServiceError::ModelFileMissing {
+                version: self.version.clone(),
+                path,
+                source,
+            },
+            other => other,
+        })?;
         if actual != self.sha256 {
             return Err(ServiceError::HashMismatch {
                 version: self.version.clone(),
@@ -373,6 +380,13 @@ impl Registry {
         Registry::open_with_loader(path, Arc::new(crate::infer::InferLoader::default()))
     }
 
+    /// Open the registry at `path`, which must exist (a mistyped path is an error, not a new
+    /// empty registry).
+    pub fn open_existing(path: &Path) -> Result<Registry> {
+        db::open_existing(path)?;
+        Registry::open(path)
+    }
+
     /// Open with a specific model loader.
     pub fn open_with_loader(path: &Path, loader: Arc<dyn ModelLoader>) -> Result<Registry> {
         Ok(Registry {
@@ -392,6 +406,10 @@ impl Registry {
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// Register the ONNX file at `model_path`: hash it, load it (it must load), read its card
@@ -468,7 +486,7 @@ impl Registry {
             .to_string();
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(ServiceError::db("begin register"))?;
         let exists: bool = tx
             .query_row(
@@ -501,7 +519,24 @@ impl Registry {
             ],
         )
         .map_err(ServiceError::db("inserting model version"))?;
-        insert_event(&tx, &now, &version, "register", &opts.registered_by)?;
+        let detail = crate::chain::ModelDetail {
+            name: opts.name.trim().to_string(),
+            path: path_text.clone(),
+            sha256: sha.clone(),
+            yellow: thresholds.yellow,
+            red: thresholds.red,
+            status: None,
+        };
+        let detail =
+            serde_json::to_string(&detail).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        insert_event_detail(
+            &tx,
+            &now,
+            &version,
+            "register",
+            &opts.registered_by,
+            Some(&detail),
+        )?;
         tx.commit().map_err(ServiceError::db("commit register"))?;
         self.get(&version)
     }
@@ -712,12 +747,20 @@ impl Registry {
 }
 
 fn insert_event(conn: &Connection, at: &str, version: &str, action: &str, by: &str) -> Result<()> {
-    conn.execute(
-        "INSERT INTO model_events (at, version, action, by) VALUES (?1, ?2, ?3, ?4)",
-        params![at, version, action, by],
-    )
-    .map_err(ServiceError::db("recording model event"))?;
-    Ok(())
+    insert_event_detail(conn, at, version, action, by, None)
+}
+
+/// Append a hash-chained history row (see [`crate::chain`]).
+fn insert_event_detail(
+    conn: &Connection,
+    at: &str,
+    version: &str,
+    action: &str,
+    by: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    crate::chain::insert_model_event(conn, at, version, action, by, detail)
+        .map_err(ServiceError::db("recording model event"))
 }
 
 #[cfg(test)]

@@ -52,6 +52,11 @@ pub trait RiskScorer: Send + Sync {
     /// Score `records` (JSON objects keyed by the schema's raw column names), one result per
     /// record, in order.
     fn score(&self, records: &[serde_json::Value]) -> Result<Vec<Scored>, ScoreError>;
+    /// The raw column holding the declaration id (bounded by [`crate::Limits::max_id_bytes`]
+    /// instead of the text limit), when the model knows it.
+    fn id_column(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Loads a model file into a scorer. The registry and the server use one loader.

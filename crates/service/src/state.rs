@@ -8,16 +8,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rand::RngCore;
 use tokio::sync::Semaphore;
 
-use crate::audit::AuditWriter;
+use crate::audit::{AuditConfig, AuditWriter};
 use crate::error::{Result, ServiceError};
 use crate::keys::{Caller, KeyStore};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ModelRole as Role};
 use crate::registry::{Channel, ModelStatus, ModelVersion, Registry};
 use crate::scorer::{ModelLoader, RiskScorer, ScoreError};
 
@@ -34,8 +34,16 @@ pub struct Limits {
     pub inline_max_declarations: usize,
     /// Concurrent blocking scoring tasks (default: number of CPUs).
     pub blocking_permits: usize,
-    /// Queued audit messages (requests) before handlers wait for the writer (default 65536).
-    pub audit_queue: usize,
+    /// Time to receive a complete request body (default 10 s); 408 after it.
+    pub body_read_timeout: std::time::Duration,
+    /// Longest declaration id in bytes (default 64); longer ones are refused with 422.
+    pub max_id_bytes: usize,
+    /// Longest text value or field name in a declaration in bytes (default 256).
+    pub max_text_bytes: usize,
+    /// Most `/v1/score` requests one API key may have in flight; more get 429 (default 256).
+    pub per_key_concurrency: usize,
+    /// How decisions are committed to the audit trail (durable group commit by default).
+    pub audit: AuditConfig,
 }
 
 impl Default for Limits {
@@ -47,7 +55,11 @@ impl Default for Limits {
             blocking_permits: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
-            audit_queue: 65536,
+            body_read_timeout: std::time::Duration::from_secs(10),
+            max_id_bytes: 64,
+            max_text_bytes: 256,
+            per_key_concurrency: 256,
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -163,15 +175,21 @@ pub(crate) struct Inner {
     pub audit: AuditWriter,
     pub metrics: Metrics,
     pub blocking: Arc<Semaphore>,
+    /// False while the deployed champion's file is missing or no longer matches its sha256, or
+    /// the registry's champion could not be loaded (`/readyz` 503).
+    pub champion_ok: AtomicBool,
+    /// In-flight `/v1/score` slots per key id ([`Limits::per_key_concurrency`]).
+    key_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     request_prefix: String,
     request_seq: AtomicU64,
 }
 
 impl AppState {
     /// Open the registry at `registry_path` (creating it if needed), load keys and the
-    /// champion/challenger, start the audit writer. Fails when a deployed model cannot be
-    /// loaded or its file no longer matches its hash. Must be called outside an async
-    /// context or inside `spawn_blocking` (it loads models).
+    /// champion/challenger, start the audit writer. A champion that cannot be loaded (file
+    /// missing or changed) leaves the server up but not ready (`/readyz` 503, admin calls work);
+    /// a challenger that cannot be loaded is left out of shadow scoring (error log and metric).
+    /// Must be called outside an async context or inside `spawn_blocking` (it loads models).
     pub fn open(registry_path: &Path, limits: Limits) -> Result<AppState> {
         Self::open_with_loader(
             registry_path,
@@ -188,7 +206,7 @@ impl AppState {
     ) -> Result<AppState> {
         let registry = Registry::open_with_loader(registry_path, Arc::clone(&loader))?;
         let keys = KeyStore::load(&registry)?;
-        let audit = AuditWriter::start(registry_path, limits.audit_queue)?;
+        let audit = AuditWriter::start(registry_path, limits.audit.clone())?;
         let mut prefix = [0u8; 6];
         rand::rng().fill_bytes(&mut prefix);
         let state = AppState {
@@ -203,6 +221,8 @@ impl AppState {
                 admin: tokio::sync::Mutex::new(()),
                 audit,
                 metrics: Metrics::default(),
+                champion_ok: AtomicBool::new(true),
+                key_slots: Mutex::new(HashMap::new()),
                 request_prefix: hex::encode(prefix),
                 request_seq: AtomicU64::new(0),
             }),
@@ -267,6 +287,25 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// One of `key_id`'s in-flight request slots, `None` when all are taken. Released on drop.
+    pub fn key_slot(&self, key_id: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sem = {
+            let mut slots = match self.inner.key_slots.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match slots.get(key_id) {
+                Some(s) => Arc::clone(s),
+                None => {
+                    let s = Arc::new(Semaphore::new(self.inner.limits.per_key_concurrency.max(1)));
+                    slots.insert(key_id.to_string(), Arc::clone(&s));
+                    s
+                }
+            }
+        };
+        sem.try_acquire_owned().ok()
+    }
+
     /// A new request id: a per-process random prefix and a counter (unique, cheap).
     pub fn next_request_id(&self) -> String {
         let n = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
@@ -292,8 +331,17 @@ impl AppState {
         Ok(scorer)
     }
 
+    /// Whether the champion's file is intact (see [`Inner::champion_ok`]).
+    pub fn champion_intact(&self) -> bool {
+        self.inner.champion_ok.load(Ordering::Relaxed)
+    }
+
     /// Make the in-memory deployment match the registry's champion and challenger (blocking:
-    /// may load models). Keeps the current deployment when loading fails.
+    /// may load models). A champion that fails to load (file missing, changed, unloadable)
+    /// keeps the current champion and marks the server not ready; a challenger that fails is
+    /// dropped from shadow scoring. Both are logged and counted
+    /// (`customs_risk_model_integrity_failures_total`). Errors only when the registry cannot be
+    /// read.
     pub fn sync_blocking(&self, registry: &Registry) -> Result<()> {
         let current = self.deployment();
         let champion = registry.champion()?;
@@ -304,22 +352,73 @@ impl AppState {
                 (Some(l), Some(w)) => l.meta == *w,
                 _ => false,
             };
-        if same(&current.champion, &champion) && same(&current.challenger, &challenger) {
+        let champion_same = same(&current.champion, &champion);
+        if champion_same && same(&current.challenger, &challenger) {
             return Ok(());
         }
-        let load = |mv: Option<ModelVersion>| -> Result<Option<Arc<LoadedModel>>> {
-            match mv {
-                None => Ok(None),
-                Some(meta) => {
-                    let scorer = self.scorer_for(registry, &meta)?;
-                    Ok(Some(Arc::new(LoadedModel { meta, scorer })))
+        let load = |mv: ModelVersion| -> Result<Arc<LoadedModel>> {
+            let scorer = self.scorer_for(registry, &mv)?;
+            Ok(Arc::new(LoadedModel { meta: mv, scorer }))
+        };
+        let new_champion = if champion_same {
+            current.champion.clone()
+        } else {
+            match champion {
+                None => {
+                    self.inner.champion_ok.store(true, Ordering::Relaxed);
+                    None
+                }
+                Some(mv) => {
+                    let version = mv.version.clone();
+                    match load(mv) {
+                        Ok(m) => {
+                            self.inner.champion_ok.store(true, Ordering::Relaxed);
+                            Some(m)
+                        }
+                        Err(e) => {
+                            self.inner.metrics.integrity_failure(Role::Champion);
+                            self.inner.champion_ok.store(false, Ordering::Relaxed);
+                            tracing::error!(champion = %version, error = %e,
+                                "the registry's champion cannot be used; not ready until it is fixed or another version is promoted");
+                            current.champion.clone()
+                        }
+                    }
+                }
+            }
+        };
+        let new_challenger = if same(&current.challenger, &challenger) {
+            current.challenger.clone()
+        } else {
+            match challenger {
+                None => None,
+                Some(mv) => {
+                    let version = mv.version.clone();
+                    match load(mv) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            self.inner.metrics.integrity_failure(Role::Challenger);
+                            tracing::error!(challenger = %version, error = %e,
+                                "the challenger cannot be used; shadow scoring is off");
+                            None
+                        }
+                    }
                 }
             }
         };
         let new = Deployment {
-            champion: load(champion)?,
-            challenger: load(challenger)?,
+            champion: new_champion,
+            challenger: new_challenger,
         };
+        let changed = |a: &Option<Arc<LoadedModel>>, b: &Option<Arc<LoadedModel>>| match (a, b) {
+            (None, None) => false,
+            (Some(x), Some(y)) => !Arc::ptr_eq(x, y),
+            _ => true,
+        };
+        if !changed(&new.champion, &current.champion)
+            && !changed(&new.challenger, &current.challenger)
+        {
+            return Ok(());
+        }
         let previous = current.champion.as_ref().map(|c| c.meta.version.clone());
         if let Ok(mut cache) = self.inner.cache.lock() {
             let keep: Vec<String> = [&new.champion, &new.challenger]
@@ -345,6 +444,58 @@ impl AppState {
         );
         self.install(new);
         Ok(())
+    }
+
+    /// Re-hash the deployed champion's and challenger's files (blocking). A champion whose
+    /// file is missing or changed marks the server not ready (it keeps answering with the
+    /// verified model in memory, so admin calls and in-flight work go on); a challenger whose
+    /// file is missing or changed is dropped from shadow scoring. Logged and counted.
+    pub fn check_models_blocking(&self) {
+        let dep = self.deployment();
+        if let Some(c) = &dep.champion {
+            match c.meta.verify_file() {
+                Ok(()) => {
+                    if !self.inner.champion_ok.swap(true, Ordering::Relaxed) {
+                        tracing::info!(champion = %c.meta.version, "champion file intact again; ready");
+                    }
+                }
+                Err(e) => {
+                    self.inner.metrics.integrity_failure(Role::Champion);
+                    self.inner.champion_ok.store(false, Ordering::Relaxed);
+                    tracing::error!(champion = %c.meta.version, error = %e,
+                        "champion model file check failed; not ready");
+                }
+            }
+        }
+        if let Some(c) = &dep.challenger {
+            if let Err(e) = c.meta.verify_file() {
+                self.inner.metrics.integrity_failure(Role::Challenger);
+                tracing::error!(challenger = %c.meta.version, error = %e,
+                    "challenger model file check failed; dropped from shadow scoring");
+                // Swap only if the deployment has not changed meanwhile.
+                let mut g = match self.inner.deployment.write() {
+                    Ok(g) => g,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                if Arc::ptr_eq(&*g, &dep) {
+                    *g = Arc::new(Deployment {
+                        champion: dep.champion.clone(),
+                        challenger: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// [`AppState::check_models_blocking`] off the async runtime.
+    pub async fn check_models(&self) {
+        let _guard = self.inner.admin.lock().await;
+        let this = self.clone();
+        let _ = run_blocking(move || {
+            this.check_models_blocking();
+            Ok(())
+        })
+        .await;
     }
 
     /// Re-read keys and deployment from the registry (picks up CLI changes).

@@ -14,17 +14,29 @@ use cr_service::{
 /// POST /v1/score with one declaration (a JSON object keyed by the model's schema columns) or
 /// {"declarations": [...]}; answers score, percentile, channel (green/yellow/red by the
 /// version's thresholds), model version and request id. The registry's champion answers; a
-/// challenger runs in shadow (audited, not returned). Every decision is appended to the audit
-/// trail. Needs an API key (header `Authorization: Bearer KEY`, see `keys create`).
-/// GET /healthz, /readyz, /metrics (Prometheus). Ctrl-C / SIGTERM drains in-flight requests.
+/// challenger runs in shadow (audited, not returned). Needs an API key (header
+/// `Authorization: Bearer KEY`, see `keys create`). GET /healthz, /readyz, /metrics
+/// (Prometheus). Ctrl-C / SIGTERM drains in-flight requests.
 ///
-/// Environment: CUSTOMS_RISK_REGISTRY, CUSTOMS_RISK_ADDR, CUSTOMS_RISK_MAX_BODY_BYTES,
-/// CUSTOMS_RISK_MAX_BATCH, CUSTOMS_RISK_SHUTDOWN_TIMEOUT_SECS, RUST_LOG.
+/// Durable before answered: a decision is committed to the audit trail (group commit: many
+/// requests share one SQLite transaction and one sync) before its answer is sent. When the
+/// audit cannot be written (disk full, write lock held by another connection past
+/// --audit-lock-deadline-ms) the request gets 503 `audit_unavailable` with Retry-After and
+/// /readyz turns 503 until a write succeeds again. Model files are re-hashed every 30 s
+/// (CUSTOMS_RISK_INTEGRITY_SECS): a changed champion makes /readyz 503, a changed challenger
+/// is dropped from shadow scoring.
+///
+/// Environment (flags win): CUSTOMS_RISK_REGISTRY, CUSTOMS_RISK_ADDR, CUSTOMS_RISK_MAX_BODY_BYTES,
+/// CUSTOMS_RISK_MAX_BATCH, CUSTOMS_RISK_SHUTDOWN_TIMEOUT_SECS, CUSTOMS_RISK_REFRESH_SECS,
+/// CUSTOMS_RISK_INTEGRITY_SECS, CUSTOMS_RISK_MAX_CONNECTIONS, CUSTOMS_RISK_HEADER_TIMEOUT_MS,
+/// CUSTOMS_RISK_BODY_TIMEOUT_MS, CUSTOMS_RISK_IDLE_TIMEOUT_SECS, CUSTOMS_RISK_MAX_ID_BYTES,
+/// CUSTOMS_RISK_MAX_TEXT_BYTES, CUSTOMS_RISK_PER_KEY_CONCURRENCY,
+/// CUSTOMS_RISK_AUDIT_LOCK_DEADLINE_MS, RUST_LOG.
 ///
 /// Example:
-///   customs-risk models register --registry reg.db --model models/gbdt.onnx --name gbdt --promote
+///   customs-risk models register --registry reg.db --create --model models/gbdt.onnx --name gbdt --promote
 ///   customs-risk keys create --registry reg.db --role score --name pre-arrival
-///   customs-risk serve --registry reg.db --addr 127.0.0.1:8080
+///   customs-risk serve --registry reg.db --addr 127.0.0.1:8080 --max-connections 4096
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ServeArgs {
@@ -37,11 +49,62 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
+    /// Most open client connections; more are closed at once [default: open-file limit - 256].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Milliseconds to receive a request's complete header (also ends idle keep-alive
+    /// connections when shorter than --idle-timeout-secs) [default: 10000].
+    #[arg(long)]
+    header_timeout_ms: Option<u64>,
+    /// Milliseconds to receive a complete request body; 408 after it [default: 10000].
+    #[arg(long)]
+    body_timeout_ms: Option<u64>,
+    /// Seconds a keep-alive connection may stay idle between requests [default: 5].
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
+    /// Longest declaration id in bytes; longer ones get 422 [default: 64].
+    #[arg(long)]
+    max_id_bytes: Option<usize>,
+    /// Longest text value or field name in a declaration in bytes [default: 256].
+    #[arg(long)]
+    max_text_bytes: Option<usize>,
+    /// Most concurrent /v1/score requests per API key; more get 429 [default: 256].
+    #[arg(long)]
+    per_key_concurrency: Option<usize>,
+    /// Milliseconds an audit commit waits for another connection's write lock (and a request
+    /// for audit queue space) before the request gets 503 [default: 2000].
+    #[arg(long)]
+    audit_lock_deadline_ms: Option<u64>,
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    use std::time::Duration;
     cr_service::init_tracing(a.log_format);
-    let cfg = ServeConfig::new(a.registry, a.addr).apply_env()?;
+    let mut cfg = ServeConfig::new(a.registry, a.addr).apply_env()?;
+    if let Some(n) = a.max_connections {
+        cfg.connections.max_connections = n.max(1);
+    }
+    if let Some(ms) = a.header_timeout_ms {
+        cfg.connections.header_read_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = a.body_timeout_ms {
+        cfg.limits.body_read_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(s) = a.idle_timeout_secs {
+        cfg.connections.idle_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(n) = a.max_id_bytes {
+        cfg.limits.max_id_bytes = n;
+    }
+    if let Some(n) = a.max_text_bytes {
+        cfg.limits.max_text_bytes = n;
+    }
+    if let Some(n) = a.per_key_concurrency {
+        cfg.limits.per_key_concurrency = n.max(1);
+    }
+    if let Some(ms) = a.audit_lock_deadline_ms {
+        cfg.limits.audit.lock_deadline = Duration::from_millis(ms.max(1));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,8 +126,8 @@ pub struct ModelsArgs {
 enum ModelsCmd {
     /// Add a model version.
     Register {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         #[arg(long)]
         model: PathBuf,
         /// Model name (default: the file stem).
@@ -92,35 +155,58 @@ enum ModelsCmd {
     },
     /// List versions with status, thresholds and validation ROC-AUC.
     List {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         #[arg(long)]
         json: bool,
     },
     /// Make a version the champion (the one that answers).
     Promote {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         version: String,
         #[arg(long)]
         by: Option<String>,
     },
     /// Run a version in shadow next to the champion.
     Challenger {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         version: String,
         #[arg(long)]
         by: Option<String>,
     },
     /// Take a version out of service.
     Retire {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         version: String,
         #[arg(long)]
         by: Option<String>,
     },
+}
+
+/// The registry file of `models`, `keys` and `audit` commands.
+#[derive(ClapArgs, Debug)]
+struct RegistryArg {
+    /// Registry SQLite file (models, keys, audit trail). Must exist unless --create.
+    #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
+    registry: PathBuf,
+    /// Create the registry file if it does not exist (without it a mistyped path is an error,
+    /// not a new empty registry).
+    #[arg(long)]
+    create: bool,
+}
+
+impl RegistryArg {
+    fn open(&self) -> anyhow::Result<Registry> {
+        let reg = if self.create {
+            Registry::open(&self.registry)
+        } else {
+            Registry::open_existing(&self.registry)
+        };
+        reg.with_context(|| format!("opening registry {}", self.registry.display()))
+    }
 }
 
 fn who(by: Option<String>) -> String {
@@ -142,8 +228,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             promote,
             by,
         } => {
-            let mut reg = Registry::open(&registry)
-                .with_context(|| format!("opening {}", registry.display()))?;
+            let mut reg = registry.open()?;
             let thresholds = match (yellow_score, red_score) {
                 (Some(yellow), Some(red)) => ThresholdSpec::Scores { yellow, red },
                 _ => ThresholdSpec::Percentiles {
@@ -172,7 +257,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             }
         }
         ModelsCmd::List { registry, json } => {
-            let reg = Registry::open(&registry)?;
+            let reg = registry.open()?;
             let list = reg.list()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -206,7 +291,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             version,
             by,
         } => {
-            Registry::open(&registry)?.promote(&version, &who(by))?;
+            registry.open()?.promote(&version, &who(by))?;
             println!("{version} is the champion");
         }
         ModelsCmd::Challenger {
@@ -214,7 +299,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             version,
             by,
         } => {
-            Registry::open(&registry)?.set_challenger(&version, &who(by))?;
+            registry.open()?.set_challenger(&version, &who(by))?;
             println!("{version} runs in shadow");
         }
         ModelsCmd::Retire {
@@ -222,7 +307,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             version,
             by,
         } => {
-            Registry::open(&registry)?.retire(&version, &who(by))?;
+            registry.open()?.retire(&version, &who(by))?;
             println!("{version} is retired");
         }
     }
@@ -240,8 +325,8 @@ pub struct KeysArgs {
 #[derive(Subcommand, Debug)]
 enum KeysCmd {
     Create {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         /// score or admin.
         #[arg(long)]
         role: String,
@@ -250,12 +335,12 @@ enum KeysCmd {
         name: String,
     },
     List {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
     },
     Revoke {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
         id: String,
     },
 }
@@ -270,7 +355,7 @@ pub fn keys(a: KeysArgs) -> anyhow::Result<()> {
             let Some(role) = Role::parse(&role) else {
                 bail!("--role {role:?}: expected score or admin")
             };
-            let k = Registry::open(&registry)?.create_key(role, &name)?;
+            let k = registry.open()?.create_key(role, &name)?;
             eprintln!(
                 "key {} ({}) for {:?} — shown once, store it now:",
                 k.info.id,
@@ -280,7 +365,7 @@ pub fn keys(a: KeysArgs) -> anyhow::Result<()> {
             println!("{}", k.key);
         }
         KeysCmd::List { registry } => {
-            for k in Registry::open(&registry)?.list_keys()? {
+            for k in registry.open()?.list_keys()? {
                 println!(
                     "{} {:<6} {:<24} created {}{}",
                     k.id,
@@ -294,15 +379,21 @@ pub fn keys(a: KeysArgs) -> anyhow::Result<()> {
             }
         }
         KeysCmd::Revoke { registry, id } => {
-            Registry::open(&registry)?.revoke_key(&id)?;
+            registry.open()?.revoke_key(&id)?;
             println!("revoked {id}");
         }
     }
     Ok(())
 }
 
-/// The append-only audit trail of every decision the service made.
+/// The append-only, hash-chained audit trail of every decision the service made.
+///
+/// Examples:
+///   customs-risk audit export --registry reg.db --since 2024-03-01 --format jsonl --out audit.jsonl
+///   customs-risk audit verify --registry reg.db
+///   customs-risk audit verify --registry reg.db --anchor 1234:5f1c...e9
 #[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct AuditArgs {
     #[command(subcommand)]
     cmd: AuditCmd,
@@ -310,18 +401,51 @@ pub struct AuditArgs {
 
 #[derive(Subcommand, Debug)]
 enum AuditCmd {
-    /// Export decisions since a date (YYYY-MM-DD or RFC 3339) as CSV or JSON lines.
+    /// Export decisions since a date (YYYY-MM-DD or RFC 3339) as CSV or JSON lines, streaming
+    /// (bounded memory).
+    ///
+    /// CSV text cells that start with = + - @ (a spreadsheet formula) get a leading ' unless
+    /// --raw.
+    ///
+    /// Example:
+    ///   customs-risk audit export --registry reg.db --since 2024-03-01 --format csv --out audit.csv
+    #[command(verbatim_doc_comment)]
     Export {
-        #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
-        registry: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// First day (YYYY-MM-DD, UTC) or instant (RFC 3339) to export.
         #[arg(long)]
         since: String,
         /// csv or jsonl.
         #[arg(long, default_value = "csv")]
         format: ExportFormat,
+        /// CSV: write cells as stored, without neutralising spreadsheet formulas.
+        #[arg(long)]
+        raw: bool,
         /// Output file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Check the hash chains of the audit trail, model history and key history, and that the
+    /// models and keys tables agree with their history; report the first broken link.
+    ///
+    /// Prints each chain's head (seq:hash). Keep the audit head somewhere else (a log system,
+    /// a ticket): a later `--anchor SEQ:HASH` then detects a truncated or rewritten chain,
+    /// which the chain alone cannot. Exit status 1 when anything is broken.
+    ///
+    /// Example:
+    ///   customs-risk audit verify --registry reg.db
+    ///   customs-risk audit verify --registry reg.db --anchor 1234:5f1c...e9
+    #[command(verbatim_doc_comment)]
+    Verify {
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// A previously printed audit head SEQ:HASH that must still be in the chain, unchanged.
+        #[arg(long)]
+        anchor: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -331,24 +455,74 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
             registry,
             since,
             format,
+            raw,
             out,
         } => {
+            registry.open()?;
+            let opts = cr_service::ExportOptions { format, raw };
             let n = match out {
                 Some(p) => {
                     let mut f = std::io::BufWriter::new(
                         std::fs::File::create(&p)
                             .with_context(|| format!("creating {}", p.display()))?,
                     );
-                    cr_service::export_audit(&registry, &since, format, &mut f)?
+                    cr_service::export_audit_with(&registry.registry, &since, opts, &mut f)?
                 }
-                None => cr_service::export_audit(
-                    &registry,
+                None => cr_service::export_audit_with(
+                    &registry.registry,
                     &since,
-                    format,
-                    &mut std::io::stdout().lock(),
+                    opts,
+                    &mut std::io::BufWriter::new(std::io::stdout().lock()),
                 )?,
             };
             eprintln!("{n} decisions exported");
+        }
+        AuditCmd::Verify {
+            registry,
+            anchor,
+            json,
+        } => {
+            registry.open()?;
+            let anchor = match &anchor {
+                None => None,
+                Some(a) => {
+                    let (seq, hash) = a
+                        .split_once(':')
+                        .and_then(|(s, h)| Some((s.trim().parse::<i64>().ok()?, h.trim())))
+                        .with_context(|| format!("--anchor {a:?}: expected SEQ:HASH"))?;
+                    Some((seq, hash))
+                }
+            };
+            let report = cr_service::verify_audit(&registry.registry, anchor)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for c in &report.chains {
+                    let head = c
+                        .head
+                        .as_ref()
+                        .map(|(s, h)| format!("{s}:{h}"))
+                        .unwrap_or_else(|| "-".into());
+                    let legacy = if c.legacy > 0 {
+                        format!(", {} unchained rows from before the chain", c.legacy)
+                    } else {
+                        String::new()
+                    };
+                    match &c.broken {
+                        None => println!(
+                            "{:<13} ok      {} rows{legacy}, head {head}",
+                            c.table, c.chained
+                        ),
+                        Some(b) => println!("{:<13} BROKEN  {b}", c.table),
+                    }
+                }
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+            }
+            if !report.ok() {
+                bail!("the audit trail failed verification (see above)");
+            }
         }
     }
     Ok(())

@@ -5,10 +5,15 @@
 
 mod api;
 mod audit;
+mod bounds;
+mod chain;
+mod conn;
 mod deps;
+mod durability;
 mod e2e;
 mod engines;
 mod fuzz;
+mod integrity;
 mod load;
 mod registry;
 mod support;

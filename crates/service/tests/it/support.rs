@@ -135,7 +135,7 @@ pub fn limits() -> Limits {
         max_batch: 100,
         inline_max_declarations: 16,
         blocking_permits: 2,
-        audit_queue: 1024,
+        ..Limits::default()
     }
 }
 
