@@ -20,7 +20,7 @@ use common::{bin, cli_err, cli_ok};
 use serde_json::Value;
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     db: PathBuf,
     key: String,
     /// One declaration to vary the id of.
@@ -86,7 +86,7 @@ fn fixture() -> Fixture {
         serde_json::from_str(&std::fs::read_to_string(d.join("m.decls.json")).unwrap()).unwrap();
     Fixture {
         template: decls[0].clone(),
-        dir,
+        _dir: dir,
         db,
         key,
     }
