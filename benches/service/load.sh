@@ -69,8 +69,10 @@ stop_server() { # -> checks scored == audited after a graceful shutdown
   scored=$(python3 -c "import urllib.request; t = urllib.request.urlopen('http://127.0.0.1:$PORT/metrics').read().decode(); print(next(l.split()[1] for l in t.splitlines() if l.startswith('customs_risk_declarations_scored_total')))")
   kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   audited=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from audit').fetchone()[0])" "$WORK/registry.db")
-  echo "declarations scored: $scored; audit rows after graceful shutdown: $audited"
-  if [ "$scored" != "$audited" ]; then echo "AUDIT MISMATCH" >&2; exit 1; fi
+  echo "declarations answered: $scored; audit rows after graceful shutdown: $audited"
+  # Every answered decision is audited. More rows than answers is fine: a request whose
+  # client hung up (wrk stopping) after the commit is recorded but never answered.
+  if [ "$scored" -gt "$audited" ]; then echo "AUDIT MISSING ROWS" >&2; exit 1; fi
   if grep -q ERROR "$WORK/server.log"; then echo "server errors:"; grep ERROR "$WORK/server.log" | head -5; fi
 }
 make_scripts() { # the wrk scripts for the current $KEY
@@ -126,7 +128,14 @@ for mode in $MODES; do
       printf "%-12s %12s %14s %10s %10s\n" "$c" "$rps" "$(awk -v r="$rps" 'BEGIN { printf "%.0f", r * 100 }')" "$p50" "$p99"
     done
   fi
-  echo "# $mode: $(grep -o 'customs_risk_audit_commit_seconds_[a-z]* [0-9.e+-]*' <(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$PORT/metrics').read().decode())") | tr '\n' ' ')"
+  python3 - "$PORT" "$mode" <<'PY'
+import sys, urllib.request
+port, mode = sys.argv[1], sys.argv[2]
+m = {l.split()[0]: float(l.split()[1]) for l in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode().splitlines() if l and not l.startswith("#")}
+n, s = m["customs_risk_audit_commit_seconds_count"], m["customs_risk_audit_commit_seconds_sum"]
+w = m["customs_risk_audit_records_written_total"]
+print(f"# {mode}: {n:.0f} audit commits, {w / max(n, 1):.1f} decisions per commit, mean commit {1000 * s / max(n, 1):.3f} ms")
+PY
   stop_server
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

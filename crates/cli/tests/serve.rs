@@ -118,7 +118,7 @@ fn start_server(f: &Fixture, extra_env: &[(&str, &str)]) -> (Child, SocketAddr) 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("serve starts");
+    let mut child = cmd.spawn().expect("serve starts");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if let Ok((200, _, _)) = get(addr, "/healthz") {
@@ -126,6 +126,8 @@ fn start_server(f: &Fixture, extra_env: &[(&str, &str)]) -> (Child, SocketAddr) 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not come up");
 }
 
