@@ -34,6 +34,7 @@ pub mod model;
 pub mod ort_engine;
 pub mod plan;
 pub(crate) mod prep;
+pub mod shap;
 pub mod tree;
 
 pub use bulk::{score_file, BulkError, BulkOptions, BulkSummary, Progress};
@@ -56,5 +57,6 @@ mod tests {
         check::<crate::Model>();
         check::<crate::CompiledEnsemble>();
         check::<crate::NativeScorer>();
+        check::<crate::shap::Explainer>();
     }
 }

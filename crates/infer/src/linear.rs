@@ -56,6 +56,25 @@ impl CompiledLinear {
         }
     }
 
+    /// Coefficients and intercept of output column `column` where that column is one linear
+    /// score before its post transform (the margin explanations decompose); `None` where it
+    /// is not (softmax over several scores, the `1 - s` column of a one-row classifier).
+    pub(crate) fn margin_row(&self, column: usize) -> Option<(&[f32], f32)> {
+        let row = match self.kind {
+            Kind::Classifier {
+                add_second_class: true,
+            } => (column == 1).then_some(0)?,
+            Kind::Raw => column,
+            Kind::Classifier { .. } | Kind::Regressor if self.n_scores == 1 => column,
+            _ => return None,
+        };
+        if row >= self.n_scores {
+            return None;
+        }
+        let f = self.n_features;
+        Some((&self.coef[row * f..(row + 1) * f], self.intercepts[row]))
+    }
+
     /// Compile `LinearClassifier` or `LinearRegressor`.
     pub fn from_node(node: &NodeProto) -> Result<CompiledLinear, InferError> {
         let a = Attrs::new(node);

@@ -89,6 +89,10 @@ pub struct CompiledEnsemble {
     pub(crate) simd: Option<SimdLayout>,
     /// Kernel for the fast layout (detected at compile time).
     pub(crate) kernel: Kernel,
+    /// The file's `nodes_hitrates` per compiled node (node covers for TreeSHAP, see
+    /// [`crate::shap`]); empty with the reason in `no_covers` when the file has none.
+    pub(crate) covers: Vec<f32>,
+    pub(crate) no_covers: Option<String>,
 }
 
 fn next_down(t: f32) -> f32 {
@@ -249,6 +253,7 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     let cap = spec.nodes.len().saturating_mul(4) + 4096;
     let mut nodes: Vec<Node> = Vec::with_capacity(spec.nodes.len());
     let mut modes: Vec<u8> = Vec::new();
+    let mut covers: Vec<f32> = Vec::new();
     let mut trees = Vec::with_capacity(roots.len());
     let mut offsets: Vec<u32> = vec![0];
     let mut weights: Vec<(u32, f32)> = Vec::new();
@@ -284,6 +289,8 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
             }
             let n = &spec.nodes[i];
             let s = slot as usize;
+            covers.resize(nodes.len(), f32::NAN);
+            covers[s] = n.hitrate;
             if n.mode == Mode::Leaf {
                 min_d = min_d.min(depth);
                 max_d = max_d.max(depth);
@@ -424,7 +431,15 @@ pub(crate) fn compile(spec: &EnsembleSpec) -> Result<CompiledEnsemble, InferErro
     } else {
         Kernel::Scalar
     };
+    let no_covers = spec.no_hitrates.clone();
+    if no_covers.is_some() {
+        covers = Vec::new();
+    } else {
+        covers.resize(nodes.len(), f32::NAN);
+    }
     Ok(CompiledEnsemble {
+        covers,
+        no_covers,
         simd,
         kernel,
         op,

@@ -15,7 +15,7 @@ pub(crate) mod scratch;
 pub(crate) mod simd;
 pub(crate) mod spec;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use compile::CompiledEnsemble;
 pub use spec::{Aggregate, PostTransform};

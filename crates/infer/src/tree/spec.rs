@@ -77,6 +77,8 @@ pub(crate) struct RawNode {
     pub true_id: i64,
     pub false_id: i64,
     pub missing_true: bool,
+    /// `nodes_hitrates` entry (a node cover when the exporter stored one); NaN when absent.
+    pub hitrate: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +112,9 @@ pub(crate) struct EnsembleSpec {
     pub base_values: Vec<f32>,
     pub nodes: Vec<RawNode>,
     pub targets: Vec<RawTarget>,
+    /// Why `RawNode::hitrate` is NaN (no `nodes_hitrates`, or an unusable one); `None` when
+    /// every node has one.
+    pub no_hitrates: Option<String>,
 }
 
 fn same_len(node: &NodeProto, what: &[(&str, usize)]) -> Result<(), InferError> {
@@ -185,6 +190,21 @@ pub(crate) fn parse_v3(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
             treeids.len()
         )));
     }
+    // Covers are optional for scoring (ORT ignores them): an unusable attribute only makes
+    // them absent, with the reason kept for the explainer's error message.
+    let (hitrates, no_hitrates) = match floats_or_tensor(&a, "nodes_hitrates") {
+        Ok(h) if h.is_empty() => (h, Some("the file has no nodes_hitrates".to_string())),
+        Ok(h) if h.len() != treeids.len() => (
+            Vec::new(),
+            Some(format!(
+                "nodes_hitrates has {} entries for {} nodes",
+                h.len(),
+                treeids.len()
+            )),
+        ),
+        Ok(h) => (h, None),
+        Err(e) => (Vec::new(), Some(format!("nodes_hitrates unusable: {e}"))),
+    };
     let nodes = (0..treeids.len())
         .map(|i| RawNode {
             tree: treeids[i],
@@ -195,6 +215,7 @@ pub(crate) fn parse_v3(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
             true_id: trueids[i],
             false_id: falseids[i],
             missing_true: missing.get(i).copied() == Some(1),
+            hitrate: hitrates.get(i).copied().unwrap_or(f32::NAN),
         })
         .collect();
 
@@ -257,6 +278,7 @@ pub(crate) fn parse_v3(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
         base_values,
         nodes,
         targets,
+        no_hitrates,
     })
 }
 
@@ -343,6 +365,7 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
                     true_id: 0,
                     false_id: 0,
                     missing_true: false,
+                    hitrate: f32::NAN,
                 });
                 targets.push(RawTarget {
                     tree: t,
@@ -377,6 +400,7 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
                 true_id: ti,
                 false_id: fi,
                 missing_true: missing.get(ju).copied() == Some(1),
+                hitrate: f32::NAN,
             });
             stack.push(fi);
             stack.push(ti);
@@ -407,5 +431,6 @@ pub(crate) fn parse_v5(node: &NodeProto) -> Result<EnsembleSpec, InferError> {
         base_values: Vec::new(),
         nodes,
         targets,
+        no_hitrates: Some("opset-5 TreeEnsemble stores no node covers".into()),
     })
 }

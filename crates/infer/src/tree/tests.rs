@@ -14,13 +14,13 @@ use super::simd::Kernel;
 use super::spec::{Aggregate, EnsembleSpec, Head, Mode, PostTransform, RawNode, RawTarget};
 use super::CompiledEnsemble;
 
-const NF: usize = 6; // features the trees read (rows carry one more, unused)
+pub(crate) const NF: usize = 6; // features the trees read (rows carry one more, unused)
 
-fn pick<T: Copy>(rng: &mut ChaCha8Rng, v: &[T]) -> T {
+pub(crate) fn pick<T: Copy>(rng: &mut ChaCha8Rng, v: &[T]) -> T {
     v[rng.random_range(0..v.len())]
 }
 
-fn threshold(rng: &mut ChaCha8Rng, pool: &[f32]) -> f32 {
+pub(crate) fn threshold(rng: &mut ChaCha8Rng, pool: &[f32]) -> f32 {
     match rng.random_range(0..50) {
         0 => f32::NAN,
         1 => f32::INFINITY,
@@ -30,7 +30,7 @@ fn threshold(rng: &mut ChaCha8Rng, pool: &[f32]) -> f32 {
 }
 
 /// A random tree with `n_leaves` leaves, root first, other nodes shuffled.
-fn tree(
+pub(crate) fn tree(
     rng: &mut ChaCha8Rng,
     t: i64,
     n_leaves: usize,
@@ -47,6 +47,7 @@ fn tree(
         true_id: 0,
         false_id: 0,
         missing_true: false,
+        hitrate: f32::NAN,
     };
     let mut nodes = vec![leaf];
     let mut leaves = vec![0usize];
@@ -70,6 +71,7 @@ fn tree(
             true_id: a as i64,
             false_id: b as i64,
             missing_true: rng.random_bool(0.5),
+            hitrate: f32::NAN,
         };
     }
     // Distinct, exactly representable leaf weights identify the leaf in sums.
@@ -92,7 +94,7 @@ fn tree(
     }
 }
 
-fn spec(
+pub(crate) fn spec(
     rng: &mut ChaCha8Rng,
     leaves: &[usize],
     modes: &[Mode],
@@ -107,6 +109,7 @@ fn spec(
         base_values: Vec::new(),
         nodes: Vec::new(),
         targets: Vec::new(),
+        no_hitrates: Some("test ensemble".into()),
     };
     for (t, &l) in leaves.iter().enumerate() {
         tree(rng, t as i64, l, modes, pool, &mut s);
@@ -114,7 +117,7 @@ fn spec(
     s
 }
 
-fn rows(rng: &mut ChaCha8Rng, n: usize, pool: &[f32]) -> Vec<f32> {
+pub(crate) fn rows(rng: &mut ChaCha8Rng, n: usize, pool: &[f32]) -> Vec<f32> {
     (0..n * (NF + 1))
         .map(|_| match rng.random_range(0..20) {
             0 | 1 => f32::NAN,
@@ -130,7 +133,7 @@ fn rows(rng: &mut ChaCha8Rng, n: usize, pool: &[f32]) -> Vec<f32> {
 }
 
 /// First-principles walk of tree `t` of `s`: the weight of the leaf `row` reaches.
-fn reference_leaf(s: &EnsembleSpec, t: i64, row: &[f32]) -> f32 {
+pub(crate) fn reference_leaf(s: &EnsembleSpec, t: i64, row: &[f32]) -> f32 {
     let find = |id: i64| s.nodes.iter().find(|n| n.tree == t && n.id == id).copied();
     let mut n = find(0).expect("root");
     while n.mode != Mode::Leaf {

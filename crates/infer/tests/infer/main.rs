@@ -6,3 +6,4 @@ mod gen;
 mod prep;
 mod random_ensembles;
 mod semantics;
+mod shap;
