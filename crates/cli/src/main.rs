@@ -51,6 +51,8 @@ enum Command {
     Train(cmd::train::Args),
     /// Score a file of declarations with an ONNX model (ours or skl2onnx / onnxmltools exports).
     Score(cmd::score::Args),
+    /// Decide channels under a policy: officer rules, watch lists, capacity, logged random floor.
+    Select(cmd::select::Args),
     /// Evaluate a model at inspection budgets, selection-aware; HTML report with plots, JSON.
     Evaluate(cmd::evaluate::Args),
     /// Compare model versions on the same rows with paired confidence intervals.
@@ -95,6 +97,7 @@ fn main() {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Score(a) => cmd::score::run(a),
+        Command::Select(a) => cmd::select::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Serve(a) => cmd::service::serve(a),

@@ -22,8 +22,13 @@ use super::validate::OnErrorArg;
 /// feature on the training bins; flagged at >= 0.2). Writes one self-contained HTML file with
 /// plots (no network needed) and, with --json, the same numbers for machines.
 ///
+/// With --decisions (the output of `customs-risk select` on the same declarations) the
+/// inspection record is the policy's, so the IPW estimate uses the logged propensities.
+///
 /// Example:
 ///   customs-risk evaluate --model models/gbdt.onnx --data new.csv --report eval.html --json eval.json
+///   customs-risk evaluate --model models/gbdt.onnx --data outcomes.csv \
+///       --decisions decisions.csv --report loop.html
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -51,6 +56,12 @@ pub struct Args {
     on_error: OnErrorArg,
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Decisions written by `customs-risk select` for these declarations (CSV): the
+    /// inspection record comes from them (stratum none = not inspected, its label ignored;
+    /// propensity = the logged inclusion probability, used by the IPW estimate) instead of the
+    /// data's inspection columns. Every declaration needs a decision; selected ones a label.
+    #[arg(long)]
+    decisions: Option<PathBuf>,
     /// Seed of the bootstrap intervals.
     #[arg(long, default_value_t = 20_240_917)]
     seed: u64,
@@ -218,10 +229,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let (m, batch, scores) =
             load_and_score(&a.model, &a.data, a.engine, a.on_error, a.from.as_deref())?;
         let (features, reference_scores) = drift_inputs(&m, &batch)?;
+        let mut rows = eval_rows(m.schema(), &batch);
+        if let Some(d) = &a.decisions {
+            let logged = cr_policy::read_decisions(d)?;
+            cr_policy::apply_decisions(&mut rows, &batch.ids, &logged, d)?;
+        }
         let input = EvalInput {
             model: model_name(&a.model),
             scores,
-            rows: eval_rows(m.schema(), &batch),
+            rows,
             reference_scores,
             features,
         };

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod evaluate;
 pub mod generate;
 pub mod score;
+pub mod select;
 pub mod service;
 pub mod train;
 pub mod validate;

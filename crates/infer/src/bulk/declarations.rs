@@ -22,23 +22,28 @@ pub(super) fn score(
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
-    let ropts = ReadOptions {
+    let (model, start) = load_and_start(model_path, opts, pool, &proto, load, &read_options(opts))?;
+    drop(proto);
+    score_chunks(opts, pool, &model, start, progress)
+}
+
+/// How `score` reads: the options' chunking, delimiter and error policy; no label needed;
+/// duplicate ids settled after the last chunk (sorted runs on disk).
+pub(super) fn read_options(opts: &BulkOptions) -> ReadOptions {
+    ReadOptions {
         batch_rows: opts.batch_rows.max(1),
         delimiter: opts.delimiter,
         on_error: opts.on_error,
         require_label: false,
         duplicates: DuplicateCheck::deferred(),
-    };
-    let (model, start) = load_and_start(model_path, opts, pool, &proto, load, &ropts)?;
-    drop(proto);
-    score_chunks(opts, pool, &model, start, progress)
+    }
 }
 
 /// Chunks read while the model compiles (at most; memory holds them until scored).
 const READ_AHEAD: usize = 3;
 
 /// An open reader and the chunks already read from it, in order.
-struct Started {
+pub(super) struct Started {
     reader: Reader,
     ahead: VecDeque<Result<ReadChunk, DataError>>,
 }
@@ -48,7 +53,7 @@ struct Started {
 /// rest of the pipeline (its tables) and the core compile, up to [`READ_AHEAD`] chunks;
 /// the chunks are the ones a plain read gives, so nothing in the output changes. A model
 /// error wins over a data error, as in the sequential order.
-fn load_and_start(
+pub(super) fn load_and_start(
     model_path: &Path,
     opts: &BulkOptions,
     pool: &rayon::ThreadPool,
@@ -153,11 +158,8 @@ fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
     })
 }
 
-/// Read, validate, score and write in a pipeline on `pool`. While chunk N is scored and
-/// written, chunk N+1 is read and validated (`rayon::join`), so memory holds about three
-/// chunks. Duplicate ids are settled after the last chunk: with [`cr_data::OnError::Fail`]
-/// a duplicate is an error; with skip the duplicate rows leave the output and go to the
-/// rejects (after the other rejects).
+/// Read, validate, score and write in a pipeline on `pool` (see [`pipe`]); the scored rows
+/// go to the output table through [`Sink`].
 fn score_chunks(
     opts: &BulkOptions,
     pool: &rayon::ThreadPool,
@@ -166,6 +168,54 @@ fn score_chunks(
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
     let quantiles = card_quantiles(model.metadata());
+    let mut sink = Sink::create(&opts.out, opts.budget)?;
+    let piped = pipe(opts, pool, model, start, progress, &mut |batch, scores| {
+        sink.push(&batch.ids, scores, &quantiles)
+    });
+    let piped = match piped {
+        Ok(p) => p,
+        Err(e) => {
+            sink.discard(&opts.out);
+            return Err(e);
+        }
+    };
+    let selected = sink.finish(&opts.out, pool, &quantiles, &piped.dups)?;
+    Ok(BulkSummary {
+        rows: piped.accepted,
+        rejected: piped.rejected,
+        engine: model.engine_used(),
+        mapping: None,
+        selected,
+        seconds: 0.0,
+    })
+}
+
+/// What [`pipe`] leaves for its caller.
+pub(super) struct Piped {
+    /// Accepted-row ordinals (ascending) of rows whose id turned out to be a duplicate after
+    /// their chunk was pushed: the caller removes them from its output.
+    pub dups: Vec<u64>,
+    /// Rows accepted (late duplicates excluded) and rejected (included).
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+/// A scored chunk's destination: the rows (validated) and their scores.
+pub(super) type Push<'a> = dyn FnMut(&cr_data::Batch, &[f32]) -> Result<(), BulkError> + Send + 'a;
+
+/// Read, validate, score and hand over chunks in a pipeline on `pool`. While chunk N is scored
+/// and pushed, chunk N+1 is read and validated (`rayon::join`), so memory holds about three
+/// chunks. Duplicate ids are settled after the last chunk: with [`cr_data::OnError::Fail`]
+/// a duplicate is an error; with skip the duplicate rows go to the rejects (after the other
+/// rejects) and their ordinals to [`Piped::dups`].
+pub(super) fn pipe(
+    opts: &BulkOptions,
+    pool: &rayon::ThreadPool,
+    model: &DeclarationModel,
+    start: Started,
+    progress: &dyn Progress,
+    push: &mut Push<'_>,
+) -> Result<Piped, BulkError> {
     let Started {
         mut reader,
         mut ahead,
@@ -174,12 +224,11 @@ fn score_chunks(
         Some(p) => Some(RejectWriter::create(p)?),
         None => None,
     };
-    let mut sink = Sink::create(&opts.out, opts.budget)?;
     let data = |source: DataError| BulkError::Read {
         path: opts.data.clone(),
         source,
     };
-    let piped = pool.install(|| -> Result<Vec<cr_data::LateDuplicate>, BulkError> {
+    let late = pool.install(|| -> Result<Vec<cr_data::LateDuplicate>, BulkError> {
         // Duplicates are settled as soon as the reader is exhausted, while the last chunk is
         // scored.
         let mut late = None;
@@ -212,8 +261,7 @@ fn score_chunks(
                         r.write(&chunk.rejects)?;
                     }
                     let scores = model.score_batch(&chunk.batch)?;
-                    sink.push(&chunk.batch.ids, &scores, &quantiles)?;
-                    Ok(())
+                    push(&chunk.batch, &scores)
                 },
             );
             done?;
@@ -225,14 +273,7 @@ fn score_chunks(
             Some(l) => l.map_err(data),
             None => reader.finish_duplicates().map_err(data),
         }
-    });
-    let late = match piped {
-        Ok(l) => l,
-        Err(e) => {
-            sink.discard(&opts.out);
-            return Err(e);
-        }
-    };
+    })?;
     // Rows accepted in their chunk that turned out to be duplicates: out of the output.
     let dups: Vec<u64> = late.iter().filter_map(|d| d.ordinal).collect();
     if let Some(r) = &mut rej {
@@ -246,13 +287,9 @@ fn score_chunks(
     if let Some(r) = rej {
         r.finish()?;
     }
-    let selected = sink.finish(&opts.out, pool, &quantiles, &dups)?;
-    Ok(BulkSummary {
-        rows: reader.accepted(),
+    Ok(Piped {
+        dups,
+        accepted: reader.accepted(),
         rejected: reader.rejected(),
-        engine: model.engine_used(),
-        mapping: None,
-        selected,
-        seconds: 0.0,
     })
 }

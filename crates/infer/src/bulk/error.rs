@@ -23,6 +23,13 @@ pub enum BulkError {
     /// does not fit the model: the message names file, line, column, value and why.
     #[error("{0}")]
     Invalid(String),
+    /// The policy of `select` cannot be loaded (the source names file, line, column and
+    /// rule), or selection failed.
+    #[error("policy {}", path.display())]
+    Policy {
+        path: PathBuf,
+        source: cr_policy::PolicyError,
+    },
     /// Scoring failed.
     #[error(transparent)]
     Score(#[from] InferError),

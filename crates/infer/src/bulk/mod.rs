@@ -32,6 +32,7 @@ mod declarations;
 mod error;
 mod foreign;
 mod foreign_dups;
+mod select;
 mod sink;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ use cr_data::OnError;
 
 pub use error::BulkError;
 pub use foreign::SAMPLE_ROWS;
+pub use select::{select_file, SelectSummary};
 
 use crate::{Engine, LoadOptions};
 
