@@ -154,6 +154,8 @@ fn select(f: &Fixture, data: &Path, out: &str, extra: &[&str]) -> (PathBuf, Stri
 }
 
 #[test]
+// rows are read across several parallel vectors by index
+#[allow(clippy::needless_range_loop)]
 fn select_decides_every_declaration_and_evaluate_closes_the_loop() {
     let f = fixture();
     let (csv1, summary) = select(&f, &f.outcomes, "d1.csv", &["--threads", "1"]);
