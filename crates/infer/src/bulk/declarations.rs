@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cr_data::{DataError, DuplicateCheck, ReadChunk, ReadOptions, Reader, RejectWriter};
 
 use super::sink::Sink;
-use super::{card_quantiles, BulkError, BulkOptions, BulkSummary, Progress};
+use super::{BulkError, BulkOptions, BulkSummary, Progress};
 use crate::{DeclarationModel, LoadOptions};
 
 /// Load the model, score the file; see [`score_chunks`].
@@ -144,7 +144,7 @@ fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
         .metadata_props
         .iter()
         .rev()
-        .find(|p| p.key() == crate::PIPELINE_METADATA_KEY)?
+        .find(|p| p.key() == cr_model::meta::PIPELINE)?
         .value();
     let mut found = None;
     let _ = Peek(&mut found).deserialize(&mut serde_json::Deserializer::from_str(json));
@@ -165,7 +165,7 @@ fn score_chunks(
     start: Started,
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
-    let quantiles = card_quantiles(model.metadata());
+    let reference = model.reference();
     let Started {
         mut reader,
         mut ahead,
@@ -212,7 +212,7 @@ fn score_chunks(
                         r.write(&chunk.rejects)?;
                     }
                     let scores = model.score_batch(&chunk.batch)?;
-                    sink.push(&chunk.batch.ids, &scores, &quantiles)?;
+                    sink.push(&chunk.batch.ids, &scores, reference)?;
                     Ok(())
                 },
             );
@@ -246,7 +246,7 @@ fn score_chunks(
     if let Some(r) = rej {
         r.finish()?;
     }
-    let selected = sink.finish(&opts.out, pool, &quantiles, &dups)?;
+    let selected = sink.finish(&opts.out, pool, reference, &dups)?;
     Ok(BulkSummary {
         rows: reader.accepted(),
         rejected: reader.rejected(),
