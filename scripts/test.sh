@@ -15,4 +15,10 @@ export OMP_WAIT_POLICY=PASSIVE
 # several GB; CI disks are small. (Set CARGO_INCREMENTAL=1 to keep them.)
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 df -h . | tail -1 | awk '{print "disk free before build: " $4}'
+# Formatting first: cheap, and it fails fast. (clippy -D warnings joins once the workspace
+# is clean of its warnings.)
+if ! cargo fmt --version >/dev/null 2>&1; then
+  rustup component add rustfmt
+fi
+cargo fmt --all --check
 cargo test --workspace --no-fail-fast

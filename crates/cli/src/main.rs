@@ -106,9 +106,16 @@ fn main() {
         Command::Audit(a) => cmd::service::audit(a),
     };
     if let Err(err) = result {
-        eprintln!("error: {err}");
+        let mut shown = err.to_string();
+        eprintln!("error: {shown}");
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            // an error whose text already ends with its cause's text (e.g. "x.csv: cannot
+            // open: No such file") does not print the cause again
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                eprintln!("  caused by: {text}");
+            }
+            shown = text;
         }
         std::process::exit(1);
     }

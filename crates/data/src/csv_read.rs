@@ -70,8 +70,8 @@ impl Row for CsvRow<'_> {
     }
 }
 
-fn read_error(source: &str, e: &std::io::Error) -> DataError {
-    DataError::io(format!("{source}: cannot read CSV: {e}"))
+fn read_error(source: &str, e: std::io::Error) -> DataError {
+    DataError::io_source(format!("{source}: cannot read CSV"), e)
 }
 
 fn parser(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
@@ -122,23 +122,25 @@ impl CsvSource {
         delimiter: u8,
         require_label: bool,
     ) -> Result<(CsvSource, Vec<String>), DataError> {
-        let file =
-            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let file = File::open(path)
+            .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
         let mut split = Splitter::new(file, delimiter);
-        let empty = || DataError {
-            kind: DataErrorKind::Empty,
-            message: format!("{source}: file is empty: no header"),
+        let empty = || {
+            DataError::new(
+                DataErrorKind::Empty,
+                format!("{source}: file is empty: no header"),
+            )
         };
         let chunk = split
             .next_chunk(1, 1)
-            .map_err(|e| read_error(source, &e))?
+            .map_err(|e| read_error(source, e))?
             .ok_or_else(empty)?;
         let sub = chunk.subs.first().ok_or_else(empty)?;
         let mut header = ByteRecord::new();
         let mut rdr = parser(delimiter, &chunk.data[sub.start..sub.end]);
         if !rdr
             .read_byte_record(&mut header)
-            .map_err(|e| DataError::io(format!("{source}: cannot read CSV header: {e}")))?
+            .map_err(|e| DataError::io_source(format!("{source}: cannot read CSV header"), e))?
         {
             return Err(empty());
         }
@@ -181,7 +183,7 @@ impl CsvSource {
         let Some(raw) = self
             .split
             .next_chunk(chunk.max_rows, SUB_ROWS)
-            .map_err(|e| read_error(chunk.source, &e))?
+            .map_err(|e| read_error(chunk.source, e))?
         else {
             chunk.batch.truncate_rows(0);
             return Ok(false);
@@ -315,8 +317,8 @@ impl CsvSource {
         source: &str,
         lines: &[u64],
     ) -> Result<Vec<(Vec<String>, String)>, DataError> {
-        let file =
-            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let file = File::open(path)
+            .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
         let mut split = Splitter::new(file, self.delimiter);
         let mut out: Vec<(Vec<String>, String)> = Vec::with_capacity(lines.len());
         let mut want = lines.iter().peekable();
@@ -326,7 +328,7 @@ impl CsvSource {
         while want.peek().is_some() {
             let Some(ch) = split
                 .next_chunk(1 << 16, 1 << 16)
-                .map_err(|e| read_error(source, &e))?
+                .map_err(|e| read_error(source, e))?
             else {
                 break;
             };

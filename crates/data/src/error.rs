@@ -1,6 +1,7 @@
 //! Errors of the data layer.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, coarsely, so callers can branch without parsing text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,49 +21,81 @@ pub enum DataErrorKind {
     Empty,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A data-layer error: what kind, a message naming file / line / column / value / why, and
+/// the underlying error (an `io::Error`, a CSV or Parquet error) as its
+/// [`source`](std::error::Error::source), never flattened into the text.
+#[derive(Debug, Clone)]
 pub struct DataError {
     pub kind: DataErrorKind,
     pub message: String,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl DataError {
-    pub fn schema(msg: impl Into<String>) -> DataError {
+    /// An error of `kind` with `message` and no further cause.
+    pub fn new(kind: DataErrorKind, message: impl Into<String>) -> DataError {
         DataError {
-            kind: DataErrorKind::Schema,
-            message: msg.into(),
+            kind,
+            message: message.into(),
+            cause: None,
         }
+    }
+    /// Attach the underlying error (returned by `source()`).
+    pub fn with_source(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> DataError {
+        self.cause = Some(Arc::new(cause));
+        self
+    }
+    pub fn schema(msg: impl Into<String>) -> DataError {
+        DataError::new(DataErrorKind::Schema, msg)
     }
     pub fn io(msg: impl Into<String>) -> DataError {
-        DataError {
-            kind: DataErrorKind::Io,
-            message: msg.into(),
-        }
+        DataError::new(DataErrorKind::Io, msg)
+    }
+    /// An IO error: `msg` says what was being done to which file, `cause` why it failed.
+    pub fn io_source(
+        msg: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> DataError {
+        DataError::io(msg).with_source(cause)
     }
     pub fn columns(msg: impl Into<String>) -> DataError {
-        DataError {
-            kind: DataErrorKind::Columns,
-            message: msg.into(),
-        }
+        DataError::new(DataErrorKind::Columns, msg)
     }
     pub fn value(msg: impl Into<String>) -> DataError {
-        DataError {
-            kind: DataErrorKind::Value,
-            message: msg.into(),
-        }
+        DataError::new(DataErrorKind::Value, msg)
     }
     pub fn format(msg: impl Into<String>) -> DataError {
-        DataError {
-            kind: DataErrorKind::Format,
-            message: msg.into(),
+        DataError::new(DataErrorKind::Format, msg)
+    }
+}
+
+/// Equal when kind and message are (the cause is not compared).
+impl PartialEq for DataError {
+    fn eq(&self, other: &DataError) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for DataError {}
+
+/// The message, then the cause's text (so a one-line print loses nothing); the cause is
+/// also the `source()` for callers that walk the chain.
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            None => f.write_str(&self.message),
+            Some(c) => write!(f, "{}: {c}", self.message),
         }
     }
 }
 
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
-
-impl std::error::Error for DataError {}

@@ -133,8 +133,8 @@ pub(crate) struct Spill {
 }
 
 impl Spill {
-    fn io(&self, what: &str, e: impl std::fmt::Display) -> DataError {
-        DataError::io(format!("{}: duplicate-id check: {what}: {e}", self.source))
+    fn io(&self, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> DataError {
+        DataError::io_source(format!("{}: duplicate-id check: {what}", self.source), e)
     }
 
     fn log(&mut self, key: u128, line: u64, ordinal: Option<u64>) -> Result<(), DataError> {

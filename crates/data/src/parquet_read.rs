@@ -159,20 +159,21 @@ impl ParquetSource {
         batch_rows: usize,
         require_label: bool,
     ) -> Result<(ParquetSource, Vec<String>), DataError> {
-        let file =
-            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
+        let file = File::open(path)
+            .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
         let len = file
             .metadata()
-            .map_err(|e| DataError::io(format!("{source}: {e}")))?
+            .map_err(|e| DataError::io_source(format!("{source}: cannot read file metadata"), e))?
             .len();
         if len == 0 {
-            return Err(DataError {
-                kind: DataErrorKind::Empty,
-                message: format!("{source}: file is empty"),
-            });
+            return Err(DataError::new(
+                DataErrorKind::Empty,
+                format!("{source}: file is empty"),
+            ));
         }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| DataError::io(format!("{source}: not a readable Parquet file: {e}")))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+            DataError::io_source(format!("{source}: not a readable Parquet file"), e)
+        })?;
         let fields = builder.schema().fields().clone();
         let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         // Check names (unknown + missing in one error) on the full field list.
@@ -200,7 +201,7 @@ impl ParquetSource {
             .with_projection(mask)
             .with_batch_size(batch_rows)
             .build()
-            .map_err(|e| DataError::io(format!("{source}: cannot read Parquet: {e}")))?;
+            .map_err(|e| DataError::io_source(format!("{source}: cannot read Parquet"), e))?;
         let src = ParquetSource {
             reader,
             rules: Rules {
@@ -258,10 +259,13 @@ impl ParquetSource {
                 match self.reader.next() {
                     None => return Ok(false),
                     Some(Err(e)) => {
-                        return Err(DataError::io(format!(
-                            "{}: cannot read Parquet after record {}: {e}",
-                            chunk.source, self.records
-                        )))
+                        return Err(DataError::io_source(
+                            format!(
+                                "{}: cannot read Parquet after record {}",
+                                chunk.source, self.records
+                            ),
+                            e,
+                        ))
                     }
                     Some(Ok(rb)) => {
                         self.load(rb, chunk.source)?;
@@ -329,16 +333,17 @@ impl ParquetSource {
         source: &str,
         lines: &[u64],
     ) -> Result<Vec<(Vec<String>, String)>, DataError> {
-        let file =
-            File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| DataError::io(format!("{source}: not a readable Parquet file: {e}")))?;
+        let file = File::open(path)
+            .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+            DataError::io_source(format!("{source}: not a readable Parquet file"), e)
+        })?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), self.keep.iter().copied());
         let reader = builder
             .with_projection(mask)
             .with_batch_size(1 << 16)
             .build()
-            .map_err(|e| DataError::io(format!("{source}: cannot read Parquet: {e}")))?;
+            .map_err(|e| DataError::io_source(format!("{source}: cannot read Parquet"), e))?;
         let mut out = Vec::with_capacity(lines.len());
         let mut want = lines.iter().peekable();
         let mut record = 0u64;
@@ -347,9 +352,10 @@ impl ParquetSource {
                 break;
             }
             let rb = rb.map_err(|e| {
-                DataError::io(format!(
-                    "{source}: cannot read Parquet after record {record}: {e}"
-                ))
+                DataError::io_source(
+                    format!("{source}: cannot read Parquet after record {record}"),
+                    e,
+                )
             })?;
             let cols: Vec<Col> = rb
                 .columns()

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataError, DataErrorKind};
+use crate::error::DataError;
 
 /// Semantic kind of a categorical column. The feature pipeline uses it to decide which risk
 /// profiles and pairs to build; `Other` columns still get a risk profile.
@@ -269,13 +269,12 @@ fn parse_bound(s: &Option<String>, default: (i32, u32, u32), what: &str) -> Resu
 impl Schema {
     /// Read and validate a schema TOML file.
     pub fn from_path(path: &Path) -> Result<Schema, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError {
-            kind: DataErrorKind::Io,
-            message: format!("cannot read schema {}: {e}", path.display()),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            DataError::io_source(format!("cannot read schema {}", path.display()), e)
         })?;
-        Schema::from_toml(&text).map_err(|e| DataError {
-            kind: e.kind,
-            message: format!("schema {}: {}", path.display(), e.message),
+        Schema::from_toml(&text).map_err(|mut e| {
+            e.message = format!("schema {}: {}", path.display(), e.message);
+            e
         })
     }
 

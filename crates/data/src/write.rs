@@ -26,8 +26,12 @@ use crate::schema::{LabelColumn, Schema};
 /// Rows per Parquet record batch when writing.
 const WRITE_SLICE: usize = 65_536;
 
-pub(crate) fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> DataError {
-    DataError::io(format!("{}: cannot {what}: {e}", path.display()))
+pub(crate) fn io_err(
+    path: &Path,
+    what: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> DataError {
+    DataError::io_source(format!("{}: cannot {what}", path.display()), e)
 }
 
 /// Shortest text of an `f32` that reads back (as f64, then cast to f32) to the same value.

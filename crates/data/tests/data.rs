@@ -67,6 +67,24 @@ mod csv_reading {
     }
 
     #[test]
+    fn a_missing_file_keeps_the_io_error_as_its_source() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["missing.csv", "missing.parquet"] {
+            let e = open(&d.path().join(name), &mini(), &ReadOptions::default())
+                .err()
+                .expect("error");
+            assert_eq!(e.kind, DataErrorKind::Io);
+            assert!(e.message.contains(name), "{e}");
+            let io = std::error::Error::source(&e)
+                .and_then(|c| c.downcast_ref::<std::io::Error>())
+                .unwrap_or_else(|| panic!("no io::Error source: {e:?}"));
+            assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+            // the one-line text still says why
+            assert!(e.to_string().ends_with(&io.to_string()), "{e}");
+        }
+    }
+
+    #[test]
     fn header_only_gives_zero_rows() {
         let d = tempfile::tempdir().unwrap();
         let p = file(&d, "h.csv", HEADER.as_bytes());

@@ -155,6 +155,32 @@ pub struct FeatureDriftInput {
     pub values: Vec<f64>,
 }
 
+/// Drift inputs of a model's features: its card's training bins ([`cr_model::FeatureBins`])
+/// with each feature's new values from `values_of(feature name)`. A bin naming a feature that
+/// `values_of` does not know is an error, not a feature silently left out (the card and the
+/// features come from the same model).
+pub fn feature_inputs(
+    bins: &[cr_model::FeatureBins],
+    mut values_of: impl FnMut(&str) -> Option<Vec<f64>>,
+) -> Result<Vec<FeatureDriftInput>, EvalError> {
+    bins.iter()
+        .map(|b| {
+            let values = values_of(&b.feature).ok_or_else(|| EvalError::Drift {
+                name: b.feature.clone(),
+                why: "the model card has training bins for this feature, but the model does \
+                      not compute it"
+                    .into(),
+            })?;
+            Ok(FeatureDriftInput {
+                name: b.feature.clone(),
+                edges: b.edges.clone(),
+                expected: b.expected.clone(),
+                values,
+            })
+        })
+        .collect()
+}
+
 /// One bin of a PSI result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PsiBin {
@@ -276,6 +302,32 @@ pub fn score_psi(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feature_inputs_pair_card_bins_with_values_and_refuse_unknown_features() {
+        let bins = vec![
+            cr_model::FeatureBins {
+                feature: "a".into(),
+                edges: vec![1.0],
+                expected: vec![0.5, 0.5, 0.0],
+            },
+            cr_model::FeatureBins {
+                feature: "b".into(),
+                edges: vec![],
+                expected: vec![1.0, 0.0],
+            },
+        ];
+        let got = feature_inputs(&bins, |n| Some(vec![if n == "a" { 1.0 } else { 2.0 }])).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].name.as_str(), got[0].values[0]), ("a", 1.0));
+        assert_eq!(got[0].edges, vec![1.0]);
+        assert_eq!((got[1].name.as_str(), got[1].values[0]), ("b", 2.0));
+        let err = feature_inputs(&bins, |n| (n == "a").then(|| vec![0.0])).unwrap_err();
+        assert!(
+            matches!(&err, EvalError::Drift { name, .. } if name == "b"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn psi_by_hand() {

@@ -86,8 +86,8 @@ pub use compare::{
     PairEstimates, TopKOverlap,
 };
 pub use drift::{
-    bin_counts, bin_index, bin_proportions, feature_psi, psi, psi_terms, quantile_edges, score_psi,
-    DriftLevel, FeatureDriftInput, PsiBin, PsiResult, PSI_FLOOR,
+    bin_counts, bin_index, bin_proportions, feature_inputs, feature_psi, psi, psi_terms,
+    quantile_edges, score_psi, DriftLevel, FeatureDriftInput, PsiBin, PsiResult, PSI_FLOOR,
 };
 pub use error::EvalError;
 pub use estimate::{BudgetEstimate, CiMethod, Estimate, EstimatorReport};

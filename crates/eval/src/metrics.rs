@@ -309,7 +309,7 @@ pub fn at_budgets(
         }
     }
     for b in budgets {
-        b.check()?;
+        crate::budget::check(b)?;
     }
     let order = sort_order(scores)?;
     let ks: Vec<usize> = budgets.iter().map(|b| b.k(n)).collect();

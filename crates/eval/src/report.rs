@@ -85,7 +85,7 @@ impl EvalConfig {
             .iter()
             .chain(std::iter::once(&self.headline_budget))
         {
-            b.check()?;
+            crate::budget::check(b)?;
         }
         if self.estimators.is_empty() {
             return bad("estimators must not be empty".into());
@@ -180,7 +180,67 @@ pub struct EvaluationReport {
     pub generator: String,
 }
 
+impl EvalConfig {
+    /// The defaults with `seed`; `extra`, when given, joins the budgets (if not there) and
+    /// becomes the headline budget.
+    pub fn with_headline(extra: Option<Budget>, seed: u64) -> EvalConfig {
+        let mut cfg = EvalConfig {
+            seed,
+            ..EvalConfig::default()
+        };
+        if let Some(b) = extra {
+            if !cfg.budgets.contains(&b) {
+                cfg.budgets.push(b);
+            }
+            cfg.headline_budget = b;
+        }
+        cfg
+    }
+}
+
 impl EvaluationReport {
+    /// The summary a terminal shows: rows and the primary estimator, then per estimator its
+    /// ROC-AUC and hit rate / recall at each budget (value and interval), then the notes.
+    pub fn headline(&self) -> String {
+        use std::fmt::Write;
+        let fmt = |e: &Option<crate::Estimate>| {
+            e.as_ref()
+                .map(|e| format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci_low, e.ci_high))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let mut s = format!(
+            "{}: {} rows, {} labelled ({} seized); primary estimator: {}\n",
+            self.model,
+            self.n_rows,
+            self.n_labelled,
+            self.n_positive,
+            self.primary_estimator.title()
+        );
+        for e in &self.estimators {
+            let _ = writeln!(
+                s,
+                "  {} ({} rows{}): ROC-AUC {}",
+                e.estimator.title(),
+                e.n_sample,
+                if e.biased { ", biased" } else { "" },
+                fmt(&e.roc_auc)
+            );
+            for b in &e.budgets {
+                let _ = writeln!(
+                    s,
+                    "    at {:>6}: hit rate {}  recall {}",
+                    b.budget.label(),
+                    fmt(&b.precision),
+                    fmt(&b.recall)
+                );
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        s
+    }
+
     /// The report of one estimator, if it was computed.
     pub fn estimator(&self, e: Estimator) -> Option<&EstimatorReport> {
         self.estimators.iter().find(|r| r.estimator == e)
@@ -425,4 +485,23 @@ pub(crate) fn evaluate_sorted(
         notes: av.notes,
         generator: format!("cr-eval {}", env!("CARGO_PKG_VERSION")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_headline_adds_the_extra_budget_once_and_heads_with_it() {
+        let plain = EvalConfig::with_headline(None, 7);
+        assert_eq!(plain.seed, 7);
+        assert_eq!(plain.budgets, EvalConfig::default().budgets);
+        assert_eq!(plain.headline_budget, Budget::Rate(0.05));
+        let extra = EvalConfig::with_headline(Some(Budget::Rate(0.03)), 7);
+        assert_eq!(extra.budgets.len(), plain.budgets.len() + 1);
+        assert_eq!(extra.headline_budget, Budget::Rate(0.03));
+        let known = EvalConfig::with_headline(Some(Budget::Rate(0.02)), 7);
+        assert_eq!(known.budgets, plain.budgets);
+        assert_eq!(known.headline_budget, Budget::Rate(0.02));
+    }
 }

@@ -23,18 +23,16 @@ use rayon::prelude::*;
 
 use crate::{
     compile_for_tensor, Engine, InferError, InputColumn, InputKind, LoadOptions, Model,
-    NativeScorer, PIPELINE_METADATA_KEY,
+    NativeScorer,
 };
-
-/// Metadata key naming the feature tensor inside the graph (written by `cr-train`).
-pub const FEATURES_METADATA_KEY: &str = "customs_risk.features";
-/// Metadata key of the model card (JSON).
-pub const CARD_METADATA_KEY: &str = "customs_risk.card";
+use cr_model::{meta, ModelCard, Reference};
 
 /// Rows per parallel scoring task.
 const SCORE_BLOCK: usize = 4096;
 
-enum Core {
+/// What scores the features: the compiled core ([`crate::plan::Core`]: trees or linear, run
+/// on our pipeline's features) or the whole graph on ONNX Runtime.
+enum Backend {
     Native(Box<NativeScorer>),
     Ort(Box<Model>),
 }
@@ -42,8 +40,10 @@ enum Core {
 /// A loaded customs-risk model (see the module docs). `Send + Sync`: share it across threads.
 pub struct DeclarationModel {
     metadata: BTreeMap<String, String>,
+    card: Option<ModelCard>,
+    reference: Option<Reference>,
     pipeline: CompiledPipeline,
-    core: Core,
+    backend: Backend,
     threads: usize,
 }
 
@@ -60,7 +60,7 @@ pub fn is_declaration_model(model: &cr_onnx::proto::ModelProto) -> bool {
     model
         .metadata_props
         .iter()
-        .any(|p| p.key.as_deref() == Some(PIPELINE_METADATA_KEY))
+        .any(|p| p.key.as_deref() == Some(meta::PIPELINE))
 }
 
 impl DeclarationModel {
@@ -76,21 +76,27 @@ impl DeclarationModel {
         opts: &LoadOptions,
     ) -> Result<DeclarationModel, InferError> {
         let metadata = cr_onnx::metadata_map(proto);
-        let pipeline_json = metadata.get(PIPELINE_METADATA_KEY).ok_or_else(|| {
+        // the card is checked once, here: a card this program cannot read stops the load
+        let card = ModelCard::from_metadata(&metadata)?;
+        let reference = cr_model::reference_from_metadata(&metadata)?;
+        let pipeline_json = metadata.get(meta::PIPELINE).ok_or_else(|| {
             InferError::InvalidModel(format!(
-                "no {PIPELINE_METADATA_KEY} metadata: not a customs-risk model with raw declaration fields as inputs \
-                 (score foreign models with a feature matrix instead)"
+                "no {} metadata: not a customs-risk model with raw declaration fields as inputs \
+                 (score foreign models with a feature matrix instead)",
+                meta::PIPELINE
             ))
         })?;
         let pipeline = FittedPipeline::from_json(pipeline_json)
             .and_then(|p| p.compile())
-            .map_err(|e| {
-                InferError::InvalidModel(format!("metadata {PIPELINE_METADATA_KEY}: {e}"))
+            .map_err(|source| InferError::Features {
+                context: format!("invalid model: metadata {}", meta::PIPELINE),
+                source,
             })?;
         let native = || -> Result<NativeScorer, InferError> {
-            let tensor = metadata.get(FEATURES_METADATA_KEY).ok_or_else(|| {
+            let tensor = metadata.get(meta::FEATURES).ok_or_else(|| {
                 InferError::InvalidModel(format!(
-                    "no {FEATURES_METADATA_KEY} metadata (feature tensor name)"
+                    "no {} metadata (feature tensor name)",
+                    meta::FEATURES
                 ))
             })?;
             let s = compile_for_tensor(proto, tensor)?;
@@ -103,7 +109,7 @@ impl DeclarationModel {
             }
             Ok(s)
         };
-        let ort = || -> Result<Core, InferError> {
+        let ort = || -> Result<Backend, InferError> {
             let m = Model::from_proto(
                 proto,
                 &LoadOptions {
@@ -111,13 +117,13 @@ impl DeclarationModel {
                     threads: opts.threads,
                 },
             )?;
-            Ok(Core::Ort(Box::new(m)))
+            Ok(Backend::Ort(Box::new(m)))
         };
-        let core = match opts.engine {
-            Engine::Native => Core::Native(Box::new(native()?)),
+        let backend = match opts.engine {
+            Engine::Native => Backend::Native(Box::new(native()?)),
             Engine::Ort => ort()?,
             Engine::Auto => match native() {
-                Ok(s) => Core::Native(Box::new(s)),
+                Ok(s) => Backend::Native(Box::new(s)),
                 Err(native_err) => ort().map_err(|ort_err| InferError::Unsupported {
                     op: format!("native engine: {native_err}"),
                     hint: format!("ONNX Runtime fallback failed too: {ort_err}"),
@@ -126,17 +132,19 @@ impl DeclarationModel {
         };
         Ok(DeclarationModel {
             metadata,
+            card,
+            reference,
             pipeline,
-            core,
+            backend,
             threads: opts.threads,
         })
     }
 
     /// `Native` or `Ort` (never `Auto`).
     pub fn engine_used(&self) -> Engine {
-        match self.core {
-            Core::Native(_) => Engine::Native,
-            Core::Ort(_) => Engine::Ort,
+        match self.backend {
+            Backend::Native(_) => Engine::Native,
+            Backend::Ort(_) => Engine::Ort,
         }
     }
 
@@ -147,6 +155,17 @@ impl DeclarationModel {
 
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
+    }
+
+    /// The model card (read and version-checked at load); `None` when the file has none.
+    pub fn card(&self) -> Option<&ModelCard> {
+        self.card.as_ref()
+    }
+
+    /// The reference score distribution percentiles are read against
+    /// ([`cr_model::reference_from_metadata`]); `None` when the file carries none.
+    pub fn reference(&self) -> Option<&Reference> {
+        self.reference.as_ref()
     }
 
     /// The compiled feature pipeline (for drift checks and explanations).
@@ -168,8 +187,8 @@ impl DeclarationModel {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let scores = match &self.core {
-            Core::Native(s) => {
+        let scores = match &self.backend {
+            Backend::Native(s) => {
                 let nf = s.n_features();
                 let mut out = vec![0f32; n];
                 // fixed-size row blocks: results never depend on the thread count; each block's
@@ -180,15 +199,15 @@ impl DeclarationModel {
                         buf.resize(o.len() * nf, 0.0);
                         self.pipeline
                             .transform_rows(batch, k * SCORE_BLOCK, buf)
-                            .map_err(|e| InferError::Input {
-                                name: "declarations".into(),
-                                why: e.to_string(),
+                            .map_err(|source| InferError::Features {
+                                context: "computing features".into(),
+                                source,
                             })?;
                         s.score_into(buf, o.len(), o)
                     })?;
                 out
             }
-            Core::Ort(m) => {
+            Backend::Ort(m) => {
                 let cols = raw_columns(m, self.schema(), batch)?;
                 m.score_columns(&cols, n)?
             }

@@ -25,6 +25,18 @@ pub enum InferError {
     /// ONNX Runtime failed (not installed, session creation or run failed).
     #[error("ONNX Runtime: {0}")]
     Runtime(String),
+    /// The model card or reference scores in the file's metadata cannot be read (a card of
+    /// a newer version, a missing field, a non-finite reference score).
+    #[error("{key}: {0}", key = cr_model::meta::CARD)]
+    Card(#[from] cr_model::ModelError),
+    /// Our feature pipeline (a raw-field model's `customs_risk.pipeline`) cannot be read, or
+    /// failed on a batch; `context` says which, the source names file, line and column.
+    #[error("{context}: {source}")]
+    Features {
+        context: String,
+        #[source]
+        source: cr_features::FeatureError,
+    },
     /// The caller's input does not fit the model.
     #[error("input {name:?}: {why}")]
     Input { name: String, why: String },

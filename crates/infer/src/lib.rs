@@ -10,8 +10,8 @@
 //! `customs-risk score` command and any batch runner share.
 //!
 //! Must not: print to a terminal (callers get progress through [`bulk::Progress`]), train,
-//! know learner types (cr-gbdt/cr-linear/cr-train), or implement the feature pipeline —
-//! raw-field models plug theirs in through [`FeatureTransform`].
+//! know learner types (cr-gbdt/cr-linear/cr-train), or implement the feature pipeline (our
+//! raw-field models run `cr-features`' pipeline through [`DeclarationModel`]).
 //!
 //! ```no_run
 //! use cr_infer::{Engine, LoadOptions, Model};
@@ -38,13 +38,11 @@ pub mod shap;
 pub mod tree;
 
 pub use bulk::{score_file, BulkError, BulkOptions, BulkSummary, Progress};
-pub use declarations::{
-    is_declaration_model, DeclarationModel, CARD_METADATA_KEY, FEATURES_METADATA_KEY,
-};
+pub use declarations::{is_declaration_model, DeclarationModel};
 pub use error::{InferError, ORT_HINT};
 pub use input::{InputColumn, InputKind};
 pub use linear::CompiledLinear;
-pub use model::{Engine, FeatureTransform, LoadOptions, Model, PIPELINE_METADATA_KEY};
+pub use model::{Engine, LoadOptions, Model};
 pub use ort_engine::ort_available;
 pub use plan::{compile_for_tensor, Core, NativeScorer};
 pub use tree::{compile_tree_node, CompiledEnsemble};

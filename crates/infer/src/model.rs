@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use cr_onnx::proto::ModelProto;
 use cr_onnx::{metadata_map, value_info_dims, value_info_elem_type, Dim, ElemType};
@@ -11,7 +10,7 @@ use rayon::prelude::*;
 use crate::error::{InferError, ORT_HINT};
 use crate::input::{InputColumn, InputKind};
 use crate::ort_engine::OrtEngine;
-use crate::plan::{compile_for_tensor, compile_native, NativeScorer};
+use crate::plan::{compile_native, NativeScorer};
 
 /// Which engine scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,26 +32,6 @@ pub struct LoadOptions {
     pub threads: usize,
 }
 
-/// Metadata key under which our exporter stores the fitted feature pipeline (JSON).
-pub const PIPELINE_METADATA_KEY: &str = "customs_risk.pipeline";
-
-/// The hook for raw-field models: the caller's Rust implementation of the graph's feature
-/// pipeline (raw declaration columns -> the `[N, F]` float tensor `output_tensor()` that
-/// feeds the tree/linear node). With it, [`Model::load_with_transform`] runs the pipeline in
-/// Rust and the compiled core natively; without it such models run on ONNX Runtime.
-pub trait FeatureTransform: Send + Sync {
-    /// Name of the graph tensor this transform reproduces.
-    fn output_tensor(&self) -> &str;
-    /// Features per row it produces.
-    fn n_features(&self) -> usize;
-    /// Row-major `n_rows x n_features()` features.
-    fn transform(
-        &self,
-        cols: &[(String, InputColumn)],
-        n_rows: usize,
-    ) -> Result<Vec<f32>, InferError>;
-}
-
 /// Rows per parallel task of the native engine (fixed, so results and their order never
 /// depend on the thread count).
 const NATIVE_CHUNK: usize = 4096;
@@ -67,7 +46,6 @@ pub struct Model {
     pool: rayon::ThreadPool,
     threads: usize,
     feature_names: Option<Vec<String>>,
-    transform: Option<Arc<dyn FeatureTransform>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -133,26 +111,11 @@ impl Model {
     }
 
     /// Like [`Model::load`] from a decoded model.
+    ///
+    /// The native engine compiles graphs with one float matrix input `[N, F]`; a graph with
+    /// several named inputs runs on ONNX Runtime (our raw-field models natively through
+    /// [`crate::DeclarationModel`], which runs their feature pipeline in Rust).
     pub fn from_proto(model: &ModelProto, opts: &LoadOptions) -> Result<Model, InferError> {
-        Model::build(model, opts, None)
-    }
-
-    /// Load a raw-field model whose feature pipeline the caller runs in Rust (see
-    /// [`FeatureTransform`]).
-    pub fn load_with_transform(
-        path: impl AsRef<Path>,
-        opts: &LoadOptions,
-        transform: Arc<dyn FeatureTransform>,
-    ) -> Result<Model, InferError> {
-        let model = cr_onnx::load_model(path.as_ref())?;
-        Model::build(&model, opts, Some(transform))
-    }
-
-    fn build(
-        model: &ModelProto,
-        opts: &LoadOptions,
-        transform: Option<Arc<dyn FeatureTransform>>,
-    ) -> Result<Model, InferError> {
         let metadata = metadata_map(model);
         let mut input_kind = input_kind(model)?;
         let threads = match opts.threads {
@@ -161,30 +124,20 @@ impl Model {
                 .unwrap_or(1),
             t => t,
         };
-        let native_result = match (&transform, &input_kind) {
-            (Some(t), _) => compile_for_tensor(model, t.output_tensor()).and_then(|s| {
-                if s.n_features() != t.n_features() {
-                    Err(InferError::InvalidModel(format!(
-                        "the feature transform makes {} features, tensor {:?} has {}",
-                        t.n_features(),
-                        t.output_tensor(),
-                        s.n_features()
-                    )))
-                } else {
-                    Ok(s)
-                }
+        let native_result = match &input_kind {
+            InputKind::NamedColumns(_) if metadata.contains_key(cr_model::meta::PIPELINE) => {
+                Err(InferError::Unsupported {
+                    op: "a raw-field model with an embedded feature pipeline".into(),
+                    hint: "load it with DeclarationModel (feature pipeline in Rust, core native), \
+                           or use ONNX Runtime (Engine::Ort / Engine::Auto)"
+                        .into(),
+                })
+            }
+            InputKind::NamedColumns(_) => Err(InferError::Unsupported {
+                op: "a model with several named inputs".into(),
+                hint: "use ONNX Runtime (Engine::Ort / Engine::Auto)".into(),
             }),
-            (None, InputKind::NamedColumns(_)) => Err(InferError::Unsupported {
-                op: if metadata.contains_key(PIPELINE_METADATA_KEY) {
-                    "a raw-field model with an embedded feature pipeline".into()
-                } else {
-                    "a model with several named inputs".into()
-                },
-                hint: "load it with Model::load_with_transform (feature pipeline in Rust), or use ONNX Runtime \
-                       (Engine::Ort / Engine::Auto)"
-                    .into(),
-            }),
-            (None, InputKind::Matrix { .. }) => compile_native(model),
+            InputKind::Matrix { .. } => compile_native(model),
         };
         let (engine, native, ort) = match opts.engine {
             Engine::Native => (Engine::Native, Some(native_result?), None),
@@ -236,7 +189,6 @@ impl Model {
             pool,
             threads,
             feature_names,
-            transform,
         })
     }
 
@@ -384,15 +336,7 @@ impl Model {
         if n_rows == 0 {
             return Ok(out);
         }
-        if let (Some(s), Some(t)) = (&self.native, &self.transform) {
-            let x = t.transform(cols, n_rows)?;
-            let nf = s.n_features();
-            self.run(|| {
-                out.par_chunks_mut(NATIVE_CHUNK)
-                    .zip(x.par_chunks(NATIVE_CHUNK * nf))
-                    .try_for_each(|(o, xc)| s.score_into(xc, o.len(), o))
-            })?;
-        } else if let Some(o) = &self.ort {
+        if let Some(o) = &self.ort {
             let chunk = OrtEngine::chunk_rows();
             self.run(|| {
                 out.par_chunks_mut(chunk)

@@ -284,7 +284,7 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %e, "model file missing");
                 ApiError::ModelFileMissing(version.clone())
             }
-            ServiceError::Model { ref path, .. } => {
+            ServiceError::Model { ref path, .. } | ServiceError::Card { ref path, .. } => {
                 tracing::error!(error = %e, "model could not be loaded");
                 ApiError::ModelUnloadable(
                     path.file_name()
@@ -749,8 +749,8 @@ fn decide_error(e: DecideError) -> ApiError {
     match e {
         DecideError::NoChampion => ApiError::NoChampion,
         DecideError::Score(ScoreError::Invalid(issues)) => ApiError::InvalidDeclaration(issues),
-        DecideError::Score(ScoreError::Internal(m)) => {
-            tracing::error!(error = %m, "scoring failed");
+        DecideError::Score(ScoreError::Internal(cause)) => {
+            tracing::error!(error = %crate::error::with_causes(cause.as_ref()), "scoring failed");
             ApiError::Internal
         }
     }

@@ -49,8 +49,20 @@ pub enum ServiceError {
     #[error("{0}")]
     Invalid(String),
     /// The model could not be loaded or scored by the inference engine.
-    #[error("model {path}: {message}")]
-    Model { path: PathBuf, message: String },
+    #[error("model {}: {source}", path.display())]
+    Model {
+        path: PathBuf,
+        #[source]
+        source: crate::scorer::LoadError,
+    },
+    /// The model file's card or reference scores cannot be read (e.g. a card of a newer
+    /// customs-risk).
+    #[error("model {}: {source}", path.display())]
+    Card {
+        path: PathBuf,
+        #[source]
+        source: cr_model::ModelError,
+    },
     /// No champion is promoted.
     #[error("no champion model is promoted")]
     NoChampion,
@@ -74,3 +86,19 @@ impl ServiceError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// `e` and every cause under it, joined by ": " (for logs, which keep one line per event).
+/// A cause whose text its parent already ends with is not repeated.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = c.source();
+    }
+    out
+}

@@ -21,11 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cr_data::Schema;
-use cr_infer::{DeclarationModel, Engine, LoadOptions};
+use cr_infer::{DeclarationModel, Engine, InferError, LoadOptions};
 
-use crate::scorer::{FieldIssue, ModelLoader, RiskScorer, ScoreError, Scored};
-
-pub use cr_infer::FEATURES_METADATA_KEY;
+use crate::scorer::{FieldIssue, LoadError, ModelLoader, RiskScorer, ScoreError, Scored};
 
 /// Loads ONNX models with `cr-infer` (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,10 +48,9 @@ impl std::fmt::Debug for InferScorer {
 impl InferScorer {
     /// Load and check `path` (see [`InferLoader`]). One ONNX Runtime thread per model: the
     /// service already runs requests in parallel.
-    pub fn load(path: &Path, engine: Engine) -> Result<InferScorer, String> {
+    pub fn load(path: &Path, engine: Engine) -> Result<InferScorer, InferError> {
         DeclarationModel::load(path, &LoadOptions { engine, threads: 1 })
             .map(|model| InferScorer { model })
-            .map_err(|e| e.to_string())
     }
 
     /// `Native` or `Ort`.
@@ -106,7 +103,7 @@ impl RiskScorer for InferScorer {
             return Err(ScoreError::Invalid(issues));
         }
         if batch.len() != records.len() {
-            return Err(ScoreError::Internal(format!(
+            return Err(ScoreError::internal(format!(
                 "{} records validated into {} rows",
                 records.len(),
                 batch.len()
@@ -115,7 +112,7 @@ impl RiskScorer for InferScorer {
         let scores = self
             .model
             .score_batch(&batch)
-            .map_err(|e| ScoreError::Internal(e.to_string()))?;
+            .map_err(|e| ScoreError::Internal(Arc::new(e)))?;
         Ok(batch
             .ids
             .into_iter()
@@ -126,7 +123,9 @@ impl RiskScorer for InferScorer {
 }
 
 impl ModelLoader for InferLoader {
-    fn load(&self, path: &Path) -> Result<Arc<dyn RiskScorer>, String> {
-        InferScorer::load(path, self.engine).map(|s| Arc::new(s) as Arc<dyn RiskScorer>)
+    fn load(&self, path: &Path) -> Result<Arc<dyn RiskScorer>, LoadError> {
+        InferScorer::load(path, self.engine)
+            .map(|s| Arc::new(s) as Arc<dyn RiskScorer>)
+            .map_err(LoadError::from)
     }
 }

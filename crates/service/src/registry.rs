@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::db;
 use crate::error::{Result, ServiceError};
-use crate::scorer::{ModelLoader, RiskScorer, CARD_KEY, REFERENCE_KEY};
+use cr_model::{percentile_of, score_at_percentile, ModelCard};
+
+use crate::scorer::{ModelLoader, RiskScorer};
 
 /// Score cutoffs of the three channels: `score >= red` is red, else `score >= yellow` is
 /// yellow, else green.
@@ -148,8 +150,8 @@ pub struct ModelVersion {
 }
 
 impl ModelVersion {
-    /// Percentile (0..=100) of `score` within the reference distribution (mid-rank for ties),
-    /// `None` without a reference.
+    /// Percentile (0..=100) of `score` within the reference distribution, by the one rule
+    /// ([`cr_model::reference`]); `None` without a reference.
     pub fn percentile(&self, score: f64) -> Option<f64> {
         self.reference_scores
             .as_deref()
@@ -197,52 +199,6 @@ pub struct ModelEvent {
     pub by: String,
 }
 
-/// Percentile (0..=100) of `score` in the sorted `reference`: the inverse of
-/// [`score_at_percentile`]. The reference is read as evenly spaced quantiles (point `i` of `n`
-/// sits at `100 * i / (n - 1)`) with linear interpolation between them; a score equal to a
-/// run of tied points gets the middle of the run; scores outside the range clamp to 0 / 100.
-pub fn percentile_of(reference: &[f64], score: f64) -> Option<f64> {
-    let n = reference.len();
-    if n == 0 || score.is_nan() {
-        return None;
-    }
-    let lo = reference.partition_point(|&r| r < score); // first index >= score
-    let hi = reference.partition_point(|&r| r <= score); // first index > score
-    if n == 1 {
-        return Some(if score < reference[0] {
-            0.0
-        } else if score > reference[0] {
-            100.0
-        } else {
-            50.0
-        });
-    }
-    let pos = if lo < hi {
-        (lo + hi - 1) as f64 / 2.0
-    } else if lo == 0 {
-        0.0
-    } else if lo == n {
-        (n - 1) as f64
-    } else {
-        let (a, b) = (reference[lo - 1], reference[lo]);
-        (lo - 1) as f64 + (score - a) / (b - a)
-    };
-    Some(100.0 * pos / (n - 1) as f64)
-}
-
-/// Score at percentile `p` (0..=100) of sorted `reference`, linear interpolation between order
-/// statistics (numpy's default `percentile` method).
-pub fn score_at_percentile(reference: &[f64], p: f64) -> Option<f64> {
-    if reference.is_empty() || !(0.0..=100.0).contains(&p) {
-        return None;
-    }
-    let pos = p / 100.0 * (reference.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let (a, b) = (*reference.get(lo)?, *reference.get(hi)?);
-    Some(a + (pos - lo as f64) * (b - a))
-}
-
 /// Lowercase hex sha256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|source| ServiceError::Io {
@@ -252,45 +208,30 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// Reference distribution: the card's `score_quantiles` (written by `cr-train`: quantiles 0,
-/// 1, ..., 100 % of the validation scores) or `reference_scores` (any sorted or unsorted sample),
-/// else the metadata key [`REFERENCE_KEY`]; sorted, all finite.
-fn reference_from(card: &serde_json::Value, scorer: &dyn RiskScorer) -> Result<Option<Vec<f64>>> {
-    let parsed_meta;
-    let raw = match card
-        .get("score_quantiles")
-        .or_else(|| card.get("reference_scores"))
-    {
-        Some(v) => v,
-        None => match scorer.metadata().get(REFERENCE_KEY) {
-            Some(text) => {
-                parsed_meta = serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-                    ServiceError::Invalid(format!("metadata {REFERENCE_KEY} is not JSON: {e}"))
-                })?;
-                &parsed_meta
-            }
-            None => return Ok(None),
-        },
+/// The file's card (typed and version-checked, as JSON for the registry) and reference
+/// distribution ([`cr_model::reference_from_metadata`]: the card's quantiles, else the
+/// [`cr_model::meta::REFERENCE_SCORES`] metadata), sorted.
+fn card_and_reference(
+    path: &Path,
+    scorer: &dyn RiskScorer,
+) -> Result<(serde_json::Value, Option<Vec<f64>>)> {
+    let card_error = |source| ServiceError::Card {
+        path: path.to_path_buf(),
+        source,
     };
-    let arr = raw.as_array().ok_or_else(|| {
-        ServiceError::Invalid("reference_scores is not an array of numbers".into())
-    })?;
-    let mut out = Vec::with_capacity(arr.len());
-    for v in arr {
-        match v.as_f64() {
-            Some(x) if x.is_finite() => out.push(x),
-            _ => {
-                return Err(ServiceError::Invalid(format!(
-                    "reference_scores holds a non-number or non-finite value {v}"
-                )))
-            }
-        }
-    }
-    if out.is_empty() {
-        return Ok(None);
-    }
-    out.sort_by(f64::total_cmp);
-    Ok(Some(out))
+    let card = match ModelCard::from_metadata(scorer.metadata()).map_err(card_error)? {
+        None => serde_json::json!({}),
+        Some(c) => serde_json::to_value(&c).map_err(|source| {
+            card_error(cr_model::ModelError::Json {
+                what: "the model card",
+                source,
+            })
+        })?,
+    };
+    let reference = cr_model::reference_from_metadata(scorer.metadata())
+        .map_err(card_error)?
+        .map(|r| r.as_slice().to_vec());
+    Ok((card, reference))
 }
 
 fn valid_version(v: &str) -> bool {
@@ -423,9 +364,9 @@ impl Registry {
         let scorer = self
             .loader
             .load(&path)
-            .map_err(|message| ServiceError::Model {
+            .map_err(|source| ServiceError::Model {
                 path: path.clone(),
-                message,
+                source,
             })?;
         // The file must not have changed between hashing and loading.
         if sha256_file(&path)? != sha {
@@ -434,21 +375,16 @@ impl Registry {
                 path.display()
             )));
         }
-        let card: serde_json::Value = match scorer.metadata().get(CARD_KEY) {
-            None => serde_json::json!({}),
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                ServiceError::Invalid(format!("metadata {CARD_KEY} is not valid JSON: {e}"))
-            })?,
-        };
-        let reference = reference_from(&card, scorer.as_ref())?;
+        let (card, reference) = card_and_reference(&path, scorer.as_ref())?;
         let thresholds = match opts.thresholds {
             ThresholdSpec::Scores { yellow, red } => Thresholds::new(yellow, red)?,
             ThresholdSpec::Percentiles { yellow, red } => {
                 let r = reference.as_deref().ok_or_else(|| {
                     ServiceError::Invalid(format!(
-                        "{} carries no reference score distribution (card `reference_scores` or metadata \
-                         {REFERENCE_KEY}); give explicit score thresholds",
-                        path.display()
+                        "{} carries no reference score distribution (card `score_quantiles` or metadata \
+                         {}); give explicit score thresholds",
+                        path.display(),
+                        cr_model::meta::REFERENCE_SCORES
                     ))
                 })?;
                 let at = |p: f64| {
@@ -739,9 +675,9 @@ impl Registry {
         mv.verify_file()?;
         self.loader
             .load(&mv.path)
-            .map_err(|message| ServiceError::Model {
+            .map_err(|source| ServiceError::Model {
                 path: mv.path.clone(),
-                message,
+                source,
             })
     }
 }
@@ -766,23 +702,6 @@ fn insert_event_detail(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentile_inverts_score_at_percentile() {
-        // Points at 0, 33.3, 66.7, 100 %; the tie (2.0 at 1 and 2) maps to its middle, 50 %.
-        let r = [1.0, 2.0, 2.0, 3.0];
-        assert_eq!(percentile_of(&r, 0.5), Some(0.0));
-        assert_eq!(percentile_of(&r, 2.0), Some(50.0));
-        assert_eq!(percentile_of(&r, 2.5), Some(100.0 * 2.5 / 3.0));
-        assert_eq!(percentile_of(&r, 9.0), Some(100.0));
-        assert_eq!(percentile_of(&[], 1.0), None);
-        assert_eq!(percentile_of(&r, f64::NAN), None);
-        let grid: Vec<f64> = (0..=100).map(|i| (i as f64 / 100.0).powi(2)).collect();
-        for p in [0.0, 1.5, 37.25, 90.0, 98.0, 100.0] {
-            let s = score_at_percentile(&grid, p).unwrap();
-            assert!((percentile_of(&grid, s).unwrap() - p).abs() < 1e-9, "{p}");
-        }
-    }
 
     #[test]
     fn thresholds_order_and_channels() {

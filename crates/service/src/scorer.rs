@@ -22,16 +22,43 @@ pub struct FieldIssue {
     pub reason: String,
 }
 
+/// A failure with its chain of causes, shareable (scoring errors are cloned into the audit
+/// path and the shadow log).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why scoring failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ScoreError {
     /// The declarations are invalid for the model's schema (client error).
     #[error("{} invalid field(s)", .0.len())]
     Invalid(Vec<FieldIssue>),
-    /// The model failed on valid input (server error; the text is logged, never returned).
-    #[error("{0}")]
-    Internal(String),
+    /// The model failed on valid input (server error; logged with its causes, never
+    /// returned). Its `source()` chain is the engine's error chain.
+    #[error(transparent)]
+    Internal(Cause),
 }
+
+impl ScoreError {
+    /// An internal error from a message (no further cause).
+    pub fn internal(message: impl Into<String>) -> ScoreError {
+        let e: Box<dyn std::error::Error + Send + Sync> = message.into().into();
+        ScoreError::Internal(Arc::from(e))
+    }
+}
+
+impl PartialEq for ScoreError {
+    /// Invalid: the same issues; Internal: the same message.
+    fn eq(&self, other: &ScoreError) -> bool {
+        match (self, other) {
+            (ScoreError::Invalid(a), ScoreError::Invalid(b)) => a == b,
+            (ScoreError::Internal(a), ScoreError::Internal(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+/// Why a model could not be loaded, with its chain of causes.
+pub type LoadError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One scored declaration.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,11 +88,5 @@ pub trait RiskScorer: Send + Sync {
 
 /// Loads a model file into a scorer. The registry and the server use one loader.
 pub trait ModelLoader: Send + Sync {
-    fn load(&self, path: &Path) -> Result<Arc<dyn RiskScorer>, String>;
+    fn load(&self, path: &Path) -> Result<Arc<dyn RiskScorer>, LoadError>;
 }
-
-/// Metadata key holding the model card (JSON).
-pub const CARD_KEY: &str = "customs_risk.card";
-/// Optional metadata key holding the reference score distribution (JSON array of numbers), used
-/// when the card has no `reference_scores`.
-pub const REFERENCE_KEY: &str = "customs_risk.reference_scores";

@@ -104,7 +104,7 @@ pub fn decide(
     let champion = dep.champion.as_ref().ok_or(DecideError::NoChampion)?;
     let scored = champion.scorer.score(records).map_err(DecideError::Score)?;
     if scored.len() != records.len() {
-        return Err(DecideError::Score(ScoreError::Internal(format!(
+        return Err(DecideError::Score(ScoreError::internal(format!(
             "model {} returned {} scores for {} declarations",
             champion.meta.version,
             scored.len(),

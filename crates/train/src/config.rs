@@ -147,7 +147,23 @@ impl TrainConfig {
         if self.out.as_os_str().is_empty() {
             return Err(TrainError::Config("output path is empty".into()));
         }
+        self.model_name()?;
         Ok(())
+    }
+
+    /// The model's name (in its card): the output file name without `.onnx`. An output path
+    /// that names no file (`/`, `..`) is an error, not a model without a name.
+    pub fn model_name(&self) -> Result<String, TrainError> {
+        self.out
+            .file_name()
+            .map(|s| s.to_string_lossy().trim_end_matches(".onnx").to_string())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "output path {} names no file (give e.g. models/gbdt)",
+                    self.out.display()
+                ))
+            })
     }
 
     pub fn onnx_path(&self) -> PathBuf {

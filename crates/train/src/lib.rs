@@ -44,6 +44,23 @@ pub enum TrainError {
     Split(String),
     #[error("ONNX export: {0}")]
     Export(String),
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    /// The model card could not be written (or a field of it filled).
+    #[error("model card: {0}")]
+    Card(#[from] cr_model::ModelError),
+    /// Reading or writing a file failed; the `io::Error` is the source.
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A field of the model card cannot be filled (the card is never written with a blank
+    /// in its place).
+    #[error("model card field {field}: {source}")]
+    CardField {
+        field: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

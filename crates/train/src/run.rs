@@ -80,11 +80,7 @@ fn run_in_pool(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<TrainOutcome, TrainError> {
     let mut timings = BTreeMap::new();
-    let name = cfg
-        .out
-        .file_name()
-        .map(|s| s.to_string_lossy().trim_end_matches(".onnx").to_string())
-        .unwrap_or_default();
+    let name = cfg.model_name()?;
 
     // ---- read
     on_event(Event::Stage("read"));
@@ -182,7 +178,10 @@ fn run_in_pool(
     on_event(Event::Stage("export"));
     let t = Instant::now();
     let batch = &loaded.batch;
-    let schema_json = serde_json::to_string(&cfg.schema).unwrap_or_default();
+    let schema_json = serde_json::to_string(&cfg.schema).map_err(|e| TrainError::CardField {
+        field: "schema.sha256",
+        source: Box::new(e),
+    })?;
     let (dmin, dmax) = (
         batch.dates.iter().min().copied(),
         batch.dates.iter().max().copied(),
@@ -206,8 +205,12 @@ fn run_in_pool(
             rows_rejected: loaded.rejects.len() as u64,
             labelled: loaded.labelled as u64,
             positives: loaded.positives as u64,
-            date_min: dmin.map(ymd_from_days).unwrap_or_default(),
-            date_max: dmax.map(ymd_from_days).unwrap_or_default(),
+            date_min: dmin
+                .map(ymd_from_days)
+                .ok_or_else(|| no_rows("data.date_min"))?,
+            date_max: dmax
+                .map(ymd_from_days)
+                .ok_or_else(|| no_rows("data.date_max"))?,
         },
         schema: SchemaInfo {
             name: cfg.schema.name.clone(),
@@ -226,7 +229,10 @@ fn run_in_pool(
             valid_positives: valid.positives() as u64,
         },
         params,
-        pipeline: serde_json::to_value(&pcfg).unwrap_or_default(),
+        pipeline: serde_json::to_value(&pcfg).map_err(|e| TrainError::CardField {
+            field: "pipeline",
+            source: Box::new(e),
+        })?,
         seed: cfg.seed,
         threads: cfg.threads,
         timings: timings.clone(),
@@ -241,20 +247,21 @@ fn run_in_pool(
     let onnx_path = cfg.onnx_path();
     let card_path = cfg.card_path();
     if let Some(dir) = onnx_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| TrainError::Io {
-            path: dir.display().to_string(),
-            message: e.to_string(),
+        std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+            path: dir.to_path_buf(),
+            what: "cannot create the directory",
+            source,
         })?;
     }
     timings.insert("export".to_string(), t.elapsed().as_secs_f64());
     card.timings = timings;
     let proto = export::to_onnx(&final_pipeline, model.as_trained(), &card)?;
     cr_onnx::save_model(&onnx_path, &proto)?;
-    let card_json =
-        serde_json::to_string_pretty(&card).map_err(|e| TrainError::Export(e.to_string()))?;
-    std::fs::write(&card_path, card_json).map_err(|e| TrainError::Io {
-        path: card_path.display().to_string(),
-        message: e.to_string(),
+    let card_json = card.to_json_pretty()?;
+    std::fs::write(&card_path, card_json).map_err(|source| TrainError::Io {
+        path: card_path.clone(),
+        what: "cannot write the model card",
+        source,
     })?;
     let (gbdt, logistic) = match model {
         fit::Learned::Gbdt(m) => (Some(m), None),
@@ -304,5 +311,13 @@ fn fit_info(
                 })
             }
         },
+    }
+}
+
+/// A card field that cannot be filled because the training data has no rows.
+fn no_rows(field: &'static str) -> TrainError {
+    TrainError::CardField {
+        field,
+        source: "the training data has no rows".into(),
     }
 }

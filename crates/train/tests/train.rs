@@ -70,7 +70,7 @@ fn check_against_ort(algo: Algo) {
 
     // Our side: pipeline from the ONNX metadata + the model's own predictions.
     let pipeline =
-        FittedPipeline::from_json(&meta(&outcome.onnx_path, "customs_risk.pipeline")).unwrap();
+        FittedPipeline::from_json(&meta(&outcome.onnx_path, cr_model::meta::PIPELINE)).unwrap();
     let (batch, rejects) = read_all(&data, &schema, &ReadOptions::default()).unwrap();
     assert!(rejects.is_empty());
     let feats = pipeline.transform(&batch).unwrap();
@@ -133,7 +133,7 @@ fn check_against_ort(algo: Algo) {
         }
         Algo::Logistic => {
             let lm: cr_linear::LogisticModel =
-                serde_json::from_str(&meta(&outcome.onnx_path, "customs_risk.logistic")).unwrap();
+                serde_json::from_str(&meta(&outcome.onnx_path, cr_model::meta::LOGISTIC)).unwrap();
             lm.predict_proba(x)
                 .unwrap()
                 .into_iter()
@@ -292,7 +292,7 @@ fn refit_on_all_labelled_rows_by_default() {
         let ((all, all_pos), (before, before_pos)) = label_counts(&data, &card.split.valid_from);
         assert!(before < all, "the split must leave validation rows");
         let pipeline =
-            FittedPipeline::from_json(&meta(&out.onnx_path, "customs_risk.pipeline")).unwrap();
+            FittedPipeline::from_json(&meta(&out.onnx_path, cr_model::meta::PIPELINE)).unwrap();
         let model = out.gbdt.as_ref().unwrap();
         // Early stopping chose the rounds on the validation period (fewer than the cap) ...
         let best = card.best_iteration.expect("validation picks the rounds");
@@ -412,4 +412,51 @@ fn monotone_constraint_by_feature_name() {
     let xv = ndarray::ArrayView2::from_shape((101, nf), &x).unwrap();
     let p = m.predict_raw(xv).unwrap();
     assert!(p.windows(2).all(|w| w[1] >= w[0]), "{p:?}");
+}
+
+/// The `io::Error` under `err`, walking its `source()` chain.
+fn io_cause(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[test]
+fn a_missing_data_file_keeps_its_io_error_as_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = cr_synth::schema().unwrap();
+    let cfg = TrainConfig::new(
+        dir.path().join("missing.csv"),
+        schema,
+        Algo::Gbdt,
+        dir.path().join("m"),
+    );
+    let err = run(&cfg, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("missing.csv"), "{err}");
+    assert_eq!(
+        io_cause(&err),
+        Some(std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_output_path_without_a_file_name_is_refused_not_a_nameless_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = cr_synth::schema().unwrap();
+    for out in ["/", ".."] {
+        let cfg = TrainConfig::new(
+            dir.path().join("d.csv"),
+            schema.clone(),
+            Algo::Gbdt,
+            out.into(),
+        );
+        let err = run(&cfg, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("names no file"), "{out}: {err}");
+    }
 }

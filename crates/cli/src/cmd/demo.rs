@@ -90,8 +90,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64(),
         scores.display()
     );
-    let q = super::score::card_quantiles(model.metadata());
-    let k = cr_eval::Budget::Rate(0.05).k(s.len());
+    let k = cr_model::Budget::Rate(0.05).k(s.len());
     let mut order: Vec<usize> = (0..s.len()).collect();
     order.sort_by(|&i, &j| s[j].total_cmp(&s[i]).then(i.cmp(&j)));
     let mut selected = vec![false; s.len()];
@@ -110,7 +109,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cr_data::Column::F64(s.iter().map(|&v| f64::from(v)).collect()),
         cr_data::Column::F64(
             s.iter()
-                .map(|&v| super::score::percentile(&q, v).unwrap_or(f64::NAN))
+                .map(|&v| cr_infer::bulk::percentile(model.reference(), v))
                 .collect(),
         ),
         cr_data::Column::Bool(selected),

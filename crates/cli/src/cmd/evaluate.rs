@@ -155,64 +155,34 @@ pub fn load_and_score(
     Ok((m, batch, scores))
 }
 
-/// Feature drift inputs: the card's training bins against this file's features.
+/// Feature drift inputs (the card's training bins against this file's features) and the
+/// reference score distribution.
 fn drift_inputs(
     m: &DeclarationModel,
     batch: &Batch,
 ) -> anyhow::Result<(Vec<FeatureDriftInput>, Option<Vec<f64>>)> {
-    let card: serde_json::Value = m
-        .metadata()
-        .get(cr_infer::CARD_METADATA_KEY)
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let reference = card
-        .get("score_quantiles")
-        .and_then(|q| serde_json::from_value::<Vec<f64>>(q.clone()).ok())
+    let reference = m
+        .reference()
+        .map(|r| r.as_slice().to_vec())
         .filter(|q| q.len() > 1);
-    let Some(bins) = card.get("feature_bins").and_then(|b| b.as_array()) else {
+    let bins = m.card().map_or(&[][..], |c| &c.feature_bins[..]);
+    if bins.is_empty() {
         return Ok((Vec::new(), reference));
-    };
+    }
     let x = m
         .pipeline()
         .transform(batch)
         .context("computing features for drift")?;
-    let mut out = Vec::new();
-    for b in bins {
-        let (Some(name), Some(edges), Some(expected)) = (
-            b.get("feature").and_then(|v| v.as_str()),
-            b.get("edges")
-                .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
-            b.get("expected")
-                .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
-        ) else {
-            continue;
-        };
-        let Some(j) = x.column_index(name) else {
-            continue;
-        };
-        out.push(FeatureDriftInput {
-            name: name.to_string(),
-            edges,
-            expected,
-            values: x.column(j).into_iter().map(f64::from).collect(),
-        });
-    }
-    Ok((out, reference))
+    let features = cr_eval::feature_inputs(bins, |name| {
+        let j = x.column_index(name)?;
+        Some(x.column(j).into_iter().map(f64::from).collect())
+    })?;
+    Ok((features, reference))
 }
 
+/// The evaluation settings of `--budget` and `--seed`.
 pub fn config(budget: Option<f64>, seed: u64) -> EvalConfig {
-    let mut cfg = EvalConfig {
-        seed,
-        ..EvalConfig::default()
-    };
-    if let Some(r) = budget {
-        let b = cr_eval::Budget::Rate(r);
-        if !cfg.budgets.contains(&b) {
-            cfg.budgets.push(b);
-        }
-        cfg.headline_budget = b;
-    }
-    cfg
+    EvalConfig::with_headline(budget.map(cr_eval::Budget::Rate), seed)
 }
 
 pub fn model_name(p: &Path) -> String {
@@ -251,45 +221,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", j.display()))?;
         }
         if !a.quiet {
-            print_headline(&report);
+            print!("{}", report.headline());
             eprintln!("report: {}", a.report.display());
         }
         Ok(())
     })
-}
-
-fn print_headline(r: &cr_eval::EvaluationReport) {
-    println!(
-        "{}: {} rows, {} labelled ({} seized); primary estimator: {}",
-        r.model,
-        r.n_rows,
-        r.n_labelled,
-        r.n_positive,
-        r.primary_estimator.title()
-    );
-    let fmt = |e: &Option<cr_eval::Estimate>| {
-        e.as_ref()
-            .map(|e| format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci_low, e.ci_high))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    for e in &r.estimators {
-        println!(
-            "  {} ({} rows{}): ROC-AUC {}",
-            e.estimator.title(),
-            e.n_sample,
-            if e.biased { ", biased" } else { "" },
-            fmt(&e.roc_auc)
-        );
-        for b in &e.budgets {
-            println!(
-                "    at {:>6}: hit rate {}  recall {}",
-                b.budget.label(),
-                fmt(&b.precision),
-                fmt(&b.recall)
-            );
-        }
-    }
-    for n in &r.notes {
-        println!("  note: {n}");
-    }
 }

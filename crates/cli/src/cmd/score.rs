@@ -11,8 +11,6 @@ use indicatif::ProgressBar;
 
 use super::validate::{delimiter_byte, OnErrorArg};
 
-pub use cr_infer::bulk::{card_quantiles, percentile};
-
 /// Score a file of declarations with an ONNX model, in parallel, streaming in batches (memory
 /// stays flat whatever the file size, input order is kept).
 ///

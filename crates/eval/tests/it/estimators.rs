@@ -85,6 +85,30 @@ fn random_and_ipw_cover_the_truth_inspected_is_biased() {
     // JSON round trip keeps every number.
     let back: cr_eval::EvaluationReport = serde_json::from_str(&rep.to_json()).unwrap();
     assert_eq!(back, rep);
+
+    // The terminal summary: one line per estimator, one per budget of each, the notes.
+    let text = rep.headline();
+    let lines: Vec<&str> = text.lines().collect();
+    let budget_lines: usize = rep.estimators.iter().map(|e| e.budgets.len()).sum();
+    assert_eq!(
+        lines.len(),
+        1 + rep.estimators.len() + budget_lines + rep.notes.len(),
+        "{text}"
+    );
+    assert!(
+        lines[0].starts_with("A: 40000 rows") && lines[0].ends_with("random sample"),
+        "{text}"
+    );
+    let p = rep.estimator(Estimator::RandomSample).unwrap().budgets[2]
+        .precision
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "at    5 %: hit rate {:.3} [{:.3}, {:.3}]",
+            p.value, p.ci_low, p.ci_high
+        )),
+        "{text}"
+    );
 }
 
 #[test]

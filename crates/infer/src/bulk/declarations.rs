@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cr_data::{DataError, DuplicateCheck, ReadChunk, ReadOptions, Reader, RejectWriter};
 
 use super::sink::Sink;
-use super::{card_quantiles, BulkError, BulkOptions, BulkSummary, Progress};
+use super::{BulkError, BulkOptions, BulkSummary, Progress};
 use crate::{DeclarationModel, LoadOptions};
 
 /// Load the model, score the file; see [`score_chunks`].
@@ -149,7 +149,7 @@ fn peek_schema(proto: &cr_onnx::proto::ModelProto) -> Option<cr_data::Schema> {
         .metadata_props
         .iter()
         .rev()
-        .find(|p| p.key() == crate::PIPELINE_METADATA_KEY)?
+        .find(|p| p.key() == cr_model::meta::PIPELINE)?
         .value();
     let mut found = None;
     let _ = Peek(&mut found).deserialize(&mut serde_json::Deserializer::from_str(json));
@@ -167,10 +167,10 @@ fn score_chunks(
     start: Started,
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
-    let quantiles = card_quantiles(model.metadata());
+    let reference = model.reference();
     let mut sink = Sink::create(&opts.out, opts.budget)?;
     let piped = pipe(opts, pool, model, start, progress, &mut |batch, scores| {
-        sink.push(&batch.ids, scores, &quantiles)
+        sink.push(&batch.ids, scores, reference)
     });
     let piped = match piped {
         Ok(p) => p,
@@ -179,7 +179,7 @@ fn score_chunks(
             return Err(e);
         }
     };
-    let selected = sink.finish(&opts.out, pool, &quantiles, &piped.dups)?;
+    let selected = sink.finish(&opts.out, pool, reference, &piped.dups)?;
     Ok(BulkSummary {
         rows: piped.accepted,
         rejected: piped.rejected,

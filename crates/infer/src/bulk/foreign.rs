@@ -66,7 +66,7 @@ pub(super) fn score(
     };
     match score_rows(model_path, &model, opts, progress, &mut out) {
         Ok((mapping, dups)) => {
-            let selected = out.sink.finish(&opts.out, pool, &[], &dups)?;
+            let selected = out.sink.finish(&opts.out, pool, None, &dups)?;
             Ok(BulkSummary {
                 rows: out.scored,
                 rejected: out.rejected,
@@ -605,7 +605,7 @@ impl Rows<'_> {
             .map(|(p, _)| p)
             .unzip();
         out.scored += ids.len() as u64;
-        out.sink.push(&ids, &scores, &[])?;
+        out.sink.push(&ids, &scores, None)?;
         Ok(ids.len() as u64)
     }
 

@@ -14,8 +14,9 @@
 //! Must not: draw on a terminal (progress goes through [`Progress`]), print, or exit.
 //!
 //! Output: one row per accepted declaration: `id`, `score` (f64 of the f32 score),
-//! `percentile` (within the card's validation quantiles; NaN for foreign models) and, with a
-//! budget, `selected` (the top k = `cr_eval::Budget::Rate(rate).k(rows)` scores, ties by file
+//! `percentile` (of the score within the model's reference distribution, by the one rule of
+//! [`cr_model::reference`]; NaN without one) and, with a
+//! budget, `selected` (the top k = `cr_model::Budget::Rate(rate).k(rows)` scores, ties by file
 //! order).
 //!
 //! ```no_run
@@ -35,11 +36,11 @@ mod foreign_dups;
 mod select;
 mod sink;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cr_data::OnError;
+use cr_model::Reference;
 
 pub use error::BulkError;
 pub use foreign::SAMPLE_ROWS;
@@ -122,7 +123,7 @@ pub struct BulkSummary {
     pub engine: Engine,
     /// Foreign models: the column mapping (as given to [`Progress::mapping`]).
     pub mapping: Option<String>,
-    /// With a budget: the rows selected, `cr_eval::Budget::Rate(rate).k(rows)`.
+    /// With a budget: the rows selected, `cr_model::Budget::Rate(rate).k(rows)`.
     pub selected: Option<u64>,
     /// Wall time from the start of [`score_file`] (model loading included).
     pub seconds: f64,
@@ -163,24 +164,12 @@ pub fn score_file(
     Ok(summary)
 }
 
-/// Percentile (0..100) of `score` within the reference quantiles q[0..=100]: the share of
-/// quantiles `<= score`. `None` without quantiles (fewer than two).
-pub fn percentile(q: &[f32], score: f32) -> Option<f64> {
-    if q.len() < 2 {
-        return None;
-    }
-    let below = q.partition_point(|&v| v <= score);
-    Some(100.0 * below as f64 / q.len() as f64)
-}
-
-/// The card's reference score quantiles (`score_quantiles` of the card JSON under
-/// [`crate::CARD_METADATA_KEY`]), empty when absent.
-pub fn card_quantiles(meta: &BTreeMap<String, String>) -> Vec<f32> {
-    meta.get(crate::CARD_METADATA_KEY)
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-        .and_then(|v| v.get("score_quantiles").cloned())
-        .and_then(|q| serde_json::from_value::<Vec<f32>>(q).ok())
-        .unwrap_or_default()
+/// Percentile (0..=100) of `score` within `reference` (the one rule,
+/// [`cr_model::Reference::percentile`], as the service uses); NaN without a reference.
+pub fn percentile(reference: Option<&Reference>, score: f32) -> f64 {
+    reference
+        .and_then(|r| r.percentile(f64::from(score)))
+        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -188,22 +177,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentile_counts_quantiles_at_or_below() {
-        let q: Vec<f32> = (0..=100).map(|i| i as f32 / 100.0).collect();
-        assert_eq!(percentile(&q, -1.0), Some(0.0));
-        assert_eq!(percentile(&q, 0.0), Some(100.0 / 101.0));
-        assert_eq!(percentile(&q, 2.0), Some(100.0));
-        assert_eq!(percentile(&[0.5], 0.7), None);
-    }
-
-    #[test]
-    fn card_quantiles_read_from_the_card() {
-        let mut meta = BTreeMap::new();
-        assert!(card_quantiles(&meta).is_empty());
-        meta.insert(
-            crate::CARD_METADATA_KEY.to_string(),
-            r#"{"name":"m","score_quantiles":[0.1,0.25,0.5]}"#.to_string(),
-        );
-        assert_eq!(card_quantiles(&meta), vec![0.1f32, 0.25, 0.5]);
+    fn percentile_is_the_reference_rule_and_nan_without_one() {
+        let r = Reference::from_f32(&(0..=100).map(|i| i as f32 / 100.0).collect::<Vec<_>>())
+            .unwrap()
+            .unwrap();
+        // the median of the 0..100 % grid is the 50th percentile (it was 50.5 when bulk
+        // counted grid points <= score)
+        assert_eq!(percentile(Some(&r), 0.5), 50.0);
+        assert_eq!(percentile(Some(&r), -1.0), 0.0);
+        assert_eq!(percentile(Some(&r), 2.0), 100.0);
+        assert!(percentile(None, 0.5).is_nan());
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use cr_data::{ColType, ColumnRef, TableWriter};
 
+use cr_model::Reference;
+
 use super::{percentile, BulkError};
 
 /// Where scored rows go: the output table directly, or (with a budget) an id file beside it,
@@ -129,16 +131,16 @@ impl Sink {
         })
     }
 
-    /// Write scored rows (`quantiles` empty: percentiles are NaN).
+    /// Write scored rows (`reference` `None`: percentiles are NaN).
     pub(crate) fn push(
         &mut self,
         ids: &[String],
         scores: &[f32],
-        quantiles: &[f32],
+        reference: Option<&Reference>,
     ) -> Result<(), BulkError> {
         match self {
             Sink::Table(w) => {
-                let (sc, pct) = score_columns(scores, quantiles);
+                let (sc, pct) = score_columns(scores, reference);
                 w.write_columns(&[
                     ColumnRef::Str(ids),
                     ColumnRef::F64(&sc),
@@ -175,7 +177,7 @@ impl Sink {
         self,
         out: &Path,
         pool: &rayon::ThreadPool,
-        quantiles: &[f32],
+        reference: Option<&Reference>,
         dups: &[u64],
     ) -> Result<Option<u64>, BulkError> {
         match self {
@@ -194,7 +196,7 @@ impl Sink {
             Sink::Budget { ids, scores, rate } => {
                 let (tmp, ids) = ids.into_reader()?;
                 let written =
-                    pool.install(|| write_with_selection(ids, out, &scores, quantiles, rate, dups));
+                    pool.install(|| write_with_selection(ids, out, &scores, reference, rate, dups));
                 let _ = std::fs::remove_file(&tmp);
                 written.map(|k| Some(k as u64))
             }
@@ -202,13 +204,10 @@ impl Sink {
     }
 }
 
-/// Scores as f64 and their percentiles (NaN without reference quantiles).
-fn score_columns(scores: &[f32], quantiles: &[f32]) -> (Vec<f64>, Vec<f64>) {
+/// Scores as f64 and their percentiles (NaN without a reference).
+fn score_columns(scores: &[f32], reference: Option<&Reference>) -> (Vec<f64>, Vec<f64>) {
     let sc = scores.iter().map(|&s| f64::from(s)).collect();
-    let pct = scores
-        .iter()
-        .map(|&s| percentile(quantiles, s).unwrap_or(f64::NAN))
-        .collect();
+    let pct = scores.iter().map(|&s| percentile(reference, s)).collect();
     (sc, pct)
 }
 
@@ -278,12 +277,12 @@ fn write_with_selection(
     mut ids: impl Read,
     out: &Path,
     scores: &Scores,
-    quantiles: &[f32],
+    reference: Option<&Reference>,
     rate: f64,
     skip: &[u64],
 ) -> Result<usize, BulkError> {
     let n = scores.len() - skip.len();
-    let k = cr_eval::Budget::Rate(rate).k(n);
+    let k = cr_model::Budget::Rate(rate).k(n);
     let cut = if k >= n {
         None
     } else {
@@ -315,7 +314,7 @@ fn write_with_selection(
         sc_block.push(score);
         sel.push(selected);
         if id_block.len() == 65_536 {
-            let (sc, pct) = score_columns(&sc_block, quantiles);
+            let (sc, pct) = score_columns(&sc_block, reference);
             w.write_columns(&[
                 ColumnRef::Str(&id_block),
                 ColumnRef::F64(&sc),
@@ -328,7 +327,7 @@ fn write_with_selection(
         }
     }
     if !id_block.is_empty() {
-        let (sc, pct) = score_columns(&sc_block, quantiles);
+        let (sc, pct) = score_columns(&sc_block, reference);
         w.write_columns(&[
             ColumnRef::Str(&id_block),
             ColumnRef::F64(&sc),

@@ -313,7 +313,7 @@ fn named_column_models_use_ort_and_check_inputs() {
     g.add_output("score", ElemType::F32, &[Dim::batch(), Dim::Known(1)]);
     let m = ModelBuilder::new(g.build())
         .opset("ai.onnx.ml", 4)
-        .metadata(cr_infer::PIPELINE_METADATA_KEY, "{}")
+        .metadata(cr_model::meta::PIPELINE, "{}")
         .build();
 
     let err = Model::from_proto(
@@ -325,7 +325,7 @@ fn named_column_models_use_ort_and_check_inputs() {
     )
     .unwrap_err();
     assert!(matches!(err, InferError::Unsupported { .. }), "{err}");
-    assert!(err.to_string().contains("load_with_transform"), "{err}");
+    assert!(err.to_string().contains("DeclarationModel"), "{err}");
 
     let model = Model::from_proto(
         &m,

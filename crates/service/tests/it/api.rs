@@ -10,11 +10,11 @@ use crate::support::{
 
 fn quantiles(db: &std::path::Path, version: &str) -> Vec<f64> {
     let mv = Registry::open(db).unwrap().get(version).unwrap();
-    mv.card["score_quantiles"]
-        .as_array()
+    // the card's quantiles are f32 (written as their shortest f32 text)
+    serde_json::from_value::<Vec<f32>>(mv.card["score_quantiles"].clone())
         .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
+        .into_iter()
+        .map(f64::from)
         .collect()
 }
 

@@ -22,7 +22,7 @@ fn native_and_onnxruntime_engines_match_the_reference() {
             assert_score("a", &s.id, f64::from(s.score));
         }
     }
-    assert!(auto.metadata().contains_key("customs_risk.card"));
+    assert!(auto.metadata().contains_key(cr_model::meta::CARD));
     assert_eq!(auto.schema().id, "decl_id");
 }
 
@@ -33,9 +33,30 @@ fn models_without_our_pipeline_are_refused() {
     let mut proto = cr_onnx::load_model(&models().a.path).unwrap();
     proto
         .metadata_props
-        .retain(|p| p.key() != "customs_risk.pipeline");
+        .retain(|p| p.key() != cr_model::meta::PIPELINE);
     let path = dir.path().join("plain.onnx");
     cr_onnx::save_model(&path, &proto).unwrap();
     let err = InferScorer::load(&path, Engine::Auto).unwrap_err();
-    assert!(err.contains("customs_risk.pipeline"), "{err}");
+    assert!(err.to_string().contains("customs_risk.pipeline"), "{err}");
+}
+
+#[test]
+fn a_load_failure_keeps_its_cause() {
+    use cr_service::ModelLoader;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.onnx");
+    let err = match cr_service::InferLoader::default().load(&missing) {
+        Ok(_) => panic!("a missing file loaded"),
+        Err(e) => e,
+    };
+    // the io::Error is in the chain, not flattened into text
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+    let mut found = None;
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            found = Some(io.kind());
+        }
+        cause = c.source();
+    }
+    assert_eq!(found, Some(std::io::ErrorKind::NotFound), "{err}");
 }

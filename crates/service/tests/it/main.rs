@@ -15,5 +15,6 @@ mod engines;
 mod fuzz;
 mod integrity;
 mod load;
+mod percentile;
 mod registry;
 mod support;

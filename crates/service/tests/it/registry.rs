@@ -28,11 +28,11 @@ fn register_records_hash_card_and_quantile_thresholds() {
     assert_eq!(a.registered_by, "tester");
     assert_eq!(a.card["name"], "a");
     // Default thresholds: the 90th and 98th points of the card's 0..100 % quantile grid.
-    let q: Vec<f64> = a.card["score_quantiles"]
-        .as_array()
+    // f32 quantiles (shortest f32 text in the card), widened as every reader widens them
+    let q: Vec<f64> = serde_json::from_value::<Vec<f32>>(a.card["score_quantiles"].clone())
         .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
+        .into_iter()
+        .map(f64::from)
         .collect();
     assert_eq!(q.len(), 101);
     assert_eq!(a.thresholds.yellow, q[90]);

@@ -118,7 +118,20 @@ def make(out_dir, n_decl, name, seed, n_trees, nocard):
     pipeline = {"format_version": 1, "schema": SCHEMA, "features": FEATURES, "prior": float(y.mean()), "n_labelled": int(len(y))}
     train_scores = clf.predict_proba(x)[:, 1]
     quantiles = [float(np.float32(q)) for q in np.quantile(train_scores, np.linspace(0, 1, 101), method="lower")]
-    card = {"name": name, "algo": "sklearn-gbdt", "n_trees": n_trees, "seed": seed, "score_quantiles": quantiles}
+    # A complete version-1 model card (cr_model::ModelCard: every field, as cr-train writes it).
+    card = {
+        "card_version": 1, "name": name, "algo": "sklearn-gbdt",
+        "created_at": "2026-01-01T00:00:00Z", "customs_risk_version": "test",
+        "data": {"file": "make_model.py", "sha256": "", "rows_read": int(len(y)), "rows_rejected": 0,
+                 "labelled": int(len(y)), "positives": int(y.sum()),
+                 "date_min": "2024-01-01", "date_max": "2024-12-31"},
+        "schema": {"name": "service-test", "sha256": ""},
+        "split": {"valid_from": "2024-12-01", "train_rows": int(len(y)), "train_positives": int(y.sum()),
+                  "valid_rows": 0, "valid_positives": 0},
+        "params": {"n_trees": n_trees}, "pipeline": {}, "seed": seed, "threads": 1, "timings": {},
+        "validation": None, "features": [f["name"] for f in FEATURES], "importance": [], "best_iteration": None,
+        "score_quantiles": quantiles, "feature_bins": [],
+    }
     meta = [("customs_risk.pipeline", json.dumps(pipeline)), ("customs_risk.features", "features")]
     if not nocard:
         meta.append(("customs_risk.card", json.dumps(card)))

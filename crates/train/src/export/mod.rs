@@ -2,15 +2,8 @@
 //!
 //! Graph: raw inputs → [`pipeline`] (the fitted feature pipeline) → `features: float [N, F]` →
 //! [`trees`] or [`linear`] → `probabilities: float [N, 2]` (column 1 is the risk score).
-//! `metadata_props` carry the model card and everything the native engine needs:
-//!
-//! | key | value |
-//! |---|---|
-//! | `customs_risk.card` | the model card (JSON, see [`crate::ModelCard`]) |
-//! | `customs_risk.pipeline` | the fitted pipeline (JSON, `cr_features::FittedPipeline`), schema included |
-//! | `customs_risk.kind` | `gbdt` or `logistic` |
-//! | `customs_risk.features` | the name of the feature tensor inside the graph |
-//! | `customs_risk.logistic` | logistic models: the preprocessing and coefficients (JSON) |
+//! `metadata_props` carry the model card and everything the native engine needs, under the
+//! keys of [`cr_model::meta`] (their one home, with what each holds).
 
 pub mod linear;
 pub mod pipeline;
@@ -23,11 +16,7 @@ use cr_onnx::{Dim, ElemType, GraphBuilder, ModelBuilder};
 use crate::card::ModelCard;
 use crate::TrainError;
 
-pub const META_CARD: &str = "customs_risk.card";
-pub const META_PIPELINE: &str = "customs_risk.pipeline";
-pub const META_KIND: &str = "customs_risk.kind";
-pub const META_FEATURES: &str = "customs_risk.features";
-pub const META_LOGISTIC: &str = "customs_risk.logistic";
+use cr_model::meta;
 
 /// The trained model inside an export.
 pub enum Trained<'a> {
@@ -72,16 +61,15 @@ pub fn to_onnx(
     };
     g.add_output(&probs, ElemType::F32, &out_dims);
     g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
-    let card_json =
-        serde_json::to_string_pretty(card).map_err(|e| TrainError::Export(e.to_string()))?;
+    let card_json = card.to_json_pretty()?;
     let mut mb = ModelBuilder::new(g.build())
         .doc_string(&format!("{} ({})", card.name, card.algo))
-        .metadata(META_CARD, &card_json)
-        .metadata(META_PIPELINE, &pipeline.to_json())
-        .metadata(META_KIND, kind)
-        .metadata(META_FEATURES, &features);
+        .metadata(meta::CARD, &card_json)
+        .metadata(meta::PIPELINE, &pipeline.to_json())
+        .metadata(meta::KIND, kind)
+        .metadata(meta::FEATURES, &features);
     if let Some(j) = extra {
-        mb = mb.metadata(META_LOGISTIC, &j);
+        mb = mb.metadata(meta::LOGISTIC, &j);
     }
     Ok(mb.build())
 }

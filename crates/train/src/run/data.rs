@@ -49,9 +49,10 @@ pub(crate) fn read(cfg: &TrainConfig) -> Result<Loaded, TrainError> {
 }
 
 fn sha256_file(path: &Path) -> Result<String, TrainError> {
-    let io = |e: std::io::Error| TrainError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    let io = |source: std::io::Error| TrainError::Io {
+        path: path.to_path_buf(),
+        what: "cannot read",
+        source,
     };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
