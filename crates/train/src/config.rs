@@ -84,7 +84,14 @@ pub struct TrainConfig {
     /// Largest inverse-propensity weight (larger ones are clipped to it, and counted in the
     /// card), > 1. Default 100 (propensities below 1 %).
     pub ipw_max_weight: f64,
+    /// Fewest seized and fewest not-seized labelled training rows a run accepts
+    /// ([`DEFAULT_MIN_PER_CLASS`]); below it [`TrainConfig::check_class_counts`] refuses.
+    pub min_per_class: usize,
 }
+
+/// Default of [`TrainConfig::min_per_class`]: with fewer than 20 seizures (or 20 clean
+/// inspections) a model learns noise, and its validation numbers are undefined or meaningless.
+pub const DEFAULT_MIN_PER_CLASS: usize = 20;
 
 impl TrainConfig {
     pub fn new(data: PathBuf, schema: Schema, algo: Algo, out: PathBuf) -> TrainConfig {
@@ -105,7 +112,28 @@ impl TrainConfig {
             monotone: Vec::new(),
             sample_weight: SampleWeight::None,
             ipw_max_weight: 100.0,
+            min_per_class: DEFAULT_MIN_PER_CLASS,
         }
+    }
+
+    /// Refuse to train on (almost) nothing: fewer than `min_per_class` seized or not-seized
+    /// labelled rows in the training period (before `valid_from`, a `YYYY-MM-DD` date) is
+    /// [`TrainError::TooFewLabels`], which says how many there are.
+    pub fn check_class_counts(
+        &self,
+        positives: usize,
+        negatives: usize,
+        valid_from: &str,
+    ) -> Result<(), TrainError> {
+        if positives < self.min_per_class || negatives < self.min_per_class {
+            return Err(TrainError::TooFewLabels {
+                positives,
+                negatives,
+                min: self.min_per_class,
+                before: valid_from.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// The one place the run configuration is validated.

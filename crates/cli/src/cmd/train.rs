@@ -83,6 +83,10 @@ pub struct Args {
     /// Master seed. Default 42.
     #[arg(long)]
     seed: Option<u64>,
+    /// Refuse to train with fewer than this many seized, or this many not-seized, labelled
+    /// rows before the validation start. Default 20.
+    #[arg(long, value_name = "N")]
+    min_per_class: Option<usize>,
     /// Skip rows that fail validation (counted in the card) instead of stopping.
     #[arg(long)]
     skip_bad_rows: bool,
@@ -143,6 +147,7 @@ struct FileArgs {
     valid_from: Option<String>,
     threads: Option<usize>,
     seed: Option<u64>,
+    min_per_class: Option<usize>,
     skip_bad_rows: Option<bool>,
     no_refit: Option<bool>,
     monotone: Option<Vec<String>>,
@@ -178,7 +183,8 @@ fn merge(mut a: Args) -> anyhow::Result<Args> {
         threads,
         seed,
         sample_weight,
-        ipw_max_weight
+        ipw_max_weight,
+        min_per_class
     );
     a.skip_bad_rows |= f.skip_bad_rows.unwrap_or(false);
     a.no_refit |= f.no_refit.unwrap_or(false);
@@ -233,6 +239,9 @@ pub fn config_from(a: Args) -> anyhow::Result<(TrainConfig, bool)> {
         .iter()
         .map(|m| cr_train::config::parse_monotone(m))
         .collect::<Result<_, _>>()?;
+    if let Some(m) = a.min_per_class {
+        cfg.min_per_class = m;
+    }
     if let Some(v) = &a.valid_from {
         let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .with_context(|| format!("--valid-from {v:?} is not YYYY-MM-DD"))?;
