@@ -10,5 +10,6 @@ mod e2e;
 mod engines;
 mod fuzz;
 mod load;
+mod openapi;
 mod registry;
 mod support;
