@@ -212,3 +212,36 @@ pub fn parse_monotone(s: &str) -> Result<(String, i8), TrainError> {
     }
     Ok((name.to_string(), dir))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(min: usize) -> TrainConfig {
+        let schema = Schema::from_toml(
+            "name='t'\nid={column='i'}\ndate={column='d'}\nhs_code={column='h', width=6}\n\
+             categorical=[{column='c'}]\nnumeric=[{column='n'}]\nlabel={column='y'}\n",
+        )
+        .unwrap();
+        let mut c = TrainConfig::new("d.csv".into(), schema, Algo::Gbdt, "m".into());
+        c.min_per_class = min;
+        c
+    }
+
+    #[test]
+    fn too_few_of_either_class_is_refused_with_the_counts() {
+        let c = cfg(DEFAULT_MIN_PER_CLASS);
+        assert!(c.check_class_counts(20, 20, "2024-01-01").is_ok());
+        for (pos, neg) in [(0, 5000), (19, 5000), (5000, 19)] {
+            let e = c.check_class_counts(pos, neg, "2024-01-01").unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!(
+                    "{pos} seized and {neg} not seized before 2024-01-01"
+                )) && msg.contains("at least 20 of each"),
+                "{msg}"
+            );
+        }
+        assert!(cfg(0).check_class_counts(0, 0, "2024-01-01").is_ok());
+    }
+}
