@@ -28,6 +28,7 @@ pub(super) fn score(
         on_error: opts.on_error,
         require_label: false,
         duplicates: DuplicateCheck::deferred(),
+        extra_columns: opts.extra_columns,
     };
     let (model, start) = load_and_start(model_path, opts, pool, &proto, load, &ropts)?;
     drop(proto);
@@ -170,6 +171,14 @@ fn score_chunks(
         mut reader,
         mut ahead,
     } = start;
+    let ignored_columns: Vec<String> = reader
+        .ignored_columns()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if !ignored_columns.is_empty() {
+        progress.ignored_columns(&ignored_columns);
+    }
     let mut rej = match &opts.rejects {
         Some(p) => Some(RejectWriter::create(p)?),
         None => None,
@@ -252,6 +261,7 @@ fn score_chunks(
         rejected: reader.rejected(),
         engine: model.engine_used(),
         mapping: None,
+        ignored_columns,
         selected,
         seconds: 0.0,
     })
