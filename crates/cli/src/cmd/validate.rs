@@ -8,7 +8,12 @@ use cr_data::{OnError, ReadOptions};
 /// is reported with file, line, column, value and reason. With `--on-error fail` (default) the
 /// first bad row stops the run with a non-zero exit; with `--on-error skip` bad rows are counted
 /// (and written to `--rejects`), and accepted + rejected = rows read.
+///
+/// Examples:
+///   customs-risk validate --data decl.csv --schema data/schemas/synthetic.toml
+///   customs-risk validate --data kcs.csv --schema data/schemas/kcs.toml --on-error skip --rejects rejects.csv
 #[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Declarations file (.csv, .tsv or .parquet).
     #[arg(long)]
@@ -16,7 +21,7 @@ pub struct Args {
     /// Schema TOML (see data/schemas/). Default: the bundled synthetic schema.
     #[arg(long)]
     schema: Option<PathBuf>,
-    /// What to do with a bad row.
+    /// What to do with a bad row: fail (stop at the first, exit 1) or skip (count it, go on).
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
     /// With --on-error skip: write rejected rows with their reasons to this CSV file.
