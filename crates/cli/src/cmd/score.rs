@@ -181,6 +181,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             rows as f64 / secs.max(1e-9),
             a.out.display()
         );
+        if summary.mapping.is_some() {
+            eprintln!(
+                "percentile is NaN in every row: a foreign model carries no validation scores to \
+                 rank against (models from `customs-risk train` do)"
+            );
+        }
         if let (Some(rate), Some(k)) = (a.budget, summary.selected) {
             eprintln!(
                 "selected the top {k} declarations ({:.2} % budget)",

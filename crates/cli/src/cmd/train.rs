@@ -329,10 +329,16 @@ pub fn print_summary(o: &cr_train::TrainOutcome) {
             f(v.pr_auc),
             f(v.log_loss)
         );
+        // Budgets are shares of the labelled validation rows; labelled the way `evaluate` and
+        // `compare` label theirs (cr_eval::Budget::label), which count all rows of their file.
+        println!(
+            "         budgets below are shares of the {} labelled validation rows",
+            c.split.valid_rows
+        );
         for b in &v.at_budget {
             println!(
-                "         at {:>4.1} % ({:>6} inspections): hit rate {}  recall {}",
-                b.rate * 100.0,
+                "         at {:>4} ({:>6} inspections): hit rate {}  recall {}",
+                cr_eval::Budget::Rate(b.rate).label(),
                 b.k,
                 f(b.precision),
                 f(b.recall)
