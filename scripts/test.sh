@@ -4,6 +4,14 @@
 # (scikit-learn, LightGBM, XGBoost, ONNX Runtime, converters) and the ONNX Runtime shared library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cat <<'MSG'
+customs-risk tests: installs chromium and the Python references (pip, once), fetches ONNX
+Runtime into .ort/, then runs `cargo test --workspace` (every crate's unit and integration
+tests, the Python cross-checks, tests/newcomer.sh through the CLI tests).
+Time: the first build of the test binaries takes about 20 minutes on 2 cores (it shares
+nothing with the release build of scripts/demo.sh); the tests then run for a few minutes.
+Cargo's progress follows.
+MSG
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && apt-get clean
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && sudo apt-get clean; fi

@@ -4,6 +4,9 @@
 mod cmd;
 mod progress;
 
+#[cfg(test)]
+mod help_check;
+
 use clap::{Parser, Subcommand};
 
 /// mimalloc: validation and scoring allocate many small strings (categorical cells, ids);
@@ -39,31 +42,52 @@ struct Cli {
     command: Command,
 }
 
+/// Each variant's `about` is the one-line summary in `customs-risk --help`; the long help
+/// (`customs-risk CMD --help`) is the doc comment of the command's `Args` (a doc comment here
+/// would replace it).
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The whole loop on generated demo data: generate, train, score, evaluate, compare.
+    #[command(
+        about = "The whole loop on generated demo data: generate, train, score, evaluate, compare."
+    )]
     Demo(cmd::demo::Args),
-    /// Generate synthetic declarations (CSV or Parquet) with planted fraud and an inspection process.
+    #[command(
+        about = "Generate synthetic declarations (CSV or Parquet) with planted fraud and an inspection process."
+    )]
     Generate(cmd::generate::Args),
-    /// Check a declarations file against a schema; print counts, optionally write rejected rows.
+    #[command(
+        about = "Check a declarations file against a schema; print counts, optionally write rejected rows."
+    )]
     Validate(cmd::validate::Args),
-    /// Train a GBDT or logistic model on inspection outcomes; export it as ONNX with a model card.
+    #[command(
+        about = "Train a GBDT or logistic model on inspection outcomes; export it as ONNX with a model card."
+    )]
     Train(cmd::train::Args),
-    /// Score a file of declarations with an ONNX model (ours or skl2onnx / onnxmltools exports).
+    #[command(
+        about = "Score a file of declarations with an ONNX model (ours or skl2onnx / onnxmltools exports)."
+    )]
     Score(cmd::score::Args),
-    /// Decide channels under a policy: officer rules, watch lists, capacity, logged random floor.
+    #[command(
+        about = "Decide channels under a policy: officer rules, watch lists, capacity, logged random floor."
+    )]
     Select(cmd::select::Args),
-    /// Evaluate a model at inspection budgets, selection-aware; HTML report with plots, JSON.
+    #[command(
+        about = "Evaluate a model at inspection budgets, selection-aware; HTML report with plots, JSON."
+    )]
     Evaluate(cmd::evaluate::Args),
-    /// Compare model versions on the same rows with paired confidence intervals.
+    #[command(about = "Compare model versions on the same rows with paired confidence intervals.")]
     Compare(cmd::compare::Args),
-    /// Serve scores over HTTP (champion/challenger from the registry, API keys, audit trail).
+    #[command(
+        about = "Serve scores over HTTP (champion/challenger from the registry, API keys, audit trail)."
+    )]
     Serve(cmd::service::ServeArgs),
-    /// Register, list, promote, shadow and retire model versions in the SQLite registry.
+    #[command(
+        about = "Register, list, promote, shadow and retire model versions in the SQLite registry."
+    )]
     Models(cmd::service::ModelsArgs),
-    /// Create, list and revoke API keys.
+    #[command(about = "Create, list and revoke API keys.")]
     Keys(cmd::service::KeysArgs),
-    /// Export the audit trail of decisions.
+    #[command(about = "Export the audit trail of decisions.")]
     Audit(cmd::service::AuditArgs),
 }
 
@@ -106,17 +130,50 @@ fn main() {
         Command::Audit(a) => cmd::service::audit(a),
     };
     if let Err(err) = result {
-        let mut shown = err.to_string();
-        eprintln!("error: {shown}");
-        for cause in err.chain().skip(1) {
-            // an error whose text already ends with its cause's text (e.g. "x.csv: cannot
-            // open: No such file") does not print the cause again
-            let text = cause.to_string();
-            if !shown.ends_with(&text) {
-                eprintln!("  caused by: {text}");
-            }
-            shown = text;
+        for line in error_lines(&err) {
+            eprintln!("{line}");
         }
         std::process::exit(1);
     }
+}
+
+/// `error: ...` then one `  caused by: ...` per cause in the chain, except a cause whose text
+/// the line before already ends with (an error that prints its source in its own message).
+fn error_lines(err: &anyhow::Error) -> Vec<String> {
+    let mut last = err.to_string();
+    let mut lines = vec![format!("error: {last}")];
+    for cause in err.chain().skip(1) {
+        let msg = cause.to_string();
+        if !last.ends_with(&msg) {
+            lines.push(format!("  caused by: {msg}"));
+        }
+        last = msg;
+    }
+    lines
+}
+
+#[cfg(test)]
+#[test]
+fn each_cause_is_printed_once() {
+    #[derive(Debug)]
+    struct Echo(std::io::Error);
+    impl std::fmt::Display for Echo {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "reading x.csv: {}", self.0)
+        }
+    }
+    impl std::error::Error for Echo {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+    let err = anyhow::Error::new(Echo(io)).context("scoring x.csv");
+    assert_eq!(
+        error_lines(&err),
+        vec![
+            "error: scoring x.csv".to_string(),
+            "  caused by: reading x.csv: no such file".to_string(),
+        ]
+    );
 }

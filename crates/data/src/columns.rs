@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::DataError;
+use crate::read::ExtraColumns;
 use crate::schema::Schema;
 
 /// Where each schema column sits in a row. `names[i]` is the name of cell `i`.
@@ -47,11 +48,14 @@ impl ColumnMap {
     /// Match file column names against the schema. All problems are reported in one error:
     /// duplicate names, columns the schema does not know (and does not ignore), and schema
     /// columns the file lacks (label, revenue and inspection columns may be missing unless
-    /// `require_label`, which makes the label required).
+    /// `require_label`, which makes the label required). With [`ExtraColumns::Ignore`],
+    /// columns the schema does not know are left unread instead of refused. When no schema
+    /// column is found and the header looks split by another delimiter, the error says which.
     pub(crate) fn from_header(
         names: &[String],
         schema: &Schema,
         require_label: bool,
+        extra: ExtraColumns,
         source: &str,
     ) -> Result<ColumnMap, DataError> {
         if require_label && schema.label.is_none() {
@@ -81,6 +85,14 @@ impl ColumnMap {
             .filter(|c| !index.contains_key(c) && !optional.contains(c))
             .collect();
         let mut parts = Vec::new();
+        if !missing.is_empty() && missing.len() == schema.all_columns().len() - optional.len() {
+            if let Some(hint) = delimiter_hint(names, &known) {
+                parts.push(hint);
+            }
+        }
+        if extra == ExtraColumns::Ignore {
+            unknown.clear();
+        }
         if !missing.is_empty() {
             parts.push(format!("missing columns: {}", quoted(&missing)));
         }
@@ -158,6 +170,36 @@ impl ColumnMap {
     }
 }
 
+/// When a header came out as one field, the delimiter that splits it into the most schema
+/// columns (`,` `;` tab `|`), as a sentence for the error.
+fn delimiter_hint(names: &[String], known: &BTreeSet<&str>) -> Option<String> {
+    let [only] = names else {
+        return None;
+    };
+    let (best, hits) = [',', ';', '\t', '|']
+        .into_iter()
+        .map(|d| {
+            let hits = only
+                .split(d)
+                .filter(|n| known.contains(n.trim().trim_matches('"')))
+                .count();
+            (d, hits)
+        })
+        .max_by_key(|&(_, hits)| hits)?;
+    if hits < 2 {
+        return None;
+    }
+    let shown = if best == '\t' {
+        "a tab ('\\t', or name the file .tsv)".to_string()
+    } else {
+        format!("{best:?} (--delimiter '{best}')")
+    };
+    Some(format!(
+        "the header is one column but splits into {hits} schema columns at {shown}: \
+         the file is separated by {best:?}, read it with that delimiter"
+    ))
+}
+
 /// The schema's columns that end up in a [`crate::Batch`] (all but `ignore`), in order.
 pub(crate) fn used_columns(schema: &Schema) -> Vec<&str> {
     let n = schema.all_columns().len() - schema.ignore.len();
@@ -197,6 +239,7 @@ ignore = ["note"]
             &names(&["mass", "hs", "office", "date", "id", "note"]),
             &s,
             false,
+            ExtraColumns::Refuse,
             "f",
         )
         .unwrap();
@@ -215,6 +258,7 @@ ignore = ["note"]
             &names(&["mass", "hs", "office", "date", "id"]),
             &s,
             true,
+            ExtraColumns::Refuse,
             "f",
         )
         .unwrap_err();
@@ -228,6 +272,7 @@ ignore = ["note"]
             &names(&["id", "hs", "x1", "office", "x2", "x1"]),
             &s,
             false,
+            ExtraColumns::Refuse,
             "f.csv",
         )
         .unwrap_err();
@@ -249,5 +294,52 @@ ignore = ["note"]
             names(&["id", "date", "hs", "office", "mass", "fraud"])
         );
         assert_eq!(m.label, Some(5));
+    }
+
+    #[test]
+    fn extra_columns_ignored_on_request_missing_still_an_error() {
+        let s = schema();
+        let m = ColumnMap::from_header(
+            &names(&["extra", "mass", "hs", "office", "date", "id"]),
+            &s,
+            false,
+            ExtraColumns::Ignore,
+            "f",
+        )
+        .unwrap();
+        assert_eq!((m.id, m.numeric.clone()), (5, vec![1]));
+        let e = ColumnMap::from_header(
+            &names(&["extra", "hs", "office", "date", "id"]),
+            &s,
+            false,
+            ExtraColumns::Ignore,
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("missing columns: \"mass\""), "{e}");
+        assert!(!e.message.contains("extra"), "{e}");
+    }
+
+    #[test]
+    fn a_header_in_one_piece_names_its_delimiter() {
+        let s = schema();
+        for (header, shown) in [
+            ("id;date;hs;office;mass", "';'"),
+            ("id|date|hs|office|mass", "'|'"),
+            ("id\tdate\ths\toffice\tmass", "a tab ('\\t'"),
+        ] {
+            let e =
+                ColumnMap::from_header(&names(&[header]), &s, false, ExtraColumns::Refuse, "f.csv")
+                    .unwrap_err();
+            assert!(
+                e.message
+                    .contains(&format!("splits into 5 schema columns at {shown}")),
+                "{e}"
+            );
+        }
+        // One real column found: no guess.
+        let e = ColumnMap::from_header(&names(&["id"]), &s, false, ExtraColumns::Refuse, "f")
+            .unwrap_err();
+        assert!(!e.message.contains("splits into"), "{e}");
     }
 }

@@ -20,7 +20,7 @@ use crate::columns::ColumnMap;
 use crate::csv_split::{RawChunk, RawSub, Splitter};
 use crate::error::{DataError, DataErrorKind};
 use crate::ids::IdCheck;
-use crate::read::{Chunk, OnError};
+use crate::read::{Chunk, ExtraColumns, OnError};
 use crate::reject::{Problem, Reject};
 use crate::schema::Schema;
 use crate::slots::Slots;
@@ -121,6 +121,7 @@ impl CsvSource {
         schema: &Schema,
         delimiter: u8,
         require_label: bool,
+        extra: ExtraColumns,
     ) -> Result<(CsvSource, Vec<String>), DataError> {
         let file = File::open(path)
             .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
@@ -162,7 +163,7 @@ impl CsvSource {
             })?;
             names.push(s.trim().to_string());
         }
-        let map = ColumnMap::from_header(&names, schema, require_label, source)?;
+        let map = ColumnMap::from_header(&names, schema, require_label, extra, source)?;
         let n_fields = names.len();
         Ok((
             CsvSource {
@@ -598,7 +599,7 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let rules = Rules {
-            map: ColumnMap::from_header(&names, &schema, false, "t").unwrap(),
+            map: ColumnMap::from_header(&names, &schema, false, ExtraColumns::Refuse, "t").unwrap(),
             schema: schema.clone(),
         };
         let cells: [&[u8]; 8] = [

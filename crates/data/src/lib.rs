@@ -47,7 +47,8 @@ pub use error::{DataError, DataErrorKind};
 pub use ids::{id_key, DeferredIds, DuplicateCheck, Found, DEFAULT_RUN_ENTRIES};
 pub use json::batch_from_json;
 pub use read::{
-    open, read_all, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions, Reader,
+    open, read_all, ExtraColumns, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions,
+    Reader,
 };
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};

@@ -16,7 +16,7 @@ use parquet::arrow::ProjectionMask;
 use crate::columns::{used_columns, ColumnMap};
 use crate::error::{DataError, DataErrorKind};
 use crate::ids::IdCheck;
-use crate::read::{Chunk, OnError};
+use crate::read::{Chunk, ExtraColumns, OnError};
 use crate::reject::Reject;
 use crate::schema::{ymd_from_days, Schema};
 use crate::validate::{Cell, Checker, Row, Rules};
@@ -158,6 +158,7 @@ impl ParquetSource {
         schema: &Schema,
         batch_rows: usize,
         require_label: bool,
+        extra: ExtraColumns,
     ) -> Result<(ParquetSource, Vec<String>), DataError> {
         let file = File::open(path)
             .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
@@ -177,7 +178,7 @@ impl ParquetSource {
         let fields = builder.schema().fields().clone();
         let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         // Check names (unknown + missing in one error) on the full field list.
-        ColumnMap::from_header(&names, schema, require_label, source)?;
+        ColumnMap::from_header(&names, schema, require_label, extra, source)?;
         let used = used_columns(schema);
         let keep: Vec<usize> = (0..names.len())
             .filter(|&i| used.contains(&names[i].as_str()))
@@ -195,7 +196,7 @@ impl ParquetSource {
             )));
         }
         let projected: Vec<String> = keep.iter().map(|&i| names[i].clone()).collect();
-        let map = ColumnMap::from_header(&projected, schema, require_label, source)?;
+        let map = ColumnMap::from_header(&projected, schema, require_label, extra, source)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), keep.iter().copied());
         let reader = builder
             .with_projection(mask)

@@ -23,6 +23,18 @@ pub enum OnError {
     Skip,
 }
 
+/// What to do with file columns the schema neither uses nor lists in `ignore`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraColumns {
+    /// An error listing them (with the missing columns), default.
+    #[default]
+    Refuse,
+    /// Leave them unread; [`Reader::ignored_columns`] names them. Missing columns stay an
+    /// error.
+    Ignore,
+}
+
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadOptions {
@@ -39,6 +51,9 @@ pub struct ReadOptions {
     /// come from [`Reader::finish_duplicates`] after the last chunk.
     #[serde(default)]
     pub duplicates: DuplicateCheck,
+    /// Columns the schema does not know; default [`ExtraColumns::Refuse`].
+    #[serde(default)]
+    pub extra_columns: ExtraColumns,
 }
 
 impl Default for ReadOptions {
@@ -49,6 +64,7 @@ impl Default for ReadOptions {
             on_error: OnError::Fail,
             require_label: false,
             duplicates: DuplicateCheck::Immediate,
+            extra_columns: ExtraColumns::Refuse,
         }
     }
 }
@@ -157,7 +173,14 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
             } else {
                 opts.delimiter
             };
-            let (s, cols) = CsvSource::open(path, &name, schema, delimiter, opts.require_label)?;
+            let (s, cols) = CsvSource::open(
+                path,
+                &name,
+                schema,
+                delimiter,
+                opts.require_label,
+                opts.extra_columns,
+            )?;
             (Source::Csv(Box::new(s)), cols)
         }
         FileFormat::Parquet => {
@@ -167,6 +190,7 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
                 schema,
                 opts.batch_rows.max(1),
                 opts.require_label,
+                opts.extra_columns,
             )?;
             (Source::Parquet(Box::new(s)), cols)
         }
@@ -239,6 +263,16 @@ impl Reader {
     /// The file's column names, in file order (CSV header / Parquet fields).
     pub fn columns(&self) -> &[String] {
         &self.columns
+    }
+    /// The file's columns the schema does not know, in file order: left unread with
+    /// [`ExtraColumns::Ignore`] (with [`ExtraColumns::Refuse`] they are an error, so none).
+    pub fn ignored_columns(&self) -> Vec<&str> {
+        let known = self.schema.all_columns();
+        self.columns
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !known.contains(c))
+            .collect()
     }
 
     /// Hand back a batch you are done with: the next chunk reuses its memory, its strings

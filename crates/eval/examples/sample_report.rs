@@ -98,12 +98,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 edges: edges.clone(),
                 expected: expected.clone(),
                 values: ln_value[half..].to_vec(),
+                expected_shift: None,
             },
             FeatureDriftInput {
                 name: "log value (same period)".into(),
                 edges,
                 expected,
                 values: ln_value[..half].to_vec(),
+                expected_shift: None,
             },
         ],
     };

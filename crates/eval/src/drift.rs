@@ -153,6 +153,10 @@ pub struct FeatureDriftInput {
     pub expected: Vec<f64>,
     /// New values (NaN = missing).
     pub values: Vec<f64>,
+    /// Why this feature shifts by construction (e.g. the month of the year on a time split):
+    /// its PSI is still computed and shown, but it is never flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_shift: Option<String>,
 }
 
 /// Drift inputs of a model's features: its card's training bins ([`cr_model::FeatureBins`])
@@ -176,6 +180,7 @@ pub fn feature_inputs(
                 edges: b.edges.clone(),
                 expected: b.expected.clone(),
                 values,
+                expected_shift: None,
             })
         })
         .collect()
@@ -196,8 +201,11 @@ pub struct PsiResult {
     pub name: String,
     pub psi: f64,
     pub level: DriftLevel,
-    /// `psi >= flag threshold` (default 0.2).
+    /// `psi >= flag threshold` (default 0.2), unless the shift is expected.
     pub flagged: bool,
+    /// Why a shift of this feature is expected by construction (never flagged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_shift: Option<String>,
     pub n_actual: usize,
     pub bins: Vec<PsiBin>,
 }
@@ -273,7 +281,8 @@ pub fn feature_psi(input: &FeatureDriftInput, flag: f64) -> Result<PsiResult, Ev
         name: input.name.clone(),
         psi,
         level: DriftLevel::of(psi),
-        flagged: psi >= flag,
+        flagged: psi >= flag && input.expected_shift.is_none(),
+        expected_shift: input.expected_shift.clone(),
         n_actual: input.values.len(),
         bins,
     })
@@ -294,6 +303,7 @@ pub fn score_psi(
             edges,
             expected,
             values: scores.to_vec(),
+            expected_shift: None,
         },
         flag,
     )
@@ -347,5 +357,26 @@ mod tests {
             vec![1, 2, 2, 1]
         );
         assert!(bin_counts(&[1.0], &[2.0, 1.0]).is_err());
+    }
+
+    #[test]
+    fn an_expected_shift_is_measured_but_never_flagged() {
+        // Training: all in the first bin; now: all in the second. PSI by hand with the
+        // 1e-4 floor of empty bins is large; what matters is the flag.
+        let mut input = FeatureDriftInput {
+            name: "month".into(),
+            edges: vec![7.0],
+            expected: vec![1.0, 0.0, 0.0],
+            values: vec![9.0; 10],
+            expected_shift: None,
+        };
+        let plain = feature_psi(&input, 0.2).unwrap();
+        assert!(plain.psi > 0.2 && plain.flagged);
+        input.expected_shift = Some("calendar".into());
+        let marked = feature_psi(&input, 0.2).unwrap();
+        assert_eq!(marked.psi, plain.psi);
+        assert_eq!(marked.level, DriftLevel::Shift);
+        assert!(!marked.flagged);
+        assert_eq!(marked.expected_shift.as_deref(), Some("calendar"));
     }
 }

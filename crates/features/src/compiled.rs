@@ -95,6 +95,8 @@ fn lookup_groups(ops: &[Op]) -> Vec<LookupGroup> {
 pub struct CompiledPipeline {
     schema: Schema,
     names: Vec<String>,
+    /// [`FeatureDef::shifts_with_time`] of each output column.
+    time_shifts: Vec<Option<&'static str>>,
     vocabs: Vocabs,
     ops: Vec<Op>,
     groups: Vec<LookupGroup>,
@@ -315,6 +317,11 @@ impl CompiledPipeline {
         Ok(CompiledPipeline {
             schema: p.schema.clone(),
             names: p.feature_names(),
+            time_shifts: p
+                .features
+                .iter()
+                .map(FeatureDef::shifts_with_time)
+                .collect(),
             vocabs,
             ops,
             groups,
@@ -324,6 +331,12 @@ impl CompiledPipeline {
     /// Output column names, in order.
     pub fn feature_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Why output column `j` shifts by construction on a time split
+    /// ([`FeatureDef::shifts_with_time`]); `None` for other columns and out-of-range `j`.
+    pub fn shifts_with_time(&self, j: usize) -> Option<&'static str> {
+        self.time_shifts.get(j).copied().flatten()
     }
 
     /// The schema the pipeline was fitted for.

@@ -84,6 +84,19 @@ impl FeatureDef {
             | FeatureDef::RiskCount { name, .. } => name,
         }
     }
+
+    /// Why this feature's distribution shifts by construction between a training period and
+    /// a later one (a calendar position: the months of a time split barely overlap), so that
+    /// drift reports can show it without flagging it. `None` for every other feature.
+    pub fn shifts_with_time(&self) -> Option<&'static str> {
+        match self {
+            FeatureDef::Month { .. } => Some("the month of the year moves with any time split"),
+            FeatureDef::DayOfWeek { .. } => {
+                Some("the weekday mix follows the calendar of the period")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A fitted feature pipeline: the schema it was fitted for and its feature definitions, in

@@ -11,6 +11,8 @@
 //! | `GET /healthz` | — | process up |
 //! | `GET /readyz` | — | a champion is loaded and the audit trail is writable (503 otherwise) |
 //! | `GET /metrics` | — | Prometheus text |
+//! | `GET /v1/openapi.json` | — | the OpenAPI 3.1 document ([`OPENAPI`], `api/openapi.json`) |
+//! | `GET /` | — | the endpoints (from the OpenAPI document) and where the docs are |
 //!
 //! Keys go in `Authorization: Bearer <key>` or `X-Api-Key: <key>`. Every error body is
 //! `{"error": {"code": "...", "message": "..."}}` (plus `details` for invalid declarations);
@@ -38,6 +40,11 @@ use crate::keys::{Caller, Role};
 use crate::metrics::Route;
 use crate::scorer::{FieldIssue, ScoreError};
 use crate::state::{decide, AppState, DecideError, Decision};
+
+/// The OpenAPI 3.1 document of this API, served at `GET /v1/openapi.json`: the one description
+/// of every route, request and response (the index at `GET /` is read from it; a test checks
+/// live responses against it).
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
 
 /// An HTTP error with a stable code.
 #[derive(Debug, Clone, PartialEq)]
@@ -321,6 +328,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/challenger", delete(clear_challenger))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
+        .route("/", get(index))
+        .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -402,6 +411,38 @@ async fn require_score(State(state): State<AppState>, req: Request, next: Next) 
 
 async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     authorize(&state, req, next, Role::Admin).await
+}
+
+async fn openapi() -> Response {
+    json_response(StatusCode::OK, OPENAPI.as_bytes().to_vec())
+}
+
+/// `GET /`: every endpoint with its summary, read from [`OPENAPI`] once.
+async fn index() -> Response {
+    static BODY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+        let mut endpoints = Vec::new();
+        if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+            for (path, ops) in paths {
+                for (method, op) in ops.as_object().into_iter().flatten() {
+                    endpoints.push(serde_json::json!({
+                        "method": method.to_uppercase(),
+                        "path": path,
+                        "summary": op.get("summary").and_then(Value::as_str).unwrap_or(""),
+                    }));
+                }
+            }
+        }
+        serde_json::to_vec(&serde_json::json!({
+            "service": "customs-risk scoring service",
+            "openapi": "/v1/openapi.json",
+            "docs": "README.md, section \"HTTP API\" (request and response JSON, error codes, a curl walk-through)",
+            "endpoints": endpoints,
+        }))
+        .unwrap_or_default()
+    });
+    json_response(StatusCode::OK, body.clone())
 }
 
 async fn healthz() -> Response {

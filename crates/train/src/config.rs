@@ -84,7 +84,14 @@ pub struct TrainConfig {
     /// Largest inverse-propensity weight (larger ones are clipped to it, and counted in the
     /// card), > 1. Default 100 (propensities below 1 %).
     pub ipw_max_weight: f64,
+    /// Fewest seized and fewest not-seized labelled training rows a run accepts
+    /// ([`DEFAULT_MIN_PER_CLASS`]); below it [`TrainConfig::check_class_counts`] refuses.
+    pub min_per_class: usize,
 }
+
+/// Default of [`TrainConfig::min_per_class`]: with fewer than 20 seizures (or 20 clean
+/// inspections) a model learns noise, and its validation numbers are undefined or meaningless.
+pub const DEFAULT_MIN_PER_CLASS: usize = 20;
 
 impl TrainConfig {
     pub fn new(data: PathBuf, schema: Schema, algo: Algo, out: PathBuf) -> TrainConfig {
@@ -105,7 +112,28 @@ impl TrainConfig {
             monotone: Vec::new(),
             sample_weight: SampleWeight::None,
             ipw_max_weight: 100.0,
+            min_per_class: DEFAULT_MIN_PER_CLASS,
         }
+    }
+
+    /// Refuse to train on (almost) nothing: fewer than `min_per_class` seized or not-seized
+    /// labelled rows in the training period (before `valid_from`, a `YYYY-MM-DD` date) is
+    /// [`TrainError::TooFewLabels`], which says how many there are.
+    pub fn check_class_counts(
+        &self,
+        positives: usize,
+        negatives: usize,
+        valid_from: &str,
+    ) -> Result<(), TrainError> {
+        if positives < self.min_per_class || negatives < self.min_per_class {
+            return Err(TrainError::TooFewLabels {
+                positives,
+                negatives,
+                min: self.min_per_class,
+                before: valid_from.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// The one place the run configuration is validated.
@@ -199,4 +227,37 @@ pub fn parse_monotone(s: &str) -> Result<(String, i8), TrainError> {
         return Err(bad());
     }
     Ok((name.to_string(), dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(min: usize) -> TrainConfig {
+        let schema = Schema::from_toml(
+            "name='t'\nid={column='i'}\ndate={column='d'}\nhs_code={column='h', width=6}\n\
+             categorical=[{column='c'}]\nnumeric=[{column='n'}]\nlabel={column='y'}\n",
+        )
+        .unwrap();
+        let mut c = TrainConfig::new("d.csv".into(), schema, Algo::Gbdt, "m".into());
+        c.min_per_class = min;
+        c
+    }
+
+    #[test]
+    fn too_few_of_either_class_is_refused_with_the_counts() {
+        let c = cfg(DEFAULT_MIN_PER_CLASS);
+        assert!(c.check_class_counts(20, 20, "2024-01-01").is_ok());
+        for (pos, neg) in [(0, 5000), (19, 5000), (5000, 19)] {
+            let e = c.check_class_counts(pos, neg, "2024-01-01").unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!(
+                    "{pos} seized and {neg} not seized before 2024-01-01"
+                )) && msg.contains("at least 20 of each"),
+                "{msg}"
+            );
+        }
+        assert!(cfg(0).check_class_counts(0, 0, "2024-01-01").is_ok());
+    }
 }

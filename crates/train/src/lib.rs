@@ -42,6 +42,17 @@ pub enum TrainError {
     Config(String),
     #[error("{0}")]
     Split(String),
+    #[error(
+        "too few labelled rows to learn from: {positives} seized and {negatives} not seized \
+         before {before} (the validation start); at least {min} of each are required \
+         (min_per_class)"
+    )]
+    TooFewLabels {
+        positives: usize,
+        negatives: usize,
+        min: usize,
+        before: String,
+    },
     #[error("ONNX export: {0}")]
     Export(String),
     /// The model card could not be written (or a field of it filled).

@@ -102,6 +102,17 @@ fn run_in_pool(
     // ---- time split
     let split = TimeSplit::new(cfg, &loaded.batch)?;
     let train_labelled = split.train.label.iter().filter(|l| l.is_some()).count();
+    let train_pos = split
+        .train
+        .label
+        .iter()
+        .filter(|l| **l == Some(true))
+        .count();
+    cfg.check_class_counts(
+        train_pos,
+        train_labelled - train_pos,
+        &ymd_from_days(split.valid_from),
+    )?;
     on_event(Event::Split {
         valid_from: ymd_from_days(split.valid_from),
         train_rows: train_labelled,

@@ -39,12 +39,16 @@ pub struct Args {
     /// Bootstrap replicates.
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
+    /// Seed of the bootstrap resampling: the same seed gives the same intervals.
     #[arg(long, default_value_t = 20_240_917)]
     seed: u64,
+    /// auto (native when the graph allows, else ONNX Runtime), native or ort.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
+    /// What to do with a row that fails validation: fail (stop, exit 1) or skip (count it).
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
+    /// No progress bar or summary.
     #[arg(long)]
     quiet: bool,
 }

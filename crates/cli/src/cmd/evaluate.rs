@@ -50,10 +50,13 @@ pub struct Args {
     /// Only rows dated on or after this day (YYYY-MM-DD), e.g. the period after training.
     #[arg(long)]
     from: Option<String>,
+    /// auto (native when the graph allows, else ONNX Runtime), native or ort.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
+    /// What to do with a row that fails validation: fail (stop, exit 1) or skip (count it).
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
+    /// Scoring threads (0 = all cores). The numbers do not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Decisions written by `customs-risk select` for these declarations (CSV): the
@@ -65,6 +68,7 @@ pub struct Args {
     /// Seed of the bootstrap intervals.
     #[arg(long, default_value_t = 20_240_917)]
     seed: u64,
+    /// No progress bar or summary.
     #[arg(long)]
     quiet: bool,
 }
@@ -155,9 +159,9 @@ pub fn load_and_score(
     Ok((m, batch, scores))
 }
 
-/// Feature drift inputs (the card's training bins against this file's features) and the
-/// reference score distribution.
-fn drift_inputs(
+/// Feature drift inputs: the card's training bins against this file's features; calendar
+/// features are marked as shifting by construction (see `FeatureDef::shifts_with_time`).
+pub fn drift_inputs(
     m: &DeclarationModel,
     batch: &Batch,
 ) -> anyhow::Result<(Vec<FeatureDriftInput>, Option<Vec<f64>>)> {
@@ -169,14 +173,19 @@ fn drift_inputs(
     if bins.is_empty() {
         return Ok((Vec::new(), reference));
     }
-    let x = m
-        .pipeline()
+    let pipeline = m.pipeline();
+    let x = pipeline
         .transform(batch)
         .context("computing features for drift")?;
-    let features = cr_eval::feature_inputs(bins, |name| {
+    let mut features = cr_eval::feature_inputs(bins, |name| {
         let j = x.column_index(name)?;
         Some(x.column(j).into_iter().map(f64::from).collect())
     })?;
+    for f in &mut features {
+        if let Some(j) = x.column_index(&f.name) {
+            f.expected_shift = pipeline.shifts_with_time(j).map(str::to_string);
+        }
+    }
     Ok((features, reference))
 }
 

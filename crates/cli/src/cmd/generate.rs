@@ -7,8 +7,14 @@ use clap::Args as ClapArgs;
 /// Synthetic declarations: heavy-tailed importers, an HS hierarchy with duty rates, planted fraud
 /// (undervaluation, misclassification, origin fraud, risky declarants, new importers), drift in
 /// the later months, and an inspection process (legacy rule + random sample) with recorded
-/// propensities. Labels only on inspected rows. Deterministic by seed.
+/// propensities. Labels only on inspected rows. Deterministic by seed. The columns are those of
+/// data/schemas/synthetic.toml.
+///
+/// Examples:
+///   customs-risk generate --rows 200000 --out data.csv
+///   customs-risk generate --rows 1000000 --months 24 --seed 7 --out decl.parquet
 #[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Number of declarations.
     #[arg(long, default_value_t = 100_000)]

@@ -30,6 +30,11 @@ use super::validate::{delimiter_byte, OnErrorArg};
 /// printed. Empty feature cells go to the model as NaN (missing), as pandas would feed them;
 /// a row the model scores as NaN is rejected ("no score") rather than written.
 ///
+/// Columns: the file must have every column the model's schema names (the label, revenue and
+/// inspection columns aside); other columns are left unread and named once on stderr, or
+/// refused with --strict-columns. A file separated by ';' (or tab, '|') needs --delimiter; a
+/// header that reads as one column says which delimiter fits.
+///
 /// Engines: native (compiled trees / linear, the default where the graph allows) or ort
 /// (ONNX Runtime; needs scripts/setup-ort.sh). --engine forces one.
 ///
@@ -71,6 +76,10 @@ pub struct Args {
     /// CSV delimiter.
     #[arg(long, default_value = ",")]
     delimiter: char,
+    /// Refuse a file with columns the model's schema does not know (by default they are
+    /// left unread and named once). Missing columns are an error either way.
+    #[arg(long)]
+    strict_columns: bool,
     /// Rows per batch (memory holds about three batches).
     #[arg(long, default_value_t = 16_384)]
     batch_rows: usize,
@@ -111,6 +120,19 @@ impl Progress for Bar {
             self.bar.suspend(|| eprintln!("{line}"));
         }
     }
+    fn ignored_columns(&self, names: &[String]) {
+        if !self.quiet {
+            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            self.bar.suspend(|| {
+                eprintln!(
+                    "ignored {} column(s) the model's schema does not use: {} \
+                     (--strict-columns refuses them)",
+                    names.len(),
+                    list.join(", ")
+                )
+            });
+        }
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -131,6 +153,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         id_column: a.id_column.clone(),
         engine: a.engine.into(),
         threads: a.threads,
+        extra_columns: if a.strict_columns {
+            cr_data::ExtraColumns::Refuse
+        } else {
+            cr_data::ExtraColumns::Ignore
+        },
         ..BulkOptions::new(&a.data, &a.out)
     };
     let progress = Bar {
@@ -152,6 +179,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             rows as f64 / secs.max(1e-9),
             a.out.display()
         );
+        if summary.mapping.is_some() {
+            eprintln!(
+                "percentile is NaN in every row: a foreign model carries no validation scores to \
+                 rank against (models from `customs-risk train` do)"
+            );
+        }
         if let (Some(rate), Some(k)) = (a.budget, summary.selected) {
             eprintln!(
                 "selected the top {k} declarations ({:.2} % budget)",

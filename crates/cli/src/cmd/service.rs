@@ -11,6 +11,10 @@ use cr_service::{
 
 /// Serve risk scores over HTTP for single declarations or batches.
 ///
+/// The API (request and response JSON, every error code, a curl walk-through) is in the
+/// README's "HTTP API" section and, machine-readable, at GET /v1/openapi.json; GET / lists
+/// the endpoints.
+///
 /// POST /v1/score with one declaration (a JSON object keyed by the model's schema columns) or
 /// {"declarations": [...]}; answers score, percentile, channel (green/yellow/red by the
 /// version's thresholds), model version and request id. The registry's champion answers; a
@@ -46,7 +50,7 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long, env = "CUSTOMS_RISK_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Log format: text or json.
+    /// Log format: text (no colours when stderr is not a terminal) or json (one object a line).
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
     /// Most open client connections; more are closed at once [default: open-file limit - 256].
@@ -116,7 +120,12 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// Manage model versions in the registry: register, list, promote to champion, set a shadow
 /// challenger, retire. A version stores its ONNX file's sha256 (a changed file is refused),
 /// its model card, channel thresholds, who and when.
+///
+/// Examples:
+///   customs-risk models register --registry reg.db --model models/gbdt.onnx --promote
+///   customs-risk models list --registry reg.db
 #[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct ModelsArgs {
     #[command(subcommand)]
     cmd: ModelsCmd,
@@ -124,10 +133,20 @@ pub struct ModelsArgs {
 
 #[derive(Subcommand, Debug)]
 enum ModelsCmd {
-    /// Add a model version.
+    /// Add a model version: the file's sha256, card and channel thresholds are stored.
+    ///
+    /// Thresholds: yellow and red channels start at a score (--yellow-score, --red-score) or,
+    /// by default, at percentiles 90 and 98 of the model's validation scores.
+    ///
+    /// Examples:
+    ///   customs-risk models register --registry reg.db --model models/gbdt.onnx --promote
+    ///   customs-risk models register --registry reg.db --model models/gbdt.onnx --name gbdt \
+    ///       --version gbdt-2024-06 --yellow-score 0.2 --red-score 0.5
+    #[command(verbatim_doc_comment)]
     Register {
         #[command(flatten)]
         registry: RegistryArg,
+        /// The ONNX model file (from `customs-risk train`); the registry keeps its path.
         #[arg(long)]
         model: PathBuf,
         /// Model name (default: the file stem).
@@ -139,48 +158,75 @@ enum ModelsCmd {
         /// Yellow channel from this score (with --red-score), or ...
         #[arg(long, requires = "red_score")]
         yellow_score: Option<f64>,
+        /// Red channel from this score (with --yellow-score).
         #[arg(long)]
         red_score: Option<f64>,
         /// ... from this percentile of the model's validation scores (default 90, red 98).
         #[arg(long, conflicts_with = "yellow_score")]
         yellow_percentile: Option<f64>,
+        /// Red channel from this percentile of the validation scores (default 98).
         #[arg(long, conflicts_with = "red_score")]
         red_percentile: Option<f64>,
         /// Make it the champion right away.
         #[arg(long)]
         promote: bool,
-        /// Who registers (default $USER).
+        /// Who registers, recorded in the registry (default $USER).
         #[arg(long)]
         by: Option<String>,
     },
     /// List versions with status, thresholds and validation ROC-AUC.
+    ///
+    /// Example:
+    ///   customs-risk models list --registry reg.db --json
+    #[command(verbatim_doc_comment)]
     List {
         #[command(flatten)]
         registry: RegistryArg,
+        /// Print the versions as JSON (cards included) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Make a version the champion (the one that answers).
+    ///
+    /// A running `serve` picks the change up without a restart.
+    ///
+    /// Example:
+    ///   customs-risk models promote --registry reg.db gbdt-3f2a9c1e07b4
+    #[command(verbatim_doc_comment)]
     Promote {
         #[command(flatten)]
         registry: RegistryArg,
+        /// The version label (see `models list`).
         version: String,
+        /// Who does it, recorded in the registry (default $USER).
         #[arg(long)]
         by: Option<String>,
     },
-    /// Run a version in shadow next to the champion.
+    /// Run a version in shadow next to the champion (scored and audited, never returned).
+    ///
+    /// Example:
+    ///   customs-risk models challenger --registry reg.db logistic-91bd07aa5c2e
+    #[command(verbatim_doc_comment)]
     Challenger {
         #[command(flatten)]
         registry: RegistryArg,
+        /// The version label (see `models list`).
         version: String,
+        /// Who does it, recorded in the registry (default $USER).
         #[arg(long)]
         by: Option<String>,
     },
-    /// Take a version out of service.
+    /// Take a version out of service (not the champion: promote another first).
+    ///
+    /// Example:
+    ///   customs-risk models retire --registry reg.db logistic-91bd07aa5c2e
+    #[command(verbatim_doc_comment)]
     Retire {
         #[command(flatten)]
         registry: RegistryArg,
+        /// The version label (see `models list`).
         version: String,
+        /// Who does it, recorded in the registry (default $USER).
         #[arg(long)]
         by: Option<String>,
     },
@@ -315,8 +361,13 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
 }
 
 /// API keys for the service: `create` prints the key once (only a salted hash is stored),
-/// `list`, `revoke`. Roles: score (POST /v1/score) and admin (also model promotion over HTTP).
+/// `list`, `revoke`. Roles: score (POST /v1/score) and admin (the /v1/models endpoints).
+///
+/// Examples:
+///   customs-risk keys create --registry reg.db --role score --name pre-arrival
+///   customs-risk keys list --registry reg.db
 #[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct KeysArgs {
     #[command(subcommand)]
     cmd: KeysCmd,
@@ -324,23 +375,40 @@ pub struct KeysArgs {
 
 #[derive(Subcommand, Debug)]
 enum KeysCmd {
+    /// Create a key and print it once on stdout (only a salted hash is stored).
+    ///
+    /// Example:
+    ///   KEY=$(customs-risk keys create --registry reg.db --role score --name pre-arrival)
+    ///   customs-risk keys create --registry reg.db --role admin --name ops
+    #[command(verbatim_doc_comment)]
     Create {
         #[command(flatten)]
         registry: RegistryArg,
-        /// score or admin.
+        /// score (may call POST /v1/score) or admin (may call the /v1/models endpoints).
         #[arg(long)]
         role: String,
         /// Who or what uses the key.
         #[arg(long)]
         name: String,
     },
+    /// List keys: id, role, name, when created and revoked (never the key itself).
+    ///
+    /// Example:
+    ///   customs-risk keys list --registry reg.db
+    #[command(verbatim_doc_comment)]
     List {
         #[command(flatten)]
         registry: RegistryArg,
     },
+    /// Revoke a key: the service refuses it from its next request on.
+    ///
+    /// Example:
+    ///   customs-risk keys revoke --registry reg.db 3f2a9c1e07b4d5a6
+    #[command(verbatim_doc_comment)]
     Revoke {
         #[command(flatten)]
         registry: RegistryArg,
+        /// The key id (see `keys list`), not the key.
         id: String,
     },
 }

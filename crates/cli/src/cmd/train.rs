@@ -83,6 +83,10 @@ pub struct Args {
     /// Master seed. Default 42.
     #[arg(long)]
     seed: Option<u64>,
+    /// Refuse to train with fewer than this many seized, or this many not-seized, labelled
+    /// rows before the validation start. Default 20.
+    #[arg(long, value_name = "N")]
+    min_per_class: Option<usize>,
     /// Skip rows that fail validation (counted in the card) instead of stopping.
     #[arg(long)]
     skip_bad_rows: bool,
@@ -143,6 +147,7 @@ struct FileArgs {
     valid_from: Option<String>,
     threads: Option<usize>,
     seed: Option<u64>,
+    min_per_class: Option<usize>,
     skip_bad_rows: Option<bool>,
     no_refit: Option<bool>,
     monotone: Option<Vec<String>>,
@@ -178,7 +183,8 @@ fn merge(mut a: Args) -> anyhow::Result<Args> {
         threads,
         seed,
         sample_weight,
-        ipw_max_weight
+        ipw_max_weight,
+        min_per_class
     );
     a.skip_bad_rows |= f.skip_bad_rows.unwrap_or(false);
     a.no_refit |= f.no_refit.unwrap_or(false);
@@ -233,6 +239,9 @@ pub fn config_from(a: Args) -> anyhow::Result<(TrainConfig, bool)> {
         .iter()
         .map(|m| cr_train::config::parse_monotone(m))
         .collect::<Result<_, _>>()?;
+    if let Some(m) = a.min_per_class {
+        cfg.min_per_class = m;
+    }
     if let Some(v) = &a.valid_from {
         let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .with_context(|| format!("--valid-from {v:?} is not YYYY-MM-DD"))?;
@@ -320,10 +329,16 @@ pub fn print_summary(o: &cr_train::TrainOutcome) {
             f(v.pr_auc),
             f(v.log_loss)
         );
+        // Budgets are shares of the labelled validation rows; labelled the way `evaluate` and
+        // `compare` label theirs (cr_eval::Budget::label), which count all rows of their file.
+        println!(
+            "         budgets below are shares of the {} labelled validation rows",
+            c.split.valid_rows
+        );
         for b in &v.at_budget {
             println!(
-                "         at {:>4.1} % ({:>6} inspections): hit rate {}  recall {}",
-                b.rate * 100.0,
+                "         at {:>4} ({:>6} inspections): hit rate {}  recall {}",
+                cr_eval::Budget::Rate(b.rate).label(),
                 b.k,
                 f(b.precision),
                 f(b.recall)

@@ -7,8 +7,16 @@ use cr_data::{OnError, ReadOptions};
 /// Check a declarations file against a schema before training or scoring. Every rejected value
 /// is reported with file, line, column, value and reason. With `--on-error fail` (default) the
 /// first bad row stops the run with a non-zero exit; with `--on-error skip` bad rows are counted
-/// (and written to `--rejects`), and accepted + rejected = rows read.
+/// (and written to `--rejects`), and accepted + rejected = rows read. Memory stays flat
+/// whatever the file size: rows are read in chunks, and duplicate ids are settled after the
+/// last row with sorted runs on disk (a duplicate is reported then, naming both lines, and its
+/// reject comes after the others in --rejects).
+///
+/// Examples:
+///   customs-risk validate --data decl.csv --schema data/schemas/synthetic.toml
+///   customs-risk validate --data kcs.csv --schema data/schemas/kcs.toml --on-error skip --rejects rejects.csv
 #[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Declarations file (.csv, .tsv or .parquet).
     #[arg(long)]
@@ -16,7 +24,7 @@ pub struct Args {
     /// Schema TOML (see data/schemas/). Default: the bundled synthetic schema.
     #[arg(long)]
     schema: Option<PathBuf>,
-    /// What to do with a bad row.
+    /// What to do with a bad row: fail (stop at the first, exit 1) or skip (count it, go on).
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
     /// With --on-error skip: write rejected rows with their reasons to this CSV file.
@@ -58,6 +66,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = ReadOptions {
         on_error: a.on_error.into(),
         delimiter: delimiter_byte(a.delimiter)?,
+        // Duplicate ids with sorted runs on disk, settled after the last row: memory stays
+        // flat whatever the file size (as in `score`).
+        duplicates: cr_data::DuplicateCheck::deferred(),
         ..ReadOptions::default()
     };
     if a.rejects.is_some() && matches!(a.on_error, OnErrorArg::Fail) {

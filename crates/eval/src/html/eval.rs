@@ -383,6 +383,7 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
                 label: p.name.clone(),
                 value: p.psi,
                 color: match p.level {
+                    _ if p.expected_shift.is_some() => "#999999".into(),
                     DriftLevel::Stable => "#2ca02c".into(),
                     DriftLevel::Moderate => "#ff7f0e".into(),
                     DriftLevel::Shift => "#d62728".into(),
@@ -432,7 +433,11 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
                 p.psi,
                 if p.flagged { " flag" } else { "" },
                 p.level,
-                if p.flagged { " (flagged)" } else { "" },
+                match (&p.expected_shift, p.flagged) {
+                    (Some(why), _) => format!(" (expected, not flagged: {})", esc(why)),
+                    (None, true) => " (flagged)".to_string(),
+                    (None, false) => String::new(),
+                },
                 p.n_actual
             );
         }

@@ -139,6 +139,7 @@ fn reports_render_in_chromium() {
             edges: (1..10).map(|x| x as f64).collect(),
             expected: vec![0.1; 10],
             values: feature,
+            expected_shift: None,
         }],
     };
     let rep = evaluate(&input, &EvalConfig::default()).unwrap();

@@ -191,6 +191,7 @@ fn drift_flags_a_shifted_feature() {
             edges: edges.clone(),
             expected: expected.clone(),
             values: same,
+            expected_shift: None,
         },
         0.2,
     )
@@ -202,6 +203,7 @@ fn drift_flags_a_shifted_feature() {
             edges,
             expected,
             values: shifted,
+            expected_shift: None,
         },
         0.2,
     )

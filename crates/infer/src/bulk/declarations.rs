@@ -36,6 +36,7 @@ pub(super) fn read_options(opts: &BulkOptions) -> ReadOptions {
         on_error: opts.on_error,
         require_label: false,
         duplicates: DuplicateCheck::deferred(),
+        extra_columns: opts.extra_columns,
     }
 }
 
@@ -185,6 +186,7 @@ fn score_chunks(
         rejected: piped.rejected,
         engine: model.engine_used(),
         mapping: None,
+        ignored_columns: piped.ignored_columns,
         selected,
         seconds: 0.0,
     })
@@ -198,6 +200,8 @@ pub(super) struct Piped {
     /// Rows accepted (late duplicates excluded) and rejected (included).
     pub accepted: u64,
     pub rejected: u64,
+    /// The file's columns left unread (not in the model's schema).
+    pub ignored_columns: Vec<String>,
 }
 
 /// A scored chunk's destination: the rows (validated) and their scores.
@@ -220,6 +224,14 @@ pub(super) fn pipe(
         mut reader,
         mut ahead,
     } = start;
+    let ignored_columns: Vec<String> = reader
+        .ignored_columns()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if !ignored_columns.is_empty() {
+        progress.ignored_columns(&ignored_columns);
+    }
     let mut rej = match &opts.rejects {
         Some(p) => Some(RejectWriter::create(p)?),
         None => None,
@@ -291,5 +303,6 @@ pub(super) fn pipe(
         dups,
         accepted: reader.accepted(),
         rejected: reader.rejected(),
+        ignored_columns,
     })
 }

@@ -72,6 +72,7 @@ pub(super) fn score(
                 rejected: out.rejected,
                 engine: model.engine_used(),
                 mapping: Some(mapping),
+                ignored_columns: Vec::new(),
                 selected,
                 seconds: 0.0,
             })

@@ -75,6 +75,10 @@ pub struct BulkOptions {
     pub engine: Engine,
     /// Threads of the model's own pool (0 = all cores); scores do not depend on it.
     pub threads: usize,
+    /// Our models: file columns the model's schema does not know. Default
+    /// [`cr_data::ExtraColumns::Ignore`] (named once through [`Progress::ignored_columns`]);
+    /// `Refuse` makes them an error. Missing columns are an error either way.
+    pub extra_columns: cr_data::ExtraColumns,
 }
 
 impl BulkOptions {
@@ -92,6 +96,7 @@ impl BulkOptions {
             id_column: None,
             engine: Engine::Auto,
             threads: 0,
+            extra_columns: cr_data::ExtraColumns::Ignore,
         }
     }
 }
@@ -105,6 +110,9 @@ pub trait Progress: Sync {
     /// A foreign model's column mapping, decided before the first row is scored, e.g.
     /// `input "X" [N, 4] <- value, mass, quantity, tax_rate`.
     fn mapping(&self, _line: &str) {}
+    /// Our models: the file's columns the schema does not know, left unread (see
+    /// [`BulkOptions::extra_columns`]); called once, before the first row is scored.
+    fn ignored_columns(&self, _names: &[String]) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -123,6 +131,8 @@ pub struct BulkSummary {
     pub engine: Engine,
     /// Foreign models: the column mapping (as given to [`Progress::mapping`]).
     pub mapping: Option<String>,
+    /// Our models: the file's columns left unread (not in the model's schema).
+    pub ignored_columns: Vec<String>,
     /// With a budget: the rows selected, `cr_model::Budget::Rate(rate).k(rows)`.
     pub selected: Option<u64>,
     /// Wall time from the start of [`score_file`] (model loading included).

@@ -15,6 +15,7 @@ mod engines;
 mod fuzz;
 mod integrity;
 mod load;
+mod openapi;
 mod percentile;
 mod registry;
 mod support;
