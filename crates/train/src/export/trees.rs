@@ -7,6 +7,13 @@
 //! our trees do. Binary models follow the convention of onnxmltools' LightGBM converter:
 //! one weight column (class id 0), `classlabels_int64s = [0, 1]`, `post_transform = LOGISTIC`,
 //! `base_values = [base_score]`, giving `probabilities[:, 1] = sigmoid(base + Σ leaves)`.
+//!
+//! Node covers for TreeSHAP (`cr_infer::shap`): `nodes_hitrates` holds each node's training
+//! row count (`internal_count` / `leaf_count`, the in-bag rows that reached it) — LightGBM's
+//! choice: its `Tree::TreeSHAP` divides `data_count(node)`, which is `internal_count_` /
+//! `leaf_count_` (`include/LightGBM/tree.h`), not the hessian sums. The ONNX spec allows any
+//! per-node float there and ONNX Runtime ignores it for scoring. Counts are exact in f32 up to
+//! 2^24 rows per node (beyond, rounded to 8 significant digits).
 
 use cr_gbdt::{GbdtModel, Objective};
 use cr_onnx::{attr, GraphBuilder};
@@ -22,6 +29,7 @@ struct Flat {
     true_ids: Vec<i64>,
     false_ids: Vec<i64>,
     missing_true: Vec<i64>,
+    hitrates: Vec<f32>,
     leaf_tree: Vec<i64>,
     leaf_node: Vec<i64>,
     leaf_weight: Vec<f32>,
@@ -37,6 +45,7 @@ fn flatten(model: &GbdtModel) -> Result<Flat, TrainError> {
         true_ids: vec![],
         false_ids: vec![],
         missing_true: vec![],
+        hitrates: vec![],
         leaf_tree: vec![],
         leaf_node: vec![],
         leaf_weight: vec![],
@@ -62,6 +71,7 @@ fn flatten(model: &GbdtModel) -> Result<Flat, TrainError> {
             f.true_ids.push(child(tree.left_child[i]));
             f.false_ids.push(child(tree.right_child[i]));
             f.missing_true.push(i64::from(tree.default_left[i]));
+            f.hitrates.push(tree.internal_count[i] as f32);
         }
         for (j, v) in tree.leaf_value.iter().enumerate() {
             let id = ni + j as i64;
@@ -73,6 +83,7 @@ fn flatten(model: &GbdtModel) -> Result<Flat, TrainError> {
             f.true_ids.push(0);
             f.false_ids.push(0);
             f.missing_true.push(0);
+            f.hitrates.push(tree.leaf_count[j] as f32);
             f.leaf_tree.push(t);
             f.leaf_node.push(id);
             f.leaf_weight.push(*v as f32);
@@ -94,6 +105,7 @@ pub fn emit(model: &GbdtModel, features: &str, g: &mut GraphBuilder) -> Result<S
         attr::ints("nodes_truenodeids", f.true_ids),
         attr::ints("nodes_falsenodeids", f.false_ids),
         attr::ints("nodes_missing_value_tracks_true", f.missing_true),
+        attr::floats("nodes_hitrates", f.hitrates),
     ];
     match model.objective {
         Objective::Binary { .. } => {
@@ -145,5 +157,95 @@ pub fn emit(model: &GbdtModel, features: &str, g: &mut GraphBuilder) -> Result<S
                 Ok(raw)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cr_gbdt::{GbdtParams, Objective};
+    use cr_onnx::{Attrs, GraphBuilder};
+
+    /// The stored covers (`nodes_hitrates`) equal a recount: the training rows routed through
+    /// the exported attributes by a first-principles walk (`x <= t`, NaN by
+    /// `missing_value_tracks_true`), node by node.
+    #[test]
+    fn stored_covers_equal_a_recount_of_the_training_rows() {
+        let (n, nf) = (3000usize, 5usize);
+        // a deterministic pseudo-random matrix with NaN cells and ties
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut x = vec![0f32; n * nf];
+        for v in x.iter_mut() {
+            let u = next();
+            *v = if u < 0.05 {
+                f32::NAN
+            } else {
+                ((u * 40.0).floor() / 8.0) as f32
+            };
+        }
+        let y: Vec<f32> = (0..n)
+            .map(|r| {
+                let a = x[r * nf].max(0.0) + x[r * nf + 1].min(2.0) * 0.5;
+                f32::from(a + next() as f32 > 2.0)
+            })
+            .collect();
+        let params = GbdtParams::new()
+            .objective(Objective::Binary {
+                scale_pos_weight: 1.0,
+            })
+            .num_trees(12)
+            .num_leaves(15)
+            .min_data_in_leaf(5)
+            .num_threads(1);
+        let xv = ndarray::ArrayView2::from_shape((n, nf), &x).unwrap();
+        let model = cr_gbdt::train(&params, xv, &y, None, None, None).unwrap();
+        let mut g = GraphBuilder::new("t");
+        super::emit(&model, "features", &mut g).unwrap();
+        let graph = g.build();
+        let node = &graph.node[0];
+        let a = Attrs::new(node);
+        let tree = a.ints("nodes_treeids").unwrap();
+        let id = a.ints("nodes_nodeids").unwrap();
+        let feat = a.ints("nodes_featureids").unwrap();
+        let modes = a.strings("nodes_modes").unwrap();
+        let vals = a.floats("nodes_values").unwrap();
+        let t_ids = a.ints("nodes_truenodeids").unwrap();
+        let f_ids = a.ints("nodes_falsenodeids").unwrap();
+        let miss = a.ints("nodes_missing_value_tracks_true").unwrap();
+        let hit = a.floats("nodes_hitrates").unwrap();
+        let idx: BTreeMap<(i64, i64), usize> = tree
+            .iter()
+            .zip(id)
+            .enumerate()
+            .map(|(i, (t, n))| ((*t, *n), i))
+            .collect();
+        let mut count = vec![0f32; tree.len()];
+        for row in x.chunks_exact(nf) {
+            for t in 0..model.trees.len() as i64 {
+                let mut i = idx[&(t, 0)];
+                loop {
+                    count[i] += 1.0;
+                    if modes[i] == "LEAF" {
+                        break;
+                    }
+                    let v = row[feat[i] as usize];
+                    let left = if v.is_nan() {
+                        miss[i] == 1
+                    } else {
+                        v <= vals[i]
+                    };
+                    i = idx[&(t, if left { t_ids[i] } else { f_ids[i] })];
+                }
+            }
+        }
+        assert_eq!(hit, count.as_slice());
+        assert!(model.trees.iter().all(|t| t.num_leaves() > 4));
     }
 }
