@@ -12,12 +12,14 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use csv::ByteRecord;
 use rayon::prelude::*;
 
 use crate::columns::ColumnMap;
 use crate::csv_split::{RawChunk, RawSub, Splitter};
+use crate::domain::{Domains, Unseen};
 use crate::error::{DataError, DataErrorKind};
 use crate::ids::IdCheck;
 use crate::read::{Chunk, OnError};
@@ -104,6 +106,7 @@ struct SubOut {
     kept: usize,
     rejects: Vec<Reject>,
     ids: Vec<IdSeen>,
+    unseen: Vec<Unseen>,
 }
 
 pub(crate) struct CsvSource {
@@ -121,6 +124,7 @@ impl CsvSource {
         schema: &Schema,
         delimiter: u8,
         require_label: bool,
+        domains: Arc<Domains>,
     ) -> Result<(CsvSource, Vec<String>), DataError> {
         let file =
             File::open(path).map_err(|e| DataError::io(format!("{source}: cannot open: {e}")))?;
@@ -168,6 +172,7 @@ impl CsvSource {
                 rules: Rules {
                     schema: schema.clone(),
                     map,
+                    domains,
                 },
                 n_fields,
                 delimiter,
@@ -295,6 +300,11 @@ impl CsvSource {
             chunk.batch.compact(&keep);
         }
         chunk.rejects = rejects;
+        for o in outs.iter() {
+            for (acc, u) in chunk.unseen.iter_mut().zip(&o.unseen) {
+                acc.merge(u);
+            }
+        }
         Ok(())
     }
 
@@ -508,6 +518,7 @@ fn parse_sub(
             kept: 0,
             rejects: Vec::new(),
             ids: Vec::with_capacity(sub.rows),
+            unseen: Vec::new(),
         },
     };
     if memchr::memchr(b'"', bytes).is_none() {
@@ -553,6 +564,7 @@ fn parse_plain(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> S
             pos = end;
         }
     }
+    st.out.unseen = std::mem::take(&mut st.checker.unseen);
     st.out
 }
 
@@ -574,6 +586,7 @@ fn parse_csv(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> Sub
         );
         st.record(&CsvRow::new(&rec), rec.len(), line, rec_range);
     }
+    st.out.unseen = std::mem::take(&mut st.checker.unseen);
     st.out
 }
 
@@ -598,6 +611,7 @@ mod tests {
         let rules = Rules {
             map: ColumnMap::from_header(&names, &schema, false, "t").unwrap(),
             schema: schema.clone(),
+            domains: Domains::new(&schema, None, false).unwrap(),
         };
         let cells: [&[u8]; 8] = [
             b"A1",

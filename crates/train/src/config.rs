@@ -84,6 +84,9 @@ pub struct TrainConfig {
     /// Largest inverse-propensity weight (larger ones are clipped to it, and counted in the
     /// card), > 1. Default 100 (propensities below 1 %).
     pub ipw_max_weight: f64,
+    /// Key of the schema's pseudonymised columns (`schema` then records its fingerprint,
+    /// see `cr_data::Schema::keyed`).
+    pub pseudonym_key: Option<cr_data::PseudonymKey>,
 }
 
 impl TrainConfig {
@@ -105,6 +108,7 @@ impl TrainConfig {
             monotone: Vec::new(),
             sample_weight: SampleWeight::None,
             ipw_max_weight: 100.0,
+            pseudonym_key: None,
         }
     }
 

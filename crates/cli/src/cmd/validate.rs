@@ -7,7 +7,13 @@ use cr_data::{OnError, ReadOptions};
 /// Check a declarations file against a schema before training or scoring. Every rejected value
 /// is reported with file, line, column, value and reason. With `--on-error fail` (default) the
 /// first bad row stops the run with a non-zero exit; with `--on-error skip` bad rows are counted
-/// (and written to `--rejects`), and accepted + rejected = rows read.
+/// (and written to `--rejects`, one line per bad cell), and accepted + rejected = rows read.
+/// Categorical cells outside a column's declared `values` / `pattern` are warnings with
+/// counts per column (rejects with --strict-categories); columns without a declared domain
+/// are named as not checked.
+///
+/// Example:
+///   customs-risk validate --data decl.csv --schema data/schemas/kcs.toml --on-error skip --rejects rejects.csv
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// Declarations file (.csv, .tsv or .parquet).
@@ -28,6 +34,14 @@ pub struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Reject categorical cells outside the schema's `values` / `pattern` (default: keep
+    /// them and report them as warnings, with counts per column).
+    #[arg(long)]
+    strict_categories: bool,
+    /// Key of the schema's `pseudonymise = true` columns (a text file, >= 16 bytes; default:
+    /// the environment variable CR_PSEUDONYM_KEY). See the README, "Pseudonymised columns".
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -58,6 +72,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = ReadOptions {
         on_error: a.on_error.into(),
         delimiter: delimiter_byte(a.delimiter)?,
+        strict_categories: a.strict_categories,
+        pseudonym_key: super::load_key(a.pseudonym_key.as_deref())?,
         ..ReadOptions::default()
     };
     if a.rejects.is_some() && matches!(a.on_error, OnErrorArg::Fail) {

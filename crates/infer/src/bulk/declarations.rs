@@ -36,6 +36,8 @@ pub(super) fn read_options(opts: &BulkOptions) -> ReadOptions {
         on_error: opts.on_error,
         require_label: false,
         duplicates: DuplicateCheck::deferred(),
+        strict_categories: false,
+        pseudonym_key: opts.pseudonym_key.clone(),
     }
 }
 
@@ -221,7 +223,7 @@ pub(super) fn pipe(
         mut ahead,
     } = start;
     let mut rej = match &opts.rejects {
-        Some(p) => Some(RejectWriter::create(p)?),
+        Some(p) => Some(RejectWriter::create(p, reader.source())?),
         None => None,
     };
     let data = |source: DataError| BulkError::Read {

@@ -63,7 +63,7 @@ pub struct BulkOptions {
     /// [`OnError::Fail`] (default): the first bad row is the error (no output is left);
     /// [`OnError::Skip`]: bad rows are left out and written to `rejects`.
     pub on_error: OnError,
-    /// With [`OnError::Skip`]: the 5-field reject file (line, column, value, reason, raw).
+    /// With [`OnError::Skip`]: the reject file (see `cr_data::RejectWriter`).
     pub rejects: Option<PathBuf>,
     /// Foreign models: the columns feeding the [N, F] input, in order (empty: the numeric
     /// columns of the first [`SAMPLE_ROWS`] data rows, which must be exactly F).
@@ -74,6 +74,9 @@ pub struct BulkOptions {
     pub engine: Engine,
     /// Threads of the model's own pool (0 = all cores); scores do not depend on it.
     pub threads: usize,
+    /// Key of a model trained on pseudonymised columns (checked against the fingerprint
+    /// the model records; see `cr_data::pseudonym`).
+    pub pseudonym_key: Option<cr_data::PseudonymKey>,
 }
 
 impl BulkOptions {
@@ -91,6 +94,7 @@ impl BulkOptions {
             id_column: None,
             engine: Engine::Auto,
             threads: 0,
+            pseudonym_key: None,
         }
     }
 }
