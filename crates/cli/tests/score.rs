@@ -489,13 +489,9 @@ fn rejected_rows_are_counted_and_named() {
         ],
     );
     let accepted = read_scores(&fx.path("skip.csv"));
-    // five fields on every row (the reader is not flexible): `raw` is the record as one CSV line
-    let mut rdr = csv::Reader::from_path(fx.path("rejects.csv")).unwrap();
-    assert_eq!(
-        &rdr.headers().unwrap().iter().collect::<Vec<_>>(),
-        &["line", "column", "value", "reason", "raw"]
-    );
-    let rejects: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    // seven fields on every row (the reader is not flexible): `raw` is the record as one CSV
+    // line; one row per bad cell (here one bad cell per row)
+    let rejects = read_rejects(&fx.path("rejects.csv"));
     let all_ids = file_ids(&fx.test, "declaration_id");
     assert_eq!(
         accepted.len() + rejects.len(),
@@ -745,13 +741,26 @@ fn truncate_row(path: &Path, row: usize, fields: usize) {
 }
 
 /// The rows of a reject file (strict: five fields each).
+/// A reject file's rows (one per bad cell) as `[line, column, value, reason, raw]`; every
+/// row names the scored file.
 fn read_rejects(path: &Path) -> Vec<csv::StringRecord> {
     let mut rdr = csv::Reader::from_path(path).unwrap();
     assert_eq!(
         rdr.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["line", "column", "value", "reason", "raw"]
+        ["file", "line", "column", "value", "category", "reason", "raw"]
     );
-    rdr.records().map(|r| r.unwrap()).collect()
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            assert!(r[0].ends_with(".csv"), "file column: {r:?}");
+            csv::StringRecord::from(
+                [1, 2, 3, 5, 6]
+                    .iter()
+                    .map(|&j| r[j].to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
 }
 
 /// Foreign models: bad rows are rejected as for our models (--on-error fail / skip,
@@ -1229,12 +1238,11 @@ fn immediate_rule_rejects(
                 }
             }
             [(_, c, v, why)] => out.push((line, c.clone(), v.clone(), why.clone())),
+            // one reject-file row per bad cell, in column order
             many => {
-                let all: Vec<String> = many
-                    .iter()
-                    .map(|(_, c, v, why)| format!("column {c:?}: value {v:?} rejected: {why}"))
-                    .collect();
-                out.push((line, many[0].1.clone(), many[0].2.clone(), all.join("; ")));
+                for (_, c, v, why) in many {
+                    out.push((line, c.clone(), v.clone(), why.clone()));
+                }
             }
         }
     }

@@ -12,12 +12,14 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use csv::ByteRecord;
 use rayon::prelude::*;
 
 use crate::columns::ColumnMap;
 use crate::csv_split::{RawChunk, RawSub, Splitter};
+use crate::domain::{Domains, Unseen};
 use crate::error::{DataError, DataErrorKind};
 use crate::ids::IdCheck;
 use crate::read::{Chunk, ExtraColumns, OnError};
@@ -104,6 +106,7 @@ struct SubOut {
     kept: usize,
     rejects: Vec<Reject>,
     ids: Vec<IdSeen>,
+    unseen: Vec<Unseen>,
 }
 
 pub(crate) struct CsvSource {
@@ -122,6 +125,7 @@ impl CsvSource {
         delimiter: u8,
         require_label: bool,
         extra: ExtraColumns,
+        domains: Arc<Domains>,
     ) -> Result<(CsvSource, Vec<String>), DataError> {
         let file = File::open(path)
             .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
@@ -171,6 +175,7 @@ impl CsvSource {
                 rules: Rules {
                     schema: schema.clone(),
                     map,
+                    domains,
                 },
                 n_fields,
                 delimiter,
@@ -298,6 +303,11 @@ impl CsvSource {
             chunk.batch.compact(&keep);
         }
         chunk.rejects = rejects;
+        for o in outs.iter() {
+            for (acc, u) in chunk.unseen.iter_mut().zip(&o.unseen) {
+                acc.merge(u);
+            }
+        }
         Ok(())
     }
 
@@ -511,6 +521,7 @@ fn parse_sub(
             kept: 0,
             rejects: Vec::new(),
             ids: Vec::with_capacity(sub.rows),
+            unseen: Vec::new(),
         },
     };
     if memchr::memchr(b'"', bytes).is_none() {
@@ -556,6 +567,7 @@ fn parse_plain(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> S
             pos = end;
         }
     }
+    st.out.unseen = std::mem::take(&mut st.checker.unseen);
     st.out
 }
 
@@ -577,6 +589,7 @@ fn parse_csv(mut st: SubState, bytes: &[u8], sub: &RawSub, delimiter: u8) -> Sub
         );
         st.record(&CsvRow::new(&rec), rec.len(), line, rec_range);
     }
+    st.out.unseen = std::mem::take(&mut st.checker.unseen);
     st.out
 }
 
@@ -601,6 +614,7 @@ mod tests {
         let rules = Rules {
             map: ColumnMap::from_header(&names, &schema, false, ExtraColumns::Refuse, "t").unwrap(),
             schema: schema.clone(),
+            domains: Domains::new(&schema, None, false).unwrap(),
         };
         let cells: [&[u8]; 8] = [
             b"A1",

@@ -4,7 +4,10 @@ use serde_json::Value;
 
 use crate::batch::Batch;
 use crate::columns::ColumnMap;
+use crate::domain::Domains;
+use crate::error::DataError;
 use crate::ids::{DuplicateCheck, IdCheck};
+use crate::pseudonym::PseudonymKey;
 use crate::reject::{Problem, Reject};
 use crate::schema::Schema;
 use crate::validate::{Cell, Checker, Row, Rules};
@@ -50,11 +53,37 @@ fn to_cell(v: &Value) -> Cell<'_> {
 /// within `records`. `Reject::line` and `Batch::lines` are 1-based indexes in `records`;
 /// `Reject::raw` holds the record as JSON text.
 pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Batch, Vec<Reject>) {
+    match batch_from_json_keyed(schema, records, source, None) {
+        Ok(r) => r,
+        // Only a pseudonymising schema without a key fails: every record is rejected.
+        Err(e) => {
+            let p = Problem::new(None, None, "no pseudonym key", e.message.clone());
+            let rejects = records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    Reject::from_problems(i as u64 + 1, vec![p.clone()], vec![r.to_string()])
+                })
+                .collect();
+            (Batch::empty(schema, source), rejects)
+        }
+    }
+}
+
+/// [`batch_from_json`] with the pseudonym key a pseudonymising schema needs (an error
+/// without it).
+pub fn batch_from_json_keyed(
+    schema: &Schema,
+    records: &[Value],
+    source: &str,
+    key: Option<&PseudonymKey>,
+) -> Result<(Batch, Vec<Reject>), DataError> {
     let map = ColumnMap::for_schema(schema);
     let names = map.names.clone();
     let rules = Rules {
         schema: schema.clone(),
         map,
+        domains: Domains::new(schema, key, false)?,
     };
     let mut checker = Checker::new(schema);
     let mut ids = IdCheck::new(&DuplicateCheck::Immediate, source);
@@ -110,5 +139,5 @@ pub fn batch_from_json(schema: &Schema, records: &[Value], source: &str) -> (Bat
         }
     }
     batch.truncate_rows(kept);
-    (batch, rejects)
+    Ok((batch, rejects))
 }

@@ -29,10 +29,12 @@ pub mod batch;
 mod columns;
 mod csv_read;
 mod csv_split;
+pub mod domain;
 pub mod error;
 mod ids;
 mod json;
 mod parquet_read;
+pub mod pseudonym;
 pub mod read;
 pub mod reject;
 pub mod report;
@@ -43,16 +45,18 @@ mod validate;
 pub mod write;
 
 pub use batch::Batch;
+pub use domain::Unseen;
 pub use error::{DataError, DataErrorKind};
 pub use ids::{id_key, DeferredIds, DuplicateCheck, Found, DEFAULT_RUN_ENTRIES};
-pub use json::batch_from_json;
+pub use json::{batch_from_json, batch_from_json_keyed};
+pub use pseudonym::PseudonymKey;
 pub use read::{
     open, read_all, ExtraColumns, FileFormat, LateDuplicate, OnError, ReadChunk, ReadOptions,
     Reader,
 };
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};
-pub use schema::{CategoricalKind, NumericKind, Schema, Selection};
+pub use schema::{Case, CategoricalKind, HsLonger, NumericKind, Schema, Selection};
 pub use table::{
     remove_table_rows, write_rejects, ColType, Column, ColumnRef, RejectWriter, TableWriter,
 };

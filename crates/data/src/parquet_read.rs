@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -14,6 +15,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::ProjectionMask;
 
 use crate::columns::{used_columns, ColumnMap};
+use crate::domain::Domains;
 use crate::error::{DataError, DataErrorKind};
 use crate::ids::IdCheck;
 use crate::read::{Chunk, ExtraColumns, OnError};
@@ -159,6 +161,7 @@ impl ParquetSource {
         batch_rows: usize,
         require_label: bool,
         extra: ExtraColumns,
+        domains: Arc<Domains>,
     ) -> Result<(ParquetSource, Vec<String>), DataError> {
         let file = File::open(path)
             .map_err(|e| DataError::io_source(format!("{source}: cannot open"), e))?;
@@ -208,6 +211,7 @@ impl ParquetSource {
             rules: Rules {
                 schema: schema.clone(),
                 map,
+                domains,
             },
             checker: Checker::new(schema),
             keep,
@@ -283,7 +287,8 @@ impl ParquetSource {
             };
             for _ in 0..take {
                 self.records += 1;
-                let line = self.records;
+                // the line the record has in a CSV export with a header (see crate::read)
+                let line = self.records + 1;
                 let row = PqRow {
                     cols: &self.current,
                     row: self.next_row,
@@ -322,12 +327,16 @@ impl ParquetSource {
             }
             drop(regions);
             chunk.batch.truncate_rows(*kept);
+            for (acc, u) in chunk.unseen.iter_mut().zip(&mut self.checker.unseen) {
+                acc.merge(u);
+                *u = Default::default();
+            }
         }
         Ok(true)
     }
 
-    /// The raw cells and the (trimmed) id of the records numbered `lines` (ascending), by
-    /// reading the file again.
+    /// The raw cells and the (trimmed) id of the records on `lines` (ascending; record `n`
+    /// is line `n + 1`), by reading the file again.
     pub(crate) fn raw_at(
         &self,
         path: &Path,
@@ -364,10 +373,12 @@ impl ParquetSource {
                 .zip(&self.names)
                 .map(|(a, n)| to_col(a, n, source))
                 .collect::<Result<_, _>>()?;
-            let first = record + 1;
+            // lines of this record batch: first ..= record (+1 for the header line)
+            let first = record + 2;
             record += rb.num_rows() as u64;
+            let last = record + 1;
             while let Some(&&line) = want.peek() {
-                if line > record {
+                if line > last {
                     break;
                 }
                 want.next();

@@ -1,4 +1,12 @@
 //! Streaming readers: [`open`] a CSV or Parquet file and iterate validated [`ReadChunk`]s.
+//!
+//! **Line numbers** (in rejects, [`crate::Batch::lines`] and duplicate messages) are the
+//! same for CSV and Parquet: the line a row has in the file written as CSV with a header.
+//! The header is line 1 and the first data row is line 2. In a CSV file it is the physical
+//! line where the record starts (a quoted field with line breaks makes later records start
+//! further down); in a Parquet file record `n` (1-based) is line `n + 1`. So a CSV file and
+//! its Parquet conversion name the same row by the same number wherever no cell holds a
+//! line break. (JSON records of the HTTP service are numbered 1, 2, ... in their array.)
 
 use std::path::{Path, PathBuf};
 
@@ -6,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
 use crate::csv_read::CsvSource;
+use crate::domain::{Domains, Unseen};
 use crate::error::DataError;
 use crate::ids::{DuplicateCheck, IdCheck};
 use crate::parquet_read::ParquetSource;
+use crate::pseudonym::PseudonymKey;
 use crate::reject::Reject;
 use crate::schema::Schema;
 
@@ -54,6 +64,14 @@ pub struct ReadOptions {
     /// Columns the schema does not know; default [`ExtraColumns::Refuse`].
     #[serde(default)]
     pub extra_columns: ExtraColumns,
+    /// Reject cells outside a categorical column's declared `values` / `pattern` (default
+    /// false: they are kept and counted in [`ReadChunk::unseen`]).
+    #[serde(default)]
+    pub strict_categories: bool,
+    /// The key of the schema's `pseudonymise = true` columns (required when there are any;
+    /// see [`crate::pseudonym`]). Never serialized.
+    #[serde(skip)]
+    pub pseudonym_key: Option<PseudonymKey>,
 }
 
 impl Default for ReadOptions {
@@ -65,6 +83,8 @@ impl Default for ReadOptions {
             require_label: false,
             duplicates: DuplicateCheck::Immediate,
             extra_columns: ExtraColumns::Refuse,
+            strict_categories: false,
+            pseudonym_key: None,
         }
     }
 }
@@ -74,6 +94,9 @@ impl Default for ReadOptions {
 pub struct ReadChunk {
     pub batch: Batch,
     pub rejects: Vec<Reject>,
+    /// Per categorical column (schema order): cells outside the declared domain that were
+    /// kept (always empty counts with `strict_categories`, where they are rejects).
+    pub unseen: Vec<Unseen>,
 }
 
 /// File formats [`open`] understands, chosen by extension.
@@ -113,7 +136,7 @@ pub struct LateDuplicate {
     /// the concatenation of every chunk's batch); `None` for a row rejected for another
     /// reason (already in a chunk's rejects, whose reason does not mention the duplicate).
     pub ordinal: Option<u64>,
-    /// Line (CSV) or record number (Parquet) where the id first appeared.
+    /// Line where the id first appeared (see the module doc).
     pub first_line: u64,
     /// The row as a reject: its line, the id column and value, reason
     /// `"duplicate id (first seen on line N)"` (as the immediate check words it) and its cells.
@@ -124,6 +147,8 @@ pub struct LateDuplicate {
 pub(crate) struct Chunk<'a> {
     pub batch: Batch,
     pub rejects: Vec<Reject>,
+    /// Unseen categories per categorical column.
+    pub unseen: Vec<Unseen>,
     /// Rows read into this chunk (accepted + rejected).
     pub rows: usize,
     pub max_rows: usize,
@@ -166,6 +191,7 @@ pub struct Reader {
 /// Parquet fields) against the schema at once: unknown and missing columns are one error.
 pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, DataError> {
     let name = path.display().to_string();
+    let domains = Domains::new(schema, opts.pseudonym_key.as_ref(), opts.strict_categories)?;
     let (source, columns) = match FileFormat::of(path)? {
         FileFormat::Csv { tab } => {
             let delimiter = if tab && opts.delimiter == b',' {
@@ -180,6 +206,7 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
                 delimiter,
                 opts.require_label,
                 opts.extra_columns,
+                domains,
             )?;
             (Source::Csv(Box::new(s)), cols)
         }
@@ -191,6 +218,7 @@ pub fn open(path: &Path, schema: &Schema, opts: &ReadOptions) -> Result<Reader, 
                 opts.batch_rows.max(1),
                 opts.require_label,
                 opts.extra_columns,
+                domains,
             )?;
             (Source::Parquet(Box::new(s)), cols)
         }
@@ -342,6 +370,7 @@ impl Iterator for Reader {
         let mut chunk = Chunk {
             batch,
             rejects: Vec::new(),
+            unseen: vec![Unseen::default(); self.schema.categorical.len()],
             rows: 0,
             max_rows: self.opts.batch_rows.max(1),
             on_error: self.opts.on_error,
@@ -371,6 +400,7 @@ impl Iterator for Reader {
                 Some(Ok(ReadChunk {
                     batch: chunk.batch,
                     rejects: chunk.rejects,
+                    unseen: chunk.unseen,
                 }))
             }
         }

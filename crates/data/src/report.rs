@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Unseen;
 use crate::error::DataError;
 use crate::read::{open, ReadOptions};
 use crate::schema::ymd_from_days;
@@ -30,6 +31,14 @@ pub struct ValidationReport {
     /// Earliest / latest date among accepted rows (`YYYY-MM-DD`), `None` without rows.
     pub date_min: Option<String>,
     pub date_max: Option<String>,
+    /// Warnings: per categorical column with a declared domain (`values` / `pattern`), the
+    /// kept cells outside it (with `strict_categories` they are rejects instead, category
+    /// `"unseen category"`, and these counts are 0).
+    pub unseen: BTreeMap<String, Unseen>,
+    /// Categorical columns without a declared domain: their unseen categories cannot be
+    /// found from the file and the schema alone (a model does not keep a list of its
+    /// categories either: rare ones are left out of its risk tables).
+    pub no_domain: Vec<String>,
 }
 
 /// Read a whole file with `opts`, counting accepted and rejected rows; rejects are streamed to
@@ -45,7 +54,9 @@ pub fn validate_file(
     rejects_out: Option<&Path>,
 ) -> Result<ValidationReport, DataError> {
     let mut reader = open(path, schema, opts)?;
-    let mut out = rejects_out.map(RejectWriter::create).transpose()?;
+    let mut out = rejects_out
+        .map(|p| RejectWriter::create(p, reader.source()))
+        .transpose()?;
     let mut rep = ValidationReport {
         file: reader.source().to_string(),
         schema: schema.name.clone(),
@@ -58,6 +69,18 @@ pub fn validate_file(
         positives: 0,
         date_min: None,
         date_max: None,
+        unseen: schema
+            .categorical
+            .iter()
+            .filter(|c| c.has_domain())
+            .map(|c| (c.name.clone(), Unseen::default()))
+            .collect(),
+        no_domain: schema
+            .categorical
+            .iter()
+            .filter(|c| !c.has_domain())
+            .map(|c| c.name.clone())
+            .collect(),
     };
     let (mut dmin, mut dmax) = (i32::MAX, i32::MIN);
     while let Some(chunk) = reader.next() {
@@ -77,6 +100,11 @@ pub fn validate_file(
                 *rep.by_column
                     .entry(p.column.clone().unwrap_or_else(|| "(row)".into()))
                     .or_default() += 1;
+            }
+        }
+        for (c, u) in schema.categorical.iter().zip(&chunk.unseen) {
+            if let Some(acc) = rep.unseen.get_mut(&c.name) {
+                acc.merge(u);
             }
         }
         if let Some(w) = out.as_mut() {
@@ -134,6 +162,32 @@ impl fmt::Display for ValidationReport {
         }
         for (k, v) in &self.by_column {
             writeln!(f, "  column {k}: {v}")?;
+        }
+        for (k, u) in &self.unseen {
+            if u.cells == 0 {
+                continue;
+            }
+            let mut top: Vec<(&String, &u64)> = u.values.iter().collect();
+            top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let shown: Vec<String> = top
+                .iter()
+                .take(10)
+                .map(|(v, n)| format!("{v:?} x{n}"))
+                .collect();
+            let more = if top.len() > 10 { ", ..." } else { "" };
+            writeln!(
+                f,
+                "  warning: column {k}: {} cells with unseen categories (not in the declared values / pattern; kept, --strict-categories rejects them): {}{more}",
+                u.cells,
+                shown.join(", ")
+            )?;
+        }
+        if !self.no_domain.is_empty() {
+            writeln!(
+                f,
+                "  note: unseen categories not checked for {} (no values / pattern in the schema)",
+                self.no_domain.join(", ")
+            )?;
         }
         Ok(())
     }

@@ -127,9 +127,38 @@ pub struct RawDate {
 #[serde(deny_unknown_fields)]
 pub struct RawHs {
     pub column: String,
-    /// Number of digits of the code (6 for HS6, 10 for a national tariff line). Codes that
-    /// arrive as integers with a lost leading zero are left-padded to this width.
+    /// Number of digits of the code (6 for HS6, 10 for a national tariff line). A code of
+    /// `width - 1` digits lost its leading zero (an integer-typed export) and is padded with
+    /// one zero; any other length is a reject (see `longer`).
     pub width: u8,
+    /// What to do with codes of more than `width` digits: `"reject"` (default) or
+    /// `"truncate"` (keep the first `width` digits, e.g. 8-digit CN codes in an HS6 schema).
+    #[serde(default)]
+    pub longer: Option<HsLonger>,
+}
+
+/// What happens to an HS code with more digits than the schema's width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HsLonger {
+    /// The row is rejected.
+    #[default]
+    Reject,
+    /// The code is cut to its first `width` digits (the HS prefix of a longer national code).
+    Truncate,
+}
+
+/// Case folding of a categorical column, applied before every other rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Case {
+    /// Cells are kept as they are (after trimming).
+    #[default]
+    Keep,
+    /// ASCII letters are upper-cased (`"cn"` -> `"CN"`).
+    Upper,
+    /// ASCII letters are lower-cased.
+    Lower,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -141,6 +170,21 @@ pub struct RawCategorical {
     /// Empty cells allowed (kept as the missing category). Default true.
     #[serde(default)]
     pub allow_missing: Option<bool>,
+    /// The known values (after `case`). A cell outside them is an unseen category: a warning
+    /// counted by `validate`, a reject with `--strict-categories`.
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+    /// A regular expression (Rust `regex` syntax) every value must match as a whole (after
+    /// `case`); a cell that does not is an unseen category, as for `values`.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// `"upper"`, `"lower"` or `"keep"` (default): ASCII case folding before any other rule.
+    #[serde(default)]
+    pub case: Option<Case>,
+    /// Replace every value by its keyed pseudonym when reading (HMAC-SHA256, see
+    /// [`crate::pseudonym`]); the model, audit and reports then hold pseudonyms only.
+    #[serde(default)]
+    pub pseudonymise: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -195,6 +239,36 @@ pub struct CategoricalColumn {
     pub name: String,
     pub kind: CategoricalKind,
     pub allow_missing: bool,
+    /// Known values (after `case`), sorted, no duplicates; `None`: no list declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// Whole-value regular expression (validated when the schema is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Case::is_keep")]
+    pub case: Case,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pseudonymise: bool,
+}
+
+impl CategoricalColumn {
+    /// A plain column: no domain, no case folding, no pseudonym.
+    pub fn plain(name: &str, kind: CategoricalKind, allow_missing: bool) -> CategoricalColumn {
+        CategoricalColumn {
+            name: name.to_string(),
+            kind,
+            allow_missing,
+            values: None,
+            pattern: None,
+            case: Case::Keep,
+            pseudonymise: false,
+        }
+    }
+
+    /// A domain (`values` or `pattern`) is declared, so unseen categories can be found.
+    pub fn has_domain(&self) -> bool {
+        self.values.is_some() || self.pattern.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +301,9 @@ pub struct Schema {
     pub date_max: i32,
     pub hs_code: String,
     pub hs_width: u8,
+    /// Codes longer than `hs_width`: rejected or truncated.
+    #[serde(default, skip_serializing_if = "HsLonger::is_reject")]
+    pub hs_longer: HsLonger,
     pub categorical: Vec<CategoricalColumn>,
     pub numeric: Vec<NumericColumn>,
     pub label: Option<LabelColumn>,
@@ -235,6 +312,10 @@ pub struct Schema {
     pub selection: Option<String>,
     pub propensity: Option<String>,
     pub ignore: Vec<String>,
+    /// Fingerprint of the pseudonym key a model was trained with ([`Schema::keyed`]); a
+    /// reader given another key refuses to read. Never set from a TOML file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_fingerprint: Option<String>,
 }
 
 /// Days since 1970-01-01 of a calendar date.
@@ -266,7 +347,89 @@ fn parse_bound(s: &Option<String>, default: (i32, u32, u32), what: &str) -> Resu
     }
 }
 
+/// Validate one `[[categorical]]` entry: values folded by `case`, sorted and deduplicated;
+/// the pattern compiles and every listed value matches it.
+fn categorical_column(c: &RawCategorical) -> Result<CategoricalColumn, DataError> {
+    let case = c.case.unwrap_or_default();
+    let values = c.values.as_ref().map(|vs| {
+        let mut v: Vec<String> = vs.iter().map(|x| case.apply(x.trim())).collect();
+        v.sort();
+        v.dedup();
+        v
+    });
+    if let Some(p) = &c.pattern {
+        let re = crate::domain::whole_match(p).map_err(|e| {
+            DataError::schema(format!(
+                "categorical {:?}: pattern {p:?} is not a valid regular expression: {e}",
+                c.column
+            ))
+        })?;
+        if let Some(v) = values.iter().flatten().find(|v| !re.is_match(v)) {
+            return Err(DataError::schema(format!(
+                "categorical {:?}: listed value {v:?} does not match the pattern {p:?}",
+                c.column
+            )));
+        }
+    }
+    if values.as_ref().is_some_and(|v| v.is_empty()) {
+        return Err(DataError::schema(format!(
+            "categorical {:?}: values = [] lists no value (leave it out instead)",
+            c.column
+        )));
+    }
+    Ok(CategoricalColumn {
+        name: c.column.clone(),
+        kind: c.kind.unwrap_or(CategoricalKind::Other),
+        allow_missing: c.allow_missing.unwrap_or(true),
+        values,
+        pattern: c.pattern.clone(),
+        case,
+        pseudonymise: c.pseudonymise.unwrap_or(false),
+    })
+}
+
+impl HsLonger {
+    fn is_reject(&self) -> bool {
+        *self == HsLonger::Reject
+    }
+}
+
+impl Case {
+    fn is_keep(&self) -> bool {
+        *self == Case::Keep
+    }
+
+    /// `s` folded by this rule.
+    pub fn apply(self, s: &str) -> String {
+        match self {
+            Case::Keep => s.to_string(),
+            Case::Upper => s.to_ascii_uppercase(),
+            Case::Lower => s.to_ascii_lowercase(),
+        }
+    }
+}
+
 impl Schema {
+    /// The schema a model trained with `key` records: with the key's fingerprint when the
+    /// schema pseudonymises columns (an error without a key), unchanged otherwise.
+    pub fn keyed(mut self, key: Option<&crate::PseudonymKey>) -> Result<Schema, DataError> {
+        if self.pseudonymised().is_empty() {
+            return Ok(self);
+        }
+        let key = key.ok_or_else(|| crate::domain::no_key_error(&self))?;
+        self.pseudonym_fingerprint = Some(key.fingerprint().to_string());
+        Ok(self)
+    }
+
+    /// Categorical columns whose values are pseudonymised when read.
+    pub fn pseudonymised(&self) -> Vec<&str> {
+        self.categorical
+            .iter()
+            .filter(|c| c.pseudonymise)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
     /// Read and validate a schema TOML file.
     pub fn from_path(path: &Path) -> Result<Schema, DataError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -307,12 +470,8 @@ impl Schema {
         let categorical: Vec<CategoricalColumn> = raw
             .categorical
             .iter()
-            .map(|c| CategoricalColumn {
-                name: c.column.clone(),
-                kind: c.kind.unwrap_or(CategoricalKind::Other),
-                allow_missing: c.allow_missing.unwrap_or(true),
-            })
-            .collect();
+            .map(categorical_column)
+            .collect::<Result<_, _>>()?;
         let numeric: Vec<NumericColumn> = raw
             .numeric
             .iter()
@@ -365,6 +524,7 @@ impl Schema {
             date_max,
             hs_code: raw.hs_code.column,
             hs_width: raw.hs_code.width,
+            hs_longer: raw.hs_code.longer.unwrap_or_default(),
             categorical,
             numeric,
             label,
@@ -373,6 +533,7 @@ impl Schema {
             selection: insp.selection,
             propensity: insp.propensity,
             ignore: raw.ignore,
+            pseudonym_fingerprint: None,
         };
         let mut seen = BTreeSet::new();
         let mut dups = Vec::new();

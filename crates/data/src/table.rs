@@ -421,42 +421,76 @@ fn rewrite_without(path: &Path, tmp: &Path, drop: &[u64]) -> Result<u64, DataErr
     Ok(kept)
 }
 
-/// Streaming writer of a reject file (CSV, comma-separated, header
-/// `line,column,value,reason,raw`): five fields on every row. `raw` is the rejected row's
-/// original cells re-encoded as one CSV line ([`Reject::raw_line`]), so a CSV reader
-/// (pandas, Excel, the csv crate) sees a regular table, and parsing `raw` again gives the
-/// original fields.
+/// Header of a reject file.
+pub const REJECT_COLUMNS: [&str; 7] = [
+    "file", "line", "column", "value", "category", "reason", "raw",
+];
+
+/// Streaming writer of a reject file: CSV, comma-separated, header
+/// `file,line,column,value,category,reason,raw`, **one row per bad cell**: a rejected row
+/// with three bad cells gives three rows with the same `file`, `line` and `raw` (a
+/// row-level problem, e.g. a wrong number of fields, has empty `column` and `value`). So
+/// `groupby("column")` counts bad cells per column and the distinct `(file, line)` pairs are
+/// the rejected rows. `line` is defined in [`crate::read`] (the same row has the same line
+/// in a CSV file and its Parquet conversion). `category` is the value-free reason used for
+/// counting (`"below minimum"`), `reason` the full one. `raw` is the rejected row's original
+/// cells re-encoded as one CSV line ([`Reject::raw_line`]), so a CSV reader (pandas, Excel,
+/// the csv crate) sees a regular table, and parsing `raw` again gives the original fields.
 pub struct RejectWriter {
     w: csv::Writer<BufWriter<File>>,
     path: PathBuf,
+    source: String,
 }
 
 impl RejectWriter {
-    pub fn create(path: &Path) -> Result<RejectWriter, DataError> {
+    /// A reject file at `path` for rows of the input file `source` (its `file` column).
+    pub fn create(path: &Path, source: &str) -> Result<RejectWriter, DataError> {
         let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
         let mut w = csv::WriterBuilder::new().from_writer(BufWriter::new(file));
-        w.write_record(["line", "column", "value", "reason", "raw"])
+        w.write_record(REJECT_COLUMNS)
             .map_err(|e| io_err(path, "write", e))?;
         Ok(RejectWriter {
             w,
             path: path.to_path_buf(),
+            source: source.to_string(),
         })
+    }
+
+    /// Rows written from now on come from the input file `source`.
+    pub fn set_source(&mut self, source: &str) {
+        self.source = source.to_string();
     }
 
     pub fn write(&mut self, rejects: &[Reject]) -> Result<(), DataError> {
         for r in rejects {
             let line = r.line.to_string();
             let raw = r.raw_line();
-            let rec = [
-                line.as_str(),
-                r.column.as_deref().unwrap_or(""),
-                r.value.as_deref().unwrap_or(""),
-                &r.reason,
-                &raw,
-            ];
-            self.w
-                .write_record(rec)
-                .map_err(|e| io_err(&self.path, "write", e))?;
+            let mut put =
+                |column: Option<&str>, value: Option<&str>, category: &str, reason: &str| {
+                    let rec = [
+                        self.source.as_str(),
+                        line.as_str(),
+                        column.unwrap_or(""),
+                        value.unwrap_or(""),
+                        category,
+                        reason,
+                        &raw,
+                    ];
+                    self.w
+                        .write_record(rec)
+                        .map_err(|e| io_err(&self.path, "write", e))
+                };
+            if r.problems.is_empty() {
+                put(r.column.as_deref(), r.value.as_deref(), "", &r.reason)?;
+            }
+            for p in &r.problems {
+                put(
+                    p.column.as_deref(),
+                    p.value.as_deref(),
+                    &p.category,
+                    &p.reason,
+                )?;
+            }
         }
         Ok(())
     }
@@ -467,8 +501,8 @@ impl RejectWriter {
 }
 
 /// Write rejects to a CSV file (see [`RejectWriter`]).
-pub fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), DataError> {
-    let mut w = RejectWriter::create(path)?;
+pub fn write_rejects(path: &Path, source: &str, rejects: &[Reject]) -> Result<(), DataError> {
+    let mut w = RejectWriter::create(path, source)?;
     w.write(rejects)?;
     w.finish()
 }

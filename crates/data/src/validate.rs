@@ -5,11 +5,14 @@
 //! bad cell; the reader then keeps the row or turns it into a [`crate::Reject`]. The rules
 //! are documented on each `check_*` function.
 
+use std::sync::Arc;
+
 use crate::columns::ColumnMap;
+use crate::domain::{Domain, Domains, Unseen};
 use crate::ids::id_key;
 use crate::reject::Problem;
 use crate::schema::{
-    ymd_from_days, CategoricalColumn, LabelColumn, NumericColumn, Schema, Selection,
+    ymd_from_days, CategoricalColumn, HsLonger, LabelColumn, NumericColumn, Schema, Selection,
 };
 use crate::slots::Slots;
 
@@ -246,6 +249,8 @@ fn parse_with_format(t: &str, format: &str) -> Option<i32> {
 pub(crate) struct Rules {
     pub schema: Schema,
     pub map: ColumnMap,
+    /// Categorical case, domain and pseudonym rules.
+    pub domains: Arc<Domains>,
 }
 
 impl Rules {
@@ -265,6 +270,9 @@ pub(crate) struct Checker {
     dates: DateParser,
     /// Problems of the last row given to [`Checker::check`] (empty: the row is good).
     pub problems: Vec<Problem>,
+    /// Unseen categories met so far, per categorical column (warnings; with strict
+    /// categories they are problems instead). Drained by the reader into its chunk.
+    pub unseen: Vec<Unseen>,
 }
 
 /// Date checks with a one-entry cache (files are usually sorted by date).
@@ -340,6 +348,7 @@ impl Checker {
                 last_days: 0,
             },
             problems: Vec::new(),
+            unseen: vec![Unseen::default(); schema.categorical.len()],
         }
     }
 
@@ -370,17 +379,16 @@ impl Checker {
         Ok(())
     }
 
-    /// HS code: digits only, at most `hs_width` of them; `71080.0` (an integral float from a
-    /// float-typed export) is accepted as 71080; stored as an integer (leading zeros implied).
-    fn check_hs(cell: Cell, width: u8) -> Result<u64, Bad> {
-        let hs_max = 10u64.pow(u32::from(width));
-        let too_long = |v: u64| {
-            bad(
-                "bad HS code",
-                format!("HS code {v} has more than {width} digits"),
-            )
-        };
-        match cell {
+    /// HS code: digits only (`71080.0`, an integral float from a float-typed export, is
+    /// 71080), stored as an integer with leading zeros implied. HS-based codes have an even
+    /// number of digits, so a code of odd length that does not start with 0 lost exactly one
+    /// leading zero (an integer-typed export) and gets it back; then a code of `width`
+    /// digits is kept, a longer one is cut to its first `width` digits when the schema says
+    /// `longer = "truncate"` (else rejected), and a shorter one is rejected: an 8-digit CN
+    /// code in a 10-digit column is not padded into chapter 00.
+    fn check_hs(cell: Cell, width: u8, longer: HsLonger) -> Result<u64, Bad> {
+        let owned;
+        let digits: &str = match cell {
             Cell::Str(s) => {
                 let t = trim(s);
                 if t.is_empty() {
@@ -399,44 +407,34 @@ impl Checker {
                 if !frac.bytes().all(|b| b == b'0') {
                     return Err(bad("bad HS code", "HS code is not a whole number"));
                 }
-                if int_part.len() > width as usize {
-                    return Err(bad(
-                        "bad HS code",
-                        format!("HS code has {} digits, more than {width}", int_part.len()),
-                    ));
-                }
                 int_part
-                    .parse::<u64>()
-                    .map_err(|_| bad("bad HS code", "HS code must contain digits only"))
             }
             Cell::Int(i) if i >= 0 => {
-                let v = i as u64;
-                if v < hs_max {
-                    Ok(v)
-                } else {
-                    Err(too_long(v))
-                }
+                owned = i.to_string();
+                &owned
             }
             Cell::UInt(v) => {
-                if v < hs_max {
-                    Ok(v)
-                } else {
-                    Err(too_long(v))
-                }
+                owned = v.to_string();
+                &owned
             }
             Cell::Float(f) => match integral(f) {
-                Some(i) if i >= 0 && (i as u64) < hs_max => Ok(i as u64),
-                Some(i) if i >= 0 => Err(too_long(i as u64)),
-                _ => Err(bad(
-                    "bad HS code",
-                    "HS code is not a non-negative whole number",
-                )),
+                Some(i) if i >= 0 => {
+                    owned = i.to_string();
+                    &owned
+                }
+                _ => {
+                    return Err(bad(
+                        "bad HS code",
+                        "HS code is not a non-negative whole number",
+                    ))
+                }
             },
-            Cell::Int(_) => Err(bad("bad HS code", "HS code is negative")),
-            Cell::Null | Cell::Absent => Err(missing()),
-            Cell::BadUtf8(_) => Err(bad("invalid UTF-8", "invalid UTF-8")),
-            Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => Err(bad_type("an HS code")),
-        }
+            Cell::Int(_) => return Err(bad("bad HS code", "HS code is negative")),
+            Cell::Null | Cell::Absent => return Err(missing()),
+            Cell::BadUtf8(_) => return Err(bad("invalid UTF-8", "invalid UTF-8")),
+            Cell::Bool(_) | Cell::Date(_) | Cell::Nested(_) => return Err(bad_type("an HS code")),
+        };
+        hs_from_digits(digits, width, longer)
     }
 
     /// Numeric: finite, within the column's bounds and the f32 range; empty -> NaN only where
@@ -449,9 +447,35 @@ impl Checker {
         }
     }
 
-    /// Categorical: trimmed text (numbers as their text), written to `out`; empty -> "" where
-    /// allowed.
-    fn check_cat(cell: Cell, col: &CategoricalColumn, out: &mut String) -> Result<(), Bad> {
+    /// Categorical: trimmed text (numbers as their text), folded by the column's `case`,
+    /// written to `out`; empty -> "" where allowed. Then the domain (see [`crate::domain`]):
+    /// an unseen category is counted in `unseen`, or is a bad cell when `strict`; last the
+    /// pseudonym.
+    fn check_cat(
+        cell: Cell,
+        col: &CategoricalColumn,
+        dom: &Domain,
+        strict: bool,
+        unseen: &mut Unseen,
+        out: &mut String,
+    ) -> Result<(), Bad> {
+        Self::cat_text(cell, col, out)?;
+        if !dom.fold_and_check(out) {
+            if strict {
+                return Err(bad(
+                    "unseen category",
+                    "not in the column's declared values / pattern (--strict-categories)",
+                ));
+            }
+            dom.pseudonymise(out);
+            unseen.add(out, 1);
+            return Ok(());
+        }
+        dom.pseudonymise(out);
+        Ok(())
+    }
+
+    fn cat_text(cell: Cell, col: &CategoricalColumn, out: &mut String) -> Result<(), Bad> {
         out.clear();
         match cell {
             Cell::Str(s) => out.push_str(trim(s)),
@@ -593,8 +617,16 @@ impl Checker {
         out: &mut Slots,
         i: usize,
     ) -> Option<u128> {
-        let Rules { schema, map } = rules;
-        let Checker { dates, problems } = self;
+        let Rules {
+            schema,
+            map,
+            domains,
+        } = rules;
+        let Checker {
+            dates,
+            problems,
+            unseen,
+        } = self;
         problems.clear();
 
         // Record a bad cell; an absent field (JSON) is a problem of its own.
@@ -627,19 +659,21 @@ impl Checker {
         }
 
         let cell = row.cell(map.hs);
-        match Self::check_hs(cell, schema.hs_width) {
+        match Self::check_hs(cell, schema.hs_width, schema.hs_longer) {
             Ok(v) => out.hs[i] = v,
             Err(b) => note(problems, &map.names[map.hs], cell, b),
         }
 
-        for ((col, &idx), dst) in schema
+        for ((((col, &idx), dst), dom), seen) in schema
             .categorical
             .iter()
             .zip(&map.categorical)
             .zip(out.categorical.iter_mut())
+            .zip(&domains.columns)
+            .zip(unseen.iter_mut())
         {
             let cell = row.cell(idx);
-            if let Err(b) = Self::check_cat(cell, col, &mut dst[i]) {
+            if let Err(b) = Self::check_cat(cell, col, dom, domains.strict, seen, &mut dst[i]) {
                 note(problems, &map.names[idx], cell, b);
             }
         }
@@ -713,6 +747,42 @@ impl Checker {
         out.propensity[i] = propensity;
         key
     }
+}
+
+/// The HS rule of [`Checker::check_hs`] on a code's decimal digits.
+fn hs_from_digits(digits: &str, width: u8, longer: HsLonger) -> Result<u64, Bad> {
+    let w = usize::from(width);
+    let n = digits.len();
+    let lost_zero = n % 2 == 1 && !digits.starts_with('0');
+    let full = n + usize::from(lost_zero);
+    let wrong = |what: &str| {
+        let hint = if n % 2 == 1 && digits.starts_with('0') {
+            " (an odd number of digits starting with 0)"
+        } else {
+            ""
+        };
+        bad(
+            "bad HS code",
+            format!("HS code has {n} digits{hint}; this column holds {width}-digit codes{what}"),
+        )
+    };
+    if n % 2 == 1 && !lost_zero {
+        return Err(wrong(""));
+    }
+    if full < w {
+        return Err(wrong(""));
+    }
+    // The first `w` digits of the full (zero-restored) code.
+    let keep = if full > w {
+        if longer != HsLonger::Truncate {
+            return Err(wrong(" (longer = \"truncate\" keeps the first digits)"));
+        }
+        &digits[..w - usize::from(lost_zero)]
+    } else {
+        digits
+    };
+    keep.parse::<u64>()
+        .map_err(|_| bad("bad HS code", "HS code must contain digits only"))
 }
 
 /// Append `v`'s text to `out`.
@@ -855,19 +925,80 @@ mod tests {
             "name='t'\nid={column='i'}\ndate={column='d'}\nhs_code={column='h', width=6}\n",
         )
         .unwrap();
-        let w = s.hs_width;
-        assert_eq!(Checker::check_hs(Cell::Str("71080"), w), Ok(71080));
-        assert_eq!(Checker::check_hs(Cell::Str("071080"), w), Ok(71080));
-        assert_eq!(Checker::check_hs(Cell::Str("71080.0"), w), Ok(71080));
-        assert_eq!(Checker::check_hs(Cell::Float(71080.0), w), Ok(71080));
-        assert_eq!(Checker::check_hs(Cell::Int(999_999), w), Ok(999_999));
-        assert!(Checker::check_hs(Cell::Int(1_000_000), w).is_err());
-        assert!(Checker::check_hs(Cell::Str("71080.5"), w).is_err());
-        assert!(Checker::check_hs(Cell::Str("7108a"), w).is_err());
-        assert!(Checker::check_hs(Cell::Str("-71080"), w).is_err());
-        assert!(Checker::check_hs(Cell::Str("0071080"), w).is_err());
-        assert!(Checker::check_hs(Cell::Str("7.1e4"), w).is_err());
-        assert!(Checker::check_hs(Cell::Str(""), w).is_err());
+        let (w, r) = (s.hs_width, s.hs_longer);
+        assert_eq!(r, HsLonger::Reject, "default");
+        assert_eq!(Checker::check_hs(Cell::Str("71080"), w, r), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Str("071080"), w, r), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Str("71080.0"), w, r), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Float(71080.0), w, r), Ok(71080));
+        assert_eq!(Checker::check_hs(Cell::Int(999_999), w, r), Ok(999_999));
+        assert_eq!(Checker::check_hs(Cell::Int(10_121), w, r), Ok(10_121));
+        assert!(Checker::check_hs(Cell::Int(1_000_000), w, r).is_err());
+        assert!(Checker::check_hs(Cell::Str("71080.5"), w, r).is_err());
+        assert!(Checker::check_hs(Cell::Str("7108a"), w, r).is_err());
+        assert!(Checker::check_hs(Cell::Str("-71080"), w, r).is_err());
+        assert!(Checker::check_hs(Cell::Str("0071080"), w, r).is_err());
+        assert!(Checker::check_hs(Cell::Str("7.1e4"), w, r).is_err());
+        assert!(Checker::check_hs(Cell::Str(""), w, r).is_err());
+    }
+
+    /// Every length of a code against widths 6 and 10, from the rule's statement: a code of
+    /// `width` digits is kept; `width - 1` digits not starting with 0 lost one zero; other
+    /// lengths are rejected, except longer ones with `truncate` (first `width` digits of the
+    /// zero-restored code). An 8-digit CN code in a 10-digit column is never "00xxxxxxxx".
+    #[test]
+    fn hs_lengths_from_first_principles() {
+        let digits = "12345678901234";
+        for width in [6u8, 10] {
+            let w = usize::from(width);
+            for n in 1..=14usize {
+                for lead_zero in [false, true] {
+                    let code = if lead_zero {
+                        format!("0{}", &digits[..n - 1])
+                    } else {
+                        digits[..n].to_string()
+                    };
+                    // the code with its leading zero back, when one was lost
+                    let full = if n % 2 == 1 && !lead_zero {
+                        format!("0{code}")
+                    } else {
+                        code.clone()
+                    };
+                    let ok_len = n % 2 == 0 || !lead_zero;
+                    for longer in [HsLonger::Reject, HsLonger::Truncate] {
+                        let want: Option<u64> = if !ok_len || full.len() < w {
+                            None
+                        } else if full.len() == w {
+                            Some(full.parse().unwrap())
+                        } else if longer == HsLonger::Truncate {
+                            Some(full[..w].parse().unwrap())
+                        } else {
+                            None
+                        };
+                        let got = Checker::check_hs(Cell::Str(&code), width, longer).ok();
+                        assert_eq!(got, want, "code {code} width {width} {longer:?}");
+                        if !lead_zero {
+                            // an integer-typed cell holds the same digits
+                            let v: i64 = code.parse().unwrap();
+                            let got = Checker::check_hs(Cell::Int(v), width, longer).ok();
+                            assert_eq!(got, want, "int {code} width {width} {longer:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // the cases named in the issue
+        let cn = Checker::check_hs(Cell::Str("85171300"), 10, HsLonger::Reject).unwrap_err();
+        assert!(cn.reason.contains("8 digits"), "{}", cn.reason);
+        assert_eq!(
+            Checker::check_hs(Cell::Str("8517130000"), 6, HsLonger::Truncate),
+            Ok(851_713)
+        );
+        assert_eq!(
+            Checker::check_hs(Cell::Int(101_210_000), 6, HsLonger::Truncate),
+            Ok(10_121),
+            "a 10-digit code of chapter 01 that lost its zero keeps chapter 01"
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ fn repo_path(rel: &str) -> PathBuf {
 #[path = "data/parallel.rs"]
 mod parallel;
 
+#[path = "data/rules.rs"]
+mod rules;
+
 mod csv_reading {
     use super::*;
 
@@ -433,13 +436,28 @@ mod csv_reading {
         assert_eq!(json["accepted"], 3);
         let written = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<&str> = written.lines().collect();
-        assert_eq!(lines[0], "line,column,value,reason,raw");
+        let src = p.display().to_string();
+        assert_eq!(lines[0], "file,line,column,value,category,reason,raw");
         assert_eq!(
             lines[1],
-            "3,mass,-1,below minimum 0,\"A2,2020-01-01,010101,O,I,1,-1,,0\""
+            format!("{src},3,mass,-1,below minimum,below minimum 0,\"A2,2020-01-01,010101,O,I,1,-1,,0\"")
         );
-        assert!(lines[2].starts_with("5,value,x,"), "{}", lines[2]);
-        assert_eq!(lines.len(), 3);
+        // row 5 has two bad cells: one reject line for each, same line and raw
+        assert!(
+            lines[2].starts_with(&format!("{src},5,value,x,not a number,")),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].starts_with(&format!("{src},5,mass,-2,below minimum,")),
+            "{}",
+            lines[3]
+        );
+        assert_eq!(
+            lines[2].rsplit_once(",\"").unwrap().1,
+            lines[3].rsplit_once(",\"").unwrap().1
+        );
+        assert_eq!(lines.len(), 4);
     }
 }
 
@@ -519,7 +537,8 @@ mod writing {
         let sizes: Vec<usize> = (&mut reader).map(|c| c.unwrap().batch.len()).collect();
         assert_eq!(sizes, vec![30_000, 30_000, 10_000]);
         let (back, _) = read_all(&p, &s, &ReadOptions::default()).unwrap();
-        assert_eq!(back.lines[69_999], 70_000);
+        // record 70,000 is line 70,001 (as in a CSV file with a header)
+        assert_eq!(back.lines[69_999], 70_001);
         same_rows(&big, &back);
         let p = d.path().join("empty.parquet");
         write_batch(&p, &s, &Batch::empty(&s, "x")).unwrap();
@@ -615,12 +634,12 @@ mod writing {
         assert_eq!(
             got,
             vec![
-                (2, vec!["hs", "value", "mass"]),
-                (3, vec!["date"]),
-                (4, vec!["id"])
+                (3, vec!["hs", "value", "mass"]),
+                (4, vec!["date"]),
+                (5, vec!["id"])
             ]
         );
-        assert!(r[2].reason.contains("first seen on line 1"));
+        assert!(r[2].reason.contains("first seen on line 2"));
         assert_eq!(r[0].raw[0], "2");
     }
 
@@ -751,32 +770,51 @@ mod writing {
 
     #[test]
     fn write_rejects_layout() {
-        // five fields on every row; `raw` is the original record as one CSV line (here with a
-        // comma and quotes inside a cell, so it must be quoted twice over)
+        // seven fields on every row, one row per bad cell; `raw` is the original record as one
+        // CSV line (here with a comma and quotes inside a cell, so it must be quoted twice over)
         let d = tempfile::tempdir().unwrap();
         let body = "A,2020-01-01,010101,O,I,1,1,,0\nA,2020-01-01,010101,O,\"I,\"\"x\"\"\",-1,1,,0\nB,2020-01-01,010101,O,I,1\n";
         let p = file(&d, "in.csv", format!("{HEADER}{body}").as_bytes());
         let (_, rejects) = read_all(&p, &mini(), &skip()).unwrap();
         let out = d.path().join("rej.csv");
-        write_rejects(&out, &rejects).unwrap();
+        write_rejects(&out, "in.csv", &rejects).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         // not flexible: a row of another width is an error
         let mut rdr = csv::Reader::from_path(&out).unwrap();
         assert_eq!(
             rdr.headers().unwrap().iter().collect::<Vec<_>>(),
-            ["line", "column", "value", "reason", "raw"]
+            ["file", "line", "column", "value", "category", "reason", "raw"]
         );
-        let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
-        assert_eq!(recs.len(), 2, "{text}");
+        let recs: Vec<Vec<String>> = rdr
+            .records()
+            .map(|r| r.unwrap().iter().skip(1).map(str::to_string).collect())
+            .collect();
+        assert_eq!(recs.len(), 3, "{text}");
+        // the duplicate row has two bad cells (the id, then the value): two reject rows
+        assert_eq!(
+            (
+                recs[0][0].as_str(),
+                recs[0][1].as_str(),
+                recs[0][2].as_str()
+            ),
+            ("3", "id", "A")
+        );
+        assert_eq!(recs[0][4], "duplicate id (first seen on line 2)", "{text}");
+        assert_eq!(
+            (
+                recs[1][0].as_str(),
+                recs[1][1].as_str(),
+                recs[1][2].as_str()
+            ),
+            ("3", "value", "-1")
+        );
+        assert_eq!(
+            (recs[1][3].as_str(), recs[1][4].as_str()),
+            ("below minimum", "below minimum 0")
+        );
+        assert_eq!(recs[0][5], recs[1][5]);
+        let recs = [recs[0].clone(), recs[2].clone()];
         let rec = &recs[0];
-        assert_eq!(&rec[0], "3");
-        assert_eq!(&rec[1], "id");
-        assert_eq!(&rec[2], "A");
-        assert!(
-            rec[3].contains("duplicate id (first seen on line 2)")
-                && rec[3].contains("below minimum 0"),
-            "{text}"
-        );
         let fields = |raw: &str| -> Vec<String> {
             let mut r = csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -790,7 +828,7 @@ mod writing {
                 .collect()
         };
         assert_eq!(
-            fields(&rec[4]),
+            fields(&rec[5]),
             [
                 "A",
                 "2020-01-01",
@@ -804,11 +842,15 @@ mod writing {
             ]
         );
         assert_eq!(
-            (&recs[1][0], &recs[1][1], &recs[1][3]),
+            (
+                recs[1][0].as_str(),
+                recs[1][1].as_str(),
+                recs[1][4].as_str()
+            ),
             ("4", "", "expected 9 fields, found 6")
         );
         assert_eq!(
-            fields(&recs[1][4]),
+            fields(&recs[1][5]),
             ["B", "2020-01-01", "010101", "O", "I", "1"]
         );
     }

@@ -87,6 +87,9 @@ pub struct TrainConfig {
     /// Fewest seized and fewest not-seized labelled training rows a run accepts
     /// ([`DEFAULT_MIN_PER_CLASS`]); below it [`TrainConfig::check_class_counts`] refuses.
     pub min_per_class: usize,
+    /// Key of the schema's pseudonymised columns (`schema` then records its fingerprint,
+    /// see `cr_data::Schema::keyed`).
+    pub pseudonym_key: Option<cr_data::PseudonymKey>,
 }
 
 /// Default of [`TrainConfig::min_per_class`]: with fewer than 20 seizures (or 20 clean
@@ -113,6 +116,7 @@ impl TrainConfig {
             sample_weight: SampleWeight::None,
             ipw_max_weight: 100.0,
             min_per_class: DEFAULT_MIN_PER_CLASS,
+            pseudonym_key: None,
         }
     }
 

@@ -74,6 +74,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let schema = loaded[0].schema().clone();
     let opts = ReadOptions {
         on_error: a.on_error.into(),
+        // models trained on pseudonymised columns: the key from CR_PSEUDONYM_KEY
+        pseudonym_key: super::load_key(None)?,
         ..ReadOptions::default()
     };
     let (batch, rejects) = cr_data::read_all(&a.data, &schema, &opts)

@@ -130,6 +130,8 @@ pub fn load_and_score(
     .with_context(|| format!("loading {}", model.display()))?;
     let opts = ReadOptions {
         on_error: on_error.into(),
+        // models trained on pseudonymised columns: the key from CR_PSEUDONYM_KEY
+        pseudonym_key: super::load_key(None)?,
         ..ReadOptions::default()
     };
     let (mut batch, rejects) = cr_data::read_all(data, m.schema(), &opts)

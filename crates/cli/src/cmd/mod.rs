@@ -15,6 +15,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cr_data::Schema;
 
+/// The pseudonym key: the file given, else the environment variable `CR_PSEUDONYM_KEY`, else
+/// none (an error later only where the schema pseudonymises columns).
+pub fn load_key(file: Option<&Path>) -> anyhow::Result<Option<cr_data::PseudonymKey>> {
+    cr_data::PseudonymKey::load(file).context("loading the pseudonym key")
+}
+
 /// Load a schema file, or the bundled synthetic schema when none is given.
 pub fn load_schema(path: Option<&Path>) -> anyhow::Result<Schema> {
     match path {

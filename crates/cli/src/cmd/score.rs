@@ -83,6 +83,10 @@ pub struct Args {
     /// Rows per batch (memory holds about three batches).
     #[arg(long, default_value_t = 16_384)]
     batch_rows: usize,
+    /// Key of the schema's `pseudonymise = true` columns (a text file, >= 16 bytes; default:
+    /// the environment variable CR_PSEUDONYM_KEY). See the README, "Pseudonymised columns".
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
     /// No progress bar or summary.
     #[arg(long)]
     quiet: bool,
@@ -158,6 +162,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         } else {
             cr_data::ExtraColumns::Ignore
         },
+        pseudonym_key: super::load_key(a.pseudonym_key.as_deref())?,
         ..BulkOptions::new(&a.data, &a.out)
     };
     let progress = Bar {

@@ -107,6 +107,17 @@ pub struct Args {
     /// Largest inverse-propensity weight; larger ones are clipped to it. Default 100.
     #[arg(long)]
     ipw_max_weight: Option<f64>,
+    /// Risk-profile entries (an importer, a declarant, an importer x HS4 pair, ...) with fewer
+    /// labelled training declarations than this are not stored in the model: they read as
+    /// unseen (the prior), as their smoothed rate nearly is anyway. Default 5. TOML:
+    /// `[risk_profile] min_count = 5`.
+    #[arg(long)]
+    risk_min_count: Option<u32>,
+    /// Key of the schema's `pseudonymise = true` columns (a text file, >= 16 bytes; default:
+    /// the environment variable CR_PSEUDONYM_KEY). The model holds pseudonyms only and records
+    /// the key's fingerprint; scoring needs the same key.
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -153,6 +164,15 @@ struct FileArgs {
     monotone: Option<Vec<String>>,
     sample_weight: Option<SampleWeightArg>,
     ipw_max_weight: Option<f64>,
+    risk_profile: Option<RiskProfileArgs>,
+    pseudonym_key: Option<PathBuf>,
+}
+
+/// `[risk_profile]` of the TOML form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RiskProfileArgs {
+    min_count: Option<u32>,
 }
 
 fn merge(mut a: Args) -> anyhow::Result<Args> {
@@ -191,6 +211,12 @@ fn merge(mut a: Args) -> anyhow::Result<Args> {
     if a.monotone.is_empty() {
         a.monotone = f.monotone.unwrap_or_default();
     }
+    if a.risk_min_count.is_none() {
+        a.risk_min_count = f.risk_profile.and_then(|r| r.min_count);
+    }
+    if a.pseudonym_key.is_none() {
+        a.pseudonym_key = f.pseudonym_key;
+    }
     Ok(a)
 }
 
@@ -202,7 +228,10 @@ pub fn config_from(a: Args) -> anyhow::Result<(TrainConfig, bool)> {
     let out = a
         .out
         .context("--out is required (or `out = ...` in --config)")?;
-    let schema = super::load_schema(a.schema.as_deref())?;
+    let key = super::load_key(a.pseudonym_key.as_deref())?;
+    let schema = super::load_schema(a.schema.as_deref())?
+        .keyed(key.as_ref())
+        .context("the schema pseudonymises columns")?;
     let algo = match a.algo.unwrap_or(AlgoArg::Gbdt) {
         AlgoArg::Gbdt => Algo::Gbdt,
         AlgoArg::Logistic => Algo::Logistic,
@@ -241,6 +270,10 @@ pub fn config_from(a: Args) -> anyhow::Result<(TrainConfig, bool)> {
         .collect::<Result<_, _>>()?;
     if let Some(m) = a.min_per_class {
         cfg.min_per_class = m;
+    }
+    cfg.pseudonym_key = key;
+    if let Some(m) = a.risk_min_count {
+        cfg.pipeline.min_count = m;
     }
     if let Some(v) = &a.valid_from {
         let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")

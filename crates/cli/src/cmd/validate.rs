@@ -7,10 +7,12 @@ use cr_data::{OnError, ReadOptions};
 /// Check a declarations file against a schema before training or scoring. Every rejected value
 /// is reported with file, line, column, value and reason. With `--on-error fail` (default) the
 /// first bad row stops the run with a non-zero exit; with `--on-error skip` bad rows are counted
-/// (and written to `--rejects`), and accepted + rejected = rows read. Memory stays flat
-/// whatever the file size: rows are read in chunks, and duplicate ids are settled after the
-/// last row with sorted runs on disk (a duplicate is reported then, naming both lines, and its
-/// reject comes after the others in --rejects).
+/// (and written to `--rejects`, one line per bad cell), and accepted + rejected = rows read.
+/// Categorical cells outside a column's declared `values` / `pattern` are warnings with
+/// counts per column (rejects with --strict-categories); columns without a declared domain
+/// are named as not checked. Memory stays flat whatever the file size: rows are read in
+/// chunks, and duplicate ids are settled after the last row with sorted runs on disk (a
+/// duplicate is reported then, naming both lines, and its reject comes after the others).
 ///
 /// Examples:
 ///   customs-risk validate --data decl.csv --schema data/schemas/synthetic.toml
@@ -36,6 +38,14 @@ pub struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Reject categorical cells outside the schema's `values` / `pattern` (default: keep
+    /// them and report them as warnings, with counts per column).
+    #[arg(long)]
+    strict_categories: bool,
+    /// Key of the schema's `pseudonymise = true` columns (a text file, >= 16 bytes; default:
+    /// the environment variable CR_PSEUDONYM_KEY). See the README, "Pseudonymised columns".
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -69,6 +79,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         // Duplicate ids with sorted runs on disk, settled after the last row: memory stays
         // flat whatever the file size (as in `score`).
         duplicates: cr_data::DuplicateCheck::deferred(),
+        strict_categories: a.strict_categories,
+        pseudonym_key: super::load_key(a.pseudonym_key.as_deref())?,
         ..ReadOptions::default()
     };
     if a.rejects.is_some() && matches!(a.on_error, OnErrorArg::Fail) {

@@ -109,7 +109,7 @@ fn config_parses_with_defaults_and_rejects_unknown_fields() {
     let c: PipelineConfig =
         serde_json::from_str(r#"{"folds": 3, "pairs": [[{"categorical": 0}, {"hs": 4}]]}"#)
             .expect("cfg");
-    assert_eq!((c.folds, c.smoothing, c.min_count), (3, 20.0, 1));
+    assert_eq!((c.folds, c.smoothing, c.min_count), (3, 20.0, 5));
     assert_eq!(
         c.pairs,
         Some(vec![vec![

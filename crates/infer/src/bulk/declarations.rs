@@ -37,6 +37,8 @@ pub(super) fn read_options(opts: &BulkOptions) -> ReadOptions {
         require_label: false,
         duplicates: DuplicateCheck::deferred(),
         extra_columns: opts.extra_columns,
+        strict_categories: false,
+        pseudonym_key: opts.pseudonym_key.clone(),
     }
 }
 
@@ -233,7 +235,7 @@ pub(super) fn pipe(
         progress.ignored_columns(&ignored_columns);
     }
     let mut rej = match &opts.rejects {
-        Some(p) => Some(RejectWriter::create(p)?),
+        Some(p) => Some(RejectWriter::create(p, reader.source())?),
         None => None,
     };
     let data = |source: DataError| BulkError::Read {

@@ -321,7 +321,7 @@ fn score_rows(
     let fail = opts.on_error == OnError::Fail;
     let source = path.display().to_string();
     if let Some(p) = &opts.rejects {
-        let w = RejectWriter::create(p)?;
+        let w = RejectWriter::create(p, &source)?;
         out.rejects = match id_col {
             None => Rejects::File(w),
             Some(_) => Rejects::Spool(RejectSpool::create(with_ext(&opts.out, ".rejects.tmp"), w)?),

@@ -64,7 +64,7 @@ pub struct BulkOptions {
     /// [`OnError::Fail`] (default): the first bad row is the error (no output is left);
     /// [`OnError::Skip`]: bad rows are left out and written to `rejects`.
     pub on_error: OnError,
-    /// With [`OnError::Skip`]: the 5-field reject file (line, column, value, reason, raw).
+    /// With [`OnError::Skip`]: the reject file (see `cr_data::RejectWriter`).
     pub rejects: Option<PathBuf>,
     /// Foreign models: the columns feeding the [N, F] input, in order (empty: the numeric
     /// columns of the first [`SAMPLE_ROWS`] data rows, which must be exactly F).
@@ -79,6 +79,9 @@ pub struct BulkOptions {
     /// [`cr_data::ExtraColumns::Ignore`] (named once through [`Progress::ignored_columns`]);
     /// `Refuse` makes them an error. Missing columns are an error either way.
     pub extra_columns: cr_data::ExtraColumns,
+    /// Key of a model trained on pseudonymised columns (checked against the fingerprint
+    /// the model records; see `cr_data::pseudonym`).
+    pub pseudonym_key: Option<cr_data::PseudonymKey>,
 }
 
 impl BulkOptions {
@@ -97,6 +100,7 @@ impl BulkOptions {
             engine: Engine::Auto,
             threads: 0,
             extra_columns: cr_data::ExtraColumns::Ignore,
+            pseudonym_key: None,
         }
     }
 }

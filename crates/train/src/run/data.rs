@@ -34,6 +34,7 @@ pub(crate) fn read(cfg: &TrainConfig) -> Result<Loaded, TrainError> {
             OnError::Fail
         },
         require_label: true,
+        pseudonym_key: cfg.pseudonym_key.clone(),
         ..ReadOptions::default()
     };
     let (batch, rejects) = cr_data::read_all(&cfg.data, &cfg.schema, &opts)?;
