@@ -68,6 +68,7 @@ pub struct Model {
     threads: usize,
     feature_names: Option<Vec<String>>,
     transform: Option<Arc<dyn FeatureTransform>>,
+    native_refused: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -154,6 +155,9 @@ impl Model {
         transform: Option<Arc<dyn FeatureTransform>>,
     ) -> Result<Model, InferError> {
         let metadata = metadata_map(model);
+        if let Some(g) = &model.graph {
+            crate::check::check_graph(g)?;
+        }
         let mut input_kind = input_kind(model)?;
         let threads = match opts.threads {
             0 => std::thread::available_parallelism()
@@ -186,13 +190,17 @@ impl Model {
             }),
             (None, InputKind::Matrix { .. }) => compile_native(model),
         };
+        let mut native_refused = None;
         let (engine, native, ort) = match opts.engine {
             Engine::Native => (Engine::Native, Some(native_result?), None),
             Engine::Ort => (Engine::Ort, None, Some(OrtEngine::new(model, threads)?)),
             Engine::Auto => match native_result {
                 Ok(s) => (Engine::Native, Some(s), None),
                 Err(native_err) => match OrtEngine::new(model, threads) {
-                    Ok(o) => (Engine::Ort, None, Some(o)),
+                    Ok(o) => {
+                        native_refused = Some(native_err.to_string());
+                        (Engine::Ort, None, Some(o))
+                    }
                     Err(InferError::Runtime(ort_err)) => {
                         return Err(InferError::Unsupported {
                             op: format!("native engine: {native_err}"),
@@ -237,12 +245,18 @@ impl Model {
             threads,
             feature_names,
             transform,
+            native_refused,
         })
     }
 
     /// The engine actually used (`Native` or `Ort`; never `Auto`).
     pub fn engine_used(&self) -> Engine {
         self.engine
+    }
+
+    /// With [`Engine::Auto`] and ONNX Runtime scoring: why the native engine was not used.
+    pub fn native_refused(&self) -> Option<&str> {
+        self.native_refused.as_deref()
     }
 
     /// The model's `metadata_props`.

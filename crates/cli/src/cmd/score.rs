@@ -154,6 +154,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             rows as f64 / secs.max(1e-9),
             a.out.display()
         );
+        if let Some(why) = &summary.native_refused {
+            eprintln!("ONNX Runtime scored because the native engine refused the model: {why}");
+        }
         if let (Some(rate), Some(k)) = (a.budget, summary.selected) {
             eprintln!(
                 "selected the top {k} declarations ({:.2} % budget)",

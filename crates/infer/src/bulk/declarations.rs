@@ -251,6 +251,7 @@ fn score_chunks(
         rows: reader.accepted(),
         rejected: reader.rejected(),
         engine: model.engine_used(),
+        native_refused: model.native_refused().map(str::to_string),
         mapping: None,
         selected,
         seconds: 0.0,

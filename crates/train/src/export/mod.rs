@@ -11,6 +11,7 @@
 //! | `customs_risk.kind` | `gbdt` or `logistic` |
 //! | `customs_risk.features` | the name of the feature tensor inside the graph |
 //! | `customs_risk.logistic` | logistic models: the preprocessing and coefficients (JSON) |
+//! | `customs_risk.graph_sha256` | [`cr_onnx::graph_digest`] of the graph, `customs_risk.pipeline` and `customs_risk.features`: a reader runs the pipeline from the metadata only when it matches |
 
 pub mod linear;
 pub mod pipeline;
@@ -74,12 +75,20 @@ pub fn to_onnx(
     g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
     let card_json =
         serde_json::to_string_pretty(card).map_err(|e| TrainError::Export(e.to_string()))?;
-    let mut mb = ModelBuilder::new(g.build())
+    let graph = g.build();
+    let pipeline_json = pipeline.to_json();
+    // binds the graph to the metadata a native engine rebuilds the pipeline from
+    let digest = cr_onnx::graph_digest(
+        &graph,
+        &[(META_PIPELINE, &pipeline_json), (META_FEATURES, &features)],
+    );
+    let mut mb = ModelBuilder::new(graph)
         .doc_string(&format!("{} ({})", card.name, card.algo))
         .metadata(META_CARD, &card_json)
-        .metadata(META_PIPELINE, &pipeline.to_json())
+        .metadata(META_PIPELINE, &pipeline_json)
         .metadata(META_KIND, kind)
-        .metadata(META_FEATURES, &features);
+        .metadata(META_FEATURES, &features)
+        .metadata(cr_onnx::GRAPH_DIGEST_KEY, &digest);
     if let Some(j) = extra {
         mb = mb.metadata(META_LOGISTIC, &j);
     }
