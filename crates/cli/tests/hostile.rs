@@ -81,6 +81,11 @@ fn fixture() -> &'static Fixture {
         let ours = DeclarationModel::load(&d.join("gbdt.onnx"), &native(1)).unwrap();
         let (batch, _) =
             cr_data::read_all(&data, ours.schema(), &cr_data::ReadOptions::default()).unwrap();
+        // the unmutated models load and score natively
+        for (name, bytes) in &models {
+            let p = cr_onnx::decode(bytes).unwrap();
+            load_and_score(&p, &batch).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
         Fixture {
             _dir: dir,
             data,
