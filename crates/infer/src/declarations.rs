@@ -9,7 +9,11 @@
 //!   ([`cr_features::CompiledPipeline`], bit-exact with the graph's pipeline nodes) and the
 //!   rest of the graph compiled by [`crate::compile_for_tensor`]: the tree ensemble, or for
 //!   logistic models the element-wise preprocessing (signed log, imputation, standardisation)
-//!   and the linear core, with ORT's f32 arithmetic (bit-identical scores in our tests);
+//!   and the linear core, with ORT's f32 arithmetic (bit-identical scores in our tests). It
+//!   ignores the graph's pipeline nodes, so it runs only when the digest the exporter stored
+//!   ([`cr_onnx::GRAPH_DIGEST_KEY`]) matches the graph and the pipeline metadata as loaded;
+//!   an edited file goes to ONNX Runtime ([`DeclarationModel::native_refused`] says why) or,
+//!   with [`Engine::Native`], is an error;
 //! - **ONNX Runtime** (fallback, or forced with [`Engine::Ort`]): the whole graph, fed the raw
 //!   columns as the exporter declares them (date `YYYY-MM-DD` string, HS code int64,
 //!   categoricals string, numerics float).
@@ -45,6 +49,8 @@ pub struct DeclarationModel {
     pipeline: CompiledPipeline,
     backend: Backend,
     threads: usize,
+    /// With [`Engine::Auto`]: why the native engine was not used (ONNX Runtime scores).
+    native_refused: Option<String>,
 }
 
 impl std::fmt::Debug for DeclarationModel {
@@ -76,6 +82,9 @@ impl DeclarationModel {
         opts: &LoadOptions,
     ) -> Result<DeclarationModel, InferError> {
         let metadata = cr_onnx::metadata_map(proto);
+        if let Some(g) = &proto.graph {
+            crate::check::check_graph(g)?;
+        }
         // the card is checked once, here: a card this program cannot read stops the load
         let card = ModelCard::from_metadata(&metadata)?;
         let reference = cr_model::reference_from_metadata(&metadata)?;
@@ -99,6 +108,7 @@ impl DeclarationModel {
                     meta::FEATURES
                 ))
             })?;
+            check_binding(proto, pipeline_json, tensor)?;
             let s = compile_for_tensor(proto, tensor)?;
             if s.n_features() != pipeline.feature_names().len() {
                 return Err(InferError::InvalidModel(format!(
@@ -119,15 +129,20 @@ impl DeclarationModel {
             )?;
             Ok(Backend::Ort(Box::new(m)))
         };
+        let mut native_refused = None;
         let backend = match opts.engine {
             Engine::Native => Backend::Native(Box::new(native()?)),
             Engine::Ort => ort()?,
             Engine::Auto => match native() {
                 Ok(s) => Backend::Native(Box::new(s)),
-                Err(native_err) => ort().map_err(|ort_err| InferError::Unsupported {
-                    op: format!("native engine: {native_err}"),
-                    hint: format!("ONNX Runtime fallback failed too: {ort_err}"),
-                })?,
+                Err(native_err) => {
+                    let backend = ort().map_err(|ort_err| InferError::Unsupported {
+                        op: format!("native engine: {native_err}"),
+                        hint: format!("ONNX Runtime fallback failed too: {ort_err}"),
+                    })?;
+                    native_refused = Some(native_err.to_string());
+                    backend
+                }
             },
         };
         Ok(DeclarationModel {
@@ -137,6 +152,7 @@ impl DeclarationModel {
             pipeline,
             backend,
             threads: opts.threads,
+            native_refused,
         })
     }
 
@@ -146,6 +162,12 @@ impl DeclarationModel {
             Backend::Native(_) => Engine::Native,
             Backend::Ort(_) => Engine::Ort,
         }
+    }
+
+    /// With [`Engine::Auto`] and ONNX Runtime scoring: why the native engine was not used
+    /// (e.g. the graph does not match the metadata the native path rebuilds it from).
+    pub fn native_refused(&self) -> Option<&str> {
+        self.native_refused.as_deref()
     }
 
     /// The schema declarations must follow (the one the model was trained with).
@@ -221,6 +243,49 @@ impl DeclarationModel {
         }
         Ok(scores)
     }
+}
+
+/// The native path runs the pipeline from the metadata and ignores the graph's pipeline
+/// nodes, so it may only run when the graph is the one exported with that metadata: the
+/// digest stored by the exporter ([`cr_onnx::GRAPH_DIGEST_KEY`]) must equal the digest of the
+/// graph, the pipeline JSON and the feature tensor name as loaded.
+fn check_binding(
+    proto: &cr_onnx::proto::ModelProto,
+    pipeline_json: &str,
+    features: &str,
+) -> Result<(), InferError> {
+    let key = cr_onnx::GRAPH_DIGEST_KEY;
+    let stored = proto
+        .metadata_props
+        .iter()
+        .rev()
+        .find(|p| p.key() == key)
+        .map(|p| p.value())
+        .ok_or_else(|| {
+            InferError::InvalidModel(format!(
+                "no {key} metadata, so the graph cannot be checked against the pipeline \
+                 metadata the native engine runs (a model exported before this check: \
+                 export it again, or score it with ONNX Runtime)"
+            ))
+        })?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| InferError::InvalidModel("model has no graph".into()))?;
+    let actual = cr_onnx::graph_digest(
+        graph,
+        &[
+            (PIPELINE_METADATA_KEY, pipeline_json),
+            (FEATURES_METADATA_KEY, features),
+        ],
+    );
+    if actual != stored {
+        return Err(InferError::InvalidModel(format!(
+            "the graph or its pipeline metadata was changed after export ({key} is {stored}, \
+             the file gives {actual}): the native engine would not score what the graph says"
+        )));
+    }
+    Ok(())
 }
 
 /// The graph's raw inputs from a validated batch.

@@ -19,6 +19,15 @@ pub enum InferError {
     /// The file is not a usable ONNX model (bad protobuf, malformed graph or attributes).
     #[error("invalid model: {0}")]
     InvalidModel(String),
+    /// A node of the graph is malformed (wrong number of inputs or outputs, an attribute of
+    /// the wrong type, ...): `index` is its position in the graph's node list.
+    #[error("invalid model: node {index} {name:?} ({op_type}): {why}")]
+    Node {
+        index: usize,
+        name: String,
+        op_type: String,
+        why: String,
+    },
     /// The requested engine cannot run this graph; `hint` says what would.
     #[error("unsupported: {op}; {hint}")]
     Unsupported { op: String, hint: String },

@@ -25,6 +25,7 @@
 //! it is missing, natively supported models still load and score.
 
 pub mod bulk;
+pub(crate) mod check;
 pub mod declarations;
 pub mod error;
 pub mod input;

@@ -46,6 +46,7 @@ pub struct Model {
     pool: rayon::ThreadPool,
     threads: usize,
     feature_names: Option<Vec<String>>,
+    native_refused: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -117,6 +118,9 @@ impl Model {
     /// [`crate::DeclarationModel`], which runs their feature pipeline in Rust).
     pub fn from_proto(model: &ModelProto, opts: &LoadOptions) -> Result<Model, InferError> {
         let metadata = metadata_map(model);
+        if let Some(g) = &model.graph {
+            crate::check::check_graph(g)?;
+        }
         let mut input_kind = input_kind(model)?;
         let threads = match opts.threads {
             0 => std::thread::available_parallelism()
@@ -139,13 +143,17 @@ impl Model {
             }),
             InputKind::Matrix { .. } => compile_native(model),
         };
+        let mut native_refused = None;
         let (engine, native, ort) = match opts.engine {
             Engine::Native => (Engine::Native, Some(native_result?), None),
             Engine::Ort => (Engine::Ort, None, Some(OrtEngine::new(model, threads)?)),
             Engine::Auto => match native_result {
                 Ok(s) => (Engine::Native, Some(s), None),
                 Err(native_err) => match OrtEngine::new(model, threads) {
-                    Ok(o) => (Engine::Ort, None, Some(o)),
+                    Ok(o) => {
+                        native_refused = Some(native_err.to_string());
+                        (Engine::Ort, None, Some(o))
+                    }
                     Err(InferError::Runtime(ort_err)) => {
                         return Err(InferError::Unsupported {
                             op: format!("native engine: {native_err}"),
@@ -189,12 +197,18 @@ impl Model {
             pool,
             threads,
             feature_names,
+            native_refused,
         })
     }
 
     /// The engine actually used (`Native` or `Ort`; never `Auto`).
     pub fn engine_used(&self) -> Engine {
         self.engine
+    }
+
+    /// With [`Engine::Auto`] and ONNX Runtime scoring: why the native engine was not used.
+    pub fn native_refused(&self) -> Option<&str> {
+        self.native_refused.as_deref()
     }
 
     /// The model's `metadata_props`.

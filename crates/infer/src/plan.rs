@@ -20,6 +20,7 @@ use cr_onnx::{
     node_label, tensor_f32, value_info_dims, value_info_elem_type, Attrs, Dim, ElemType,
 };
 
+use crate::check::check_graph;
 use crate::error::{invalid, unsupported, InferError};
 use crate::linear::CompiledLinear;
 use crate::math::mlas_logistic;
@@ -245,6 +246,8 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
         .graph
         .as_ref()
         .ok_or_else(|| invalid("model has no graph"))?;
+    // every known node's arity and attribute types: the indexing below relies on it
+    check_graph(graph)?;
     let idx = Index::new(graph);
     let out = select_score_output(graph)?;
 

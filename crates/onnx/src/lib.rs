@@ -22,6 +22,7 @@
 //! ```
 
 pub mod builder;
+pub mod digest;
 pub mod error;
 pub mod io;
 pub mod read;
@@ -36,6 +37,7 @@ pub mod proto {
 pub use builder::{
     attr, Dim, ElemType, GraphBuilder, ModelBuilder, DEFAULT_IR_VERSION, PRODUCER_NAME,
 };
+pub use digest::{graph_digest, GRAPH_DIGEST_KEY};
 pub use error::OnnxError;
 pub use io::{decode, encode, load_model, save_model};
 pub use read::{

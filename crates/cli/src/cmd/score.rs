@@ -190,6 +190,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                  rank against (models from `customs-risk train` do)"
             );
         }
+        if let Some(why) = &summary.native_refused {
+            eprintln!("ONNX Runtime scored because the native engine refused the model: {why}");
+        }
         if let (Some(rate), Some(k)) = (a.budget, summary.selected) {
             eprintln!(
                 "selected the top {k} declarations ({:.2} % budget)",

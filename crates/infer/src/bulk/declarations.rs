@@ -187,6 +187,7 @@ fn score_chunks(
         rows: piped.accepted,
         rejected: piped.rejected,
         engine: model.engine_used(),
+        native_refused: model.native_refused().map(str::to_string),
         mapping: None,
         ignored_columns: piped.ignored_columns,
         selected,

@@ -71,6 +71,7 @@ pub(super) fn score(
                 rows: out.scored,
                 rejected: out.rejected,
                 engine: model.engine_used(),
+                native_refused: model.native_refused().map(str::to_string),
                 mapping: Some(mapping),
                 ignored_columns: Vec::new(),
                 selected,

@@ -133,6 +133,8 @@ pub struct BulkSummary {
     pub rejected: u64,
     /// The engine that scored.
     pub engine: Engine,
+    /// With [`Engine::Auto`] and ONNX Runtime scoring: why the native engine was not used.
+    pub native_refused: Option<String>,
     /// Foreign models: the column mapping (as given to [`Progress::mapping`]).
     pub mapping: Option<String>,
     /// Our models: the file's columns left unread (not in the model's schema).

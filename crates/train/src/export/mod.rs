@@ -4,6 +4,9 @@
 //! [`trees`] or [`linear`] → `probabilities: float [N, 2]` (column 1 is the risk score).
 //! `metadata_props` carry the model card and everything the native engine needs, under the
 //! keys of [`cr_model::meta`] (their one home, with what each holds).
+//! `customs_risk.graph_sha256` ([`cr_onnx::GRAPH_DIGEST_KEY`]) holds [`cr_onnx::graph_digest`] of
+//! the graph with the pipeline and features metadata: a native engine that rebuilds the
+//! pipeline from metadata runs only when the graph is the one the metadata produced.
 
 pub mod linear;
 pub mod pipeline;
@@ -62,12 +65,20 @@ pub fn to_onnx(
     g.add_output(&probs, ElemType::F32, &out_dims);
     g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
     let card_json = card.to_json_pretty()?;
-    let mut mb = ModelBuilder::new(g.build())
+    let graph = g.build();
+    let pipeline_json = pipeline.to_json();
+    // binds the graph to the metadata a native engine rebuilds the pipeline from
+    let digest = cr_onnx::graph_digest(
+        &graph,
+        &[(meta::PIPELINE, &pipeline_json), (meta::FEATURES, &features)],
+    );
+    let mut mb = ModelBuilder::new(graph)
         .doc_string(&format!("{} ({})", card.name, card.algo))
         .metadata(meta::CARD, &card_json)
-        .metadata(meta::PIPELINE, &pipeline.to_json())
+        .metadata(meta::PIPELINE, &pipeline_json)
         .metadata(meta::KIND, kind)
-        .metadata(meta::FEATURES, &features);
+        .metadata(meta::FEATURES, &features)
+        .metadata(cr_onnx::GRAPH_DIGEST_KEY, &digest);
     if let Some(j) = extra {
         mb = mb.metadata(meta::LOGISTIC, &j);
     }
