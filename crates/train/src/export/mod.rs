@@ -70,7 +70,10 @@ pub fn to_onnx(
     // binds the graph to the metadata a native engine rebuilds the pipeline from
     let digest = cr_onnx::graph_digest(
         &graph,
-        &[(meta::PIPELINE, &pipeline_json), (meta::FEATURES, &features)],
+        &[
+            (meta::PIPELINE, &pipeline_json),
+            (meta::FEATURES, &features),
+        ],
     );
     let mut mb = ModelBuilder::new(graph)
         .doc_string(&format!("{} ({})", card.name, card.algo))
