@@ -457,7 +457,7 @@ fn an_edited_graph_or_metadata_is_refused_natively_and_scored_by_onnx_runtime() 
         let meta = p
             .metadata_props
             .iter_mut()
-            .find(|m| m.key() == cr_infer::PIPELINE_METADATA_KEY)
+            .find(|m| m.key() == cr_model::meta::PIPELINE)
             .unwrap();
         // still the same pipeline as JSON, but not the bytes the digest covers
         meta.value = Some(format!("{} ", meta.value()));

@@ -275,8 +275,8 @@ fn check_binding(
     let actual = cr_onnx::graph_digest(
         graph,
         &[
-            (PIPELINE_METADATA_KEY, pipeline_json),
-            (FEATURES_METADATA_KEY, features),
+            (meta::PIPELINE, pipeline_json),
+            (meta::FEATURES, features),
         ],
     );
     if actual != stored {
