@@ -62,6 +62,10 @@ fn fixture() -> &'static Fixture {
                     "0",
                     "--threads",
                     "1",
+                    // a small fixture file (19 seizures before the validation start): these
+                    // tests are about model files, not about how much data a model needs
+                    "--min-per-class",
+                    "5",
                     "--quiet",
                 ],
             );

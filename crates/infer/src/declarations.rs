@@ -274,10 +274,7 @@ fn check_binding(
         .ok_or_else(|| InferError::InvalidModel("model has no graph".into()))?;
     let actual = cr_onnx::graph_digest(
         graph,
-        &[
-            (meta::PIPELINE, pipeline_json),
-            (meta::FEATURES, features),
-        ],
+        &[(meta::PIPELINE, pipeline_json), (meta::FEATURES, features)],
     );
     if actual != stored {
         return Err(InferError::InvalidModel(format!(

@@ -129,6 +129,8 @@ fn out_of_fold_features_do_not_leak_the_label() {
     }
     let c = PipelineConfig {
         pairs: Some(vec![]),
+        // these tables are tiny: keep every key (the default min_count hides keys under 5)
+        min_count: 1,
         ..PipelineConfig::default()
     };
     let (p, oof) = fit(&s, &b, &c).expect("fit");
@@ -249,6 +251,8 @@ fn default_keys_and_hs_keys_with_leading_zero() {
     assert_eq!(key_string(&s, &pair, &b, 1).expect("key"), "dec|710");
     let c = PipelineConfig {
         folds: 2,
+        // these tables are tiny: keep every key (the default min_count hides keys under 5)
+        min_count: 1,
         ..PipelineConfig::default()
     };
     let (p, x) = fit(&s, &b, &c).expect("fit");
@@ -303,6 +307,8 @@ fn keys_follow_string_semantics_even_with_separator_in_cells() {
     let c = PipelineConfig {
         folds: 2,
         smoothing: 0.0,
+        // these tables are tiny: keep every key (the default min_count hides keys under 5)
+        min_count: 1,
         ..PipelineConfig::default()
     };
     let (p, _) = fit(&s, &train, &c).expect("fit");
