@@ -70,6 +70,14 @@ pub struct Args {
     /// Rows per batch.
     #[arg(long, default_value_t = 16_384)]
     batch_rows: usize,
+    /// Refuse a file with columns the model's schema does not know (by default they are
+    /// left unread). Missing columns are an error either way.
+    #[arg(long)]
+    strict_columns: bool,
+    /// Key of the schema's `pseudonymise = true` columns (a text file, >= 16 bytes; default:
+    /// the environment variable CR_PSEUDONYM_KEY). See the README, "Pseudonymised columns".
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
     /// No progress bar or summary.
     #[arg(long)]
     quiet: bool,
@@ -98,6 +106,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         rejects: a.rejects.clone(),
         engine: a.engine.into(),
         threads: a.threads,
+        extra_columns: if a.strict_columns {
+            cr_data::ExtraColumns::Refuse
+        } else {
+            cr_data::ExtraColumns::Ignore
+        },
+        pseudonym_key: super::load_key(a.pseudonym_key.as_deref())?,
         ..BulkOptions::new(&a.data, &a.out)
     };
     let bar = Bar(crate::progress::spinner("select", a.quiet));
