@@ -66,14 +66,14 @@ fn walk(cmd: &clap::Command, path: String, out: &mut Vec<String>) {
 pub fn has_example(text: &str) -> bool {
     let mut lines = text.lines().map(str::trim);
     while let Some(l) = lines.next() {
-        if l.starts_with("Example") && l.ends_with(':') {
-            if lines
+        if l.starts_with("Example")
+            && l.ends_with(':')
+            && lines
                 .clone()
                 .take_while(|l| !l.is_empty())
                 .any(|l| l.starts_with("customs-risk "))
-            {
-                return true;
-            }
+        {
+            return true;
         }
     }
     false

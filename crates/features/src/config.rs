@@ -37,7 +37,7 @@ pub struct PipelineConfig {
     pub pairs: Option<Vec<Vec<KeyPart>>>,
     /// Keys seen on fewer labelled training rows than this are left out of the tables (they
     /// read as unseen: rate = prior, count = 0), in the final and in the per-fold tables.
-    /// >= 1. Default 5: a model file then holds no profile of an importer (declarant, ...)
+    /// At least 1. Default 5: a model file then holds no profile of an importer (declarant, ...)
     /// with fewer than 5 inspections (with smoothing 20 such a rate would have moved at most
     /// 4/24 ~ 17 % of the way from the prior to the key's own rate anyway).
     pub min_count: u32,

@@ -28,7 +28,7 @@ pub enum BulkError {
     #[error("policy {}", path.display())]
     Policy {
         path: PathBuf,
-        source: cr_policy::PolicyError,
+        source: Box<cr_policy::PolicyError>,
     },
     /// Scoring failed.
     #[error(transparent)]

@@ -86,6 +86,6 @@ pub fn select_file(
 fn policy_err(path: &Path, source: cr_policy::PolicyError) -> BulkError {
     BulkError::Policy {
         path: PathBuf::from(path),
-        source,
+        source: Box::new(source),
     }
 }
