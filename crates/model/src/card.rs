@@ -26,14 +26,40 @@ use crate::reference::Reference;
 use crate::{meta, ModelError};
 
 /// Version of the card's JSON layout that this program writes and reads.
-pub const CARD_VERSION: u32 = 1;
+///
+/// - 1: the first layout.
+/// - 2: the facts of the run that are not facts of the model (`created_at`, `threads`,
+///   `timings`, `data.file`) moved into [`RunInfo`] (`run`), which the card inside the ONNX
+///   file leaves out, so the same data, schema, parameters and seed give byte-identical model
+///   files (and the same registry version label, which is named by the file's sha256).
+pub const CARD_VERSION: u32 = 2;
 
 /// One upgrade step: a card of version `v` (index `v - 1`) becomes a card of version `v + 1`.
 pub type Upgrade = fn(&mut Map<String, Value>) -> Result<(), ModelError>;
 
 /// The upgrade steps of older card versions, oldest first: `UPGRADES[v - 1]` turns version `v`
-/// into `v + 1`, so `UPGRADES.len() == CARD_VERSION - 1`. Version 1 is the first, so none yet.
-pub const UPGRADES: &[Upgrade] = &[];
+/// into `v + 1`, so `UPGRADES.len() == CARD_VERSION - 1`.
+pub const UPGRADES: &[Upgrade] = &[v1_to_v2];
+
+/// Version 1 -> 2: `created_at`, `threads`, `timings` and `data.file` move into `run`.
+fn v1_to_v2(map: &mut Map<String, Value>) -> Result<(), ModelError> {
+    let missing = |f: &str| ModelError::CardVersion(format!("a version-1 model card lacks `{f}`"));
+    let created_at = map.remove("created_at").ok_or_else(|| missing("created_at"))?;
+    let threads = map.remove("threads").ok_or_else(|| missing("threads"))?;
+    let timings = map.remove("timings").ok_or_else(|| missing("timings"))?;
+    let data_file = map
+        .get_mut("data")
+        .and_then(Value::as_object_mut)
+        .and_then(|d| d.remove("file"))
+        .ok_or_else(|| missing("data.file"))?;
+    let mut run = Map::new();
+    run.insert("created_at".into(), created_at);
+    run.insert("data_file".into(), data_file);
+    run.insert("threads".into(), threads);
+    run.insert("timings".into(), timings);
+    map.insert("run".into(), Value::Object(run));
+    Ok(())
+}
 
 const _: () = assert!(UPGRADES.len() as u32 == CARD_VERSION - 1);
 
@@ -43,8 +69,6 @@ pub struct ModelCard {
     pub name: String,
     /// `gbdt` or `logistic`.
     pub algo: String,
-    /// UTC, RFC 3339.
-    pub created_at: String,
     pub customs_risk_version: String,
     pub data: DataInfo,
     pub schema: SchemaInfo,
@@ -54,9 +78,6 @@ pub struct ModelCard {
     /// Feature pipeline configuration.
     pub pipeline: serde_json::Value,
     pub seed: u64,
-    pub threads: usize,
-    /// Wall-clock seconds per stage (read, features, train, validate, export).
-    pub timings: BTreeMap<String, f64>,
     /// Metrics on the validation period (labelled rows dated on or after `split.valid_from`).
     pub validation: Option<ValidationMetrics>,
     pub features: Vec<String>,
@@ -75,6 +96,25 @@ pub struct ModelCard {
     /// Training distribution of every feature (10 quantile bins + a missing bin), the
     /// reference for feature drift (PSI) when the model is evaluated on new data.
     pub feature_bins: Vec<FeatureBins>,
+    /// The facts of the training run that are not facts of the model: when, where from, how
+    /// fast. Written in the card beside the model (`NAME.card.json`); left out of the card
+    /// inside the ONNX file ([`ModelCard::for_model_file`]), whose bytes then depend only on
+    /// the data, schema, parameters, seed and program version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+}
+
+/// How one training run went (see [`ModelCard::run`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// UTC, RFC 3339.
+    pub created_at: String,
+    /// The training data's path as given (the data's identity is `data.sha256`).
+    pub data_file: String,
+    /// Worker threads (the model does not depend on them).
+    pub threads: usize,
+    /// Wall-clock seconds per stage (read, features, train, validate, export).
+    pub timings: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +128,6 @@ pub struct FeatureBins {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataInfo {
-    pub file: String,
     /// sha256 of the file's bytes.
     pub sha256: String,
     pub rows_read: u64,
@@ -215,6 +254,14 @@ impl ModelCard {
             .get(meta::CARD)
             .map(|t| ModelCard::from_json(t))
             .transpose()
+    }
+
+    /// The card as it goes into the model file: without [`ModelCard::run`].
+    pub fn for_model_file(&self) -> ModelCard {
+        ModelCard {
+            run: None,
+            ..self.clone()
+        }
     }
 
     /// The card as pretty JSON (what `cr-train` writes beside the model and into the file).

@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 
 pub use budget::Budget;
 pub use card::{
-    BudgetMetrics, DataInfo, FeatureBins, FitInfo, Importance, ModelCard, SchemaInfo, SolverInfo,
+    BudgetMetrics, DataInfo, FeatureBins, FitInfo, Importance, ModelCard, RunInfo, SchemaInfo,
+    SolverInfo,
     SplitInfo, ValidationMetrics, CARD_VERSION,
 };
 pub use reference::{percentile_of, score_at_percentile, Reference};

@@ -41,21 +41,69 @@ fn v1_card() -> Value {
     })
 }
 
+/// The same card in version 2: the run facts moved into `run`.
+fn v2_card() -> Value {
+    let mut c = v1_card();
+    let m = c.as_object_mut().unwrap();
+    m.insert("card_version".into(), json!(2));
+    m.remove("created_at");
+    m.remove("threads");
+    m.remove("timings");
+    m["data"].as_object_mut().unwrap().remove("file");
+    m.insert(
+        "run".into(),
+        json!({"created_at": "2026-12-01T10:00:00Z", "data_file": "train.csv", "threads": 2,
+               "timings": {"read": 0.5, "train": 1.25}}),
+    );
+    c
+}
+
 #[test]
 fn the_current_version_reads_and_writes_the_same_json() {
-    assert_eq!(CARD_VERSION, 1);
-    let text = serde_json::to_string(&v1_card()).unwrap();
+    assert_eq!(CARD_VERSION, 2);
+    let text = serde_json::to_string(&v2_card()).unwrap();
     let card = ModelCard::from_json(&text).unwrap();
-    assert_eq!(card.card_version, 1);
+    assert_eq!(card.card_version, 2);
     assert_eq!(card.name, "gbdt");
     assert_eq!(card.best_iteration, Some(17));
     assert_eq!(card.score_quantiles, vec![0.1f32, 0.2, 0.3]);
     // written back: the same fields, the same nesting (existing files and tools keep working)
     let back: Value = serde_json::from_str(&card.to_json_pretty().unwrap()).unwrap();
-    let mut want = v1_card();
+    let mut want = v2_card();
     // f32 quantiles are written by their shortest f32 text
     want["score_quantiles"] = json!([0.1, 0.2, 0.3]);
     assert_eq!(back, want);
+}
+
+#[test]
+fn a_version_1_card_is_upgraded_with_its_run_facts_moved() {
+    let from_v1 = ModelCard::from_json(&v1_card().to_string()).unwrap();
+    let from_v2 = ModelCard::from_json(&v2_card().to_string()).unwrap();
+    assert_eq!(from_v1, from_v2);
+    let run = from_v1.run.expect("run facts");
+    assert_eq!(run.created_at, "2026-12-01T10:00:00Z");
+    assert_eq!(run.data_file, "train.csv");
+    assert_eq!(run.threads, 2);
+    assert_eq!(run.timings.get("train"), Some(&1.25));
+    // a version-1 card that lacks one of them is an error naming it, not a default
+    let mut c = v1_card();
+    c.as_object_mut().unwrap().remove("timings");
+    let err = ModelCard::from_json(&c.to_string()).unwrap_err();
+    assert!(err.to_string().contains("timings"), "{err}");
+}
+
+#[test]
+fn the_card_in_the_model_file_has_no_run_facts() {
+    let card = ModelCard::from_json(&v2_card().to_string()).unwrap();
+    let inside = card.for_model_file();
+    assert_eq!(inside.run, None);
+    let json: Value = serde_json::from_str(&inside.to_json_pretty().unwrap()).unwrap();
+    assert!(json.get("run").is_none(), "{json}");
+    // and it reads back as a card without them
+    assert_eq!(
+        ModelCard::from_json(&inside.to_json_pretty().unwrap()).unwrap(),
+        inside
+    );
 }
 
 #[test]
@@ -77,7 +125,7 @@ fn a_newer_version_is_a_clear_error() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("card_version 2") && text.contains("newer customs-risk"),
+        text.contains(&format!("card_version {}", CARD_VERSION + 1)) && text.contains("newer customs-risk"),
         "{text}"
     );
 }

@@ -14,7 +14,9 @@ use std::time::Instant;
 use cr_data::schema::ymd_from_days;
 use sha2::{Digest, Sha256};
 
-use crate::card::{DataInfo, FitInfo, ModelCard, SchemaInfo, SolverInfo, SplitInfo, CARD_VERSION};
+use crate::card::{
+    DataInfo, FitInfo, ModelCard, RunInfo, SchemaInfo, SolverInfo, SplitInfo, CARD_VERSION,
+};
 use crate::config::TrainConfig;
 use crate::export;
 use crate::TrainError;
@@ -207,10 +209,8 @@ fn run_in_pool(
         card_version: CARD_VERSION,
         name,
         algo: cfg.algo.as_str().to_string(),
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         customs_risk_version: env!("CARGO_PKG_VERSION").to_string(),
         data: DataInfo {
-            file: cfg.data.display().to_string(),
             sha256: loaded.sha256.clone(),
             rows_read: loaded.rows_read() as u64,
             rows_rejected: loaded.rejects.len() as u64,
@@ -245,8 +245,6 @@ fn run_in_pool(
             source: Box::new(e),
         })?,
         seed: cfg.seed,
-        threads: cfg.threads,
-        timings: timings.clone(),
         validation,
         features: names,
         importance,
@@ -254,6 +252,7 @@ fn run_in_pool(
         fit: fit_info,
         score_quantiles,
         feature_bins,
+        run: None,
     };
     let onnx_path = cfg.onnx_path();
     let card_path = cfg.card_path();
@@ -265,7 +264,12 @@ fn run_in_pool(
         })?;
     }
     timings.insert("export".to_string(), t.elapsed().as_secs_f64());
-    card.timings = timings;
+    card.run = Some(RunInfo {
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        data_file: cfg.data.display().to_string(),
+        threads: cfg.threads,
+        timings,
+    });
     let proto = export::to_onnx(&final_pipeline, model.as_trained(), &card)?;
     cr_onnx::save_model(&onnx_path, &proto)?;
     let card_json = card.to_json_pretty()?;

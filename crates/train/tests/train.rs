@@ -219,10 +219,15 @@ fn logistic_onnx_matches_onnx_runtime() {
 fn same_seed_same_model_bytes_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), 8_000, 3);
+    // the same bytes under another name: the path is a fact of the run, not of the model
+    let copy = dir.path().join("copy-of-the-data.csv");
+    std::fs::copy(&data, &copy).unwrap();
     let schema = cr_synth::schema().unwrap();
-    let mut bytes = Vec::new();
-    for (k, threads) in [1usize, 2].iter().enumerate() {
-        let mut cfg = TrainConfig::new(data.clone(), schema.clone(), Algo::Gbdt, {
+    let mut files = Vec::new();
+    let mut cards = Vec::new();
+    let mut paths = Vec::new();
+    for (k, (threads, data)) in [(1usize, &data), (2, &copy), (2, &data)].iter().enumerate() {
+        let mut cfg = TrainConfig::new((*data).clone(), schema.clone(), Algo::Gbdt, {
             let d = dir.path().join(format!("t{k}"));
             std::fs::create_dir_all(&d).unwrap();
             d.join("m")
@@ -236,18 +241,27 @@ fn same_seed_same_model_bytes_any_thread_count() {
             .bagging_freq(1);
         cfg.threads = *threads;
         let out = run(&cfg, &mut |_| {}).unwrap();
-        let m = cr_onnx::load_model(&out.onnx_path).unwrap();
-        // the graph (pipeline + trees) must be identical; the card differs only in timings
-        let graph_only = cr_onnx::proto::ModelProto {
-            graph: m.graph.clone(),
-            ..Default::default()
-        };
-        bytes.push(cr_onnx::encode(&graph_only));
+        files.push(std::fs::read(&out.onnx_path).unwrap());
+        paths.push(out.onnx_path);
+        cards.push(out.card);
     }
-    assert!(
-        bytes[0] == bytes[1],
-        "1 and 2 threads gave different models"
-    );
+    // the whole file, card included, byte for byte (so the registry's version label, the
+    // file's sha256, is the same too)
+    assert!(files[0] == files[1], "1 and 2 threads gave different model files");
+    assert!(files[1] == files[2], "the data's path changed the model file");
+    // the run facts are in the card beside the model, not in the file
+    let run = cards[1].run.as_ref().expect("the sidecar card has the run facts");
+    assert_eq!(run.threads, 2);
+    assert!(run.data_file.ends_with("copy-of-the-data.csv"));
+    let m = cr_onnx::load_model(&paths[0]).unwrap();
+    let inside = m
+        .metadata_props
+        .iter()
+        .find(|p| p.key.as_deref() == Some(cr_model::meta::CARD))
+        .expect("card in the file");
+    let inside = cr_model::ModelCard::from_json(inside.value.as_deref().unwrap_or("")).unwrap();
+    assert_eq!(inside.run, None);
+    assert_eq!(inside, cards[0].for_model_file());
 }
 
 /// Labelled rows and positives in `data`, and those dated before `valid_from` (counted from

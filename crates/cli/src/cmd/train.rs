@@ -378,7 +378,8 @@ pub fn print_summary(o: &cr_train::TrainOutcome) {
             );
         }
     }
-    let total: f64 = c
+    let Some(run) = &c.run else { return };
+    let total: f64 = run
         .timings
         .iter()
         .filter(|(k, _)| !k.contains('.'))
@@ -386,7 +387,7 @@ pub fn print_summary(o: &cr_train::TrainOutcome) {
         .sum();
     println!(
         "time     {total:.2}s ({})",
-        c.timings
+        run.timings
             .iter()
             .map(|(k, v)| format!("{k} {v:.2}s"))
             .collect::<Vec<_>>()

@@ -64,7 +64,8 @@ pub fn to_onnx(
     };
     g.add_output(&probs, ElemType::F32, &out_dims);
     g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
-    let card_json = card.to_json_pretty()?;
+    // Without the run facts (time, paths, timings): the same inputs give the same bytes.
+    let card_json = card.for_model_file().to_json_pretty()?;
     let graph = g.build();
     let pipeline_json = pipeline.to_json();
     // binds the graph to the metadata a native engine rebuilds the pipeline from

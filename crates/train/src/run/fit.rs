@@ -125,8 +125,14 @@ pub(crate) fn fit(
                     .total_cmp(&a.gain)
                     .then_with(|| a.feature.cmp(&b.feature))
             });
+            // The thread count is a fact of the run (the card's `run`), not of the model: the
+            // trees are the same for any count, and so must the file's bytes be.
+            let mut params_json = to_json(&params)?;
+            if let Some(m) = params_json.as_object_mut() {
+                m.remove("num_threads");
+            }
             Ok(Fitted {
-                params: to_json(&params)?,
+                params: params_json,
                 importance,
                 best_iteration: model.best_iteration,
                 model: Learned::Gbdt(model),
