@@ -60,4 +60,4 @@ pub use schema::{Case, CategoricalKind, HsLonger, NumericKind, Schema, Selection
 pub use table::{
     remove_table_rows, write_rejects, ColType, Column, ColumnRef, RejectWriter, TableWriter,
 };
-pub use write::write_batch;
+pub use write::{write_batch, BatchWriter};

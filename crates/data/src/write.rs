@@ -245,30 +245,102 @@ fn label_text(l: &LabelColumn, v: Option<bool>) -> &str {
 /// Parquet: Date32 dates, Utf8 ids / HS codes / categoricals (empty -> null), Float32
 /// numerics and revenue (NaN -> null), Int64 label when its values are integers (else Utf8),
 /// Boolean inspected, Utf8 selection, Float64 propensity.
+///
+/// The whole batch at once; [`BatchWriter`] writes a file batch by batch in flat memory
+/// (the same bytes for the same rows, however they are cut into batches).
 pub fn write_batch(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), DataError> {
-    batch
-        .check_lengths()
-        .map_err(|e| DataError::value(format!("{}: inconsistent batch: {e}", path.display())))?;
-    if batch.categorical.len() != schema.categorical.len()
-        || batch.numeric.len() != schema.numeric.len()
-    {
-        return Err(DataError::value(format!(
-            "{}: batch has {} categorical / {} numeric columns, schema {:?} has {} / {}",
-            path.display(),
-            batch.categorical.len(),
-            batch.numeric.len(),
-            schema.name,
-            schema.categorical.len(),
-            schema.numeric.len()
-        )));
+    let mut w = BatchWriter::create(path, schema)?;
+    w.write(batch)?;
+    w.finish()
+}
+
+/// Writes one CSV or Parquet file (by extension, as [`write_batch`]) from batches appended
+/// in order: memory holds one batch (and, for Parquet, the row group being built), not the
+/// file. Call [`BatchWriter::finish`]: a writer dropped without it leaves an incomplete file.
+pub struct BatchWriter<'s> {
+    path: std::path::PathBuf,
+    schema: &'s Schema,
+    rows: u64,
+    inner: Inner,
+}
+
+enum Inner {
+    Csv {
+        w: csv::Writer<BufWriter<File>>,
+        dates: DateFormat,
+        cells: Vec<String>,
+    },
+    Parquet {
+        w: Box<ArrowWriter<File>>,
+        arrow_schema: Arc<ArrowSchema>,
+        int_label: bool,
+    },
+}
+
+impl<'s> BatchWriter<'s> {
+    /// Create (truncate) `path` and write the header (CSV) or open the Parquet writer.
+    pub fn create(path: &Path, schema: &'s Schema) -> Result<BatchWriter<'s>, DataError> {
+        let inner = match FileFormat::of(path)? {
+            FileFormat::Csv { tab } => csv_writer(path, schema, if tab { b'\t' } else { b',' })?,
+            FileFormat::Parquet => parquet_writer(path, schema)?,
+        };
+        Ok(BatchWriter {
+            path: path.to_path_buf(),
+            schema,
+            rows: 0,
+            inner,
+        })
     }
-    match FileFormat::of(path)? {
-        FileFormat::Csv { tab } => write_csv(path, schema, batch, if tab { b'\t' } else { b',' }),
-        FileFormat::Parquet => write_parquet(path, schema, batch),
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Append the rows of `batch` (laid out by the writer's schema).
+    pub fn write(&mut self, batch: &Batch) -> Result<(), DataError> {
+        let (path, schema) = (self.path.as_path(), self.schema);
+        batch.check_lengths().map_err(|e| {
+            DataError::value(format!("{}: inconsistent batch: {e}", path.display()))
+        })?;
+        if batch.categorical.len() != schema.categorical.len()
+            || batch.numeric.len() != schema.numeric.len()
+        {
+            return Err(DataError::value(format!(
+                "{}: batch has {} categorical / {} numeric columns, schema {:?} has {} / {}",
+                path.display(),
+                batch.categorical.len(),
+                batch.numeric.len(),
+                schema.name,
+                schema.categorical.len(),
+                schema.numeric.len()
+            )));
+        }
+        match &mut self.inner {
+            Inner::Csv { w, dates, cells } => write_csv_rows(path, schema, batch, w, dates, cells)?,
+            Inner::Parquet {
+                w,
+                arrow_schema,
+                int_label,
+            } => write_parquet_rows(path, schema, batch, w, arrow_schema, *int_label)?,
+        }
+        self.rows += batch.len() as u64;
+        Ok(())
+    }
+
+    /// Flush and close the file (Parquet: its footer).
+    pub fn finish(self) -> Result<(), DataError> {
+        let path = self.path.as_path();
+        match self.inner {
+            Inner::Csv { mut w, .. } => w.flush().map_err(|e| io_err(path, "write", e)),
+            Inner::Parquet { w, .. } => {
+                w.close().map(|_| ()).map_err(|e| io_err(path, "finish", e))
+            }
+        }
     }
 }
 
-fn write_csv(path: &Path, schema: &Schema, batch: &Batch, delimiter: u8) -> Result<(), DataError> {
+fn csv_writer(path: &Path, schema: &Schema, delimiter: u8) -> Result<Inner, DataError> {
     let file = File::create(path).map_err(|e| io_err(path, "create", e))?;
     let mut w = csv::WriterBuilder::new()
         .delimiter(delimiter)
@@ -276,9 +348,22 @@ fn write_csv(path: &Path, schema: &Schema, batch: &Batch, delimiter: u8) -> Resu
     let header = used_columns(schema);
     w.write_record(&header)
         .map_err(|e| io_err(path, "write", e))?;
-    let dates = DateFormat::new(&schema.date_format)?;
+    Ok(Inner::Csv {
+        w,
+        dates: DateFormat::new(&schema.date_format)?,
+        cells: vec![String::new(); header.len()],
+    })
+}
+
+fn write_csv_rows(
+    path: &Path,
+    schema: &Schema,
+    batch: &Batch,
+    w: &mut csv::Writer<BufWriter<File>>,
+    dates: &DateFormat,
+    cells: &mut [String],
+) -> Result<(), DataError> {
     let width = schema.hs_width as usize;
-    let mut cells: Vec<String> = vec![String::new(); header.len()];
     for r in 0..batch.len() {
         for c in cells.iter_mut() {
             c.clear();
@@ -321,13 +406,13 @@ fn write_csv(path: &Path, schema: &Schema, batch: &Batch, delimiter: u8) -> Resu
                 let _ = write!(cells[i], "{p}");
             }
         }
-        w.write_record(&cells)
+        w.write_record(&*cells)
             .map_err(|e| io_err(path, "write", e))?;
     }
-    w.flush().map_err(|e| io_err(path, "write", e))
+    Ok(())
 }
 
-fn write_parquet(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), DataError> {
+fn parquet_writer(path: &Path, schema: &Schema) -> Result<Inner, DataError> {
     let names = used_columns(schema);
     let int_label = schema.label.as_ref().is_some_and(|l| {
         [label_text(l, Some(true)), label_text(l, Some(false))]
@@ -367,11 +452,26 @@ fn write_parquet(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), Data
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut w = ArrowWriter::try_new(file, arrow_schema.clone(), Some(props))
+    let w = ArrowWriter::try_new(file, arrow_schema.clone(), Some(props))
         .map_err(|e| io_err(path, "write", e))?;
+    Ok(Inner::Parquet {
+        w: Box::new(w),
+        arrow_schema,
+        int_label,
+    })
+}
+
+fn write_parquet_rows(
+    path: &Path,
+    schema: &Schema,
+    batch: &Batch,
+    w: &mut ArrowWriter<File>,
+    arrow_schema: &Arc<ArrowSchema>,
+    int_label: bool,
+) -> Result<(), DataError> {
     let width = schema.hs_width as usize;
     let mut start = 0;
-    while start < batch.len() || (start == 0 && batch.is_empty()) {
+    while start < batch.len() {
         let end = (start + WRITE_SLICE).min(batch.len());
         let rows = start..end;
         let opt_str = |v: &[String]| -> ArrayRef {
@@ -438,12 +538,8 @@ fn write_parquet(path: &Path, schema: &Schema, batch: &Batch) -> Result<(), Data
         let rb = RecordBatch::try_new(arrow_schema.clone(), cols)
             .map_err(|e| io_err(path, "build Parquet batch", e))?;
         w.write(&rb).map_err(|e| io_err(path, "write", e))?;
-        if end == batch.len() {
-            break;
-        }
         start = end;
     }
-    w.close().map_err(|e| io_err(path, "finish", e))?;
     Ok(())
 }
 

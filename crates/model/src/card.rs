@@ -44,7 +44,9 @@ pub const UPGRADES: &[Upgrade] = &[v1_to_v2];
 /// Version 1 -> 2: `created_at`, `threads`, `timings` and `data.file` move into `run`.
 fn v1_to_v2(map: &mut Map<String, Value>) -> Result<(), ModelError> {
     let missing = |f: &str| ModelError::CardVersion(format!("a version-1 model card lacks `{f}`"));
-    let created_at = map.remove("created_at").ok_or_else(|| missing("created_at"))?;
+    let created_at = map
+        .remove("created_at")
+        .ok_or_else(|| missing("created_at"))?;
     let threads = map.remove("threads").ok_or_else(|| missing("threads"))?;
     let timings = map.remove("timings").ok_or_else(|| missing("timings"))?;
     let data_file = map

@@ -28,8 +28,7 @@ use std::collections::BTreeMap;
 pub use budget::Budget;
 pub use card::{
     BudgetMetrics, DataInfo, FeatureBins, FitInfo, Importance, ModelCard, RunInfo, SchemaInfo,
-    SolverInfo,
-    SplitInfo, ValidationMetrics, CARD_VERSION,
+    SolverInfo, SplitInfo, ValidationMetrics, CARD_VERSION,
 };
 pub use reference::{percentile_of, score_at_percentile, Reference};
 

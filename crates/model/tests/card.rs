@@ -125,7 +125,8 @@ fn a_newer_version_is_a_clear_error() {
     );
     let text = err.to_string();
     assert!(
-        text.contains(&format!("card_version {}", CARD_VERSION + 1)) && text.contains("newer customs-risk"),
+        text.contains(&format!("card_version {}", CARD_VERSION + 1))
+            && text.contains("newer customs-risk"),
         "{text}"
     );
 }

@@ -110,6 +110,7 @@ pub(crate) fn assemble(
     rows: &[Row],
     layout: &Layout,
     start_day: i32,
+    first_row: usize,
     source: String,
 ) -> Batch {
     let offices = strings(OFFICES.iter().map(|o| o.0));
@@ -168,12 +169,14 @@ pub(crate) fn assemble(
         .collect();
     let ids: Vec<String> = (0..rows.len())
         .into_par_iter()
-        .map(|i| format!("D{:09}", i + 1))
+        .map(|i| format!("D{:09}", first_row + i + 1))
         .collect();
     let inspected: Vec<bool> = rows.iter().map(|r| r.selection != 0).collect();
     Batch {
         source,
-        lines: (0..rows.len() as u64).map(|i| i + 2).collect(),
+        lines: (0..rows.len() as u64)
+            .map(|i| first_row as u64 + i + 2)
+            .collect(),
         ids,
         dates: rows.iter().map(|r| start_day + r.day).collect(),
         hs: rows.iter().map(|r| world.hs[r.hs as usize].code).collect(),

@@ -79,7 +79,9 @@
 //! All randomness is `ChaCha8Rng` from the master seed: stream 0 builds the world, stream 1
 //! draws the per-day counts, stream `2 + c` generates chunk `c` of 8192 rows. Chunks run in
 //! parallel (rayon) and are concatenated in order, so the output does not depend on the
-//! thread count. Speed: 1M rows in ≈ 1 s on 2 shared cores (see `benches/generate.rs`).
+//! thread count. [`generate_stream`] hands the rows on in batches of 16 chunks, so a file of
+//! any size is written in flat memory (`customs-risk generate` does). Speed: 1M rows in
+//! ≈ 1 s on 2 shared cores (see `benches/generate.rs`).
 
 mod assemble;
 mod catalog;
@@ -101,6 +103,7 @@ pub const SCHEMA_TOML: &str = include_str!("../../../data/schemas/synthetic.toml
 
 /// Rows per generation chunk (fixed, so results do not depend on the thread count).
 const CHUNK_ROWS: usize = 8192;
+const _: () = assert!(STREAM_BATCH_ROWS % CHUNK_ROWS == 0);
 
 /// Errors of the generator.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +235,39 @@ pub fn generate_with_truth(
     cfg: &SynthConfig,
     schema: &Schema,
 ) -> Result<(Batch, Truth), SynthError> {
+    let mut all: Option<(Batch, Truth)> = None;
+    generate_stream(cfg, schema, |batch, truth| {
+        match &mut all {
+            None => all = Some((batch, truth)),
+            Some((b, t)) => {
+                b.extend(batch);
+                t.mechanism.extend(truth.mechanism);
+                t.evaded.extend(truth.evaded);
+                t.rule_hit.extend(truth.rule_hit);
+            }
+        }
+        Ok::<(), SynthError>(())
+    })?;
+    all.ok_or_else(|| SynthError::Config {
+        field: "rows",
+        reason: "no rows were generated".into(),
+    })
+}
+
+/// Rows per batch that [`generate_stream`] hands on (16 generation chunks; the last batch
+/// is shorter).
+pub const STREAM_BATCH_ROWS: usize = 16 * CHUNK_ROWS;
+
+/// The rows of [`generate_with_truth`], handed to `sink` in order in batches of
+/// [`STREAM_BATCH_ROWS`] with the truth of their rows: memory holds the world, one day
+/// index per row (4 bytes) and one batch, not the whole file. Ids and `lines` continue
+/// across batches, so the concatenated batches are exactly [`generate`]'s batch. The first
+/// error of `sink` stops the generation and is returned.
+pub fn generate_stream<E: From<SynthError>>(
+    cfg: &SynthConfig,
+    schema: &Schema,
+    mut sink: impl FnMut(Batch, Truth) -> Result<(), E>,
+) -> Result<(), E> {
     let (first, last) = cfg.check()?;
     if first < schema.date_min || last > schema.date_max {
         return Err(SynthError::Schema {
@@ -242,7 +278,8 @@ pub fn generate_with_truth(
                 cr_data::schema::ymd_from_days(schema.date_min),
                 cr_data::schema::ymd_from_days(schema.date_max)
             ),
-        });
+        }
+        .into());
     }
     let layout = assemble::layout(schema)?;
     let n_days = last - first + 1;
@@ -263,25 +300,30 @@ pub fn generate_with_truth(
     day_rng.set_stream(1);
     let days = row_days(&mut day_rng, cfg.rows, first, n_days)?;
 
-    let rows: Vec<rows::Row> = days
-        .par_chunks(CHUNK_ROWS)
-        .enumerate()
-        .map(|(c, chunk)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-            rng.set_stream(2 + c as u64);
-            rows::gen_chunk(&world, chunk, &mut rng)
-        })
-        .collect::<Vec<_>>()
-        .concat();
-
     let source = format!("synthetic(seed={}, rows={})", cfg.seed, cfg.rows);
-    let batch = assemble::assemble(&world, &rows, &layout, first, source);
-    let truth = Truth {
-        mechanism: rows.iter().map(|r| r.mechanism).collect(),
-        evaded: rows.iter().map(|r| r.evaded).collect(),
-        rule_hit: rows.iter().map(|r| r.rule_hit).collect(),
-    };
-    Ok((batch, truth))
+    for (g, group) in days.chunks(STREAM_BATCH_ROWS).enumerate() {
+        // chunk c of the whole file keeps its own stream 2 + c, whatever the batch size
+        let first_chunk = g * (STREAM_BATCH_ROWS / CHUNK_ROWS);
+        let rows: Vec<rows::Row> = group
+            .par_chunks(CHUNK_ROWS)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+                rng.set_stream(2 + (first_chunk + c) as u64);
+                rows::gen_chunk(&world, chunk, &mut rng)
+            })
+            .collect::<Vec<_>>()
+            .concat();
+        let first_row = g * STREAM_BATCH_ROWS;
+        let batch = assemble::assemble(&world, &rows, &layout, first, first_row, source.clone());
+        let truth = Truth {
+            mechanism: rows.iter().map(|r| r.mechanism).collect(),
+            evaded: rows.iter().map(|r| r.evaded).collect(),
+            rule_hit: rows.iter().map(|r| r.rule_hit).collect(),
+        };
+        sink(batch, truth)?;
+    }
+    Ok(())
 }
 
 /// Day index (from the first day) of every row, sorted: a multinomial over days with a weekday

@@ -247,10 +247,19 @@ fn same_seed_same_model_bytes_any_thread_count() {
     }
     // the whole file, card included, byte for byte (so the registry's version label, the
     // file's sha256, is the same too)
-    assert!(files[0] == files[1], "1 and 2 threads gave different model files");
-    assert!(files[1] == files[2], "the data's path changed the model file");
+    assert!(
+        files[0] == files[1],
+        "1 and 2 threads gave different model files"
+    );
+    assert!(
+        files[1] == files[2],
+        "the data's path changed the model file"
+    );
     // the run facts are in the card beside the model, not in the file
-    let run = cards[1].run.as_ref().expect("the sidecar card has the run facts");
+    let run = cards[1]
+        .run
+        .as_ref()
+        .expect("the sidecar card has the run facts");
     assert_eq!(run.threads, 2);
     assert!(run.data_file.ends_with("copy-of-the-data.csv"));
     let m = cr_onnx::load_model(&paths[0]).unwrap();
