@@ -248,10 +248,16 @@ pub fn generate_with_truth(
         }
         Ok::<(), SynthError>(())
     })?;
-    all.ok_or_else(|| SynthError::Config {
-        field: "rows",
-        reason: "no rows were generated".into(),
-    })
+    // rows = 0 is a valid request: an empty batch with the schema's columns
+    Ok(all.unwrap_or_else(|| {
+        let source = format!("synthetic(seed={}, rows={})", cfg.seed, cfg.rows);
+        let truth = Truth {
+            mechanism: Vec::new(),
+            evaded: Vec::new(),
+            rule_hit: Vec::new(),
+        };
+        (Batch::empty(schema, source), truth)
+    }))
 }
 
 /// Rows per batch that [`generate_stream`] hands on (16 generation chunks; the last batch
