@@ -29,6 +29,21 @@ pub struct GroupRow {
     pub precision: Option<Estimate>,
 }
 
+/// Groups with fewer labelled positives, or fewer labelled negatives, than this show their
+/// estimates without an interval: a normal or DeLong interval from a handful of labels can
+/// collapse to a point (`1.000 [1.000, 1.000]` on a group with 3 positives) and claims a
+/// certainty the data does not have.
+pub const MIN_LABELS_FOR_INTERVAL: usize = 10;
+
+impl GroupRow {
+    /// Whether the group has enough labels of each class for its intervals to be shown
+    /// ([`MIN_LABELS_FOR_INTERVAL`]).
+    pub fn interval_shown(&self) -> bool {
+        self.positives >= MIN_LABELS_FOR_INTERVAL
+            && self.labelled.saturating_sub(self.positives) >= MIN_LABELS_FOR_INTERVAL
+    }
+}
+
 /// All groups of one key column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Breakdown {

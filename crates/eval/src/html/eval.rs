@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::svg::{bar_chart, line_chart, Axis, Bar, Legend, LineChart, Series, Threshold};
 use super::{color_of, esc, est_name, notes, num, page, pct, DEFINITIONS};
-use crate::breakdown::Breakdown;
+use crate::breakdown::{Breakdown, MIN_LABELS_FOR_INTERVAL};
 use crate::drift::DriftLevel;
 use crate::estimate::EstimatorReport;
 use crate::report::EvaluationReport;
@@ -160,7 +160,22 @@ fn breakdown_table(out: &mut String, b: &Breakdown) {
         esc(&b.budget.label()),
         esc(&b.name)
     );
+    let mut few = false;
     for g in &b.groups {
+        let (auc, hit) = if g.interval_shown() {
+            (num(&g.roc_auc, 3), pct(&g.precision))
+        } else {
+            few = true;
+            let mark = |v: Option<String>| v.map_or_else(|| "—".to_string(), |v| format!("{v} †"));
+            (
+                mark(g.roc_auc.as_ref().map(|e| format!("{:.3}", e.value))),
+                mark(
+                    g.precision
+                        .as_ref()
+                        .map(|e| format!("{:.1} %", e.value * 100.0)),
+                ),
+            )
+        };
         let _ = write!(
             out,
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -169,12 +184,18 @@ fn breakdown_table(out: &mut String, b: &Breakdown) {
             g.labelled,
             g.positives,
             g.n_sample,
-            num(&g.roc_auc, 3),
+            auc,
             g.k,
-            pct(&g.precision)
+            hit
         );
     }
     out.push_str("</table>");
+    if few {
+        let _ = write!(
+            out,
+            "<p class=\"sub\">† no interval: fewer than {MIN_LABELS_FOR_INTERVAL} labelled positives or negatives in the group; the value is a point estimate from very few labels.</p>"
+        );
+    }
 }
 
 /// Render one model's evaluation as a self-contained HTML page (inline SVG plots: gains, lift,
@@ -445,4 +466,65 @@ pub fn render_evaluation_html(r: &EvaluationReport) -> String {
     }
     let _ = write!(o, "<footer><p>{DEFINITIONS}</p></footer>");
     page(&format!("Evaluation: {}", r.model), &o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breakdown::GroupRow;
+    use crate::estimate::{CiMethod, Estimate};
+    use crate::rows::Estimator;
+
+    fn est(v: f64, lo: f64, hi: f64) -> Option<Estimate> {
+        Some(Estimate {
+            estimator: Estimator::Inspected,
+            value: v,
+            ci_low: lo,
+            ci_high: hi,
+            confidence: 0.95,
+            ci_method: CiMethod::Normal,
+            n: 10,
+        })
+    }
+
+    fn group(key: &str, labelled: usize, positives: usize) -> GroupRow {
+        GroupRow {
+            key: key.into(),
+            n: 1000,
+            labelled,
+            positives,
+            n_sample: labelled,
+            roc_auc: est(1.0, 1.0, 1.0),
+            k: 50,
+            precision: est(0.5, 0.25, 0.75),
+        }
+    }
+
+    #[test]
+    fn tiny_groups_show_no_degenerate_interval() {
+        let b = Breakdown {
+            name: "office".into(),
+            estimator: Estimator::Inspected,
+            budget: crate::budget::Budget::Rate(0.05),
+            // 3 positives: no interval; 12 positives and 30 negatives: intervals
+            groups: vec![group("TINY", 40, 3), group("BIG", 42, 12)],
+        };
+        let mut html = String::new();
+        breakdown_table(&mut html, &b);
+        let tiny = &html[html.find("TINY").unwrap()..html.find("BIG").unwrap()];
+        assert!(
+            tiny.contains("1.000 †") && tiny.contains("50.0 % †"),
+            "{tiny}"
+        );
+        assert!(!tiny.contains("[1.000, 1.000]"), "{tiny}");
+        let big = &html[html.find("BIG").unwrap()..];
+        assert!(
+            big.contains("[1.000, 1.000]") && big.contains("[25.0, 75.0]"),
+            "{big}"
+        );
+        assert!(html.contains("† no interval: fewer than 10"));
+        // a group with enough positives but too few negatives has none either
+        assert!(!group("NEG", 15, 12).interval_shown());
+        assert!(group("OK", 20, 10).interval_shown());
+    }
 }
