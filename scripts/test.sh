@@ -32,6 +32,8 @@ if ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add clippy
 fi
 cargo fmt --all --check
+# demo.sh's binary build and this test build must share their compiled dependencies.
+./scripts/check-features.sh
 echo "clippy: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --no-fail-fast
