@@ -473,11 +473,11 @@ fn an_edited_graph_or_metadata_is_refused_natively_and_scored_by_onnx_runtime() 
         // no digest (e.g. exported before it existed): not native either
         let mut p = orig.clone();
         p.metadata_props
-            .retain(|m| m.key() != cr_onnx::GRAPH_DIGEST_KEY);
+            .retain(|m| m.key() != cr_model::meta::GRAPH_DIGEST_KEY);
         let e = DeclarationModel::from_proto(&p, &native(1))
             .unwrap_err()
             .to_string();
-        assert!(e.contains(cr_onnx::GRAPH_DIGEST_KEY), "{name}: {e}");
+        assert!(e.contains(cr_model::meta::GRAPH_DIGEST_KEY), "{name}: {e}");
     }
 
     // Auto: ONNX Runtime scores the edited graph, and says why

@@ -11,7 +11,7 @@
 //!   logistic models the element-wise preprocessing (signed log, imputation, standardisation)
 //!   and the linear core, with ORT's f32 arithmetic (bit-identical scores in our tests). It
 //!   ignores the graph's pipeline nodes, so it runs only when the digest the exporter stored
-//!   ([`cr_onnx::GRAPH_DIGEST_KEY`]) matches the graph and the pipeline metadata as loaded;
+//!   ([`meta::GRAPH_DIGEST_KEY`]) matches the graph and the pipeline metadata as loaded;
 //!   an edited file goes to ONNX Runtime ([`DeclarationModel::native_refused`] says why) or,
 //!   with [`Engine::Native`], is an error;
 //! - **ONNX Runtime** (fallback, or forced with [`Engine::Ort`]): the whole graph, fed the raw
@@ -247,14 +247,14 @@ impl DeclarationModel {
 
 /// The native path runs the pipeline from the metadata and ignores the graph's pipeline
 /// nodes, so it may only run when the graph is the one exported with that metadata: the
-/// digest stored by the exporter ([`cr_onnx::GRAPH_DIGEST_KEY`]) must equal the digest of the
+/// digest stored by the exporter ([`meta::GRAPH_DIGEST_KEY`]) must equal the digest of the
 /// graph, the pipeline JSON and the feature tensor name as loaded.
 fn check_binding(
     proto: &cr_onnx::proto::ModelProto,
     pipeline_json: &str,
     features: &str,
 ) -> Result<(), InferError> {
-    let key = cr_onnx::GRAPH_DIGEST_KEY;
+    let key = meta::GRAPH_DIGEST_KEY;
     let stored = proto
         .metadata_props
         .iter()

@@ -4,7 +4,7 @@
 //! of the graph (the feature pipeline). The two must describe the same model: an edited graph
 //! with untouched metadata would score one way natively and another way in ONNX Runtime.
 //! [`graph_digest`] is SHA-256 over the graph's protobuf encoding and the bound metadata
-//! values; the exporter stores it under [`GRAPH_DIGEST_KEY`], and a reader that wants to use
+//! values; the exporter stores it under [`cr_model::meta::GRAPH_DIGEST_KEY`], and a reader that wants to use
 //! the metadata instead of the graph recomputes it and compares.
 //!
 //! The encoding is prost's (fields in tag order, no unknown fields), so decoding a file and
@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::proto::GraphProto;
 
-/// Metadata key of the digest (lower-case hex SHA-256).
-pub const GRAPH_DIGEST_KEY: &str = "customs_risk.graph_sha256";
+/// Metadata key of the digest (lower-case hex SHA-256); spelled in [`cr_model::meta`], the one
+/// home of the model file's keys, and re-exported here for readers of this module.
+pub use cr_model::meta::GRAPH_DIGEST_KEY;
 
 /// SHA-256 (hex) of `graph` and the `bound` metadata `(key, value)` pairs, in the given order.
 ///

@@ -4,7 +4,7 @@
 //! [`trees`] or [`linear`] → `probabilities: float [N, 2]` (column 1 is the risk score).
 //! `metadata_props` carry the model card and everything the native engine needs, under the
 //! keys of [`cr_model::meta`] (their one home, with what each holds).
-//! `customs_risk.graph_sha256` ([`cr_onnx::GRAPH_DIGEST_KEY`]) holds [`cr_onnx::graph_digest`] of
+//! `customs_risk.graph_sha256` ([`meta::GRAPH_DIGEST_KEY`]) holds [`cr_onnx::graph_digest`] of
 //! the graph with the pipeline and features metadata: a native engine that rebuilds the
 //! pipeline from metadata runs only when the graph is the one the metadata produced.
 
@@ -82,7 +82,7 @@ pub fn to_onnx(
         .metadata(meta::PIPELINE, &pipeline_json)
         .metadata(meta::KIND, kind)
         .metadata(meta::FEATURES, &features)
-        .metadata(cr_onnx::GRAPH_DIGEST_KEY, &digest);
+        .metadata(meta::GRAPH_DIGEST_KEY, &digest);
     if let Some(j) = extra {
         mb = mb.metadata(meta::LOGISTIC, &j);
     }
