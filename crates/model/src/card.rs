@@ -96,7 +96,9 @@ pub struct ModelCard {
     /// percentiles and channel thresholds when scoring ([`ModelCard::reference`]).
     pub score_quantiles: Vec<f32>,
     /// Training distribution of every feature (10 quantile bins + a missing bin), the
-    /// reference for feature drift (PSI) when the model is evaluated on new data.
+    /// reference for feature drift (PSI) when the model is evaluated on new data: the rows of
+    /// the training file (every row, inspected or not; at most 200,000 evenly spaced) through
+    /// the shipped pipeline, i.e. the features as scoring computes them.
     pub feature_bins: Vec<FeatureBins>,
     /// The facts of the training run that are not facts of the model: when, where from, how
     /// fast. Written in the card beside the model (`NAME.card.json`); left out of the card
