@@ -1477,3 +1477,63 @@ fn foreign_duplicate_ids_found_at_the_end_follow_the_immediate_rule() {
     let want = format!("one.csv: line 41, column \"declaration_id\": value \"{}\" rejected: duplicate id (first seen on line 6); column \"value\": value \"zz\" rejected: not a number", id(5));
     assert!(err.contains(&want), "{err}");
 }
+
+/// Our models: duplicate ids settled after the last chunk go into the reject file in line
+/// order, and a duplicate on a row rejected for a bad cell is listed with that row's problems
+/// (id column first, the schema's order), as the immediate rule would write them; the rows
+/// are counted once. Expected rejects from first principles (the changes made to the file).
+#[test]
+fn our_late_duplicates_merge_into_the_rejects_in_line_order() {
+    let fx = Fixture::new(400);
+    let all_ids = file_ids(&fx.test, "declaration_id");
+    let bad = fx.path("dups.csv");
+    // data row r sits on line r + 1
+    corrupt(
+        &fx.test,
+        &bad,
+        &[
+            (10, "value", "abc"),
+            (20, "declaration_id", all_ids[2].as_str()),
+            (30, "declaration_id", all_ids[3].as_str()),
+            (30, "mass", "-5"),
+            (35, "hs_code", "ABCDEF"),
+        ],
+    );
+    fx.score(
+        &fx.gbdt,
+        &bad,
+        "skip.csv",
+        &[
+            "--on-error",
+            "skip",
+            "--rejects",
+            "rejects.csv",
+            "--batch-rows",
+            "7",
+            "--quiet",
+        ],
+    );
+    let rejects = read_rejects(&fx.path("rejects.csv"));
+    let got: Vec<(String, String, String)> = rejects
+        .iter()
+        .map(|r| (r[0].to_string(), r[1].to_string(), r[3].to_string()))
+        .collect();
+    let dup = |first: usize| format!("duplicate id (first seen on line {first})");
+    let want: Vec<(String, String, String)> = vec![
+        ("11".into(), "value".into(), "not a number".into()),
+        ("21".into(), "declaration_id".into(), dup(4)),
+        ("31".into(), "declaration_id".into(), dup(5)),
+        ("31".into(), "mass".into(), "below minimum 0".into()),
+        ("36".into(), "hs_code".into(), "?".into()),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.0, &g.1), (&w.0, &w.1), "{got:?}");
+        if w.2 != "?" {
+            assert!(g.2.contains(&w.2), "{g:?} wants {w:?}");
+        }
+    }
+    // 4 rows rejected (row 30 once), the rest scored
+    let accepted = read_scores(&fx.path("skip.csv"));
+    assert_eq!(accepted.len(), all_ids.len() - 4);
+}

@@ -8,7 +8,9 @@
 //! CSV chunks are split sequentially and parsed + validated in parallel on the caller's
 //! rayon pool; the output never depends on the thread count. The duplicate-id rule runs
 //! immediately (an in-memory set) or deferred ([`DuplicateCheck::Deferred`]: sorted runs on
-//! disk, flat memory, duplicates reported by [`Reader::finish_duplicates`]).
+//! disk, flat memory, duplicates reported by [`Reader::finish_duplicates`]); with the
+//! deferred rule the rejects wait in a [`RejectSpool`] and the late duplicates are merged into
+//! them in line order, so the reject file is the one the immediate rule writes.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -40,6 +42,7 @@ pub mod reject;
 pub mod report;
 pub mod schema;
 mod slots;
+mod spool;
 pub mod table;
 mod validate;
 pub mod write;
@@ -57,6 +60,7 @@ pub use read::{
 pub use reject::{Problem, Reject};
 pub use report::{validate_file, ValidationReport};
 pub use schema::{Case, CategoricalKind, HsLonger, NumericKind, Schema, Selection};
+pub use spool::{join_duplicate, RejectSpool};
 pub use table::{
     remove_table_rows, write_rejects, ColType, Column, ColumnRef, RejectWriter, TableWriter,
 };

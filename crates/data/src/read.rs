@@ -143,6 +143,25 @@ pub struct LateDuplicate {
     pub reject: Reject,
 }
 
+impl LateDuplicate {
+    /// The duplicate-id reject of the row `found` (its line, first line and output ordinal)
+    /// whose id column `id_column` holds `id` (trimmed), `raw` its cells; worded as the
+    /// immediate check words it.
+    pub fn new(found: &crate::Found, id_column: &str, id: &str, raw: Vec<String>) -> LateDuplicate {
+        let problem = crate::reject::Problem::new(
+            Some(id_column),
+            Some(id),
+            "duplicate id",
+            format!("duplicate id (first seen on line {})", found.first_line),
+        );
+        LateDuplicate {
+            ordinal: found.ordinal,
+            first_line: found.first_line,
+            reject: Reject::from_problems(found.line, vec![problem], raw),
+        }
+    }
+}
+
 /// One chunk being filled by a source.
 pub(crate) struct Chunk<'a> {
     pub batch: Batch,
@@ -292,6 +311,15 @@ impl Reader {
     pub fn columns(&self) -> &[String] {
         &self.columns
     }
+    /// The order of a row's problems in its reject (the schema's columns, id first): what
+    /// [`crate::RejectSpool`] sorts a late duplicate into a rejected row's problems by.
+    pub fn problem_order(&self) -> Vec<String> {
+        self.schema
+            .all_columns()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
     /// The file's columns the schema does not know, in file order: left unread with
     /// [`ExtraColumns::Ignore`] (with [`ExtraColumns::Refuse`] they are an error, so none).
     pub fn ignored_columns(&self) -> Vec<&str> {
@@ -330,25 +358,15 @@ impl Reader {
         };
         let mut out = Vec::with_capacity(found.len());
         for (f, (raw, id)) in found.into_iter().zip(raws) {
-            let problem = crate::reject::Problem::new(
-                Some(&self.schema.id),
-                Some(&id),
-                "duplicate id",
-                format!("duplicate id (first seen on line {})", f.first_line),
-            );
-            let reject = Reject::from_problems(f.line, vec![problem], raw);
+            let late = LateDuplicate::new(&f, &self.schema.id, &id, raw);
             if self.opts.on_error == OnError::Fail {
-                return Err(DataError::value(reject.describe(&self.name)));
+                return Err(DataError::value(late.reject.describe(&self.name)));
             }
             if f.ordinal.is_some() {
                 self.accepted -= 1;
                 self.rejected += 1;
             }
-            out.push(LateDuplicate {
-                ordinal: f.ordinal,
-                first_line: f.first_line,
-                reject,
-            });
+            out.push(late);
         }
         Ok(out)
     }

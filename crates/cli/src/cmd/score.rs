@@ -20,7 +20,8 @@ use super::validate::{delimiter_byte, OnErrorArg};
 /// handled as in `validate` (--on-error, --rejects), except that duplicate ids are settled
 /// after the last batch (so memory stays flat): with --on-error fail a duplicate stops the
 /// run, naming both lines, and no output is left; with skip the later rows are removed from
-/// the output and written to --rejects after the other rejects.
+/// the output and merged into --rejects in line order (a duplicate on a row rejected anyway
+/// is listed with that row's problems), as an immediate check would have written them.
 ///
 /// Our models (from `customs-risk train`) take the raw declaration columns named in their
 /// schema. A foreign model (skl2onnx / onnxmltools) whose single input is a float tensor

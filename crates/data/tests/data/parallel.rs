@@ -405,3 +405,53 @@ fn removing_rows_from_a_written_table() {
         }
     }
 }
+
+/// With the deferred check, rejects spooled and merged with the late duplicates
+/// ([`cr_data::RejectSpool`]) give the reject file of the immediate check, byte for byte:
+/// line order, a duplicate on a bad row listed with that row's problems, whatever the chunk
+/// size, run size and thread count.
+#[test]
+fn spooled_deferred_rejects_are_the_immediate_reject_file() {
+    let d = tempfile::tempdir().unwrap();
+    let (text, _) = with_duplicates("\n");
+    let csv = file(&d, "dup.csv", text.as_bytes());
+    let (_, imm_rejects) = read_all(&csv, &mini(), &skip()).unwrap();
+    let want = d.path().join("imm.csv");
+    cr_data::write_rejects(&want, "dup.csv", &imm_rejects).unwrap();
+    let want = std::fs::read_to_string(&want).unwrap();
+    assert!(want.lines().any(|l| l.contains("duplicate id")));
+    for (batch_rows, run_entries, threads) in [(7, 3, 1), (64, 1 << 20, 2), (65_536, 1, 2)] {
+        let opts = ReadOptions {
+            batch_rows,
+            duplicates: DuplicateCheck::Deferred {
+                run_entries,
+                temp_dir: None,
+            },
+            ..skip()
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let got = d.path().join(format!("got_{batch_rows}.csv"));
+        let spool_path = d.path().join("spool.tmp");
+        pool.install(|| {
+            let mut reader = open(&csv, &mini(), &opts).unwrap();
+            let w = cr_data::RejectWriter::create(&got, "dup.csv").unwrap();
+            let mut spool =
+                cr_data::RejectSpool::create(spool_path.clone(), w, &reader.problem_order())
+                    .unwrap();
+            for c in &mut reader {
+                spool.push(&c.unwrap().rejects).unwrap();
+            }
+            let late = reader.finish_duplicates().unwrap();
+            spool.finish(&late).unwrap();
+        });
+        assert!(!spool_path.exists(), "spool removed");
+        assert_eq!(
+            std::fs::read_to_string(&got).unwrap(),
+            want,
+            "batch_rows {batch_rows}"
+        );
+    }
+}

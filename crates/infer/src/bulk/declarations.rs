@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cr_data::{DataError, DuplicateCheck, ReadChunk, ReadOptions, Reader, RejectWriter};
+use cr_data::{
+    DataError, DuplicateCheck, ReadChunk, ReadOptions, Reader, RejectSpool, RejectWriter,
+};
 
 use super::sink::Sink;
 use super::{BulkError, BulkOptions, BulkSummary, Progress};
@@ -213,8 +215,9 @@ pub(super) type Push<'a> = dyn FnMut(&cr_data::Batch, &[f32]) -> Result<(), Bulk
 /// Read, validate, score and hand over chunks in a pipeline on `pool`. While chunk N is scored
 /// and pushed, chunk N+1 is read and validated (`rayon::join`), so memory holds about three
 /// chunks. Duplicate ids are settled after the last chunk: with [`cr_data::OnError::Fail`]
-/// a duplicate is an error; with skip the duplicate rows go to the rejects (after the other
-/// rejects) and their ordinals to [`Piped::dups`].
+/// a duplicate is an error; with skip the duplicate rows go to the rejects (merged in line
+/// order by [`RejectSpool`], a duplicate on a row rejected anyway joining its problems) and
+/// the ordinals of accepted ones to [`Piped::dups`].
 pub(super) fn pipe(
     opts: &BulkOptions,
     pool: &rayon::ThreadPool,
@@ -223,10 +226,7 @@ pub(super) fn pipe(
     progress: &dyn Progress,
     push: &mut Push<'_>,
 ) -> Result<Piped, BulkError> {
-    let Started {
-        mut reader,
-        mut ahead,
-    } = start;
+    let Started { mut reader, ahead } = start;
     let ignored_columns: Vec<String> = reader
         .ignored_columns()
         .into_iter()
@@ -235,15 +235,64 @@ pub(super) fn pipe(
     if !ignored_columns.is_empty() {
         progress.ignored_columns(&ignored_columns);
     }
+    // rejects wait in a spool until the duplicates are known (merged in line order)
     let mut rej = match &opts.rejects {
-        Some(p) => Some(RejectWriter::create(p, reader.source())?),
+        Some(p) => Some(RejectSpool::create(
+            super::sink::with_ext(&opts.out, ".rejects.tmp"),
+            RejectWriter::create(p, reader.source())?,
+            &reader.problem_order(),
+        )?),
         None => None,
     };
+    let result = pipe_chunks(
+        pool,
+        model,
+        &mut reader,
+        ahead,
+        progress,
+        push,
+        &mut rej,
+        opts,
+    );
+    let late = match result {
+        Ok(late) => late,
+        Err(e) => {
+            if let Some(s) = rej {
+                s.discard();
+            }
+            return Err(e);
+        }
+    };
+    // Rows accepted in their chunk that turned out to be duplicates: out of the output.
+    let dups: Vec<u64> = late.iter().filter_map(|d| d.ordinal).collect();
+    if let Some(s) = rej {
+        s.finish(&late)?;
+    }
+    Ok(Piped {
+        dups,
+        accepted: reader.accepted(),
+        rejected: reader.rejected(),
+        ignored_columns,
+    })
+}
+
+/// The chunk loop of [`pipe`]; returns the late duplicates.
+#[allow(clippy::too_many_arguments)]
+fn pipe_chunks(
+    pool: &rayon::ThreadPool,
+    model: &DeclarationModel,
+    reader: &mut Reader,
+    mut ahead: VecDeque<Result<ReadChunk, DataError>>,
+    progress: &dyn Progress,
+    push: &mut Push<'_>,
+    rej: &mut Option<RejectSpool>,
+    opts: &BulkOptions,
+) -> Result<Vec<cr_data::LateDuplicate>, BulkError> {
     let data = |source: DataError| BulkError::Read {
         path: opts.data.clone(),
         source,
     };
-    let late = pool.install(|| -> Result<Vec<cr_data::LateDuplicate>, BulkError> {
+    pool.install(|| -> Result<Vec<cr_data::LateDuplicate>, BulkError> {
         // Duplicates are settled as soon as the reader is exhausted, while the last chunk is
         // scored.
         let mut late = None;
@@ -256,7 +305,7 @@ pub(super) fn pipe(
         };
         let mut next = match ahead.pop_front() {
             Some(c) => Some(c),
-            None => read_next(&mut reader, &mut late),
+            None => read_next(reader, &mut late),
         };
         while let Some(chunk) = next {
             let chunk = chunk.map_err(data)?;
@@ -268,12 +317,12 @@ pub(super) fn pipe(
                     if has_queued {
                         queued
                     } else {
-                        read_next(&mut reader, &mut late)
+                        read_next(reader, &mut late)
                     }
                 },
                 || -> Result<(), BulkError> {
-                    if let Some(r) = &mut rej {
-                        r.write(&chunk.rejects)?;
+                    if let Some(r) = rej.as_mut() {
+                        r.push(&chunk.rejects)?;
                     }
                     let scores = model.score_batch(&chunk.batch)?;
                     push(&chunk.batch, &scores)
@@ -288,24 +337,5 @@ pub(super) fn pipe(
             Some(l) => l.map_err(data),
             None => reader.finish_duplicates().map_err(data),
         }
-    })?;
-    // Rows accepted in their chunk that turned out to be duplicates: out of the output.
-    let dups: Vec<u64> = late.iter().filter_map(|d| d.ordinal).collect();
-    if let Some(r) = &mut rej {
-        let late_rejects: Vec<cr_data::Reject> = late
-            .iter()
-            .filter(|d| d.ordinal.is_some())
-            .map(|d| d.reject.clone())
-            .collect();
-        r.write(&late_rejects)?;
-    }
-    if let Some(r) = rej {
-        r.finish()?;
-    }
-    Ok(Piped {
-        dups,
-        accepted: reader.accepted(),
-        rejected: reader.rejected(),
-        ignored_columns,
     })
 }

@@ -11,9 +11,11 @@
 //!   `NaN`, `inf`, `1e39`);
 //! - with an id column: an empty id, or an id seen on an earlier row (accepted or not;
 //!   "duplicate id (first seen on line N)"). Duplicates are found after the last block
-//!   with bounded memory (sorted runs on disk, `foreign_dups.rs`); the reject file and the
+//!   with bounded memory (sorted runs on disk, [`cr_data::DeferredIds`]) and merged into
+//!   the rejects by [`cr_data::RejectSpool`], as for our models: the reject file and the
 //!   output are those of an immediate check (rejects in line order, a duplicate listed
-//!   with the row's other problems), and with `fail` the error is the first bad row;
+//!   with the row's other problems, a duplicate never a "no score" row), and with `fail`
+//!   the error is the first bad row;
 //! - a score that is not a finite number: the model could not score the row (e.g. a
 //!   scikit-learn scaler + logistic regression given a missing value).
 //!
@@ -32,9 +34,11 @@
 
 use std::path::Path;
 
-use cr_data::{DeferredIds, OnError, Problem, Reject, RejectWriter};
+use cr_data::{
+    join_duplicate, DeferredIds, Found, LateDuplicate, OnError, Problem, Reject, RejectSpool,
+    RejectWriter,
+};
 
-use super::foreign_dups::{duplicate_problem, duplicate_reject, records_at, Pending, RejectSpool};
 use super::sink::{with_ext, Sink};
 use super::{BulkError, BulkOptions, BulkSummary, Progress};
 use crate::{InputKind, LoadOptions, Model};
@@ -89,7 +93,7 @@ pub(super) fn score(
 }
 
 /// The CSV reader of `path` (header read by the caller; rows of any width).
-pub(super) fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>, BulkError> {
+fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>, BulkError> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
@@ -97,7 +101,7 @@ pub(super) fn reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::
         .map_err(|e| BulkError::other(format!("opening {}", path.display()), e))
 }
 
-pub(super) fn read_error(path: &Path, e: csv::Error) -> BulkError {
+fn read_error(path: &Path, e: csv::Error) -> BulkError {
     let at = e
         .position()
         .map(|p| format!(": line {}", p.line()))
@@ -218,6 +222,68 @@ fn mapping(
     }
 }
 
+/// A rejected row as the block check made it, before duplicates are known.
+struct Pending {
+    reject: Reject,
+    /// Rejected because the model gave no score (its cells were fine).
+    no_score: bool,
+}
+
+/// The duplicates `dups` (line order) as rejects: their cells read from the file again.
+fn late_duplicates(
+    path: &Path,
+    delimiter: u8,
+    dups: &[Found],
+    header: &[String],
+    id_col: usize,
+) -> Result<Vec<LateDuplicate>, BulkError> {
+    let lines: Vec<u64> = dups.iter().map(|d| d.line).collect();
+    let recs = records_at(path, delimiter, &lines)?;
+    Ok(dups
+        .iter()
+        .zip(&recs)
+        .map(|(d, rec)| {
+            let id = String::from_utf8_lossy(rec.get(id_col).unwrap_or_default());
+            LateDuplicate::new(d, &header[id_col], id.trim(), raw(rec))
+        })
+        .collect())
+}
+
+/// The records starting on `lines` (ascending) of the CSV file at `path`, read again as the
+/// scoring pass read it (header skipped, rows of any width).
+fn records_at(
+    path: &Path,
+    delimiter: u8,
+    lines: &[u64],
+) -> Result<Vec<csv::ByteRecord>, BulkError> {
+    let mut rdr = reader(path, delimiter)?;
+    let mut out = Vec::with_capacity(lines.len());
+    let mut rec = csv::ByteRecord::new();
+    let mut want = lines.iter().peekable();
+    while let Some(&&line) = want.peek() {
+        if !rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| read_error(path, e))?
+        {
+            return Err(BulkError::Invalid(format!(
+                "{}: line {line} is gone (was the file changed while it was scored?)",
+                path.display()
+            )));
+        }
+        let at = rec.position().map_or(0, csv::Position::line);
+        if at == line {
+            out.push(rec.clone());
+            want.next();
+        } else if at > line {
+            return Err(BulkError::Invalid(format!(
+                "{}: no record starts on line {line} (was the file changed while it was scored?)",
+                path.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// One block of rows read from the file.
 struct Block {
     recs: Vec<csv::ByteRecord>,
@@ -241,7 +307,13 @@ impl Rejects {
             Rejects::File(w) => {
                 Ok(w.write(&rejects.into_iter().map(|p| p.reject).collect::<Vec<_>>())?)
             }
-            Rejects::Spool(s) => rejects.iter().try_for_each(|p| s.push(p)),
+            Rejects::Spool(s) => Ok(rejects.iter().try_for_each(|p| {
+                if p.no_score {
+                    s.push_unscored(&p.reject)
+                } else {
+                    s.push(std::slice::from_ref(&p.reject))
+                }
+            })?),
         }
     }
 }
@@ -325,7 +397,11 @@ fn score_rows(
         let w = RejectWriter::create(p, &source)?;
         out.rejects = match id_col {
             None => Rejects::File(w),
-            Some(_) => Rejects::Spool(RejectSpool::create(with_ext(&opts.out, ".rejects.tmp"), w)?),
+            Some(_) => Rejects::Spool(RejectSpool::create(
+                with_ext(&opts.out, ".rejects.tmp"),
+                w,
+                &header,
+            )?),
         };
     }
     out.ids = id_col.map(|_| DeferredIds::new(cr_data::DEFAULT_RUN_ENTRIES, None, &source));
@@ -363,22 +439,19 @@ fn score_rows(
             let dups = log.finish()?;
             if fail {
                 if let Some(d) = dups.first() {
-                    let rec = records_at(path, delimiter, &[d.line])?;
-                    return Err(BulkError::Invalid(
-                        duplicate_reject(d, &rec[0], &header, c).describe(&source),
-                    ));
+                    let late = late_duplicates(path, delimiter, &[*d], &header, c)?;
+                    return Err(BulkError::Invalid(late[0].reject.describe(&source)));
                 }
             }
-            let recs = match (&out.rejects, dups.is_empty()) {
-                (Rejects::Spool(_), false) => records_at(
-                    path,
-                    delimiter,
-                    &dups.iter().map(|d| d.line).collect::<Vec<_>>(),
-                )?,
-                _ => Vec::new(),
-            };
             if let Rejects::Spool(s) = std::mem::replace(&mut out.rejects, Rejects::None) {
-                s.finish(&dups, &recs, &header, c)?;
+                let late = match late_duplicates(path, delimiter, &dups, &header, c) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        s.discard();
+                        return Err(e);
+                    }
+                };
+                s.finish(&late)?;
             }
             dups
         }
@@ -404,7 +477,7 @@ struct Rows<'a> {
     delimiter: u8,
 }
 
-pub(super) fn raw(rec: &csv::ByteRecord) -> Vec<String> {
+fn raw(rec: &csv::ByteRecord) -> Vec<String> {
     rec.iter()
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect()
@@ -431,7 +504,6 @@ impl Rows<'_> {
                 None,
                 Err(Box::new(Pending {
                     reject: Reject::from_problems(line, vec![p], raw(rec)),
-                    cols: vec![usize::MAX],
                     no_score: false,
                 })),
             );
@@ -487,7 +559,6 @@ impl Rows<'_> {
         } else {
             x.truncate(start);
             problems.sort_by_key(|p| p.0);
-            let cols = problems.iter().map(|p| p.0).collect();
             (
                 key,
                 Err(Box::new(Pending {
@@ -496,7 +567,6 @@ impl Rows<'_> {
                         problems.into_iter().map(|p| p.1).collect(),
                         raw(rec),
                     ),
-                    cols,
                     no_score: false,
                 })),
             )
@@ -575,7 +645,6 @@ impl Rows<'_> {
             );
             rejects.push(Pending {
                 reject,
-                cols: Vec::new(),
                 no_score: true,
             });
         }
@@ -624,15 +693,38 @@ impl Rows<'_> {
         let Some(d) = dups.first().filter(|d| d.line <= first.reject.line) else {
             return BulkError::Invalid(first.reject.describe(self.source));
         };
-        let rec = match records_at(self.path, self.delimiter, &[d.line]) {
-            Ok(r) => r,
+        let late = match late_duplicates(self.path, self.delimiter, &[*d], self.header, c) {
+            Ok(l) => l,
             Err(e) => return e,
         };
         let reject = if d.line == first.reject.line {
-            first.with_duplicate(c, duplicate_problem(d, &rec[0], self.header, c))
+            join_duplicate(&first.reject, first.no_score, &late[0], self.header)
         } else {
-            duplicate_reject(d, &rec[0], self.header, c)
+            late[0].reject.clone()
         };
         BulkError::Invalid(reject.describe(self.source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_found_by_their_first_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.csv");
+        std::fs::write(&p, "id,x\na,1\n\"b\nb\",2\nc\nd,4\n").unwrap();
+        let recs = records_at(&p, b',', &[3, 5, 6]).unwrap();
+        let got: Vec<Vec<&[u8]>> = recs.iter().map(|r| r.iter().collect()).collect();
+        assert_eq!(
+            got,
+            vec![vec![&b"b\nb"[..], b"2"], vec![b"c"], vec![b"d", b"4"]]
+        );
+        assert!(
+            records_at(&p, b',', &[4]).is_err(),
+            "line 4 is inside a record"
+        );
+        assert!(records_at(&p, b',', &[9]).is_err());
     }
 }

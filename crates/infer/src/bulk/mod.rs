@@ -8,8 +8,9 @@
 //! skl2onnx / onnxmltools (`foreign.rs`: named or numeric columns → [N, F]); the output
 //! writers and the budget selection (`sink.rs`); duplicate ids settled after the last
 //! chunk with sorted runs on disk ([`cr_data::DuplicateCheck::Deferred`],
-//! [`cr_data::DeferredIds`]), the late duplicates removed from the output and appended to
-//! (ours) or merged in line order into (foreign) the rejects.
+//! [`cr_data::DeferredIds`]), the late duplicates removed from the output and merged in line
+//! order into the rejects by [`cr_data::RejectSpool`] (both paths): the reject file is the
+//! one the immediate rule writes.
 //!
 //! Must not: draw on a terminal (progress goes through [`Progress`]), print, or exit.
 //!
@@ -36,7 +37,6 @@
 mod declarations;
 mod error;
 mod foreign;
-mod foreign_dups;
 mod select;
 mod sink;
 
