@@ -1537,3 +1537,129 @@ fn our_late_duplicates_merge_into_the_rejects_in_line_order() {
     let accepted = read_scores(&fx.path("skip.csv"));
     assert_eq!(accepted.len(), all_ids.len() - 4);
 }
+
+/// Foreign models with one named [N, 1] input per column (skl2onnx: a scikit-learn Pipeline
+/// ColumnTransformer(OneHotEncoder on string columns + StandardScaler on float columns) ->
+/// LogisticRegression, and LightGBM behind a ColumnTransformer): each input is fed from the
+/// column of its name (or --map input=column), typed as declared; scores equal ONNX Runtime
+/// in Python (pandas feeding the same columns) within 1e-6; a non-numeric cell in a float
+/// input is a reject naming line, column and value; a missing column is an error naming it.
+#[test]
+fn foreign_models_with_named_inputs() {
+    let fx = Fixture::new(1_500);
+    let d = fx.dir.path();
+    python(
+        d,
+        &py_script("train_named.py"),
+        &[
+            fx.train.to_str().unwrap(),
+            d.to_str().unwrap(),
+            "origin_country,transport_mode,office",
+            "value,mass,quantity",
+        ],
+    );
+    // the same file with origin_country renamed
+    let renamed = fx.path("renamed.csv");
+    let text = std::fs::read_to_string(&fx.test).unwrap();
+    let (head, body) = text.split_once('\n').unwrap();
+    let head = head
+        .split(',')
+        .map(|c| if c == "origin_country" { "country" } else { c })
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&renamed, format!("{head}\n{body}")).unwrap();
+
+    for stem in ["pipeline", "lightgbm_named"] {
+        let model = fx.path(&format!("{stem}.onnx"));
+        let reference = fx.ort_reference(&model, &fx.test, "declaration_id", "");
+        let distinct: std::collections::BTreeSet<u64> =
+            reference.iter().map(|r| r.1.to_bits()).collect();
+        assert!(
+            distinct.len() > 20,
+            "{stem}: only {} distinct scores",
+            distinct.len()
+        );
+        let out = format!("{stem}.csv");
+        let log = fx.score(&model, &fx.test, &out, &["--id-column", "declaration_id"]);
+        assert!(
+            log.contains("input \"value\" (float) <- value"),
+            "{stem}: the mapping is printed: {log}"
+        );
+        let worst = assert_close(stem, &read_scores(&fx.path(&out)), &reference, TOL);
+        eprintln!("{stem}: max |diff| vs ONNX Runtime (Python) {worst:e}");
+    }
+
+    let model = fx.path("pipeline.onnx");
+    let m = model.to_str().unwrap();
+    assert!(fx
+        .score(
+            &model,
+            &fx.test,
+            "p.csv",
+            &["--id-column", "declaration_id"]
+        )
+        .contains("input \"origin_country\" (string) <- origin_country"));
+    // --map feeds an input from a column of another name: the same scores
+    fx.score(
+        &model,
+        &renamed,
+        "mapped.csv",
+        &[
+            "--id-column",
+            "declaration_id",
+            "--map",
+            "origin_country=country",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.path("mapped.csv")).unwrap(),
+        std::fs::read_to_string(fx.path("p.csv")).unwrap()
+    );
+    // without it the missing column is an error naming it
+    let err = cli_err(
+        d,
+        &[
+            "score",
+            "--model",
+            m,
+            "--data",
+            renamed.to_str().unwrap(),
+            "--out",
+            "x.csv",
+            "--id-column",
+            "declaration_id",
+        ],
+    );
+    assert!(
+        err.contains("\"origin_country\"") && err.contains("--map"),
+        "unclear error for a missing column: {err}"
+    );
+    // a text cell in a float input: a reject naming line, column and value
+    let bad = fx.path("bad.csv");
+    corrupt(&fx.test, &bad, &[(5, "mass", "abc")]);
+    fx.score(
+        &model,
+        &bad,
+        "skip.csv",
+        &[
+            "--id-column",
+            "declaration_id",
+            "--on-error",
+            "skip",
+            "--rejects",
+            "rej.csv",
+            "--quiet",
+        ],
+    );
+    let rejects = read_rejects(&fx.path("rej.csv"));
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(
+        (&rejects[0][0], &rejects[0][1], &rejects[0][2]),
+        ("6", "mass", "abc")
+    );
+    assert_eq!(rejects[0][3].to_string(), "not a number");
+    assert_eq!(
+        read_scores(&fx.path("skip.csv")).len(),
+        file_ids(&fx.test, "declaration_id").len() - 1
+    );
+}

@@ -29,7 +29,11 @@ use super::validate::{delimiter_byte, OnErrorArg};
 /// columns of the file in order when there are exactly F of them (a column is numeric when
 /// every non-empty cell of the first 1000 data rows is a finite number); the mapping is
 /// printed. Empty feature cells go to the model as NaN (missing), as pandas would feed them;
-/// a row the model scores as NaN is rejected ("no score") rather than written.
+/// a row the model scores as NaN is rejected ("no score") rather than written. A foreign
+/// model with one [N, 1] input per column (e.g. a scikit-learn ColumnTransformer pipeline
+/// from skl2onnx) takes each input from the column of the same name, or the one --map
+/// input=column names, typed as the input declares it (string, float, double, int64); a
+/// cell that does not fit its input's type is a reject. It runs on ONNX Runtime.
 ///
 /// Columns: the file must have every column the model's schema names (the label, revenue and
 /// inspection columns aside); other columns are left unread and named once on stderr, or
@@ -39,8 +43,10 @@ use super::validate::{delimiter_byte, OnErrorArg};
 /// Engines: native (compiled trees / linear, the default where the graph allows) or ort
 /// (ONNX Runtime; needs scripts/setup-ort.sh). --engine forces one.
 ///
-/// Example:
+/// Examples:
 ///   customs-risk score --model models/gbdt.onnx --data decl.csv --out scores.csv --budget 5%
+///   customs-risk score --model sklearn_pipeline.onnx --data decl.csv --out scores.csv \
+///       --id-column declaration_id --map origin=origin_country,value=customs_value
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -71,6 +77,10 @@ pub struct Args {
     /// Foreign models: the file's columns feeding the model's [N, F] input, in order.
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
+    /// Foreign models with named inputs: feed input INPUT from file column COLUMN
+    /// (INPUT=COLUMN, comma-separated); other inputs take the column of their own name.
+    #[arg(long, value_delimiter = ',', value_parser = parse_map, value_name = "INPUT=COLUMN")]
+    map: Vec<(String, String)>,
     /// Foreign models: the id column written to the output (default: the row number).
     #[arg(long)]
     id_column: Option<String>,
@@ -155,6 +165,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         on_error: a.on_error.into(),
         rejects: a.rejects.clone(),
         features: a.features.clone(),
+        map: a.map.clone(),
         id_column: a.id_column.clone(),
         engine: a.engine.into(),
         threads: a.threads,
@@ -202,6 +213,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `INPUT=COLUMN` of --map.
+fn parse_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((i, c)) if !i.trim().is_empty() && !c.trim().is_empty() => {
+            Ok((i.trim().to_string(), c.trim().to_string()))
+        }
+        _ => Err(format!(
+            "{s:?}: expected INPUT=COLUMN, e.g. origin=origin_country"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
-//! Scoring foreign models (skl2onnx / onnxmltools exports): one float input [N, F] fed from
-//! named columns of a CSV file.
+//! Scoring foreign models (skl2onnx / onnxmltools exports) from a CSV file: one float input
+//! [N, F] fed from named columns, or one `[N, 1]` input per column (e.g. a scikit-learn
+//! `ColumnTransformer` pipeline converted by skl2onnx), each fed from the file column of the
+//! same name or the one [`BulkOptions::map`] names, typed by the input's declared element
+//! type: `string` (the cell as it is), `float` / `double` (the number rules below), `int64`
+//! (an integer, not empty). Named-input models run on ONNX Runtime.
 //!
 //! Rows are checked and rejected as for our models ([`BulkOptions::on_error`],
 //! [`BulkOptions::rejects`], the same [`Reject`] records and reject file): with `fail` the
@@ -41,7 +45,8 @@ use cr_data::{
 
 use super::sink::{with_ext, Sink};
 use super::{BulkError, BulkOptions, BulkSummary, Progress};
-use crate::{InputKind, LoadOptions, Model};
+use crate::{InputColumn, InputKind, LoadOptions, Model};
+use cr_onnx::ElemType;
 
 /// Data rows read to decide which columns are numeric (default mapping).
 pub const SAMPLE_ROWS: usize = 1000;
@@ -68,7 +73,7 @@ pub(super) fn score(
         scored: 0,
         rejected: 0,
     };
-    match score_rows(model_path, &model, opts, progress, &mut out) {
+    match score_rows(&model, opts, progress, &mut out) {
         Ok((mapping, dups)) => {
             let selected = out.sink.finish(&opts.out, pool, None, &dups)?;
             Ok(BulkSummary {
@@ -125,6 +130,77 @@ fn feature(cell: &[u8]) -> Result<f32, (&'static str, &'static str)> {
         Ok(v) => Ok(v as f32),
         Err(_) => Err(("not a number", "not a number")),
     }
+}
+
+/// A cell of a named input of type `t`: numbers as [`feature`] reads them (`x`'s value);
+/// `int64` and `string` cells also go to `texts` (`x` gets NaN, or the integer for messages).
+fn named_cell(
+    cell: &[u8],
+    t: ElemType,
+    texts: &mut Vec<String>,
+) -> Result<f32, (&'static str, &'static str)> {
+    match t {
+        ElemType::F32 | ElemType::F64 => {
+            let v = feature(cell)?;
+            texts.push(String::new());
+            Ok(v)
+        }
+        ElemType::I64 => {
+            let text = std::str::from_utf8(cell)
+                .map_err(|_| ("invalid UTF-8", "invalid UTF-8"))?
+                .trim();
+            if text.is_empty() {
+                return Err((
+                    "missing value",
+                    "empty (the model's int64 input takes no missing values)",
+                ));
+            }
+            let v: i64 = text.parse().map_err(|_| {
+                (
+                    "not an integer",
+                    "not an integer (the model's input is int64)",
+                )
+            })?;
+            texts.push(text.to_string());
+            Ok(v as f32)
+        }
+        ElemType::Str => {
+            let text = std::str::from_utf8(cell).map_err(|_| ("invalid UTF-8", "invalid UTF-8"))?;
+            texts.push(text.to_string());
+            Ok(f32::NAN)
+        }
+    }
+}
+
+/// The accepted rows (row-major `x` and `texts`, one value per input) as one column per
+/// named input, typed for the model.
+fn named_columns(
+    types: &[(String, ElemType)],
+    x: &[f32],
+    texts: &[String],
+) -> Vec<(String, InputColumn)> {
+    let f = types.len();
+    let n = x.len().checked_div(f).unwrap_or(0);
+    types
+        .iter()
+        .enumerate()
+        .map(|(k, (name, t))| {
+            let col = match t {
+                ElemType::F32 | ElemType::F64 => {
+                    InputColumn::F32((0..n).map(|r| x[r * f + k]).collect())
+                }
+                ElemType::I64 => InputColumn::I64(
+                    (0..n)
+                        .map(|r| texts[r * f + k].parse().unwrap_or_default())
+                        .collect(),
+                ),
+                ElemType::Str => {
+                    InputColumn::Str((0..n).map(|r| texts[r * f + k].clone()).collect())
+                }
+            };
+            (name.clone(), col)
+        })
+        .collect()
 }
 
 /// The columns (other than `id_col`) that look numeric in the first [`SAMPLE_ROWS`] data
@@ -284,6 +360,64 @@ fn records_at(
     Ok(out)
 }
 
+/// The file column of each named input: the column of the same name, or the one
+/// `opts.map` gives it. Missing columns are one error naming each.
+fn named_mapping(
+    opts: &BulkOptions,
+    header: &[String],
+    inputs: &[(String, ElemType)],
+) -> Result<Vec<usize>, BulkError> {
+    let path = &opts.data;
+    if !opts.features.is_empty() {
+        return Err(BulkError::Invalid(
+            "--features is for models with one float matrix input; this model has named inputs \
+             (fed from the columns of the same name, or --map input=column)"
+                .into(),
+        ));
+    }
+    if let Some((input, _)) = opts
+        .map
+        .iter()
+        .find(|(i, _)| !inputs.iter().any(|(n, _)| n == i))
+    {
+        return Err(BulkError::Invalid(format!(
+            "--map {input}=...: the model has no input {input:?} (its inputs: {})",
+            inputs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut missing = Vec::new();
+    let cols: Vec<usize> = inputs
+        .iter()
+        .filter_map(|(name, t)| {
+            let col = opts
+                .map
+                .iter()
+                .find(|(i, _)| i == name)
+                .map_or(name.as_str(), |(_, c)| c.as_str());
+            let found = header.iter().position(|h| h == col);
+            if found.is_none() {
+                missing.push(format!(
+                    "{col:?} (for the model's {} input {name:?})",
+                    t.as_str()
+                ));
+            }
+            found
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(BulkError::Invalid(format!(
+            "{}: no column {}; name the column of an input with --map input=column",
+            path.display(),
+            missing.join(", ")
+        )));
+    }
+    Ok(cols)
+}
+
 /// One block of rows read from the file.
 struct Block {
     recs: Vec<csv::ByteRecord>,
@@ -332,23 +466,11 @@ struct Out {
 /// Check, score and write every row; returns the mapping (as given to `progress`) and the
 /// output ordinals of the late duplicates (ascending), which [`Sink::finish`] leaves out.
 fn score_rows(
-    model_path: &Path,
     model: &Model,
     opts: &BulkOptions,
     progress: &dyn Progress,
     out: &mut Out,
 ) -> Result<(String, Vec<u64>), BulkError> {
-    let InputKind::Matrix {
-        n_features,
-        input_name,
-    } = model.input_kind().clone()
-    else {
-        return Err(BulkError::Invalid(format!(
-            "{}: the model has several named inputs but no customs-risk pipeline metadata; \
-             only single float-matrix models ([N, F]) and customs-risk models can be scored",
-            model_path.display()
-        )));
-    };
     let path = &opts.data;
     if cr_data::FileFormat::of(path)? == cr_data::FileFormat::Parquet {
         return Err(BulkError::Invalid(format!(
@@ -381,15 +503,40 @@ fn score_rows(
         })?),
         None => None,
     };
-    let (cols, how) = mapping(opts, &header, n_features, id_col, delimiter)?;
-    let mapping = format!(
-        "input {input_name:?} [N, {}]{how} <- {}",
-        cols.len(),
-        cols.iter()
-            .map(|&i| header[i].as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let (cols, types, mapping) = match model.input_kind().clone() {
+        InputKind::Matrix {
+            n_features,
+            input_name,
+        } => {
+            if !opts.map.is_empty() {
+                return Err(BulkError::Invalid(
+                    "--map is for models with named inputs; this one takes one float matrix \
+                     (name its columns with --features a,b,c)"
+                        .into(),
+                ));
+            }
+            let (cols, how) = mapping(opts, &header, n_features, id_col, delimiter)?;
+            let mapping = format!(
+                "input {input_name:?} [N, {}]{how} <- {}",
+                cols.len(),
+                cols.iter()
+                    .map(|&i| header[i].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            (cols, None, mapping)
+        }
+        InputKind::NamedColumns(inputs) => {
+            let cols = named_mapping(opts, &header, &inputs)?;
+            let mapping = inputs
+                .iter()
+                .zip(&cols)
+                .map(|((n, t), &c)| format!("input {n:?} ({}) <- {}", t.as_str(), header[c]))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (cols, Some(inputs), mapping)
+        }
+    };
     progress.mapping(&mapping);
     let fail = opts.on_error == OnError::Fail;
     let source = path.display().to_string();
@@ -408,6 +555,7 @@ fn score_rows(
     let rows = Rows {
         header: &header,
         cols: &cols,
+        types: types.as_deref(),
         id_col,
         source: &source,
         path,
@@ -471,6 +619,8 @@ fn score_rows(
 struct Rows<'a> {
     header: &'a [String],
     cols: &'a [usize],
+    /// Named-input models: each input's name and element type (same order as `cols`).
+    types: Option<&'a [(String, ElemType)]>,
     id_col: Option<usize>,
     source: &'a str,
     path: &'a Path,
@@ -492,6 +642,7 @@ impl Rows<'_> {
         row_number: u64,
         line: u64,
         x: &mut Vec<f32>,
+        texts: &mut Vec<String>,
     ) -> (Option<u128>, Result<String, Box<Pending>>) {
         if rec.len() != self.header.len() {
             let p = Problem::new(
@@ -510,10 +661,14 @@ impl Rows<'_> {
         }
         let mut key = None;
         let mut problems: Vec<(usize, Problem)> = Vec::new();
-        let start = x.len();
-        for &c in self.cols {
+        let (start, start_texts) = (x.len(), texts.len());
+        for (k, &c) in self.cols.iter().enumerate() {
             let cell = rec.get(c).unwrap_or_default();
-            match feature(cell) {
+            let parsed = match self.types.map(|t| t[k].1) {
+                None => feature(cell),
+                Some(t) => named_cell(cell, t, texts),
+            };
+            match parsed {
                 Ok(v) => x.push(v),
                 Err((category, reason)) => {
                     problems.push((
@@ -558,6 +713,7 @@ impl Rows<'_> {
             (key, Ok(id))
         } else {
             x.truncate(start);
+            texts.truncate(start_texts);
             problems.sort_by_key(|p| p.0);
             (
                 key,
@@ -584,6 +740,7 @@ impl Rows<'_> {
         out: &mut Out,
     ) -> Result<u64, BulkError> {
         let f = self.cols.len();
+        let mut texts = Vec::new();
         let (mut x, mut ids, mut at) = (
             Vec::with_capacity(block.len * f),
             Vec::with_capacity(block.len),
@@ -594,7 +751,7 @@ impl Rows<'_> {
         let mut keys: Vec<(u128, u64, Option<usize>)> = Vec::new();
         for (i, rec) in block.recs[..block.len].iter().enumerate() {
             let line = rec.position().map_or(0, csv::Position::line);
-            let (key, checked) = self.check(rec, before + i as u64 + 1, line, &mut x);
+            let (key, checked) = self.check(rec, before + i as u64 + 1, line, &mut x, &mut texts);
             if let Some(k) = key {
                 keys.push((k, line, checked.is_ok().then_some(ids.len())));
             }
@@ -612,7 +769,10 @@ impl Rows<'_> {
                 }
             }
         }
-        let scores = model.score_matrix(&x, ids.len())?;
+        let scores = match self.types {
+            None => model.score_matrix(&x, ids.len())?,
+            Some(types) => model.score_columns(&named_columns(types, &x, &texts), ids.len())?,
+        };
         // rows the model gave no score
         let mut keep = vec![true; ids.len()];
         for (j, s) in scores.iter().enumerate() {
@@ -621,12 +781,18 @@ impl Rows<'_> {
             }
             keep[j] = false;
             let rec = &block.recs[at[j]];
+            // empty number cells (string and int64 inputs hold NaN in `x`)
+            let number = |k: usize| {
+                self.types
+                    .is_none_or(|t| matches!(t[k].1, ElemType::F32 | ElemType::F64))
+            };
             let empty: Vec<&str> = self
                 .cols
                 .iter()
+                .enumerate()
                 .zip(&x[j * f..(j + 1) * f])
-                .filter(|(_, v)| v.is_nan())
-                .map(|(&c, _)| self.header[c].as_str())
+                .filter(|((k, _), v)| v.is_nan() && number(*k))
+                .map(|((_, &c), _)| self.header[c].as_str())
                 .collect();
             let reason = if empty.is_empty() {
                 format!("the model's score is {s}")

@@ -73,6 +73,9 @@ pub struct BulkOptions {
     /// Foreign models: the columns feeding the [N, F] input, in order (empty: the numeric
     /// columns of the first [`SAMPLE_ROWS`] data rows, which must be exactly F).
     pub features: Vec<String>,
+    /// Foreign models with named inputs: `(input, column)` pairs feeding an input from a
+    /// column of another name (default: the column named like the input).
+    pub map: Vec<(String, String)>,
     /// Foreign models: the id column (default: the data row number, from 1).
     pub id_column: Option<String>,
     /// Engine for the model; default [`Engine::Auto`].
@@ -100,6 +103,7 @@ impl BulkOptions {
             on_error: OnError::Fail,
             rejects: None,
             features: Vec::new(),
+            map: Vec::new(),
             id_column: None,
             engine: Engine::Auto,
             threads: 0,
