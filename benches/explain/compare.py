@@ -40,11 +40,16 @@ def synth(n):
     X[rng.random(X.shape) < 0.05] = np.nan
     return X, y
 
-def median_time(fn, repeat):
+cpu = {}
+def median_time(fn, repeat, name=None):
     fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(repeat):
-        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        ts.append(time.perf_counter() - t); cs.append(time.process_time() - c)
+    if name:
+        cpu[name] = float(np.median(cs))
     return float(np.median(ts))
 
 import lightgbm as lgb
@@ -74,13 +79,15 @@ results = {}
 out = {}
 def lgb_run():
     out["lgb"] = booster.predict(X, pred_contrib=True, num_threads=1)
-results["lightgbm pred_contrib"] = args.rows / median_time(lgb_run, args.repeat)
+results["lightgbm pred_contrib"] = args.rows / median_time(lgb_run, args.repeat, "lightgbm pred_contrib")
+cpu_rate = {"lightgbm pred_contrib": args.rows / cpu["lightgbm pred_contrib"]}
 
 try:
     import shap
     ex = shap.TreeExplainer(model)
-    n_s = min(args.rows, 5000)
-    results["shap TreeExplainer"] = n_s / median_time(lambda: ex.shap_values(X[:n_s]), 1)
+    n_s = min(args.rows, 2000)
+    results["shap TreeExplainer"] = n_s / median_time(lambda: ex.shap_values(X[:n_s]), args.repeat, "s")
+    cpu_rate["shap TreeExplainer"] = n_s / cpu["s"]
 except Exception as e:
     print(f"shap: skipped ({type(e).__name__}: {e})")
 
@@ -89,7 +96,8 @@ try:
     n_s = min(args.rows, 5000)
     for alg in ["v1", "v2"]:
         fx = fasttreeshap.TreeExplainer(model, algorithm=alg, n_jobs=1)
-        results[f"fasttreeshap {alg}"] = n_s / median_time(lambda: fx.shap_values(X[:n_s]), 1)
+        results[f"fasttreeshap {alg}"] = n_s / median_time(lambda: fx.shap_values(X[:n_s]), args.repeat, alg)
+        cpu_rate[f"fasttreeshap {alg}"] = n_s / cpu[alg]
 except Exception as e:
     print(f"fasttreeshap: skipped ({type(e).__name__}: {e})")
 
@@ -99,20 +107,35 @@ if not (args.no_build or args.exe):
                    cwd=root, check=True)
 exe = args.exe or os.path.join(target, "release", "examples", "explain_bench")
 phi_path = os.path.join(work, "phi.bin")
-res = subprocess.run([exe, onnx_path, os.path.join(work, "train.bin"), str(N_TRAIN),
-                      os.path.join(work, "x.bin"), str(args.rows), str(F), "--threads", "1",
-                      "--repeat", str(args.repeat), "--out", phi_path],
-                     check=True, capture_output=True, text=True)
-kv = dict(p.split("=") for p in res.stdout.split())
+def ours_run(extra, out):
+    res = subprocess.run([exe, onnx_path, os.path.join(work, "train.bin"), str(N_TRAIN),
+                          os.path.join(work, "x.bin"), str(args.rows), str(F), "--threads", "1",
+                          "--repeat", str(args.repeat), "--out", out] + extra,
+                         check=True, capture_output=True, text=True)
+    return dict(p.split("=") for p in res.stdout.split())
+kv = ours_run([], phi_path)
+print(f"cr-infer: {kv['tabulated']} trees by precomputed tables ({kv['table_mib']} MiB)")
 results["cr-infer (ONNX file)"] = float(kv["rows_per_s"])
+cpu_rate["cr-infer (ONNX file)"] = float(kv["rows_per_cpu_s"])
+plain_path = os.path.join(work, "phi_plain.bin")
+kv0 = ours_run(["--table-entries", "0"], plain_path)
+results["cr-infer plain recursion"] = float(kv0["rows_per_s"])
+cpu_rate["cr-infer plain recursion"] = float(kv0["rows_per_cpu_s"])
+phi0 = np.fromfile(plain_path, dtype="<f8").reshape(args.rows, F)
 phi = np.fromfile(phi_path, dtype="<f8").reshape(args.rows, F)
 ref = out["lgb"]
 d = np.max(np.abs(phi - ref[:, :F]))
 db = abs(float(kv["bias"]) - ref[0, F])
-print(f"agreement cr-infer vs lightgbm pred_contrib: max|dphi| {d:.2e}, |dbias| {db:.2e}")
+d0 = np.max(np.abs(phi - phi0))
+print(f"agreement cr-infer vs lightgbm pred_contrib: max|dphi| {d:.2e}, |dbias| {db:.2e}; "
+      f"tables vs plain recursion: max|dphi| {d0:.2e}")
 assert d <= 1e-6 and db <= 1e-6, "cr-infer disagrees with LightGBM"
+assert d0 <= 1e-9, "tables disagree with the recursion"
 
 ours = results["cr-infer (ONNX file)"]
-print(f"{'engine':28s} {'rows/s/thread':>14s} {'cr-infer is x faster':>22s}")
+print("load:", os.getloadavg())
+ours_cpu = cpu_rate["cr-infer (ONNX file)"]
+print(f"{'engine':28s} {'rows/s/thread':>14s} {'x faster':>9s} {'rows/CPU-s':>11s} {'x faster':>9s}")
 for k, v in results.items():
-    print(f"{k:28s} {v:14.0f} {ours / v:22.2f}")
+    c = cpu_rate.get(k, float("nan"))
+    print(f"{k:28s} {v:14.0f} {ours / v:9.2f} {c:11.0f} {ours_cpu / c:9.2f}")

@@ -35,15 +35,18 @@
 //! # Ok::<(), cr_infer::InferError>(())
 //! ```
 
+pub(crate) mod fast;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tree;
+
+pub use fast::DEFAULT_TABLE_ENTRIES;
 
 use rayon::prelude::*;
 
 use crate::error::{unsupported, InferError};
 use crate::plan::{Core, NativeScorer, Prep};
-use tree::{Covers, PathElement, TreeShap};
+use tree::{Covers, Scratch, TreeShap};
 
 /// Rows per parallel task.
 const CHUNK: usize = 64;
@@ -93,6 +96,17 @@ impl Explainer {
         scorer: &NativeScorer,
         reference: Option<Reference<'_>>,
     ) -> Result<Explainer, InferError> {
+        Explainer::with_table_limit(scorer, reference, DEFAULT_TABLE_ENTRIES)
+    }
+
+    /// [`Explainer::new`] with at most `table_entries` precomputed table entries (f64 each;
+    /// [`fast`]): trees beyond the bound are explained by the recursion, `0` explains every
+    /// tree by it. The values agree to f64 rounding either way.
+    pub fn with_table_limit(
+        scorer: &NativeScorer,
+        reference: Option<Reference<'_>>,
+        table_entries: usize,
+    ) -> Result<Explainer, InferError> {
         let nf = scorer.n_features;
         let (kind, origin) = match &scorer.core {
             Core::Trees(e) => match reference {
@@ -117,12 +131,22 @@ impl Explainer {
                     scorer.pre.apply(&mut x, r.n_rows);
                     let counts = tree::route_counts(e, &x, nf, r.n_rows);
                     (
-                        Kind::Trees(TreeShap::new(e, scorer.column, Covers::Counts(&counts))?),
+                        Kind::Trees(TreeShap::new(
+                            e,
+                            scorer.column,
+                            Covers::Counts(&counts),
+                            table_entries,
+                        )?),
                         CoverOrigin::Reference { rows: r.n_rows },
                     )
                 }
                 None => (
-                    Kind::Trees(TreeShap::new(e, scorer.column, Covers::File)?),
+                    Kind::Trees(TreeShap::new(
+                        e,
+                        scorer.column,
+                        Covers::File,
+                        table_entries,
+                    )?),
                     CoverOrigin::File,
                 ),
             },
@@ -198,6 +222,22 @@ impl Explainer {
         self.origin
     }
 
+    /// Precomputed table entries (f64 each) over all tabulated trees.
+    pub fn table_entries(&self) -> usize {
+        match &self.kind {
+            Kind::Trees(t) => t.table_entries(),
+            Kind::Linear { .. } => 0,
+        }
+    }
+
+    /// Trees explained by precomputed tables, and all trees (`(0, 0)` for linear models).
+    pub fn tabulated_trees(&self) -> (usize, usize) {
+        match &self.kind {
+            Kind::Trees(t) => t.tabulated(),
+            Kind::Linear { .. } => (0, 0),
+        }
+    }
+
     /// Contributions of `n_rows` row-major rows into `phi` (`n_rows x n_features`,
     /// overwritten), in parallel on the caller's rayon pool.
     pub fn explain_into(
@@ -225,7 +265,7 @@ impl Explainer {
         phi.par_chunks_mut(CHUNK * nf)
             .zip(x.par_chunks(CHUNK * nf))
             .for_each_init(
-                || (Vec::<f32>::new(), Vec::<PathElement>::new()),
+                || (Vec::<f32>::new(), Scratch::default()),
                 |(xbuf, path), (pc, xc)| {
                     let rows = xc.len() / nf;
                     xbuf.clear();
@@ -248,7 +288,7 @@ impl Explainer {
     }
 
     /// One pre-processed row.
-    fn row(&self, x: &[f32], phi: &mut [f64], path: &mut Vec<PathElement>) {
+    fn row(&self, x: &[f32], phi: &mut [f64], path: &mut Scratch) {
         match &self.kind {
             Kind::Trees(t) => t.row(x, phi, path),
             Kind::Linear { coef, .. } => {

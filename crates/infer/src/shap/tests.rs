@@ -138,7 +138,17 @@ fn scorer(s: &EnsembleSpec) -> NativeScorer {
     }
 }
 
+/// Every tree by the recursion, the first trees by tables (a bound the larger trees
+/// overflow), every tree by tables.
+const LIMITS: [usize; 3] = [0, 40, super::DEFAULT_TABLE_ENTRIES];
+
 fn check(modes: &[Mode], seed: u64) {
+    for limit in LIMITS {
+        check_with(modes, seed, limit);
+    }
+}
+
+fn check_with(modes: &[Mode], seed: u64, limit: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pool = [-1.5f32, -0.0, 0.0, 0.25, 1.0, 2.5];
     let leaves = [2usize, 5, 9, 17];
@@ -148,21 +158,29 @@ fn check(modes: &[Mode], seed: u64) {
     let c = counts(&s, leaves.len(), &reference);
 
     let sc = scorer(&s);
-    let from_ref = Explainer::new(
+    let from_ref = Explainer::with_table_limit(
         &sc,
         Some(Reference {
             x: &reference,
             n_rows: 400,
         }),
+        limit,
     )
     .expect("explainer");
+    let (tab, all) = from_ref.tabulated_trees();
+    assert_eq!(all, leaves.len());
+    match limit {
+        0 => assert_eq!(tab, 0),
+        40 => assert!(tab > 0 && tab < all, "{tab} of {all} trees tabulated"),
+        _ => assert_eq!(tab, leaves.iter().filter(|&&l| l > 1).count()),
+    }
     let phi = from_ref.explain_rows(&x, 60).expect("explain");
     // The same covers stored as nodes_hitrates give the same values.
     for n in &mut s.nodes {
         n.hitrate = c.get(&(n.tree, n.id)).copied().unwrap_or(0.0) as f32;
     }
     s.no_hitrates = None;
-    let from_file = Explainer::new(&scorer(&s), None);
+    let from_file = Explainer::with_table_limit(&scorer(&s), None, limit);
     for (r, row) in x.chunks_exact(W).enumerate() {
         let (bias, want) = brute(&s, &c, leaves.len(), row);
         assert!(
@@ -174,7 +192,7 @@ fn check(modes: &[Mode], seed: u64) {
         for j in 0..W {
             assert!(
                 (got[j] - want[j]).abs() < 1e-9,
-                "seed {seed} row {r} feature {j}: {} vs {} (row {row:?})",
+                "seed {seed} limit {limit} row {r} feature {j}: {} vs {} (row {row:?})",
                 got[j],
                 want[j]
             );
@@ -234,18 +252,19 @@ fn deterministic_for_any_thread_count() {
     );
     let x = rows(&mut rng, 3000, &pool);
     let sc = scorer(&s);
-    let run = |threads: usize| {
+    let run = |threads: usize, limit: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("pool");
         pool.install(|| {
-            let ex = Explainer::new(
+            let ex = Explainer::with_table_limit(
                 &sc,
                 Some(Reference {
                     x: &x,
                     n_rows: 3000,
                 }),
+                limit,
             )
             .expect("ex");
             (
@@ -254,10 +273,21 @@ fn deterministic_for_any_thread_count() {
             )
         })
     };
-    let (b1, p1) = run(1);
-    let (b3, p3) = run(3);
-    assert_eq!(b1, b3);
-    assert!(p1.iter().zip(&p3).all(|(a, b)| a.to_bits() == b.to_bits()));
+    for limit in [0, super::DEFAULT_TABLE_ENTRIES] {
+        let (b1, p1) = run(1, limit);
+        let (b3, p3) = run(3, limit);
+        assert_eq!(b1, b3);
+        assert!(p1.iter().zip(&p3).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+    // tables and recursion agree to f64 rounding on 63-leaf trees
+    let (_, plain) = run(1, 0);
+    let (_, fast) = run(2, super::DEFAULT_TABLE_ENTRIES);
+    let worst = plain
+        .iter()
+        .zip(&fast)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-12, "max |tables - recursion| = {worst:e}");
 }
 
 #[test]

@@ -35,30 +35,32 @@ use crate::error::{invalid, unsupported, InferError};
 use crate::tree::compile::{gmode, CompiledEnsemble, Payload, INDEX_MASK, MISSING_BIT};
 use crate::tree::spec::{Aggregate, Head, PostTransform};
 
+use super::fast::{self, FastTree};
+
 /// One compiled node, re-read for explanation.
 #[derive(Debug, Clone, Copy)]
-struct SNode {
+pub(crate) struct SNode {
     thr: f32,
     /// Index of the value read in the (pre-processed) feature row.
-    read: u32,
+    pub(crate) read: u32,
     /// The fast layout reads the negated feature (`-x <= t`).
     neg: bool,
     /// Split mode (`gmode`); `LEAF` for leaves.
-    mode: u8,
+    pub(crate) mode: u8,
     /// NaN takes the first child.
     missing_first: bool,
     /// First child; the second is `first + 1`.
-    first: u32,
+    pub(crate) first: u32,
     /// Weight of going to the first child (`cover(first) / cover(node)`).
-    w_first: f64,
+    pub(crate) w_first: f64,
     /// Leaf value of the explained output (leaves only).
-    value: f64,
+    pub(crate) value: f64,
 }
 
 impl SNode {
     /// Whether `x` goes to the first child: the scoring kernels' decision, bit for bit.
     #[inline(always)]
-    fn goes_first(&self, x: &[f32]) -> bool {
+    pub(crate) fn goes_first(&self, x: &[f32]) -> bool {
         let v = x[self.read as usize];
         let v = if self.neg { -v } else { v };
         let t = self.thr;
@@ -72,6 +74,13 @@ impl SNode {
         };
         c || (self.missing_first && v.is_nan())
     }
+}
+
+/// Per-thread scratch of [`TreeShap::row`].
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    path: Vec<PathElement>,
+    dec: Vec<bool>,
 }
 
 /// One element of the unique path (Algorithm 2's `m`).
@@ -171,6 +180,10 @@ pub(crate) fn target(e: &CompiledEnsemble, column: usize) -> Result<Target, Infe
 pub(crate) struct TreeShap {
     nodes: Vec<SNode>,
     roots: Vec<u32>,
+    /// Per tree: its precomputed tables ([`super::fast`]), or `None` for the recursion.
+    fast: Vec<Option<FastTree>>,
+    /// Decision buffer length (the most internal nodes of a tabulated tree).
+    dec_len: usize,
     /// Path buffer length ((D+1)(D+2)/2 for the deepest tree).
     buf_len: usize,
     scale: f64,
@@ -190,6 +203,7 @@ impl TreeShap {
         e: &CompiledEnsemble,
         column: usize,
         covers: Covers<'_>,
+        table_entries: usize,
     ) -> Result<TreeShap, InferError> {
         let t = target(e, column)?;
         let n = e.nodes.len();
@@ -240,9 +254,33 @@ impl TreeShap {
                 format!("explanations support trees up to depth {MAX_DEPTH}"),
             ));
         }
+        // tables for the trees that fit the bound, in model order
+        let mut used = 0usize;
+        let fast: Vec<Option<FastTree>> = roots
+            .iter()
+            .map(|&r| {
+                if nodes[r as usize].mode == gmode::LEAF {
+                    return None;
+                }
+                let need = fast::table_entries(&nodes, r)?;
+                if used.saturating_add(need) > table_entries {
+                    return None;
+                }
+                used += need;
+                Some(FastTree::build(&nodes, r, t.scale))
+            })
+            .collect();
+        let dec_len = fast
+            .iter()
+            .flatten()
+            .map(FastTree::n_internal)
+            .max()
+            .unwrap_or(0);
         let mut ts = TreeShap {
             nodes,
             roots,
+            fast,
+            dec_len,
             buf_len: (depth + 2) * (depth + 3) / 2,
             scale: t.scale,
             bias: 0.0,
@@ -270,16 +308,33 @@ impl TreeShap {
 
     /// Add `scale * φ` of every tree for row `x` into `phi` (one slot per feature);
     /// `path` is grown to the deepest tree's need once.
-    pub(crate) fn row(&self, x: &[f32], phi: &mut [f64], path: &mut Vec<PathElement>) {
-        if path.len() < self.buf_len {
-            path.resize(self.buf_len, PathElement::default());
+    pub(crate) fn row(&self, x: &[f32], phi: &mut [f64], scratch: &mut Scratch) {
+        if scratch.path.len() < self.buf_len {
+            scratch.path.resize(self.buf_len, PathElement::default());
         }
-        for &r in &self.roots {
+        if scratch.dec.len() < self.dec_len {
+            scratch.dec.resize(self.dec_len, false);
+        }
+        for (&r, fast) in self.roots.iter().zip(&self.fast) {
+            if let Some(ft) = fast {
+                ft.row(&self.nodes, x, phi, &mut scratch.dec);
+                continue;
+            }
             if self.nodes[r as usize].mode == gmode::LEAF {
                 continue; // a single leaf: no feature matters
             }
-            self.recurse(x, phi, r, 0, path, 0, 1.0, 1.0, NO_FEATURE);
+            self.recurse(x, phi, r, 0, &mut scratch.path, 0, 1.0, 1.0, NO_FEATURE);
         }
+    }
+
+    /// Table entries over all tabulated trees.
+    pub(crate) fn table_entries(&self) -> usize {
+        self.fast.iter().flatten().map(FastTree::table_len).sum()
+    }
+
+    /// Trees explained by tables, and all trees.
+    pub(crate) fn tabulated(&self) -> (usize, usize) {
+        (self.fast.iter().flatten().count(), self.roots.len())
     }
 
     /// Algorithm 2's `RECURSE`. The path of this call starts at `path[start..]` and holds

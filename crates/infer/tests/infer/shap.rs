@@ -64,7 +64,30 @@ fn tree_shap_matches_lightgbm_xgboost_and_shap() {
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ex.cover_origin(), CoverOrigin::Reference { rows: n_train });
+        assert_eq!(
+            ex.tabulated_trees().0,
+            ex.tabulated_trees().1,
+            "{name}: all tabulated"
+        );
         let phi = ex.explain_rows(&x, n).expect("explain");
+        // the recursion (no tables) gives the same values to f64 rounding
+        let plain = Explainer::with_table_limit(
+            model.native_scorer().expect("native"),
+            Some(Reference {
+                x: &train,
+                n_rows: n_train,
+            }),
+            0,
+        )
+        .expect("plain");
+        assert_eq!(plain.tabulated_trees().0, 0);
+        let phi0 = plain.explain_rows(&x, n).expect("explain");
+        let dmax = phi
+            .iter()
+            .zip(&phi0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(dmax < 1e-10, "{name}: tables vs recursion {dmax:e}");
         let scores = model.score_matrix(&x, n).expect("score");
         let mut worst = (0.0f64, 0usize, 0usize);
         let mut worst_bias = 0.0f64;
