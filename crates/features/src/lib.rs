@@ -4,7 +4,8 @@
 //! Owns: feature definitions ([`FeatureDef`]), fitting them on training rows ([`fit`]), with
 //! out-of-fold categorical risk profiles for the training rows, their JSON form
 //! ([`FittedPipeline::to_json`] / [`FittedPipeline::from_json`]) and applying them fast
-//! ([`CompiledPipeline::transform`]).
+//! ([`CompiledPipeline::transform`]), and the reasons on raw fields that per-feature
+//! contributions add up to, worded from the pipeline's tables ([`ReasonGroups`]).
 //!
 //! Must not: know any model, read or write files, or use an operation an ONNX graph cannot
 //! reproduce bit-exactly. Every feature is a table lookup (string key -> f32), string
@@ -38,6 +39,7 @@ mod error;
 mod fit;
 mod lookup;
 mod pipeline;
+mod reasons;
 mod vocab;
 
 pub use compiled::CompiledPipeline;
@@ -45,6 +47,7 @@ pub use config::{KeyPart, PipelineConfig};
 pub use error::FeatureError;
 pub use fit::{assign_folds, fit};
 pub use pipeline::{key_string, FeatureDef, FittedPipeline, FORMAT_VERSION};
+pub use reasons::{Reason, ReasonGroups};
 
 /// A dense row-major f32 matrix: `data[row * n_cols + col]`, with column names.
 #[derive(Debug, Clone, PartialEq)]

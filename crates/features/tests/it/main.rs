@@ -4,5 +4,6 @@
 mod common;
 mod errors;
 mod numeric;
+mod reasons;
 mod risk;
 mod serde_det;
