@@ -413,6 +413,35 @@ fn our_logistic_export_runs_natively_and_matches_ort() {
         let p = 1.0 / (1.0 + (-z).exp());
         assert!((a[r] as f64 - p).abs() < 1e-5, "row {r}: {} vs {p}", a[r]);
     }
+    // exact contributions of the logistic model: coefficient x pre-processed (log, imputed,
+    // standardised) value, bias = intercept; checked against the same first principles
+    let ex = cr_infer::shap::Explainer::for_model(&native, None).expect("linear explainer");
+    assert_eq!(ex.cover_origin(), cr_infer::shap::CoverOrigin::Linear);
+    assert_eq!(ex.bias(), f64::from(m.intercept));
+    let phi = ex.explain_rows(&x, n).expect("explain");
+    for r in 0..n {
+        let mut z = ex.bias();
+        for j in 0..f {
+            let mut v = x[r * f + j] as f64;
+            if m.mask[j] {
+                v = v.signum() * (1.0 + v.abs()).ln();
+            }
+            if v.is_nan() {
+                v = m.impute[j] as f64;
+            }
+            let want = m.coef[j] as f64 * ((v - m.mean[j] as f64) / m.scale[j] as f64);
+            let got = phi[r * f + j];
+            // the engine pre-processes in f32 (as it scores): agreement to f32 rounding
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "row {r} feature {j}: {got} vs {want}"
+            );
+            z += got;
+        }
+        // local accuracy: bias + sum = the margin behind the engine's score
+        let p = 1.0 / (1.0 + (-z).exp());
+        assert!((a[r] as f64 - p).abs() < 1e-5, "row {r}: {} vs {p}", a[r]);
+    }
     // the same scores for any thread count
     let multi = Model::from_proto(
         &proto,
