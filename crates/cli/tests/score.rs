@@ -1663,3 +1663,182 @@ fn foreign_models_with_named_inputs() {
         file_ids(&fx.test, "declaration_id").len() - 1
     );
 }
+
+/// `score` / `evaluate` with a model from `train --objective revenue`: the output column is
+/// `expected_revenue` (ONNX Runtime in Python agrees within 1e-5 relative with every engine),
+/// `--budget` selects the top k by expected revenue, and `evaluate` ranks by it too (its
+/// revenue caught at 5 % recomputed here from the scored file and the data's revenue).
+#[test]
+fn revenue_model_writes_expected_revenue_like_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = generate(d, "train.csv", 20_000, 11);
+    let test = generate(d, "test.csv", 3_000, 12);
+    cli_ok(
+        d,
+        &[
+            "train",
+            "--data",
+            train.to_str().unwrap(),
+            "--objective",
+            "revenue",
+            "--out",
+            "revenue",
+            "--trees",
+            "25",
+            "--leaves",
+            "15",
+            "--early-stopping",
+            "0",
+            "--threads",
+            "2",
+            "--quiet",
+        ],
+    );
+    let model = d.join("revenue.onnx");
+    let ort_out = d.join("ort_revenue.csv");
+    python(
+        d,
+        &py_script("ort_score.py"),
+        &[
+            model.to_str().unwrap(),
+            test.to_str().unwrap(),
+            ort_out.to_str().unwrap(),
+            "declaration_id",
+            "",
+        ],
+    );
+    let reference = read_reference(&ort_out);
+    let distinct: std::collections::BTreeSet<u64> =
+        reference.iter().map(|r| r.1.to_bits()).collect();
+    assert!(distinct.len() > 50, "only {} distinct", distinct.len());
+    assert!(
+        reference.iter().any(|r| r.1 > 1.0),
+        "amounts, not probabilities"
+    );
+    // (id, expected revenue, selected) per row
+    type Rows = Vec<(String, f64, Option<bool>)>;
+    let read = |name: &str| -> (Vec<String>, Rows) {
+        let mut rdr = csv::Reader::from_path(d.join(name)).unwrap();
+        let header = rdr.headers().unwrap().iter().map(str::to_string).collect();
+        let rows = rdr
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (
+                    r[0].to_string(),
+                    r[1].parse().unwrap(),
+                    r.get(3).map(|s| s == "true"),
+                )
+            })
+            .collect();
+        (header, rows)
+    };
+    for engine in ["auto", "native", "ort"] {
+        let name = format!("rev_{engine}.csv");
+        let args = [
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--out",
+            &name,
+            "--engine",
+            engine,
+            "--quiet",
+        ];
+        cli_ok(d, &args);
+        let (header, rows) = read(&name);
+        assert_eq!(header, ["id", "expected_revenue", "percentile"], "{engine}");
+        assert_eq!(rows.len(), reference.len());
+        let mut worst = 0.0f64;
+        for ((id, v, _), (rid, r)) in rows.iter().zip(&reference) {
+            assert_eq!(id, rid);
+            let rel = (v - r).abs() / r.abs().max(1e-3);
+            assert!(rel <= 1e-5, "{engine}: {id}: ours {v}, ONNX Runtime {r}");
+            worst = worst.max(rel);
+        }
+        eprintln!("revenue model, --engine {engine} vs ONNX Runtime: max relative {worst:e}");
+    }
+    cli_ok(
+        d,
+        &[
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--out",
+            "rev_budget.csv",
+            "--budget",
+            "5%",
+            "--quiet",
+        ],
+    );
+    let (header, rows) = read("rev_budget.csv");
+    assert_eq!(header, ["id", "expected_revenue", "percentile", "selected"]);
+    let scores: Vec<f64> = rows.iter().map(|r| r.1).collect();
+    let selected: Vec<bool> = rows.iter().map(|r| r.2.unwrap()).collect();
+    assert_eq!(selected, expected_selection(&scores, 5));
+
+    let json = d.join("e.json");
+    cli_ok(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--report",
+            "e.html",
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let inspected = rep["estimators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["estimator"] == "inspected")
+        .unwrap();
+    // amounts are not probabilities: no log loss or Brier score
+    assert!(inspected["log_loss"].is_null() && inspected["brier"].is_null());
+    let at5 = inspected["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["budget"]["rate"] == 0.05)
+        .unwrap();
+    let share = at5["revenue_share"]["value"].as_f64().unwrap();
+    // first principles: the revenue recovered (data column) of the top 5 % by expected
+    // revenue (the scored file, ties in file order) over all revenue recovered
+    let mut rdr = csv::Reader::from_path(&test).unwrap();
+    let at = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "revenue_recovered")
+        .unwrap();
+    let revenue: Vec<f64> = rdr
+        .records()
+        .map(|r| r.unwrap()[at].parse().unwrap_or(0.0))
+        .collect();
+    let total: f64 = revenue.iter().sum();
+    let caught: f64 = revenue
+        .iter()
+        .zip(&selected)
+        .filter(|(_, s)| **s)
+        .map(|(r, _)| r)
+        .sum();
+    // (cr-data reads amounts as f32)
+    assert!(
+        (share - caught / total).abs() < 1e-6,
+        "evaluate: revenue caught at 5 % {share}, recomputed {}",
+        caught / total
+    );
+    eprintln!("revenue model: revenue caught at 5 % of the test file: {share:.4}");
+}

@@ -158,6 +158,49 @@ fn weighted_mean(
     }
 }
 
+/// Mean unit Tweedie deviance of predictions `mu` (> 0) against amounts `y` (>= 0), variance
+/// power `power` in (1, 2):
+/// `2·[y^(2−p)/((1−p)(2−p)) − y·μ^(1−p)/(1−p) + μ^(2−p)/(2−p)]`
+/// (= scikit-learn's `mean_tweedie_deviance(y, mu, power=p)`). 0 when every `μ = y`.
+pub fn tweedie_deviance(y: &[f64], mu: &[f64], power: f64) -> Result<f64, EvalError> {
+    check_len("amounts", y.len(), mu.len())?;
+    if !(power > 1.0 && power < 2.0) {
+        return Err(EvalError::Config(format!(
+            "Tweedie variance power {power} must be in (1, 2)"
+        )));
+    }
+    if mu.is_empty() {
+        return Err(EvalError::Empty {
+            metric: "Tweedie deviance",
+        });
+    }
+    let p = power;
+    let mut s = 0.0;
+    for (i, (&y, &m)) in y.iter().zip(mu).enumerate() {
+        if !(m.is_finite() && m > 0.0) {
+            return Err(EvalError::InvalidRow {
+                row: i,
+                column: "prediction",
+                why: format!("is {m}; a Tweedie deviance needs predictions > 0"),
+            });
+        }
+        if !(y.is_finite() && y >= 0.0) {
+            return Err(EvalError::InvalidRow {
+                row: i,
+                column: "amount",
+                why: format!("is {y}; a Tweedie deviance needs amounts >= 0"),
+            });
+        }
+        let a = if y > 0.0 {
+            y.powf(2.0 - p) / ((1.0 - p) * (2.0 - p))
+        } else {
+            0.0
+        };
+        s += 2.0 * (a - y * m.powf(1.0 - p) / (1.0 - p) + m.powf(2.0 - p) / (2.0 - p));
+    }
+    Ok(s / mu.len() as f64)
+}
+
 /// One ROC point at a distinct score threshold (rows with score ≥ threshold are flagged).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RocPoint {
@@ -488,6 +531,20 @@ pub fn gains_curve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tweedie_deviance_from_first_principles() {
+        // mu = y: no deviance; y = 0: 2 mu^(2-p) / (2-p); p = 1.5, y = 4, mu = 1:
+        // 2 [4^0.5/(-0.5*0.5) - 4/(-0.5) + 1/0.5] = 2 [-8 + 8 + 2] = 4
+        let d = super::tweedie_deviance(&[3.0, 0.5], &[3.0, 0.5], 1.5).unwrap();
+        assert!(d.abs() < 1e-12, "{d}");
+        let d = super::tweedie_deviance(&[0.0], &[4.0], 1.5).unwrap();
+        assert!((d - 2.0 * 2.0 / 0.5).abs() < 1e-12, "{d}");
+        let d = super::tweedie_deviance(&[4.0, 0.0], &[1.0, 4.0], 1.5).unwrap();
+        assert!((d - (4.0 + 8.0) / 2.0).abs() < 1e-12, "{d}");
+        assert!(super::tweedie_deviance(&[1.0], &[0.0], 1.5).is_err());
+        assert!(super::tweedie_deviance(&[-1.0], &[1.0], 1.5).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -29,6 +29,7 @@ use crate::{
     compile_for_tensor, Engine, InferError, InputColumn, InputKind, LoadOptions, Model,
     NativeScorer,
 };
+use cr_model::meta::Prediction;
 use cr_model::{meta, ModelCard, Reference};
 
 /// Rows per parallel scoring task.
@@ -46,6 +47,7 @@ pub struct DeclarationModel {
     metadata: BTreeMap<String, String>,
     card: Option<ModelCard>,
     reference: Option<Reference>,
+    prediction: Prediction,
     pipeline: CompiledPipeline,
     backend: Backend,
     threads: usize,
@@ -88,6 +90,7 @@ impl DeclarationModel {
         // the card is checked once, here: a card this program cannot read stops the load
         let card = ModelCard::from_metadata(&metadata)?;
         let reference = cr_model::reference_from_metadata(&metadata)?;
+        let prediction = Prediction::from_metadata(&metadata)?;
         let pipeline_json = metadata.get(meta::PIPELINE).ok_or_else(|| {
             InferError::InvalidModel(format!(
                 "no {} metadata: not a customs-risk model with raw declaration fields as inputs \
@@ -149,6 +152,7 @@ impl DeclarationModel {
             metadata,
             card,
             reference,
+            prediction,
             pipeline,
             backend,
             threads: opts.threads,
@@ -190,6 +194,12 @@ impl DeclarationModel {
         self.reference.as_ref()
     }
 
+    /// What the score predicts ([`meta::PREDICTION`]): a risk probability, or for a revenue
+    /// model the expected revenue recovered (its column name: [`Prediction::column`]).
+    pub fn prediction(&self) -> Prediction {
+        self.prediction
+    }
+
     /// The compiled feature pipeline (for drift checks and explanations).
     pub fn pipeline(&self) -> &CompiledPipeline {
         &self.pipeline
@@ -199,7 +209,8 @@ impl DeclarationModel {
         self.threads
     }
 
-    /// One risk score per row of `batch`, in row order.
+    /// One score per row of `batch`, in row order: the risk, or for a revenue model the
+    /// expected revenue ([`DeclarationModel::prediction`]).
     ///
     /// The native path runs on the caller's rayon pool (the global one unless the caller is
     /// inside `ThreadPool::install`), in fixed 4096-row blocks: scores never depend on the

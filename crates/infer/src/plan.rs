@@ -57,6 +57,8 @@ pub struct NativeScorer {
 pub(crate) enum PostOp {
     /// ai.onnx `Sigmoid` (MLAS logistic).
     Sigmoid,
+    /// ai.onnx `Exp`.
+    Exp,
     /// `Mul` / `Add` / `Sub` / `Div` by a constant (`rev`: constant on the left).
     Arith { op: u8, c: f32, rev: bool },
 }
@@ -66,6 +68,7 @@ impl PostOp {
     fn apply(self, v: f32) -> f32 {
         match self {
             PostOp::Sigmoid => mlas_logistic(v),
+            PostOp::Exp => v.exp(),
             PostOp::Arith { op, c, rev } => match (op, rev) {
                 (b'*', _) => v * c,
                 (b'+', _) => v + c,
@@ -217,7 +220,7 @@ pub(crate) fn select_score_output(graph: &GraphProto) -> Result<String, InferErr
             }
             if matches!(
                 n.op_type(),
-                "Identity" | "Cast" | "ZipMap" | "Sigmoid" | "Mul" | "Add" | "Sub" | "Div"
+                "Identity" | "Cast" | "ZipMap" | "Sigmoid" | "Exp" | "Mul" | "Add" | "Sub" | "Div"
             ) && !n.input.is_empty()
             {
                 // follow the non-constant operand
@@ -286,6 +289,10 @@ fn compile_path(model: &ModelProto, start: Option<&str>) -> Result<NativeScorer,
             "Cast" if is_cast_to_float(n) => v = n.input[0].as_str(),
             "Sigmoid" => {
                 post_rev.push((PostOp::Sigmoid, Vec::new()));
+                v = n.input[0].as_str();
+            }
+            "Exp" => {
+                post_rev.push((PostOp::Exp, Vec::new()));
                 v = n.input[0].as_str();
             }
             op @ ("Mul" | "Add" | "Sub" | "Div")

@@ -71,6 +71,11 @@ pub struct ModelCard {
     pub name: String,
     /// `gbdt` or `logistic`.
     pub algo: String,
+    /// What the model was fitted to: `binary` (seized or not; the score is a probability) or
+    /// `revenue` (Tweedie on the revenue recovered; the score is the expected revenue, see
+    /// [`crate::meta::Prediction`]). Cards written before it existed are `binary`.
+    #[serde(default = "default_objective")]
+    pub objective: String,
     pub customs_risk_version: String,
     pub data: DataInfo,
     pub schema: SchemaInfo,
@@ -160,15 +165,27 @@ pub struct SplitInfo {
     pub valid_positives: u64,
 }
 
+fn default_objective() -> String {
+    "binary".to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidationMetrics {
     pub rows: u64,
     pub positives: u64,
+    /// Of the score against the seizure label (for a revenue model: of the predicted revenue).
     pub roc_auc: Option<f64>,
     /// Average precision (scikit-learn's definition).
     pub pr_auc: Option<f64>,
+    /// Binary models only (a revenue model's score is not a probability).
     pub log_loss: Option<f64>,
-    /// Precision (hit rate) and recall at inspection rates 1, 2, 5, 10 %.
+    /// Revenue models: mean unit Tweedie deviance of the predicted revenue against the
+    /// revenue recovered (clean inspections 0), with the model's variance power. Absent for
+    /// binary models and in older cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tweedie_deviance: Option<f64>,
+    /// Precision (hit rate), recall and revenue caught (share of the validation revenue among
+    /// the top k by score) at inspection rates 1, 2, 5, 10 %.
     pub at_budget: Vec<BudgetMetrics>,
 }
 

@@ -5,6 +5,7 @@
 //! | [`CARD`] | the model card, JSON ([`crate::ModelCard`]) | `cr-train` |
 //! | [`PIPELINE`] | the fitted feature pipeline, JSON (`cr_features::FittedPipeline`, schema included) | `cr-train` |
 //! | [`KIND`] | `gbdt` or `logistic` | `cr-train` |
+//! | [`PREDICTION`] | what the score output predicts ([`Prediction`]): `risk` or `expected_revenue`; absent = `risk` | `cr-train` |
 //! | [`FEATURES`] | the name of the feature tensor inside the graph | `cr-train` |
 //! | [`LOGISTIC`] | logistic models: the preprocessing and coefficients, JSON | `cr-train` |
 //! | [`REFERENCE_SCORES`] | a JSON array of reference scores, for models without a card | anyone (e.g. a notebook exporting a foreign model) |
@@ -31,3 +32,78 @@ pub const REFERENCE_SCORES: &str = "customs_risk.reference_scores";
 /// (`cr_onnx::graph_digest` over the graph, [`PIPELINE`] and [`FEATURES`]); a reader that uses
 /// the metadata instead of the graph recomputes it and compares.
 pub const GRAPH_DIGEST_KEY: &str = "customs_risk.graph_sha256";
+
+/// What the model's score output predicts ([`Prediction`]); absent = [`Prediction::Risk`].
+pub const PREDICTION: &str = "customs_risk.prediction";
+
+/// What a model predicts per declaration: the one contract between the exporter (graph output
+/// name, [`PREDICTION`] metadata) and every reader (output column of `score`, ranking).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prediction {
+    /// The probability that an inspection finds an offence (`--objective binary`): output
+    /// `probabilities` `[N, 2]`, column 1; written as `score`.
+    #[default]
+    Risk,
+    /// The expected revenue recovered by an inspection (`--objective revenue`, a Tweedie GBDT
+    /// with log link): output `expected_revenue` `[N, 1]`; written as `expected_revenue`.
+    ExpectedRevenue,
+}
+
+impl Prediction {
+    /// The value of the [`PREDICTION`] metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prediction::Risk => "risk",
+            Prediction::ExpectedRevenue => "expected_revenue",
+        }
+    }
+
+    /// The graph output that carries the prediction.
+    pub fn output(self) -> &'static str {
+        match self {
+            Prediction::Risk => "probabilities",
+            Prediction::ExpectedRevenue => "expected_revenue",
+        }
+    }
+
+    /// The column scored files (and the service) write the prediction under.
+    pub fn column(self) -> &'static str {
+        match self {
+            Prediction::Risk => "score",
+            Prediction::ExpectedRevenue => "expected_revenue",
+        }
+    }
+
+    /// From a file's metadata: [`Prediction::Risk`] without the key, an error for a value
+    /// this program does not know (a newer kind of model is never scored as another).
+    pub fn from_metadata(
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Prediction, crate::ModelError> {
+        match metadata.get(PREDICTION).map(String::as_str) {
+            None | Some("risk") => Ok(Prediction::Risk),
+            Some("expected_revenue") => Ok(Prediction::ExpectedRevenue),
+            Some(other) => Err(crate::ModelError::CardVersion(format!(
+                "metadata {PREDICTION} is {other:?}; this customs-risk knows risk and \
+                 expected_revenue (use a newer customs-risk for this model)"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prediction_round_trips_through_metadata_and_refuses_unknown_kinds() {
+        let mut m = std::collections::BTreeMap::new();
+        assert_eq!(Prediction::from_metadata(&m).unwrap(), Prediction::Risk);
+        for p in [Prediction::Risk, Prediction::ExpectedRevenue] {
+            m.insert(PREDICTION.to_string(), p.as_str().to_string());
+            assert_eq!(Prediction::from_metadata(&m).unwrap(), p);
+        }
+        m.insert(PREDICTION.to_string(), "loss_given_default".to_string());
+        let e = Prediction::from_metadata(&m).unwrap_err().to_string();
+        assert!(e.contains("loss_given_default"), "{e}");
+    }
+}

@@ -27,6 +27,38 @@ impl Algo {
     }
 }
 
+/// What the model is fitted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainObjective {
+    /// Seized or not (log loss); the score is the probability of a seizure.
+    Binary,
+    /// The revenue recovered by an inspection (Tweedie deviance, log link; clean inspections
+    /// count 0): the score is the expected revenue. GBDT only.
+    Revenue,
+}
+
+impl TrainObjective {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainObjective::Binary => "binary",
+            TrainObjective::Revenue => "revenue",
+        }
+    }
+
+    /// What the exported model's output predicts.
+    pub fn prediction(self) -> cr_model::meta::Prediction {
+        match self {
+            TrainObjective::Binary => cr_model::meta::Prediction::Risk,
+            TrainObjective::Revenue => cr_model::meta::Prediction::ExpectedRevenue,
+        }
+    }
+}
+
+/// Tweedie variance power of `--objective revenue` (LightGBM's default): a compound
+/// Poisson-gamma, i.e. many exact zeros (clean inspections) and skewed positive amounts.
+pub const REVENUE_VARIANCE_POWER: f64 = 1.5;
+
 /// How labelled rows are weighted when fitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +86,8 @@ pub struct TrainConfig {
     pub data: PathBuf,
     pub schema: Schema,
     pub algo: Algo,
+    /// What the model is fitted to; default [`TrainObjective::Binary`].
+    pub objective: TrainObjective,
     /// Output base path: writes `<out>.onnx` and `<out>.card.json`.
     pub out: PathBuf,
     /// First day of the validation period (days since 1970-01-01). `None`: the first day of the
@@ -102,6 +136,7 @@ impl TrainConfig {
             data,
             schema,
             algo,
+            objective: TrainObjective::Binary,
             out,
             valid_from: None,
             gbdt: GbdtParams::default().early_stopping_rounds(20),
@@ -140,8 +175,50 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// `--objective revenue`: refuse a training period with fewer than `min_per_class`
+    /// inspections that recovered revenue (> 0) or that recovered none.
+    pub fn check_revenue_counts(
+        &self,
+        with_revenue: usize,
+        without: usize,
+        valid_from: &str,
+    ) -> Result<(), TrainError> {
+        if with_revenue < self.min_per_class || without < self.min_per_class {
+            return Err(TrainError::Config(format!(
+                "too few labelled rows to learn revenue from: {with_revenue} inspections with \
+                 revenue > 0 and {without} without before {valid_from} (the validation start); \
+                 at least {} of each are required (min_per_class)",
+                self.min_per_class
+            )));
+        }
+        Ok(())
+    }
+
     /// The one place the run configuration is validated.
     pub fn check(&self) -> Result<(), TrainError> {
+        if self.objective == TrainObjective::Revenue {
+            if self.algo != Algo::Gbdt {
+                return Err(TrainError::Config(format!(
+                    "--objective revenue needs --algo gbdt (a Tweedie GBDT); --algo {} fits \
+                     the binary objective only",
+                    self.algo.as_str()
+                )));
+            }
+            if self.schema.revenue.is_none() {
+                return Err(TrainError::Config(format!(
+                    "--objective revenue needs a revenue column (the revenue recovered by each \
+                     inspection); schema {:?} names none (add `revenue = {{ column = \"...\" }}`)",
+                    self.schema.name
+                )));
+            }
+            if self.pos_weight != 1.0 {
+                return Err(TrainError::Config(format!(
+                    "pos_weight {} applies to --objective binary (seized rows weighted against \
+                     clean ones); a revenue model weighs rows by their revenue",
+                    self.pos_weight
+                )));
+            }
+        }
         if !(self.pos_weight.is_finite() && self.pos_weight > 0.0) {
             return Err(TrainError::Config(format!(
                 "pos_weight {} must be finite and > 0",
@@ -246,6 +323,37 @@ mod tests {
         let mut c = TrainConfig::new("d.csv".into(), schema, Algo::Gbdt, "m".into());
         c.min_per_class = min;
         c
+    }
+
+    #[test]
+    fn revenue_needs_gbdt_a_revenue_column_and_enough_revenue_rows() {
+        let mut c = cfg(DEFAULT_MIN_PER_CLASS);
+        c.objective = TrainObjective::Revenue;
+        let e = c.check().unwrap_err().to_string();
+        assert!(
+            e.contains("needs a revenue column") && e.contains("schema \"t\""),
+            "{e}"
+        );
+        c.schema = Schema::from_toml(
+            "name='t'\nid={column='i'}\ndate={column='d'}\nhs_code={column='h', width=6}\n\
+             categorical=[{column='c'}]\nnumeric=[{column='n'}]\nlabel={column='y'}\n\
+             revenue={column='r'}\n",
+        )
+        .unwrap();
+        assert!(c.check().is_ok());
+        c.algo = Algo::Logistic;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("--objective revenue needs --algo gbdt"), "{e}");
+        let e = c
+            .check_revenue_counts(19, 500, "2024-01-01")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("19 inspections with revenue > 0 and 500 without before 2024-01-01")
+                && e.contains("at least 20 of each"),
+            "{e}"
+        );
+        assert!(c.check_revenue_counts(20, 20, "2024-01-01").is_ok());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod export;
 mod run;
 
 pub use card::ModelCard;
-pub use config::{Algo, SampleWeight, TrainConfig};
+pub use config::{Algo, SampleWeight, TrainConfig, TrainObjective, REVENUE_VARIANCE_POWER};
 pub use run::{default_log_features, run, Event, TrainOutcome};
 
 /// Errors of a training run.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::card::{
     DataInfo, FitInfo, ModelCard, RunInfo, SchemaInfo, SolverInfo, SplitInfo, CARD_VERSION,
 };
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, TrainObjective, REVENUE_VARIANCE_POWER};
 use crate::export;
 use crate::TrainError;
 
@@ -105,6 +105,7 @@ fn run_in_pool(
     // ---- time split
     let split = TimeSplit::new(cfg, &loaded.batch)?;
     let train_labelled = split.train.label.iter().filter(|l| l.is_some()).count();
+    let revenue_objective = cfg.objective == TrainObjective::Revenue;
     let train_pos = split
         .train
         .label
@@ -116,6 +117,20 @@ fn run_in_pool(
         train_labelled - train_pos,
         &ymd_from_days(split.valid_from),
     )?;
+    if revenue_objective {
+        let with_revenue = split
+            .train
+            .label
+            .iter()
+            .zip(&split.train.revenue)
+            .filter(|(l, r)| l.is_some() && r.is_some_and(|r| r > 0.0))
+            .count();
+        cfg.check_revenue_counts(
+            with_revenue,
+            train_labelled - with_revenue,
+            &ymd_from_days(split.valid_from),
+        )?;
+    }
     on_event(Event::Split {
         valid_from: ymd_from_days(split.valid_from),
         train_rows: train_labelled,
@@ -128,9 +143,14 @@ fn run_in_pool(
     let mut pcfg = cfg.pipeline.clone();
     pcfg.seed = cfg.seed;
     let weighting = (cfg.sample_weight, cfg.ipw_max_weight);
-    let (pipeline, train, train_w) =
-        design::fit_features(&cfg.schema, &split.train, &pcfg, weighting)?;
-    let valid = design::transform(&pipeline, &split.valid)?;
+    let (pipeline, train, train_w) = design::fit_features(
+        &cfg.schema,
+        &split.train,
+        &pcfg,
+        weighting,
+        revenue_objective,
+    )?;
+    let valid = design::transform(&pipeline, &split.valid, revenue_objective)?;
     timings.insert("features".to_string(), t.elapsed().as_secs_f64());
 
     // ---- train on the rows before the validation period
@@ -148,16 +168,25 @@ fn run_in_pool(
     on_event(Event::Stage("validate"));
     let t = Instant::now();
     let valid_scores = fitted.model.scores(&valid)?;
-    let revenue: Option<Vec<f64>> = split.valid.revenue.iter().any(|r| r.is_some()).then(|| {
-        split
-            .valid
-            .revenue
-            .iter()
-            .map(|r| f64::from(r.unwrap_or(0.0)))
-            .collect()
-    });
-    let validation = metrics::validation_metrics(&valid_scores, &valid.y, revenue.as_deref())?;
-    // The reference score distribution: the validation-period model on rows it has not seen.
+    let revenue: Option<Vec<f64>> = match &valid.revenue {
+        Some(r) => Some(r.iter().map(|&v| f64::from(v)).collect()),
+        None => split.valid.revenue.iter().any(|r| r.is_some()).then(|| {
+            split
+                .valid
+                .revenue
+                .iter()
+                .map(|r| f64::from(r.unwrap_or(0.0)))
+                .collect()
+        }),
+    };
+    let validation = metrics::validation_metrics(
+        &valid_scores,
+        &valid.y,
+        revenue.as_deref(),
+        revenue_objective.then_some(REVENUE_VARIANCE_POWER),
+    )?;
+    // The reference score distribution: the validation-period model on rows it has not seen
+    // (for a revenue model: its expected revenue).
     let score_quantiles = quantiles(&valid_scores);
     timings.insert("validate".to_string(), t.elapsed().as_secs_f64());
 
@@ -167,8 +196,13 @@ fn run_in_pool(
         if cfg.refit && !valid.is_empty() {
             on_event(Event::Stage("refit"));
             let t = Instant::now();
-            let (pipeline_all, all, all_w) =
-                design::fit_features(&cfg.schema, &loaded.batch, &pcfg, weighting)?;
+            let (pipeline_all, all, all_w) = design::fit_features(
+                &cfg.schema,
+                &loaded.batch,
+                &pcfg,
+                weighting,
+                revenue_objective,
+            )?;
             // GBDT: the trees kept by early stopping (the model holds exactly those).
             let rounds = match &fitted.model {
                 fit::Learned::Gbdt(m) => Some(m.num_trees()),
@@ -218,6 +252,7 @@ fn run_in_pool(
         card_version: CARD_VERSION,
         name,
         algo: cfg.algo.as_str().to_string(),
+        objective: cfg.objective.as_str().to_string(),
         customs_risk_version: env!("CARGO_PKG_VERSION").to_string(),
         data: DataInfo {
             sha256: loaded.sha256.clone(),
@@ -279,7 +314,12 @@ fn run_in_pool(
         threads: cfg.threads,
         timings,
     });
-    let proto = export::to_onnx(&final_pipeline, model.as_trained(), &card)?;
+    let proto = export::to_onnx(
+        &final_pipeline,
+        model.as_trained(),
+        cfg.objective.prediction(),
+        &card,
+    )?;
     cr_onnx::save_model(&onnx_path, &proto)?;
     let card_json = card.to_json_pretty()?;
     std::fs::write(&card_path, card_json).map_err(|source| TrainError::Io {

@@ -16,7 +16,9 @@ use super::validate::{delimiter_byte, OnErrorArg};
 ///
 /// Writes one row per accepted declaration: id, score (risk, 0..1), percentile (of the score
 /// within the model's validation scores, 0..100) and, with --budget, `selected` (the top
-/// share of the file: highest scores first, ties broken by file order). Rejected rows are
+/// share of the file: highest scores first, ties broken by file order). A revenue model
+/// (`train --objective revenue`) writes expected_revenue (the revenue an inspection is
+/// expected to recover) instead of score; percentiles and --budget rank by it. Rejected rows are
 /// handled as in `validate` (--on-error, --rejects), except that duplicate ids are settled
 /// after the last batch (so memory stays flat): with --on-error fail a duplicate stops the
 /// run, naming both lines, and no output is left; with skip the later rows are removed from

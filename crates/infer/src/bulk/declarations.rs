@@ -173,7 +173,7 @@ fn score_chunks(
     progress: &dyn Progress,
 ) -> Result<BulkSummary, BulkError> {
     let reference = model.reference();
-    let mut sink = Sink::create(&opts.out, opts.budget)?;
+    let mut sink = Sink::create(&opts.out, opts.budget, model.prediction().column())?;
     let piped = pipe(opts, pool, model, start, progress, &mut |batch, scores| {
         sink.push(&batch.ids, scores, reference)
     });

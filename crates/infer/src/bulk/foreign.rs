@@ -65,7 +65,11 @@ pub(super) fn score(
         path: model_path.to_path_buf(),
         source,
     })?;
-    let sink = Sink::create(&opts.out, opts.budget)?;
+    let sink = Sink::create(
+        &opts.out,
+        opts.budget,
+        cr_model::meta::Prediction::Risk.column(),
+    )?;
     let mut out = Out {
         sink,
         rejects: Rejects::None,

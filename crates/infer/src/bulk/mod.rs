@@ -14,7 +14,8 @@
 //!
 //! Must not: draw on a terminal (progress goes through [`Progress`]), print, or exit.
 //!
-//! Output: one row per accepted declaration: `id`, `score` (f64 of the f32 score),
+//! Output: one row per accepted declaration: `id`, `score` (f64 of the f32 score; named
+//! `expected_revenue` for a revenue model, [`cr_model::meta::Prediction::column`]),
 //! `percentile` (of the score within the model's reference distribution, by the one rule of
 //! [`cr_model::reference`]; NaN without one) and, with a
 //! budget, `selected` (the top k = `cr_model::Budget::Rate(rate).k(rows)` scores, ties by file

@@ -19,6 +19,7 @@ pub(crate) enum Sink {
         ids: IdSpool,
         scores: Scores,
         rate: f64,
+        column: &'static str,
     },
 }
 
@@ -100,17 +101,19 @@ fn next_id(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<String, BulkError> {
         .map_err(|e| BulkError::other("temporary id file is corrupt", e))
 }
 
-const OUT_COLS: [(&str, ColType); 3] = [
-    ("id", ColType::Str),
-    ("score", ColType::F64),
-    ("percentile", ColType::F64),
-];
-const BUDGET_COLS: [(&str, ColType); 4] = [
-    ("id", ColType::Str),
-    ("score", ColType::F64),
-    ("percentile", ColType::F64),
-    ("selected", ColType::Bool),
-];
+/// The output columns: `id`, the score under `score` (the prediction's column name,
+/// [`cr_model::meta::Prediction::column`]), `percentile`, and with a budget `selected`.
+fn out_cols(score: &'static str, budget: bool) -> Vec<(&'static str, ColType)> {
+    let mut c = vec![
+        ("id", ColType::Str),
+        (score, ColType::F64),
+        ("percentile", ColType::F64),
+    ];
+    if budget {
+        c.push(("selected", ColType::Bool));
+    }
+    c
+}
 
 /// `base` with `ext` appended to its file name (`out.csv` -> `out.csv.ids.tmp`).
 pub(crate) fn with_ext(base: &Path, ext: &str) -> PathBuf {
@@ -120,14 +123,21 @@ pub(crate) fn with_ext(base: &Path, ext: &str) -> PathBuf {
 }
 
 impl Sink {
-    pub(crate) fn create(out: &Path, budget: Option<f64>) -> Result<Sink, BulkError> {
+    /// `column`: the name of the score column (`score`, or `expected_revenue` for a revenue
+    /// model: [`cr_model::meta::Prediction::column`]).
+    pub(crate) fn create(
+        out: &Path,
+        budget: Option<f64>,
+        column: &'static str,
+    ) -> Result<Sink, BulkError> {
         Ok(match budget {
             Some(rate) => Sink::Budget {
                 ids: IdSpool::create(with_ext(out, ".ids.tmp"))?,
                 scores: Scores::default(),
                 rate,
+                column,
             },
-            None => Sink::Table(TableWriter::create(out, &OUT_COLS)?),
+            None => Sink::Table(TableWriter::create(out, &out_cols(column, false))?),
         })
     }
 
@@ -193,10 +203,16 @@ impl Sink {
                 }
                 Ok(None)
             }
-            Sink::Budget { ids, scores, rate } => {
+            Sink::Budget {
+                ids,
+                scores,
+                rate,
+                column,
+            } => {
                 let (tmp, ids) = ids.into_reader()?;
-                let written =
-                    pool.install(|| write_with_selection(ids, out, &scores, reference, rate, dups));
+                let written = pool.install(|| {
+                    write_with_selection(ids, out, &scores, reference, rate, dups, column)
+                });
                 let _ = std::fs::remove_file(&tmp);
                 written.map(|k| Some(k as u64))
             }
@@ -280,6 +296,7 @@ fn write_with_selection(
     reference: Option<&Reference>,
     rate: f64,
     skip: &[u64],
+    column: &'static str,
 ) -> Result<usize, BulkError> {
     let n = scores.len() - skip.len();
     let k = cr_model::Budget::Rate(rate).k(n);
@@ -289,7 +306,7 @@ fn write_with_selection(
         threshold(scores, skip, k)
     };
     let mut ties_left = cut.map_or(0, |(_, t)| t);
-    let mut w = TableWriter::create(out, &BUDGET_COLS)?;
+    let mut w = TableWriter::create(out, &out_cols(column, true))?;
     let (mut id_block, mut sc_block, mut sel) = (Vec::new(), Vec::new(), Vec::new());
     let mut buf = Vec::new();
     let mut s = skip.iter().peekable();

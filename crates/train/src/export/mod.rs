@@ -1,7 +1,9 @@
 //! One self-contained ONNX file per model: raw declaration fields in, risk score out.
 //!
 //! Graph: raw inputs → [`pipeline`] (the fitted feature pipeline) → `features: float [N, F]` →
-//! [`trees`] or [`linear`] → `probabilities: float [N, 2]` (column 1 is the risk score).
+//! [`trees`] or [`linear`] → `probabilities: float [N, 2]` (column 1 is the risk score), or for
+//! a revenue model (Tweedie GBDT) the tree margin → `Exp` → `expected_revenue: float [N, 1]`
+//! (names and the [`cr_model::meta::PREDICTION`] metadata: [`cr_model::meta::Prediction`]).
 //! `metadata_props` carry the model card and everything the native engine needs, under the
 //! keys of [`cr_model::meta`] (their one home, with what each holds).
 //! `customs_risk.graph_sha256` ([`meta::GRAPH_DIGEST_KEY`]) holds [`cr_onnx::graph_digest`] of
@@ -19,7 +21,7 @@ use cr_onnx::{Dim, ElemType, GraphBuilder, ModelBuilder};
 use crate::card::ModelCard;
 use crate::TrainError;
 
-use cr_model::meta;
+use cr_model::meta::{self, Prediction};
 
 /// The trained model inside an export.
 pub enum Trained<'a> {
@@ -31,6 +33,7 @@ pub enum Trained<'a> {
 pub fn to_onnx(
     pipeline: &FittedPipeline,
     model: Trained<'_>,
+    prediction: Prediction,
     card: &ModelCard,
 ) -> Result<ModelProto, TrainError> {
     let mut g = GraphBuilder::new(&format!("customs-risk {}", card.name));
@@ -57,13 +60,22 @@ pub fn to_onnx(
             ("logistic", linear::emit(m, &features, &mut g)?, Some(json))
         }
     };
-    let out_dims = if probs.starts_with("probabilities") {
-        [Dim::batch(), Dim::Known(2)]
-    } else {
-        [Dim::batch(), Dim::Known(1)]
+    if probs != prediction.output() {
+        return Err(TrainError::Export(format!(
+            "the model's output is {probs:?}, expected {:?} (is a schema column named {:?}?)",
+            prediction.output(),
+            prediction.output()
+        )));
+    }
+    let out_dims = match prediction {
+        Prediction::Risk => [Dim::batch(), Dim::Known(2)],
+        Prediction::ExpectedRevenue => [Dim::batch(), Dim::Known(1)],
     };
     g.add_output(&probs, ElemType::F32, &out_dims);
-    g.doc_string("customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.");
+    g.doc_string(match prediction {
+        Prediction::Risk => "customs-risk model: raw declaration fields in (one [N,1] tensor per schema column), probabilities [N,2] out; column 1 is the risk score.",
+        Prediction::ExpectedRevenue => "customs-risk revenue model: raw declaration fields in (one [N,1] tensor per schema column), expected_revenue [N,1] out: the revenue an inspection is expected to recover.",
+    });
     // Without the run facts (time, paths, timings): the same inputs give the same bytes.
     let card_json = card.for_model_file().to_json_pretty()?;
     let graph = g.build();
@@ -81,6 +93,7 @@ pub fn to_onnx(
         .metadata(meta::CARD, &card_json)
         .metadata(meta::PIPELINE, &pipeline_json)
         .metadata(meta::KIND, kind)
+        .metadata(meta::PREDICTION, prediction.as_str())
         .metadata(meta::FEATURES, &features)
         .metadata(meta::GRAPH_DIGEST_KEY, &digest);
     if let Some(j) = extra {

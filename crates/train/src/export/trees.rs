@@ -93,7 +93,8 @@ fn flatten(model: &GbdtModel) -> Result<Flat, TrainError> {
 }
 
 /// Emits the ensemble reading `features`; returns the name of the `float [N, 2]`
-/// probabilities output (binary) or `float [N, 1]` prediction (regression).
+/// probabilities output (binary) or `float [N, 1]` prediction (regression; Tweedie:
+/// `TreeEnsembleRegressor` then `Exp`, named by [`cr_model::meta::Prediction::output`]).
 pub fn emit(model: &GbdtModel, features: &str, g: &mut GraphBuilder) -> Result<String, TrainError> {
     let f = flatten(model)?;
     let mut attrs = vec![
@@ -150,7 +151,8 @@ pub fn emit(model: &GbdtModel, features: &str, g: &mut GraphBuilder) -> Result<S
                 attrs,
             );
             if matches!(model.objective, Objective::Tweedie { .. }) {
-                let out = g.unique_name("prediction");
+                // log link: the prediction is exp(margin), the expected amount
+                let out = g.unique_name(cr_model::meta::Prediction::ExpectedRevenue.output());
                 g.add_node("Exp", "", &[&raw], &[&out], vec![]);
                 Ok(out)
             } else {

@@ -59,6 +59,8 @@ pub(crate) struct Design {
     pub y: Vec<bool>,
     /// Row weights (`--sample-weight ipw`); `None` = all 1.
     pub weight: Option<Vec<f32>>,
+    /// `--objective revenue`: the revenue recovered per labelled row (clean inspections 0).
+    pub revenue: Option<Vec<f32>>,
 }
 
 impl Design {
@@ -79,10 +81,35 @@ impl Design {
             .map_err(|e| TrainError::Config(format!("design matrix: {e}")))
     }
 
-    /// Labels as 0/1 floats (the GBDT's form).
+    /// The GBDT's target: the revenue (revenue objective), else the labels as 0/1 floats.
     pub fn y_f32(&self) -> Vec<f32> {
-        self.y.iter().map(|&b| f32::from(u8::from(b))).collect()
+        match &self.revenue {
+            Some(r) => r.clone(),
+            None => self.y.iter().map(|&b| f32::from(u8::from(b))).collect(),
+        }
     }
+}
+
+/// The revenue recovered by each of the `labelled` rows: the revenue column, 0 for a clean
+/// inspection without one. A seized row without revenue, or a negative or non-finite one, is
+/// an error naming its line (it would silently count as nothing recovered).
+pub(crate) fn revenue_target(rows: &Batch, labelled: &[usize]) -> Result<Vec<f32>, TrainError> {
+    labelled
+        .iter()
+        .map(|&i| match (rows.revenue[i], rows.label[i]) {
+            (Some(r), _) if r.is_finite() && r >= 0.0 => Ok(r),
+            (None, Some(false)) => Ok(0.0),
+            (None, _) => Err(TrainError::Split(format!(
+                "{} line {}: --objective revenue needs the revenue recovered by every seized \
+                 declaration, this one has none",
+                rows.source, rows.lines[i]
+            ))),
+            (Some(r), _) => Err(TrainError::Split(format!(
+                "{} line {}: revenue {r} is not a finite amount >= 0",
+                rows.source, rows.lines[i]
+            ))),
+        })
+        .collect()
 }
 
 /// Fits the feature pipeline on `rows` (every row feeds its statistics; labelled rows get
@@ -92,6 +119,7 @@ pub(crate) fn fit_features(
     rows: &Batch,
     cfg: &PipelineConfig,
     weighting: (SampleWeight, f64),
+    revenue: bool,
 ) -> Result<(FittedPipeline, Design, WeightStats), TrainError> {
     let (pipeline, oof) = cr_features::fit(schema, rows, cfg)?;
     let nf = oof.n_cols;
@@ -113,6 +141,9 @@ pub(crate) fn fit_features(
             (Some(w), s)
         }
     };
+    let revenue = revenue
+        .then(|| revenue_target(rows, &labelled))
+        .transpose()?;
     Ok((
         pipeline,
         Design {
@@ -120,18 +151,25 @@ pub(crate) fn fit_features(
             n_features: nf,
             y,
             weight,
+            revenue,
         },
         stats,
     ))
 }
 
 /// The fitted pipeline applied to labelled rows (`rows` must hold labelled rows only).
-pub(crate) fn transform(pipeline: &FittedPipeline, rows: &Batch) -> Result<Design, TrainError> {
+pub(crate) fn transform(
+    pipeline: &FittedPipeline,
+    rows: &Batch,
+    revenue: bool,
+) -> Result<Design, TrainError> {
     let m = pipeline.transform(rows)?;
+    let all: Vec<usize> = (0..rows.len()).collect();
     Ok(Design {
         x: m.data,
         n_features: m.n_cols,
         y: rows.label.iter().map(|l| *l == Some(true)).collect(),
         weight: None,
+        revenue: revenue.then(|| revenue_target(rows, &all)).transpose()?,
     })
 }

@@ -8,7 +8,7 @@ use cr_gbdt::{ImportanceType, Objective};
 use super::design::Design;
 use super::Event;
 use crate::card::Importance;
-use crate::config::{Algo, TrainConfig};
+use crate::config::{Algo, TrainConfig, TrainObjective, REVENUE_VARIANCE_POWER};
 use crate::export::Trained;
 use crate::TrainError;
 
@@ -20,14 +20,15 @@ pub(crate) enum Learned {
 }
 
 impl Learned {
-    /// Risk scores (probabilities) for the rows of `d`.
+    /// Scores for the rows of `d`: risk probabilities, or for a revenue model the expected
+    /// revenue (`exp` of the margin).
     pub fn scores(&self, d: &Design) -> Result<Vec<f64>, TrainError> {
         if d.is_empty() {
             return Ok(Vec::new());
         }
         let x = d.view()?;
         Ok(match self {
-            Learned::Gbdt(m) => m.predict_proba(x)?,
+            Learned::Gbdt(m) => m.predict(x)?,
             Learned::Logistic(m) => m.predict_proba(x)?.into_iter().map(f64::from).collect(),
         })
     }
@@ -74,12 +75,22 @@ pub(crate) fn fit(
     let mut timings = BTreeMap::new();
     match cfg.algo {
         Algo::Gbdt => {
+            // Revenue: Tweedie with log link on the revenue; its validation metric (the
+            // objective's default, the mean Tweedie negative log-likelihood) differs from the
+            // mean deviance by terms of the labels alone, so early stopping keeps the rounds
+            // of least validation deviance.
+            let objective = match cfg.objective {
+                TrainObjective::Binary => Objective::Binary {
+                    scale_pos_weight: cfg.pos_weight,
+                },
+                TrainObjective::Revenue => Objective::Tweedie {
+                    variance_power: REVENUE_VARIANCE_POWER,
+                },
+            };
             let mut params = cfg
                 .gbdt
                 .clone()
-                .objective(Objective::Binary {
-                    scale_pos_weight: cfg.pos_weight,
-                })
+                .objective(objective)
                 .seed(cfg.seed)
                 .num_threads(cfg.threads);
             if !cfg.monotone.is_empty() {

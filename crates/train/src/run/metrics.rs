@@ -47,10 +47,14 @@ pub fn quantiles(scores: &[f64]) -> Vec<f32> {
         .collect()
 }
 
+/// Metrics of validation `scores` against the seizure `labels` and the `revenue` recovered.
+/// `tweedie_power`: the scores are expected revenue (a revenue model): no log loss, and the
+/// mean Tweedie deviance against `revenue` with that variance power.
 pub(crate) fn validation_metrics(
     scores: &[f64],
     labels: &[bool],
     revenue: Option<&[f64]>,
+    tweedie_power: Option<f64>,
 ) -> Result<Option<ValidationMetrics>, TrainError> {
     if scores.is_empty() {
         return Ok(None);
@@ -58,7 +62,18 @@ pub(crate) fn validation_metrics(
     let err = |e: cr_eval::EvalError| TrainError::Export(format!("validation metrics: {e}"));
     let roc_auc = cr_eval::metrics::roc_auc(scores, labels, None).ok();
     let pr_auc = cr_eval::metrics::average_precision(scores, labels, None).ok();
-    let log_loss = cr_eval::metrics::log_loss(scores, labels, None).ok();
+    let (log_loss, tweedie_deviance) = match (tweedie_power, revenue) {
+        (None, _) => (cr_eval::metrics::log_loss(scores, labels, None).ok(), None),
+        (Some(p), Some(r)) => (
+            None,
+            Some(cr_eval::metrics::tweedie_deviance(r, scores, p).map_err(err)?),
+        ),
+        (Some(_), None) => {
+            return Err(TrainError::Export(
+                "validation metrics: a revenue model without validation revenue".into(),
+            ))
+        }
+    };
     let budgets: Vec<Budget> = CARD_RATES.iter().map(|&r| Budget::Rate(r)).collect();
     let pts = cr_eval::metrics::at_budgets(scores, labels, revenue, &budgets).map_err(err)?;
     Ok(Some(ValidationMetrics {
@@ -67,6 +82,7 @@ pub(crate) fn validation_metrics(
         roc_auc,
         pr_auc,
         log_loss,
+        tweedie_deviance,
         at_budget: pts
             .iter()
             .zip(CARD_RATES)

@@ -2,7 +2,8 @@
 
 usage: ort_check.py MODEL.onnx DATA.csv SCHEMA.json OUT_DIR
 
-Writes OUT_DIR/ort_scores.txt (one float per row, column 1 of `probabilities`) and
+Writes OUT_DIR/ort_scores.txt (one float per row: column 1 of `probabilities`, or for a revenue
+model, metadata customs_risk.prediction = expected_revenue, the `expected_revenue` output) and
 OUT_DIR/ort_features.bin (the graph's feature tensor, float32 row-major), so the Rust test can
 compare both with its own pipeline and model. Independent of our Rust code: pandas parses the
 file, ONNX Runtime runs the graph.
@@ -39,7 +40,9 @@ for i in sess.get_inputs():
         feeds[name] = col.astype(np.int64).to_numpy().reshape(-1, 1)
     else:
         feeds[name] = pd.to_numeric(col, errors="raise").astype(np.float64).astype(np.float32).to_numpy().reshape(-1, 1)
-probs, feats = sess.run(["probabilities", feat_name], feeds)
-np.savetxt(f"{out_dir}/ort_scores.txt", probs[:, 1].astype(np.float64), fmt="%.9g")
+revenue = meta.get("customs_risk.prediction") == "expected_revenue"
+out, feats = sess.run(["expected_revenue" if revenue else "probabilities", feat_name], feeds)
+scores = out[:, 0] if revenue else out[:, 1]
+np.savetxt(f"{out_dir}/ort_scores.txt", scores.astype(np.float64), fmt="%.9g")
 np.ascontiguousarray(feats, dtype=np.float32).tofile(f"{out_dir}/ort_features.bin")
-print(len(probs))
+print(len(out))
