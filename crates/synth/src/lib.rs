@@ -103,7 +103,7 @@ pub const SCHEMA_TOML: &str = include_str!("../../../data/schemas/synthetic.toml
 
 /// Rows per generation chunk (fixed, so results do not depend on the thread count).
 const CHUNK_ROWS: usize = 8192;
-const _: () = assert!(STREAM_BATCH_ROWS % CHUNK_ROWS == 0);
+const _: () = assert!(STREAM_BATCH_ROWS.is_multiple_of(CHUNK_ROWS));
 
 /// Errors of the generator.
 #[derive(Debug, thiserror::Error)]
