@@ -325,3 +325,59 @@ fn fixture_small() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let model = d.join("m.onnx");
     (dir, model, train)
 }
+
+/// A revenue model (`train --objective revenue`) predicts an amount, which a policy's rules,
+/// thresholds and random-floor weights would read as a probability: select refuses it,
+/// naming the model and what it predicts.
+#[test]
+fn select_refuses_a_revenue_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = generate(d, "train.csv", 3000, 5);
+    cli_ok(
+        d,
+        &[
+            "train",
+            "--data",
+            train.to_str().unwrap(),
+            "--objective",
+            "revenue",
+            "--min-per-class",
+            "5",
+            "--out",
+            "rev",
+            "--trees",
+            "5",
+            "--early-stopping",
+            "0",
+            "--quiet",
+        ],
+    );
+    let pol = d.join("p.toml");
+    std::fs::write(
+        &pol,
+        "channels = [\"green\", \"red\"]\n[capacity]\nshare = 0.1\nchannel = \"red\"\n[random]\nfloor = 0.01\nchannel = \"red\"\n",
+    )
+    .unwrap();
+    let err = cli_err(
+        d,
+        &[
+            "select",
+            "--model",
+            d.join("rev.onnx").to_str().unwrap(),
+            "--policy",
+            pol.to_str().unwrap(),
+            "--data",
+            train.to_str().unwrap(),
+            "--out",
+            "dec.csv",
+        ],
+    );
+    assert!(
+        err.contains("rev.onnx")
+            && err.contains("select needs a risk model")
+            && err.contains("expected_revenue"),
+        "{err}"
+    );
+    assert!(!d.join("dec.csv").exists());
+}

@@ -60,6 +60,17 @@ pub fn select_file(
     };
     let (m, start) = load_and_start(model, opts, pool, &proto, &load, &read_options(opts))?;
     drop(proto);
+    if m.prediction() != cr_model::meta::Prediction::Risk {
+        // a policy's `score` (rules, thresholds, the random floor's weights) is a risk
+        // probability: an amount in its place would select silently by other rules
+        return Err(BulkError::Invalid(format!(
+            "{}: select needs a risk model (train --objective binary); this model predicts \
+             {} (train --objective revenue), and ranking a policy by expected revenue is not \
+             supported yet",
+            model.display(),
+            m.prediction().as_str()
+        )));
+    }
     let pol = Policy::load(policy, m.schema()).map_err(|e| policy_err(policy, e))?;
     let mut rows = Collected::default();
     let piped = pipe(opts, pool, &m, start, progress, &mut |batch, scores| {
