@@ -22,8 +22,10 @@
 //! - `k ∈ O`: `φ_k = (1 − z_k) Z(O) V(O ∖ k)`.
 //!
 //! `V` depends on the model only: it is tabulated for all `2^d` subsets of each leaf's
-//! features (`O(2^d d)` once). Per row and leaf the work is the path's comparisons to find `O`,
-//! then `d` table reads: `O(L D)` per tree instead of Algorithm 2's `O(L D²)`. No division
+//! features (`O(2^d d)` once). Per row, each internal node's decision is taken once (a bit
+//! set for trees of at most 64 internal nodes); per leaf, `O` is one masked test per feature
+//! (or one test per path step for larger trees), then `d` table reads: `O(L D)` per tree
+//! instead of Algorithm 2's `O(L D²)`. No division
 //! anywhere, so covers of 0 (a reference sample that misses a node) need no special case:
 //! a leaf with `Z(O) = 0` adds nothing, as in the recursion.
 //!
@@ -78,6 +80,10 @@ pub(crate) struct FastTree {
     zs: Vec<f64>,
     /// `1 - z` of each feature in `zs`.
     one_minus_z: Vec<f64>,
+    /// Trees of at most 64 internal nodes: per feature in `feats`, the bit set of the path's
+    /// internal nodes splitting on it, and of those the ones whose first child the path
+    /// takes; the row's pattern is then one test per feature on the bit set of its decisions.
+    masks: Vec<(u64, u64)>,
     table: Vec<f64>,
 }
 
@@ -127,6 +133,7 @@ impl FastTree {
             feats: Vec::new(),
             zs: Vec::new(),
             one_minus_z: Vec::new(),
+            masks: Vec::new(),
             table: Vec::new(),
         };
         let mut local = std::collections::HashMap::new();
@@ -176,6 +183,16 @@ impl FastTree {
             });
         }
         ft.one_minus_z = ft.zs.iter().map(|z| 1.0 - z).collect();
+        if ft.internal.len() <= 64 {
+            ft.masks = vec![(0, 0); ft.feats.len()];
+            for lf in &ft.leaves {
+                for st in &ft.steps[lf.s0 as usize..lf.s1 as usize] {
+                    let m = &mut ft.masks[lf.f0 as usize + usize::from(st.bit)];
+                    m.0 |= 1 << st.internal;
+                    m.1 |= u64::from(st.first) << st.internal;
+                }
+            }
+        }
         ft
     }
 
@@ -193,6 +210,30 @@ impl FastTree {
     /// [`Self::n_internal`] entries.
     #[inline]
     pub(crate) fn row(&self, nodes: &[SNode], x: &[f32], phi: &mut [f64], dec: &mut [bool]) {
+        if !self.masks.is_empty() {
+            let mut bits = 0u64;
+            for (i, &n) in self.internal.iter().enumerate() {
+                bits |= u64::from(nodes[n as usize].goes_first(x)) << i;
+            }
+            for lf in &self.leaves {
+                let d = lf.d as usize;
+                let f0 = lf.f0 as usize;
+                // the row's pattern O and Z(O), branch-free
+                let mut o = 0u32;
+                let mut zo = 1.0;
+                for (k, (&(m, w), &z)) in self.masks[f0..f0 + d]
+                    .iter()
+                    .zip(&self.zs[f0..f0 + d])
+                    .enumerate()
+                {
+                    let ok = (bits ^ w) & m == 0;
+                    o |= u32::from(ok) << k;
+                    zo *= if ok { 1.0 } else { z };
+                }
+                self.leaf(lf, o, zo, phi);
+            }
+            return;
+        }
         for (d, &n) in dec.iter_mut().zip(&self.internal) {
             *d = nodes[n as usize].goes_first(x);
         }
@@ -204,23 +245,30 @@ impl FastTree {
                 o &= !(u32::from(dec[s.internal as usize] != s.first) << s.bit);
             }
             let f0 = lf.f0 as usize;
-            let zs = &self.zs[f0..f0 + d];
-            let om = &self.one_minus_z[f0..f0 + d];
-            let feats = &self.feats[f0..f0 + d];
             let mut zo = 1.0;
-            for (k, &z) in zs.iter().enumerate() {
+            for (k, &z) in self.zs[f0..f0 + d].iter().enumerate() {
                 zo *= if o >> k & 1 != 0 { 1.0 } else { z };
             }
-            if zo == 0.0 {
-                continue;
-            }
-            let t = &self.table[lf.t0..lf.t0 + (1usize << d)];
-            let off = -(zo * t[o as usize]); // unused when O is full: then every k is in O
-            for k in 0..d {
-                let bit = 1u32 << k;
-                let inc = om[k] * zo * t[(o ^ bit) as usize];
-                phi[feats[k] as usize] += if o & bit != 0 { inc } else { off };
-            }
+            self.leaf(lf, o, zo, phi);
+        }
+    }
+
+    /// One leaf's contributions given the row's pattern `o` and `zo` = Z(O).
+    #[inline(always)]
+    fn leaf(&self, lf: &Leaf, o: u32, zo: f64, phi: &mut [f64]) {
+        if zo == 0.0 {
+            return;
+        }
+        let d = lf.d as usize;
+        let f0 = lf.f0 as usize;
+        let om = &self.one_minus_z[f0..f0 + d];
+        let feats = &self.feats[f0..f0 + d];
+        let t = &self.table[lf.t0..lf.t0 + (1usize << d)];
+        let off = -(zo * t[o as usize]); // unused when O is full: then every k is in O
+        for k in 0..d {
+            let bit = 1u32 << k;
+            let inc = om[k] * zo * t[(o ^ bit) as usize];
+            phi[feats[k] as usize] += if o & bit != 0 { inc } else { off };
         }
     }
 }
