@@ -10,6 +10,7 @@ use crate::domain::Unseen;
 use crate::error::DataError;
 use crate::read::{open, ReadOptions};
 use crate::schema::ymd_from_days;
+use crate::spool::RejectSpool;
 use crate::table::RejectWriter;
 
 /// Counts over one file. With [`crate::OnError::Skip`], `accepted + rejected == rows_read`.
@@ -43,9 +44,10 @@ pub struct ValidationReport {
 
 /// Read a whole file with `opts`, counting accepted and rejected rows; rejects are streamed to
 /// `rejects_out` (CSV, see [`crate::write_rejects`]) when given. Memory stays bounded by a few
-/// chunks plus the duplicate-id state (see [`crate::DuplicateCheck`]; with the deferred check,
-/// duplicates are counted and written after the other rejects, and the label and date
-/// counts include them). Column mismatches, unreadable files and (with
+/// chunks plus the duplicate-id state (see [`crate::DuplicateCheck`]; with the deferred check
+/// the rejects wait in a [`crate::RejectSpool`] beside `rejects_out` and the duplicates are
+/// merged into them in line order, so the reject file and the counts are the immediate
+/// check's, except that the label and date counts include the late duplicates). Column mismatches, unreadable files and (with
 /// [`crate::OnError::Fail`]) the first bad row are errors.
 pub fn validate_file(
     path: &Path,
@@ -54,9 +56,44 @@ pub fn validate_file(
     rejects_out: Option<&Path>,
 ) -> Result<ValidationReport, DataError> {
     let mut reader = open(path, schema, opts)?;
-    let mut out = rejects_out
-        .map(|p| RejectWriter::create(p, reader.source()))
-        .transpose()?;
+    let mut out = match rejects_out {
+        Some(p) => Some(RejectSpool::create(
+            spool_path(p),
+            RejectWriter::create(p, reader.source())?,
+            &reader.problem_order(),
+        )?),
+        None => None,
+    };
+    match read_counting(&mut reader, schema, &mut out) {
+        Ok(rep) => {
+            let (rep, late) = rep;
+            if let Some(s) = out {
+                s.finish(&late)?;
+            }
+            Ok(rep)
+        }
+        Err(e) => {
+            if let Some(s) = out {
+                s.discard();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The temporary spool beside the reject file `p`.
+fn spool_path(p: &Path) -> std::path::PathBuf {
+    let mut name = p.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    p.with_file_name(name)
+}
+
+/// [`validate_file`]'s pass over the chunks: the report and the late duplicates.
+fn read_counting(
+    reader: &mut crate::Reader,
+    schema: &crate::Schema,
+    out: &mut Option<RejectSpool>,
+) -> Result<(ValidationReport, Vec<crate::LateDuplicate>), DataError> {
     let mut rep = ValidationReport {
         file: reader.source().to_string(),
         schema: schema.name.clone(),
@@ -108,38 +145,30 @@ pub fn validate_file(
             }
         }
         if let Some(w) = out.as_mut() {
-            w.write(&chunk.rejects)?;
+            w.push(&chunk.rejects)?;
         }
         reader.recycle(chunk.batch);
     }
-    let late: Vec<crate::Reject> = reader
-        .finish_duplicates()?
-        .into_iter()
-        .filter(|d| d.ordinal.is_some())
-        .map(|d| d.reject)
-        .collect();
-    for r in &late {
-        rep.accepted -= 1;
-        rep.rejected += 1;
-        for p in &r.problems {
+    let late = reader.finish_duplicates()?;
+    for d in &late {
+        // a duplicate on a row rejected anyway is one more problem of that row
+        if d.ordinal.is_some() {
+            rep.accepted -= 1;
+            rep.rejected += 1;
+        }
+        for p in &d.reject.problems {
             *rep.by_reason.entry(p.category.clone()).or_default() += 1;
             *rep.by_column
                 .entry(p.column.clone().unwrap_or_else(|| "(row)".into()))
                 .or_default() += 1;
         }
     }
-    if let Some(w) = out.as_mut() {
-        w.write(&late)?;
-    }
     rep.rows_read = reader.rows_read();
     if dmin <= dmax {
         rep.date_min = Some(ymd_from_days(dmin));
         rep.date_max = Some(ymd_from_days(dmax));
     }
-    if let Some(w) = out {
-        w.finish()?;
-    }
-    Ok(rep)
+    Ok((rep, late))
 }
 
 impl fmt::Display for ValidationReport {

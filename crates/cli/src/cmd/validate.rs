@@ -12,7 +12,8 @@ use cr_data::{OnError, ReadOptions};
 /// counts per column (rejects with --strict-categories); columns without a declared domain
 /// are named as not checked. Memory stays flat whatever the file size: rows are read in
 /// chunks, and duplicate ids are settled after the last row with sorted runs on disk (a
-/// duplicate is reported then, naming both lines, and its reject comes after the others).
+/// duplicate is reported then, naming both lines; in --rejects it sits at its line, listed
+/// with the row's other problems, as an immediate check would write it).
 ///
 /// Examples:
 ///   customs-risk validate --data decl.csv --schema data/schemas/synthetic.toml

@@ -455,3 +455,40 @@ fn spooled_deferred_rejects_are_the_immediate_reject_file() {
         );
     }
 }
+
+/// `validate_file` with the deferred check writes the immediate check's reject file and
+/// counts (accepted, rejected, per reason and column: a duplicate on a bad row counted as
+/// one more problem of it), and leaves no spool behind.
+#[test]
+fn deferred_validate_file_reports_as_the_immediate_check() {
+    let d = tempfile::tempdir().unwrap();
+    let (text, _) = with_duplicates("\n");
+    let csv = file(&d, "dup.csv", text.as_bytes());
+    let imm_out = d.path().join("imm.csv");
+    let imm = cr_data::validate_file(&csv, &mini(), &skip(), Some(&imm_out)).unwrap();
+    let def_out = d.path().join("def.csv");
+    let opts = ReadOptions {
+        batch_rows: 7,
+        duplicates: DuplicateCheck::Deferred {
+            run_entries: 5,
+            temp_dir: None,
+        },
+        ..skip()
+    };
+    let def = cr_data::validate_file(&csv, &mini(), &opts, Some(&def_out)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&def_out).unwrap(),
+        std::fs::read_to_string(&imm_out).unwrap()
+    );
+    assert!(imm.by_reason["duplicate id"] > 20);
+    assert_eq!(
+        (def.accepted, def.rejected, &def.by_reason, &def.by_column),
+        (imm.accepted, imm.rejected, &imm.by_reason, &imm.by_column)
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
