@@ -380,4 +380,207 @@ fn select_refuses_a_revenue_model() {
         "{err}"
     );
     assert!(!d.join("dec.csv").exists());
+
+/// The loop closes on the service's audit trail too: the trained model is registered with a
+/// policy (the example's, with a share capacity everywhere: the service refuses a `count`),
+/// served by the binary on 127.0.0.1, every declaration posted; `audit export` (CSV and
+/// JSONL) joined with the outcomes by `evaluate --decisions` gives an IPW estimate from the
+/// logged propensities that covers the ground truth, with exactly the selected rows.
+#[test]
+fn the_service_audit_export_closes_the_loop() {
+    use std::io::{Read, Write};
+    let f = fixture();
+    let d = f.dir.path();
+    let text = std::fs::read_to_string(example_policy())
+        .unwrap()
+        .replace("[capacity.office.POST-HUB]\ncount = 3\n", "");
+    assert!(!text.contains("count = 3"));
+    std::fs::create_dir_all(d.join("watch")).unwrap();
+    let watch = example_policy().parent().unwrap().join("watch");
+    for e in std::fs::read_dir(&watch).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), d.join("watch").join(e.file_name())).unwrap();
+    }
+    std::fs::write(d.join("policy.toml"), text).unwrap();
+    let db = d.join("reg.db");
+    let dbs = db.to_str().unwrap();
+    let model = f.model.to_str().unwrap();
+    cli_ok(
+        d,
+        &[
+            "models",
+            "register",
+            "--registry",
+            dbs,
+            "--create",
+            "--model",
+            model,
+            "--version",
+            "v1",
+            "--policy",
+            "policy.toml",
+            "--promote",
+        ],
+    );
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "keys",
+            "create",
+            "--registry",
+            dbs,
+            "--role",
+            "score",
+            "--name",
+            "t",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    // the outcomes file's rows as JSON declarations, outcome columns left out
+    let schema = cr_synth::schema().unwrap();
+    let label = schema.label.as_ref().map(|l| l.name.clone());
+    let outcome_cols: Vec<String> = [
+        &label,
+        &schema.revenue,
+        &schema.inspected,
+        &schema.selection,
+        &schema.propensity,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let mut rdr = csv::Reader::from_path(&f.outcomes).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let decls: Vec<serde_json::Value> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let mut m = serde_json::Map::new();
+            for (h, v) in header.iter().zip(r.iter()) {
+                if !outcome_cols.iter().any(|c| c == h) {
+                    let v = if v.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::Value::from(v)
+                    };
+                    m.insert(h.to_string(), v);
+                }
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    assert_eq!(decls.len(), ROWS);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = std::process::Command::new(common::bin())
+        .args(["serve", "--registry", dbs, "--addr", &addr])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let post = |body: &[u8], path: &str| -> Option<(u16, String)> {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).ok()?;
+        s.write_all(body).ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let (h, b) = buf.split_once("\r\n\r\n")?;
+        Some((h.split_whitespace().nth(1)?.parse().ok()?, b.to_string()))
+    };
+    let t0 = std::time::Instant::now();
+    while post(b"{}", "/healthz").is_none() {
+        assert!(t0.elapsed().as_secs() < 30, "serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut strata: BTreeMap<String, u64> = BTreeMap::new();
+    for chunk in decls.chunks(500) {
+        let body = serde_json::to_vec(&serde_json::json!({ "declarations": chunk })).unwrap();
+        let (status, text) = post(&body, "/v1/score").expect("answer");
+        assert_eq!(status, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for r in v["results"].as_array().unwrap() {
+            *strata
+                .entry(r["stratum"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        strata.get("random").copied().unwrap_or(0) > 20,
+        "{strata:?}"
+    );
+    let selected = ROWS as u64 - strata.get("none").copied().unwrap_or(0);
+
+    let mut reports = Vec::new();
+    for format in ["csv", "jsonl"] {
+        let export = d.join(format!("audit.{format}"));
+        cli_ok(
+            d,
+            &[
+                "audit",
+                "export",
+                "--registry",
+                dbs,
+                "--since",
+                "2000-01-01",
+                "--format",
+                format,
+                "--out",
+                export.to_str().unwrap(),
+            ],
+        );
+        let json = d.join(format!("e-{format}.json"));
+        cli_ok(
+            d,
+            &[
+                "evaluate",
+                "--model",
+                model,
+                "--data",
+                f.outcomes.to_str().unwrap(),
+                "--decisions",
+                export.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+                "--quiet",
+            ],
+        );
+        let rep: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        reports.push(rep["estimators"].clone());
+    }
+    assert_eq!(reports[0], reports[1], "CSV and JSONL exports");
+    let truth = f.fraud.iter().filter(|&&x| x).count() as f64 / f.fraud.len() as f64;
+    let ipw = reports[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["estimator"] == "ipw")
+        .expect("ipw estimator")
+        .clone();
+    assert_eq!(ipw["n_sample"].as_u64().unwrap(), selected, "{strata:?}");
+    let p = &ipw["prevalence"];
+    let (lo, hi) = (
+        p["ci_low"].as_f64().unwrap(),
+        p["ci_high"].as_f64().unwrap(),
+    );
+    assert!(
+        lo <= truth && truth <= hi,
+        "IPW [{lo}, {hi}] vs truth {truth}"
+    );
 }

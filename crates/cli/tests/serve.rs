@@ -50,6 +50,13 @@ fn fixture() -> Fixture {
     let err = cli_err(d, &["models", "list", "--registry", dbs]);
     assert!(err.contains("does not exist"), "{err}");
     assert!(!db.exists());
+    // ... and so is `serve` (before it binds its port)
+    let err = cli_err(d, &["serve", "--registry", dbs, "--addr", "127.0.0.1:0"]);
+    assert!(
+        err.contains("does not exist") && err.contains("--create"),
+        "{err}"
+    );
+    assert!(!db.exists());
     cli_ok(
         d,
         &[
@@ -66,6 +73,36 @@ fn fixture() -> Fixture {
             "m1",
             "--promote",
         ],
+    );
+    // A policy over a field the model's schema lacks is refused at registration, with the
+    // policy file, line, column and rule.
+    std::fs::write(
+        d.join("policy.toml"),
+        "channels = [\"green\", \"red\"]\n[capacity]\nshare = 0.05\nchannel = \"red\"\n\
+         [random]\nfloor = 0.01\nchannel = \"red\"\n[[rule]]\nname = \"imp\"\n\
+         when = \"importer == 'X'\"\nchannel = \"red\"\n",
+    )
+    .unwrap();
+    let err = cli_err(
+        d,
+        &[
+            "models",
+            "register",
+            "--registry",
+            dbs,
+            "--model",
+            "m.onnx",
+            "--version",
+            "m2",
+            "--policy",
+            "policy.toml",
+        ],
+    );
+    assert!(
+        err.contains("policy.toml:10:9")
+            && err.contains("rule \"imp\"")
+            && err.contains("importer"),
+        "{err}"
     );
     let out = Command::new(bin())
         .args([

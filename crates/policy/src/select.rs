@@ -460,33 +460,36 @@ pub struct LoggedDecision {
     pub line: u64,
 }
 
-/// Read the `id`, `stratum` and `propensity` columns of a decisions file written by
-/// [`write_decisions`] (CSV; other columns are ignored). Any malformed row is an error naming
-/// the line and column.
+/// Read the decisions of a `select` run or of the service's audit trail, as `evaluate
+/// --decisions` needs them: the id, `stratum` and `propensity` of each declaration.
+///
+/// - `select` output ([`write_decisions`], CSV): columns `id`, `stratum`, `propensity`;
+/// - `customs-risk audit export` (CSV, or JSON lines when the file ends in `.jsonl`): columns
+///   / fields `declaration_id`, `stratum`, `propensity` (rows decided under the champion's
+///   policy). A declaration answered more than once (a resubmission) must have the same
+///   stratum and propensity each time — the service's draw is a function of the id — and
+///   counts once; different decisions for one id, or a row decided without a policy (no
+///   stratum), are errors naming the line.
+///
+/// Any malformed row is an error naming the line and column; other columns are ignored.
 pub fn read_decisions(path: &Path) -> Result<Vec<LoggedDecision>, PolicyError> {
     let err = |line: u64, msg: String| {
         PolicyError::new(ErrorKind::Io, format!("{}:{line}: {msg}", path.display()))
     };
-    let mut rdr = csv::ReaderBuilder::new()
-        .from_path(path)
-        .map_err(|e| err(0, format!("cannot read: {e}")))?;
-    let header = rdr.headers().map_err(|e| err(1, e.to_string()))?.clone();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| err(1, format!("no `{name}` column (is this `select` output?)")))
-    };
-    let (ci, cs, cp) = (col("id")?, col("stratum")?, col("propensity")?);
-    let mut out = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| err(e.position().map_or(0, |p| p.line()), e.to_string()))?;
-        let line = rec.position().map_or(0, |p| p.line());
-        let stratum = match rec.get(cs).unwrap_or("") {
+    let parse = |line: u64, id: &str, stratum: &str, p: &str| {
+        let stratum = match stratum {
             "rule" => Stratum::Rule,
             "model" => Stratum::Model,
             "random" => Stratum::Random,
             "none" => Stratum::None,
+            "" => {
+                return Err(err(
+                    line,
+                    format!(
+                        "declaration {id} has no stratum: it was decided without a targeting                          policy (export only the days the champion had one, with --since)"
+                    ),
+                ))
+            }
             other => {
                 return Err(err(
                     line,
@@ -494,21 +497,116 @@ pub fn read_decisions(path: &Path) -> Result<Vec<LoggedDecision>, PolicyError> {
                 ))
             }
         };
-        let p = rec.get(cp).unwrap_or("");
         let propensity: f64 = p
             .trim()
             .parse()
             .ok()
             .filter(|x: &f64| *x > 0.0 && *x <= 1.0)
             .ok_or_else(|| err(line, format!("column propensity: `{p}` is not in (0, 1]")))?;
-        out.push(LoggedDecision {
-            id: rec.get(ci).unwrap_or("").to_string(),
+        Ok(LoggedDecision {
+            id: id.to_string(),
             stratum,
             propensity,
             line,
-        });
+        })
+    };
+    let jsonl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    let (out, audit) = if jsonl {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
+        let mut out = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let line = i as u64 + 1;
+            if l.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(l).map_err(|e| err(line, format!("not JSON: {e}")))?;
+            let field = |k: &str| match v.get(k) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                None | Some(serde_json::Value::Null) => Ok(String::new()),
+                Some(other) => Err(err(line, format!("field {k}: {other} is not text"))),
+            };
+            let id = field("declaration_id")?;
+            if id.is_empty() {
+                return Err(err(
+                    line,
+                    "no `declaration_id` (is this `audit export`?)".into(),
+                ));
+            }
+            out.push(parse(line, &id, &field("stratum")?, &field("propensity")?)?);
+        }
+        (out, true)
+    } else {
+        let mut rdr = csv::ReaderBuilder::new()
+            .from_path(path)
+            .map_err(|e| err(0, format!("cannot read: {e}")))?;
+        let header = rdr.headers().map_err(|e| err(1, e.to_string()))?.clone();
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let (ci, audit) = match (col("id"), col("declaration_id")) {
+            (Some(i), _) => (i, false),
+            (None, Some(i)) => (i, true),
+            (None, None) => return Err(err(
+                1,
+                "no `id` or `declaration_id` column (is this `select` output or `audit export`?)"
+                    .into(),
+            )),
+        };
+        let need = |name: &str| {
+            col(name)
+                .ok_or_else(|| err(1, format!("no `{name}` column (is this `select` output?)")))
+        };
+        let (cs, cp) = (need("stratum")?, need("propensity")?);
+        let mut out = Vec::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| err(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+            let line = rec.position().map_or(0, |p| p.line());
+            out.push(parse(
+                line,
+                rec.get(ci).unwrap_or(""),
+                rec.get(cs).unwrap_or(""),
+                rec.get(cp).unwrap_or(""),
+            )?);
+        }
+        (out, audit)
+    };
+    if !audit {
+        return Ok(out);
     }
-    Ok(out)
+    // the audit trail: one decision per declaration, resubmissions agreeing
+    let mut first: HashMap<String, usize> = HashMap::with_capacity(out.len());
+    let mut kept: Vec<LoggedDecision> = Vec::with_capacity(out.len());
+    for d in out {
+        match first.get(&d.id) {
+            Some(&k) => {
+                let f = &kept[k];
+                if f.stratum != d.stratum || f.propensity != d.propensity {
+                    return Err(err(
+                        d.line,
+                        format!(
+                            "declaration {} was decided twice differently ({} with propensity {} \
+                             at line {}, {} with propensity {} here): export one model \
+                             version's decisions",
+                            d.id,
+                            f.stratum.as_str(),
+                            f.propensity,
+                            f.line,
+                            d.stratum.as_str(),
+                            d.propensity
+                        ),
+                    ));
+                }
+            }
+            None => {
+                first.insert(d.id.clone(), kept.len());
+                kept.push(d);
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// Close the loop: replace the inspection record of `rows` (declarations `ids`, outcomes in

@@ -30,6 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             version: Some("bench-1".into()),
             thresholds: ThresholdSpec::default(),
             registered_by: "bench".into(),
+            policy: None,
         };
         if reg.get("bench-1").is_err() {
             reg.register(model.as_ref(), &opts)?;

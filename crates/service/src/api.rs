@@ -492,7 +492,16 @@ struct ResultOut<'a> {
     declaration_id: &'a str,
     score: f32,
     percentile: Option<f64>,
-    channel: &'static str,
+    channel: &'a str,
+    /// Under a policy: `rule`, `model`, `random` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stratum: Option<&'static str>,
+    /// Under a policy: the probability that this declaration is selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propensity: Option<f64>,
+    /// Under a policy: the names of the rules that fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a [String]>,
     model_version: &'a str,
     request_id: &'a str,
 }
@@ -732,9 +741,12 @@ async fn score(
             model_version: version.to_string(),
             score: f64::from(d.score),
             percentile: d.percentile,
-            channel: d.channel.as_str().to_string(),
+            channel: d.channel.clone(),
             shadow_version: d.shadow_score.and(shadow_version.clone()),
             shadow_score: d.shadow_score.map(f64::from),
+            stratum: d.targeting.as_ref().map(|t| t.stratum.as_str().to_string()),
+            propensity: d.targeting.as_ref().map(|t| t.propensity),
+            rules: d.targeting.as_ref().map(|t| t.rules.join(";")),
         })
         .collect();
     // A decision that cannot be recorded is not returned: the handler answers only after the
@@ -761,7 +773,10 @@ async fn score(
             declaration_id: &d.declaration_id,
             score: d.score,
             percentile: d.percentile,
-            channel: d.channel.as_str(),
+            channel: &d.channel,
+            stratum: d.targeting.as_ref().map(|t| t.stratum.as_str()),
+            propensity: d.targeting.as_ref().map(|t| t.propensity),
+            rules: d.targeting.as_ref().map(|t| t.rules.as_slice()),
             model_version: version,
             request_id: &request_id,
         })

@@ -50,6 +50,16 @@ pub struct AuditRecord {
     pub channel: String,
     pub shadow_version: Option<String>,
     pub shadow_score: Option<f64>,
+    /// Under a targeting policy: `rule`, `model`, `random` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratum: Option<String>,
+    /// Under a targeting policy: the probability that the declaration is selected (1 for
+    /// rule and model selections, the random floor's `p` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<f64>,
+    /// Under a targeting policy: names of the rules that fired, joined by `;`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
 }
 
 impl AuditRecord {
@@ -62,12 +72,14 @@ impl AuditRecord {
             + self.model_version.len()
             + self.channel.len()
             + self.shadow_version.as_ref().map_or(0, String::len)
+            + self.stratum.as_ref().map_or(0, String::len)
+            + self.rules.as_ref().map_or(0, String::len)
     }
 }
 
 /// The `audit` columns that make up an [`AuditRecord`], in [`record_from_row`]'s order.
 pub const AUDIT_COLUMNS: &str = "at, key_id, request_id, declaration_id, model_version, score, \
-     percentile, channel, shadow_version, shadow_score";
+     percentile, channel, shadow_version, shadow_score, stratum, propensity, rules";
 
 /// Read an [`AuditRecord`] from `row`, whose column `first` is the first of [`AUDIT_COLUMNS`].
 pub fn record_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditRecord> {
@@ -82,6 +94,9 @@ pub fn record_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Resul
         channel: row.get(first + 7)?,
         shadow_version: row.get(first + 8)?,
         shadow_score: row.get(first + 9)?,
+        stratum: row.get(first + 10)?,
+        propensity: row.get(first + 11)?,
+        rules: row.get(first + 12)?,
     })
 }
 
@@ -369,7 +384,7 @@ fn insert_batch<'a>(
         let mut prev = chain::head(&tx, "audit")?;
         let mut stmt = tx.prepare_cached(&format!(
             "INSERT INTO audit ({AUDIT_COLUMNS}, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
         ))?;
         for r in records {
             let hash = chain::link(&prev, &chain::audit_payload(r));
@@ -384,6 +399,9 @@ fn insert_batch<'a>(
                 r.channel,
                 r.shadow_version,
                 r.shadow_score,
+                r.stratum,
+                r.propensity,
+                r.rules,
                 prev,
                 hash
             ])?;
@@ -704,7 +722,7 @@ pub fn export_with(
     if opts.format == ExportFormat::Csv {
         writeln!(
             out,
-            "seq,at,key_id,request_id,declaration_id,model_version,score,percentile,channel,shadow_version,shadow_score"
+            "seq,at,key_id,request_id,declaration_id,model_version,score,percentile,channel,shadow_version,shadow_score,stratum,propensity,rules"
         )
         .map_err(io)?;
     }
@@ -714,7 +732,7 @@ pub fn export_with(
         match opts.format {
             ExportFormat::Csv => writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 row.seq,
                 csv_field(&r.at, raw),
                 csv_field(&r.key_id, raw),
@@ -726,6 +744,9 @@ pub fn export_with(
                 csv_field(&r.channel, raw),
                 csv_field(r.shadow_version.as_deref().unwrap_or(""), raw),
                 opt_num(r.shadow_score),
+                csv_field(r.stratum.as_deref().unwrap_or(""), raw),
+                opt_num(r.propensity),
+                csv_field(r.rules.as_deref().unwrap_or(""), raw),
             )
             .map_err(io),
             ExportFormat::JsonLines => {

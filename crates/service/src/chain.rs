@@ -88,6 +88,9 @@ pub struct ModelDetail {
     /// Only in `adopt` events (status at the schema upgrade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// sha256 of the targeting policy registered with the version, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_sha256: Option<String>,
 }
 
 /// What a key creation records (`detail` of `create` / `adopt` events).
@@ -155,6 +158,7 @@ pub(crate) fn adopt_existing(conn: &Connection) -> rusqlite::Result<()> {
                     yellow: r.get(4)?,
                     red: r.get(5)?,
                     status: Some(r.get(6)?),
+                    policy_sha256: None,
                 },
             ))
         })?
@@ -401,7 +405,8 @@ fn replay_models(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
     }
     let rows: Vec<(String, ModelDetail, String)> = conn
         .prepare(
-            "SELECT version, name, path, sha256, yellow, red, status FROM models ORDER BY version",
+            "SELECT version, name, path, sha256, yellow, red, status, policy_text FROM models \
+             ORDER BY version",
         )
         .map_err(err())?
         .query_map([], |r| {
@@ -414,6 +419,10 @@ fn replay_models(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
                     yellow: r.get(4)?,
                     red: r.get(5)?,
                     status: None,
+                    // the stored text must still hash to the registered policy
+                    policy_sha256: r
+                        .get::<_, Option<String>>(7)?
+                        .map(|t| crate::targeting::policy_sha256(&t)),
                 },
                 r.get(6)?,
             ))
@@ -435,16 +444,18 @@ fn replay_models(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
                 if row != want {
                     problems.push(format!(
                         "models: version {version:?} differs from its registration event \
-                         (stored sha256 {}, path {}, thresholds {}/{}; registered sha256 {}, path \
-                         {}, thresholds {}/{})",
+                         (stored sha256 {}, path {}, thresholds {}/{}, policy {}; registered \
+                         sha256 {}, path {}, thresholds {}/{}, policy {})",
                         row.sha256,
                         row.path,
                         row.yellow,
                         row.red,
+                        row.policy_sha256.as_deref().unwrap_or("-"),
                         want.sha256,
                         want.path,
                         want.yellow,
-                        want.red
+                        want.red,
+                        want.policy_sha256.as_deref().unwrap_or("-"),
                     ));
                 }
                 if status != want_status {

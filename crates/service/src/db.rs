@@ -33,7 +33,12 @@ CREATE TABLE IF NOT EXISTS models (
     promoted_by      TEXT,
     promoted_at      TEXT,
     retired_by       TEXT,
-    retired_at       TEXT
+    retired_at       TEXT,
+    policy_name      TEXT,
+    policy_path      TEXT,
+    policy_sha256    TEXT,
+    policy_text      TEXT,
+    policy_key       TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS models_one_champion ON models(status) WHERE status = 'champion';
 CREATE UNIQUE INDEX IF NOT EXISTS models_one_challenger ON models(status) WHERE status = 'challenger';
@@ -90,7 +95,10 @@ CREATE TABLE IF NOT EXISTS audit (
     shadow_version TEXT,
     shadow_score   REAL,
     prev_hash      TEXT,
-    hash           TEXT
+    hash           TEXT,
+    stratum        TEXT,
+    propensity     REAL,
+    rules          TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
@@ -102,7 +110,21 @@ BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 
 /// Schema version written by this build. Version 1 had no hash chain: [`open`] adds the
 /// columns and adopts the existing keys and models into the chains (see [`crate::chain`]).
-pub const SCHEMA_VERSION: &str = "2";
+/// Version 2 had no targeting policy (models' `policy_*` columns, audit's `stratum`,
+/// `propensity`, `rules`): [`open`] adds the nullable columns.
+pub const SCHEMA_VERSION: &str = "3";
+
+/// Nullable columns added after version 1, added by [`migrate`] when missing.
+const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
+    ("models", "policy_name", "TEXT"),
+    ("models", "policy_path", "TEXT"),
+    ("models", "policy_sha256", "TEXT"),
+    ("models", "policy_text", "TEXT"),
+    ("models", "policy_key", "TEXT"),
+    ("audit", "stratum", "TEXT"),
+    ("audit", "propensity", "REAL"),
+    ("audit", "rules", "TEXT"),
+];
 
 /// Open the registry database, which must exist (the CLI's `--create` decides otherwise), and
 /// bring its schema up to date. A mistyped path is an error instead of a new empty registry.
@@ -179,19 +201,15 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
                 [SCHEMA_VERSION],
             )?;
         }
-        Some(_) => {
-            for (table, column) in [
-                ("audit", "prev_hash"),
-                ("audit", "hash"),
-                ("model_events", "detail"),
-                ("model_events", "prev_hash"),
-                ("model_events", "hash"),
-            ] {
+        Some(v) => {
+            if v == "1" {
+                migrate_chain(&tx)?;
+            }
+            for (table, column, ty) in ADDED_COLUMNS {
                 if !has_column(&tx, table, column)? {
-                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
                 }
             }
-            crate::chain::adopt_existing(&tx)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                 [SCHEMA_VERSION],
@@ -199,6 +217,27 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         }
     }
     tx.commit()
+}
+
+/// Version 1 → 2: the hash chain columns, and the existing keys and models adopted.
+fn migrate_chain(tx: &Connection) -> rusqlite::Result<()> {
+    {
+        {
+            for (table, column) in [
+                ("audit", "prev_hash"),
+                ("audit", "hash"),
+                ("model_events", "detail"),
+                ("model_events", "prev_hash"),
+                ("model_events", "hash"),
+            ] {
+                if !has_column(tx, table, column)? {
+                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+                }
+            }
+            crate::chain::adopt_existing(tx)?;
+        }
+    }
+    Ok(())
 }
 
 /// Current UTC time as RFC 3339 with microseconds and a `Z` suffix. Such strings sort in time

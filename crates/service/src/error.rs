@@ -63,6 +63,15 @@ pub enum ServiceError {
         #[source]
         source: cr_model::ModelError,
     },
+    /// The version's targeting policy is refused (a rule over a field the model's schema
+    /// lacks, a watch list that cannot be loaded, ...): the policy error names the file, line,
+    /// column and rule.
+    #[error("policy {}: {source}", path.display())]
+    Policy {
+        path: PathBuf,
+        #[source]
+        source: Box<cr_policy::PolicyError>,
+    },
     /// No champion is promoted.
     #[error("no champion model is promoted")]
     NoChampion,

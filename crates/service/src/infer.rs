@@ -73,7 +73,24 @@ impl RiskScorer for InferScorer {
         Some(&self.schema().id)
     }
 
+    fn schema(&self) -> Option<&Schema> {
+        Some(self.model.schema())
+    }
+
     fn score(&self, records: &[serde_json::Value]) -> Result<Vec<Scored>, ScoreError> {
+        let (batch, scores) = self.score_rows(records)?;
+        Ok(batch
+            .ids
+            .into_iter()
+            .zip(scores)
+            .map(|(id, score)| Scored { id, score })
+            .collect())
+    }
+
+    fn score_rows(
+        &self,
+        records: &[serde_json::Value],
+    ) -> Result<(cr_data::Batch, Vec<f32>), ScoreError> {
         let (batch, rejects) = cr_data::batch_from_json(self.schema(), records, "request");
         if !rejects.is_empty() {
             let issues = rejects
@@ -113,12 +130,7 @@ impl RiskScorer for InferScorer {
             .model
             .score_batch(&batch)
             .map_err(|e| ScoreError::Internal(Arc::new(e)))?;
-        Ok(batch
-            .ids
-            .into_iter()
-            .zip(scores)
-            .map(|(id, score)| Scored { id, score })
-            .collect())
+        Ok((batch, scores))
     }
 }
 

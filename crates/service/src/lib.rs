@@ -20,7 +20,7 @@
 //! let mut reg = Registry::open("registry.db".as_ref())?;
 //! let mv = reg.register("models/gbdt.onnx".as_ref(), &RegisterOptions {
 //!     name: "gbdt".into(), version: None, thresholds: ThresholdSpec::default(),
-//!     registered_by: "alice".into(),
+//!     registered_by: "alice".into(), policy: None,
 //! })?;
 //! reg.promote(&mv.version, "alice")?;
 //! let key = reg.create_key(Role::Score, "lodgement-gateway")?; // print key.key once
@@ -40,6 +40,7 @@ pub mod registry;
 pub mod scorer;
 pub mod server;
 pub mod state;
+pub mod targeting;
 
 pub use api::{app, ApiError};
 pub use audit::{
@@ -59,3 +60,4 @@ pub use server::{
     init_tracing, run, serve, shutdown_signal, ConnectionLimits, LogFormat, ServeConfig,
 };
 pub use state::{AppState, Limits};
+pub use targeting::{StoredPolicy, Targeted, Targeting};

@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::db;
 use crate::error::{Result, ServiceError};
-use cr_model::{percentile_of, score_at_percentile, ModelCard};
+use cr_model::{percentile_of, score_at_percentile, ModelCard, Reference};
+
+use crate::targeting::{new_draw_key, policy_sha256, StoredPolicy, Targeting};
 
 use crate::scorer::{ModelLoader, RiskScorer};
 
@@ -147,9 +149,19 @@ pub struct ModelVersion {
     pub promoted_at: Option<String>,
     pub retired_by: Option<String>,
     pub retired_at: Option<String>,
+    /// The targeting policy applied by `/v1/score` when this version is the champion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<StoredPolicy>,
 }
 
 impl ModelVersion {
+    /// The reference distribution ([`cr_model::Reference`]), when the model carries one.
+    pub fn reference(&self) -> Option<Reference> {
+        self.reference_scores
+            .as_ref()
+            .and_then(|r| Reference::new(r.clone()).ok().flatten())
+    }
+
     /// Percentile (0..=100) of `score` within the reference distribution, by the one rule
     /// ([`cr_model::reference`]); `None` without a reference.
     pub fn percentile(&self, score: f64) -> Option<f64> {
@@ -187,6 +199,9 @@ pub struct RegisterOptions {
     pub version: Option<String>,
     pub thresholds: ThresholdSpec,
     pub registered_by: String,
+    /// A targeting policy file to store with the version (checked against the model's schema
+    /// and reference distribution now; see [`crate::targeting`]).
+    pub policy: Option<PathBuf>,
 }
 
 /// One row of the registry's history (`model_events`).
@@ -234,6 +249,44 @@ fn card_and_reference(
     Ok((card, reference))
 }
 
+/// Read the policy file at `path` and compile it against the model (its schema, watch lists,
+/// reference distribution): a policy the service could not apply is refused now, with the
+/// policy error (file, line, column, rule).
+fn check_policy(
+    path: &Path,
+    scorer: &dyn RiskScorer,
+    reference: Option<&[f64]>,
+) -> Result<StoredPolicy> {
+    let abs = std::fs::canonicalize(path).map_err(|source| ServiceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = std::fs::read_to_string(&abs).map_err(|source| ServiceError::Io {
+        path: abs.clone(),
+        source,
+    })?;
+    let schema = scorer.schema().ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "policy {}: the model has no declaration schema, so no policy can be applied to it",
+            path.display()
+        ))
+    })?;
+    let reference = match reference {
+        Some(r) => Reference::new(r.to_vec()).map_err(|e| ServiceError::Invalid(e.to_string()))?,
+        None => None,
+    };
+    let mut stored = StoredPolicy {
+        name: String::new(),
+        path: abs,
+        sha256: policy_sha256(&text),
+        text,
+        draw_key: new_draw_key(),
+    };
+    let t = Targeting::compile(&stored, schema, reference.as_ref())?;
+    stored.name = t.policy.name.clone();
+    Ok(stored)
+}
+
 fn valid_version(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
@@ -259,7 +312,8 @@ impl std::fmt::Debug for Registry {
 }
 
 const COLUMNS: &str = "version, name, path, sha256, card, yellow, red, reference_scores, status, \
-     registered_by, registered_at, promoted_by, promoted_at, retired_by, retired_at";
+     registered_by, registered_at, promoted_by, promoted_at, retired_by, retired_at, \
+     policy_name, policy_path, policy_sha256, policy_text, policy_key";
 
 fn row_to_version(
     row: &rusqlite::Row<'_>,
@@ -285,6 +339,24 @@ fn row_to_version(
         promoted_at: row.get(12)?,
         retired_by: row.get(13)?,
         retired_at: row.get(14)?,
+        policy: match (
+            row.get::<_, Option<String>>(15)?,
+            row.get::<_, Option<String>>(16)?,
+            row.get::<_, Option<String>>(17)?,
+            row.get::<_, Option<String>>(18)?,
+            row.get::<_, Option<String>>(19)?,
+        ) {
+            (Some(name), Some(path), Some(sha256), Some(text), Some(draw_key)) => {
+                Some(StoredPolicy {
+                    name,
+                    path: PathBuf::from(path),
+                    sha256,
+                    text,
+                    draw_key,
+                })
+            }
+            _ => None,
+        },
     };
     Ok((mv, card, reference, status))
 }
@@ -398,6 +470,10 @@ impl Registry {
         if opts.name.trim().is_empty() {
             return Err(ServiceError::Invalid("model name is empty".into()));
         }
+        let policy = match &opts.policy {
+            None => None,
+            Some(p) => Some(check_policy(p, scorer.as_ref(), reference.as_deref())?),
+        };
         let version = match &opts.version {
             Some(v) => v.clone(),
             None => format!("{}-{}", opts.name.trim(), &sha[..12]),
@@ -440,7 +516,9 @@ impl Registry {
         }
         tx.execute(
             "INSERT INTO models (version, name, path, sha256, card, yellow, red, reference_scores, status, \
-             registered_by, registered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'registered', ?9, ?10)",
+             registered_by, registered_at, policy_name, policy_path, policy_sha256, policy_text, \
+             policy_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'registered', ?9, ?10, ?11, ?12, \
+             ?13, ?14, ?15)",
             params![
                 version,
                 opts.name.trim(),
@@ -451,7 +529,12 @@ impl Registry {
                 thresholds.red,
                 reference_text,
                 opts.registered_by,
-                now
+                now,
+                policy.as_ref().map(|p| p.name.as_str()),
+                policy.as_ref().map(|p| p.path.to_string_lossy().into_owned()),
+                policy.as_ref().map(|p| p.sha256.as_str()),
+                policy.as_ref().map(|p| p.text.as_str()),
+                policy.as_ref().map(|p| p.draw_key.as_str()),
             ],
         )
         .map_err(ServiceError::db("inserting model version"))?;
@@ -462,6 +545,7 @@ impl Registry {
             yellow: thresholds.yellow,
             red: thresholds.red,
             status: None,
+            policy_sha256: policy.as_ref().map(|p| p.sha256.clone()),
         };
         let detail =
             serde_json::to_string(&detail).map_err(|e| ServiceError::Invalid(e.to_string()))?;

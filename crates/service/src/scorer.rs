@@ -84,6 +84,23 @@ pub trait RiskScorer: Send + Sync {
     fn id_column(&self) -> Option<&str> {
         None
     }
+    /// The schema declarations are read with, when the model has one (a targeting policy is
+    /// compiled against it).
+    fn schema(&self) -> Option<&cr_data::Schema> {
+        None
+    }
+    /// Score `records` and also return them as the validated [`cr_data::Batch`] the scores
+    /// were computed from (row `i` is record `i`), which a targeting policy's rules read.
+    /// Models without a schema cannot apply a policy (the default).
+    fn score_rows(
+        &self,
+        records: &[serde_json::Value],
+    ) -> Result<(cr_data::Batch, Vec<f32>), ScoreError> {
+        let _ = records;
+        Err(ScoreError::internal(
+            "this model has no declaration schema, so no targeting policy can be applied",
+        ))
+    }
 }
 
 /// Loads a model file into a scorer. The registry and the server use one loader.

@@ -18,8 +18,10 @@ use crate::audit::{AuditConfig, AuditWriter};
 use crate::error::{Result, ServiceError};
 use crate::keys::{Caller, KeyStore};
 use crate::metrics::{Metrics, ModelRole as Role};
-use crate::registry::{Channel, ModelStatus, ModelVersion, Registry};
-use crate::scorer::{ModelLoader, RiskScorer, ScoreError};
+use crate::registry::{ModelStatus, ModelVersion, Registry};
+use crate::scorer::{ModelLoader, RiskScorer, ScoreError, Scored};
+use crate::targeting::Targeting;
+use cr_policy::Stratum;
 
 /// Request limits and scheduling knobs.
 #[derive(Debug, Clone)]
@@ -64,10 +66,40 @@ impl Default for Limits {
     }
 }
 
-/// A model version with its loaded scorer.
+/// A model version with its loaded scorer and, when the version has one, its compiled
+/// targeting policy.
 pub struct LoadedModel {
     pub meta: ModelVersion,
     pub scorer: Arc<dyn RiskScorer>,
+    pub targeting: Option<Arc<Targeting>>,
+}
+
+impl LoadedModel {
+    /// Load-time part of a deployment: compile the version's policy (if any) against the
+    /// loaded model's schema and reference (watch lists are read now).
+    pub fn new(meta: ModelVersion, scorer: Arc<dyn RiskScorer>) -> Result<LoadedModel> {
+        let targeting = match &meta.policy {
+            None => None,
+            Some(p) => {
+                let schema = scorer.schema().ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "model {}: no declaration schema for its policy",
+                        meta.version
+                    ))
+                })?;
+                Some(Arc::new(Targeting::compile(
+                    p,
+                    schema,
+                    meta.reference().as_ref(),
+                )?))
+            }
+        };
+        Ok(LoadedModel {
+            meta,
+            scorer,
+            targeting,
+        })
+    }
 }
 
 impl std::fmt::Debug for LoadedModel {
@@ -91,8 +123,22 @@ pub struct Decision {
     pub declaration_id: String,
     pub score: f32,
     pub percentile: Option<f64>,
-    pub channel: Channel,
+    /// The channel: the policy's channel name under a policy, else from the version's
+    /// thresholds (green / yellow / red).
+    pub channel: String,
     pub shadow_score: Option<f32>,
+    /// Under a policy: how the declaration came to its channel, with what probability it is
+    /// selected, and the rules that fired.
+    pub targeting: Option<TargetingOut>,
+}
+
+/// The policy part of a [`Decision`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetingOut {
+    pub stratum: Stratum,
+    pub propensity: f64,
+    /// Names of the rules that fired, in policy order.
+    pub rules: Vec<String>,
 }
 
 /// Score `records` with the deployment's champion (and the challenger in shadow). CPU-bound:
@@ -102,7 +148,28 @@ pub fn decide(
     records: &[serde_json::Value],
 ) -> Result<Vec<Decision>, DecideError> {
     let champion = dep.champion.as_ref().ok_or(DecideError::NoChampion)?;
-    let scored = champion.scorer.score(records).map_err(DecideError::Score)?;
+    let (scored, targeted) = match &champion.targeting {
+        None => (
+            champion.scorer.score(records).map_err(DecideError::Score)?,
+            None,
+        ),
+        Some(t) => {
+            let (batch, scores) = champion
+                .scorer
+                .score_rows(records)
+                .map_err(DecideError::Score)?;
+            let decided = t
+                .decide(&batch, &scores)
+                .map_err(|e| DecideError::Score(ScoreError::internal(e.to_string())))?;
+            let scored: Vec<Scored> = batch
+                .ids
+                .into_iter()
+                .zip(scores)
+                .map(|(id, score)| Scored { id, score })
+                .collect();
+            (scored, Some((t, decided)))
+        }
+    };
     if scored.len() != records.len() {
         return Err(DecideError::Score(ScoreError::internal(format!(
             "model {} returned {} scores for {} declarations",
@@ -126,12 +193,34 @@ pub fn decide(
         .enumerate()
         .map(|(i, s)| {
             let score = f64::from(s.score);
+            let (channel, targeting) = match &targeted {
+                Some((t, decided)) => match decided.get(i) {
+                    Some(d) => (
+                        t.channel_name(d.channel).to_string(),
+                        Some(TargetingOut {
+                            stratum: d.stratum,
+                            propensity: d.propensity,
+                            rules: t
+                                .rule_names(&d.rules)
+                                .into_iter()
+                                .map(str::to_string)
+                                .collect(),
+                        }),
+                    ),
+                    None => (String::new(), None),
+                },
+                None => (
+                    champion.meta.thresholds.channel(score).as_str().to_string(),
+                    None,
+                ),
+            };
             Decision {
                 percentile: champion.meta.percentile(score),
-                channel: champion.meta.thresholds.channel(score),
+                channel,
                 declaration_id: s.id,
                 score: s.score,
                 shadow_score: shadow.as_ref().and_then(|v| v.get(i).copied()),
+                targeting,
             }
         })
         .collect())
@@ -358,7 +447,7 @@ impl AppState {
         }
         let load = |mv: ModelVersion| -> Result<Arc<LoadedModel>> {
             let scorer = self.scorer_for(registry, &mv)?;
-            Ok(Arc::new(LoadedModel { meta: mv, scorer }))
+            Ok(Arc::new(LoadedModel::new(mv, scorer)?))
         };
         let new_champion = if champion_same {
             current.champion.clone()
@@ -524,7 +613,9 @@ impl AppState {
                 )));
             }
             // A model that cannot load (or whose file changed) never becomes champion.
-            this.scorer_for(&reg, &mv)?;
+            let scorer = this.scorer_for(&reg, &mv)?;
+            // ... nor one whose policy cannot be applied (watch lists gone, ...).
+            LoadedModel::new(mv.clone(), scorer)?;
             let mv = reg.promote(&version, &by)?;
             this.sync_blocking(&reg)?;
             Ok(mv)
@@ -557,7 +648,9 @@ impl AppState {
                     "version {version:?} is retired"
                 )));
             }
-            this.scorer_for(&reg, &mv)?;
+            let scorer = this.scorer_for(&reg, &mv)?;
+            // ... nor one whose policy cannot be applied (watch lists gone, ...).
+            LoadedModel::new(mv.clone(), scorer)?;
             let mv = reg.set_challenger(&version, &by)?;
             this.sync_blocking(&reg)?;
             Ok(mv)

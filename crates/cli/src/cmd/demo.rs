@@ -190,6 +190,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             version: None,
             thresholds: cr_service::ThresholdSpec::default(),
             registered_by: "demo".into(),
+            policy: None,
         },
     )?;
     reg.promote(&champion.version, "demo")?;

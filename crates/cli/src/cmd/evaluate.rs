@@ -22,13 +22,16 @@ use super::validate::OnErrorArg;
 /// feature on the training bins; flagged at >= 0.2). Writes one self-contained HTML file with
 /// plots (no network needed) and, with --json, the same numbers for machines.
 ///
-/// With --decisions (the output of `customs-risk select` on the same declarations) the
-/// inspection record is the policy's, so the IPW estimate uses the logged propensities.
+/// With --decisions (the output of `customs-risk select` on the same declarations, or the
+/// service's `customs-risk audit export` of them, CSV or .jsonl) the inspection record is the
+/// policy's, so the IPW estimate uses the logged propensities.
 ///
 /// Example:
 ///   customs-risk evaluate --model models/gbdt.onnx --data new.csv --report eval.html --json eval.json
 ///   customs-risk evaluate --model models/gbdt.onnx --data outcomes.csv \
 ///       --decisions decisions.csv --report loop.html
+///   customs-risk audit export --registry reg.db --since 2024-06-01 --out audit.csv
+///   customs-risk evaluate --model models/gbdt.onnx --data outcomes.csv --decisions audit.csv
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -59,8 +62,9 @@ pub struct Args {
     /// Scoring threads (0 = all cores). The numbers do not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Decisions written by `customs-risk select` for these declarations (CSV): the
-    /// inspection record comes from them (stratum none = not inspected, its label ignored;
+    /// Decisions for these declarations, written by `customs-risk select` (CSV) or by
+    /// `customs-risk audit export` of a service whose champion had a policy (CSV or .jsonl;
+    /// a resubmitted declaration counts once): the inspection record comes from them (stratum none = not inspected, its label ignored;
     /// propensity = the logged inclusion probability, used by the IPW estimate) instead of the
     /// data's inspection columns. Every declaration needs a decision; selected ones a label.
     #[arg(long)]

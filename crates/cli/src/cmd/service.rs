@@ -44,9 +44,13 @@ use cr_service::{
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ServeArgs {
-    /// Registry SQLite file.
+    /// Registry SQLite file. Must exist unless --create.
     #[arg(long, env = "CUSTOMS_RISK_REGISTRY")]
     registry: PathBuf,
+    /// Create the registry file if it does not exist (without it a mistyped path is an error,
+    /// not a new empty registry that serves nothing).
+    #[arg(long)]
+    create: bool,
     /// Listen address.
     #[arg(long, env = "CUSTOMS_RISK_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -85,6 +89,11 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     use std::time::Duration;
     cr_service::init_tracing(a.log_format);
     let mut cfg = ServeConfig::new(a.registry, a.addr).apply_env()?;
+    if !a.create {
+        // the same refusal as `models`, `keys` and `audit`
+        cr_service::db::open_existing(&cfg.registry)
+            .with_context(|| format!("opening registry {}", cfg.registry.display()))?;
+    }
     if let Some(n) = a.max_connections {
         cfg.connections.max_connections = n.max(1);
     }
@@ -142,6 +151,8 @@ enum ModelsCmd {
     ///   customs-risk models register --registry reg.db --model models/gbdt.onnx --promote
     ///   customs-risk models register --registry reg.db --model models/gbdt.onnx --name gbdt \
     ///       --version gbdt-2024-06 --yellow-score 0.2 --red-score 0.5
+    ///   customs-risk models register --registry reg.db --model models/gbdt.onnx \
+    ///       --policy data/policies/example.toml --promote
     #[command(verbatim_doc_comment)]
     Register {
         #[command(flatten)]
@@ -173,6 +184,13 @@ enum ModelsCmd {
         /// Who registers, recorded in the registry (default $USER).
         #[arg(long)]
         by: Option<String>,
+        /// A targeting policy (TOML, as for `select`) that `/v1/score` applies while this
+        /// version is the champion: its text and sha256 are stored with the version. Checked
+        /// now against the model's schema and reference scores (a rule over an unknown field,
+        /// a watch list that cannot be read, a `count` capacity are refused); watch lists are
+        /// read again, relative to the policy file, whenever the version is loaded.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// List versions with status, thresholds and validation ROC-AUC.
     ///
@@ -273,6 +291,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
             red_percentile,
             promote,
             by,
+            policy,
         } => {
             let mut reg = registry.open()?;
             let thresholds = match (yellow_score, red_score) {
@@ -291,12 +310,21 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<()> {
                     version,
                     thresholds,
                     registered_by: by.clone(),
+                    policy,
                 },
             )?;
             println!(
                 "registered {} ({}; yellow from {:.4}, red from {:.4})",
                 mv.version, mv.sha256, mv.thresholds.yellow, mv.thresholds.red
             );
+            if let Some(p) = &mv.policy {
+                println!(
+                    "policy {} ({}, sha256 {})",
+                    p.name,
+                    p.path.display(),
+                    p.sha256
+                );
+            }
             if promote {
                 reg.promote(&mv.version, &by)?;
                 println!("{} is the champion", mv.version);

@@ -237,3 +237,62 @@ fn late_duplicates_leave_the_selection() {
     );
     assert!(c.fired(13).is_empty());
 }
+
+/// `evaluate --decisions` reads the service's `audit export` (CSV and JSON lines) as it reads
+/// `select` output: by `declaration_id`; a resubmission with the same decision counts once,
+/// a different one or a row without a policy is an error naming the line.
+#[test]
+fn audit_exports_are_read_as_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("audit.csv");
+    std::fs::write(
+        &csv,
+        "seq,at,key_id,request_id,declaration_id,model_version,score,percentile,channel,\
+         shadow_version,shadow_score,stratum,propensity,rules\n\
+         1,t,k,r,A,v,0.9,99,red,,,model,1,\n\
+         2,t,k,r,B,v,0.1,10,green,,,none,0.02,\n\
+         3,t,k,r,C,v,0.2,20,red,,,random,0.25,\n\
+         4,t,k,r,B,v,0.1,10,green,,,none,0.02,\n",
+    )
+    .unwrap();
+    let d = cr_policy::read_decisions(&csv).unwrap();
+    let got: Vec<(&str, Stratum, f64)> = d
+        .iter()
+        .map(|x| (x.id.as_str(), x.stratum, x.propensity))
+        .collect();
+    let want = vec![
+        ("A", Stratum::Model, 1.0),
+        ("B", Stratum::None, 0.02),
+        ("C", Stratum::Random, 0.25),
+    ];
+    assert_eq!(got, want);
+    let jsonl = dir.path().join("audit.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"seq\":1,\"declaration_id\":\"A\",\"stratum\":\"model\",\"propensity\":1.0}\n\
+         {\"seq\":2,\"declaration_id\":\"B\",\"stratum\":\"none\",\"propensity\":0.02}\n\
+         {\"seq\":3,\"declaration_id\":\"C\",\"stratum\":\"random\",\"propensity\":0.25}\n",
+    )
+    .unwrap();
+    let dj = cr_policy::read_decisions(&jsonl).unwrap();
+    let got: Vec<(&str, Stratum, f64)> = dj
+        .iter()
+        .map(|x| (x.id.as_str(), x.stratum, x.propensity))
+        .collect();
+    assert_eq!(got, want);
+
+    std::fs::write(
+        &jsonl,
+        "{\"declaration_id\":\"A\",\"stratum\":\"model\",\"propensity\":1.0}\n\
+         {\"declaration_id\":\"A\",\"stratum\":\"none\",\"propensity\":0.5}\n",
+    )
+    .unwrap();
+    let e = cr_policy::read_decisions(&jsonl).unwrap_err().to_string();
+    assert!(e.contains("audit.jsonl:2") && e.contains("twice"), "{e}");
+    std::fs::write(&jsonl, "{\"declaration_id\":\"A\",\"channel\":\"red\"}\n").unwrap();
+    let e = cr_policy::read_decisions(&jsonl).unwrap_err().to_string();
+    assert!(
+        e.contains("audit.jsonl:1") && e.contains("no stratum"),
+        "{e}"
+    );
+}

@@ -17,5 +17,6 @@ mod integrity;
 mod load;
 mod openapi;
 mod percentile;
+mod policy;
 mod registry;
 mod support;

@@ -273,6 +273,43 @@ async fn live_responses_match_the_openapi_document() {
         .0,
         200,
     ));
+    // a champion with a targeting policy: channel, stratum, propensity and rules appear
+    let policy = crate::policy::write_policy(e.dir.path(), crate::policy::POLICY);
+    cr_service::Registry::open(&e.db)
+        .unwrap()
+        .register(
+            &e.a,
+            &cr_service::RegisterOptions {
+                policy: Some(policy),
+                ..crate::support::opts("gbdt", "pa")
+            },
+        )
+        .unwrap();
+    expect.push((
+        record(
+            s,
+            &r,
+            "POST",
+            ("/v1/models/pa/promote", promote),
+            Some(ak),
+            None,
+        )
+        .await
+        .0,
+        200,
+    ));
+    expect.push((record(s, &r, "GET", models_, Some(ak), None).await.0, 200));
+    let batch = json!({ "declarations": m.a.decls.iter().take(20).collect::<Vec<_>>() });
+    expect.push((
+        record(s, &r, "POST", score, Some(sk), Some(batch)).await.0,
+        200,
+    ));
+    let (code, body) = record(s, &r, "POST", score, Some(sk), Some(decl.clone())).await;
+    expect.push((code, 200));
+    assert!(
+        body.get("stratum").is_some() && body.get("propensity").is_some(),
+        "{body}"
+    );
     st.audit().close().await.unwrap();
     let got: Vec<u16> = expect.iter().map(|(c, _)| c.as_u16()).collect();
     let want: Vec<u16> = expect.iter().map(|(_, w)| *w).collect();

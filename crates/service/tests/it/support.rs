@@ -124,6 +124,7 @@ pub fn opts(name: &str, version: &str) -> RegisterOptions {
         version: Some(version.into()),
         thresholds: ThresholdSpec::default(),
         registered_by: "tester".into(),
+        policy: None,
     }
 }
 
