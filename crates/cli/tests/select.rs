@@ -555,6 +555,8 @@ fn the_service_audit_export_closes_the_loop() {
                 f.outcomes.to_str().unwrap(),
                 "--decisions",
                 export.to_str().unwrap(),
+                "--report",
+                d.join(format!("e-{format}.html")).to_str().unwrap(),
                 "--json",
                 json.to_str().unwrap(),
                 "--quiet",
