@@ -380,6 +380,7 @@ fn select_refuses_a_revenue_model() {
         "{err}"
     );
     assert!(!d.join("dec.csv").exists());
+}
 
 /// The loop closes on the service's audit trail too: the trained model is registered with a
 /// policy (the example's, with a share capacity everywhere: the service refuses a `count`),
