@@ -271,3 +271,235 @@ fn rare_risk_entries_are_not_stored() {
             .unwrap();
     assert_eq!(card["pipeline"]["min_count"], 5);
 }
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn http(addr: std::net::SocketAddr, req: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    s.write_all(req.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Ok((status, body))
+}
+
+/// Start `serve` on a free port with `args`, wait for /healthz; `env_key` sets or removes
+/// CR_PSEUDONYM_KEY.
+fn serve(
+    d: &Path,
+    args: &[&str],
+    env_key: Option<&str>,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
+        .args(args)
+        .args(["--addr", &addr.to_string()])
+        .current_dir(d)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.join("serve.err")).unwrap());
+    match env_key {
+        Some(k) => cmd.env("CR_PSEUDONYM_KEY", k),
+        None => cmd.env_remove("CR_PSEUDONYM_KEY"),
+    };
+    let mut child = cmd.spawn().expect("serve starts");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(20) {
+        if let Ok((200, _)) = http(
+            addr,
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        ) {
+            return (child, addr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::fs::read_to_string(d.join("serve.err")).unwrap_or_default();
+    panic!("serve {args:?} did not come up: {err}");
+}
+
+/// The service applies the pseudonym key when reading a declaration, so a model trained on
+/// pseudonymised identifiers scores over HTTP exactly as bulk `score --pseudonym-key` does;
+/// without its key (or with another one) the model is not loaded and /readyz says 503.
+#[test]
+fn pseudonymised_model_is_served_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = generate(d, "train.csv", 6_000, 31);
+    let test = generate(d, "test.csv", 40, 32);
+    let schema = pseudonymising_schema(d);
+    let key_text = "the office's serving key 2026";
+    let key = d.join("pseudonym.key");
+    std::fs::write(&key, key_text).unwrap();
+    let other = d.join("other.key");
+    std::fs::write(&other, "another key of the same office").unwrap();
+    let k = key.to_str().unwrap();
+    cli_ok(
+        d,
+        &[
+            "train",
+            "--data",
+            train.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+            "--out",
+            "p",
+            "--trees",
+            "15",
+            "--leaves",
+            "15",
+            "--pseudonym-key",
+            k,
+            "--quiet",
+        ],
+    );
+    cli_ok(
+        d,
+        &[
+            "score",
+            "--model",
+            "p.onnx",
+            "--data",
+            test.to_str().unwrap(),
+            "--out",
+            "s.csv",
+            "--pseudonym-key",
+            k,
+            "--quiet",
+        ],
+    );
+    let bulk: std::collections::HashMap<String, f64> = csv::Reader::from_path(d.join("s.csv"))
+        .unwrap()
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].parse().unwrap())
+        })
+        .collect();
+    // registration loads the model: with the key from the environment
+    let out = Command::new(bin())
+        .args([
+            "models",
+            "register",
+            "--registry",
+            "reg.db",
+            "--create",
+            "--model",
+            "p.onnx",
+            "--name",
+            "p",
+            "--version",
+            "p1",
+            "--promote",
+        ])
+        .current_dir(d)
+        .env("CR_PSEUDONYM_KEY", key_text)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the key is printed on stdout (the notice on stderr)
+    let out = common::cli(
+        d,
+        &[
+            "keys",
+            "create",
+            "--registry",
+            "reg.db",
+            "--role",
+            "score",
+            "--name",
+            "t",
+        ],
+    );
+    assert!(out.status.success());
+    let api = String::from_utf8(out.stdout).unwrap();
+    let api = api.trim();
+
+    // without the key, and with another key: up, but the champion is not loaded
+    for (args, env) in [
+        (vec!["--registry", "reg.db"], None),
+        (
+            vec![
+                "--registry",
+                "reg.db",
+                "--pseudonym-key",
+                other.to_str().unwrap(),
+            ],
+            None,
+        ),
+    ] {
+        let (mut child, addr) = serve(d, &args, env);
+        let (status, body) = http(
+            addr,
+            "GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(status, 503, "{args:?}: {body}");
+    }
+
+    // with the key: every declaration scores as in bulk
+    let (mut child, addr) = serve(d, &["--registry", "reg.db", "--pseudonym-key", k], None);
+    let mut rdr = csv::Reader::from_path(&test).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let numeric = ["value", "mass", "quantity", "tax_rate"];
+    let keep = |c: &str| {
+        !matches!(
+            c,
+            "fraud" | "revenue_recovered" | "inspected" | "selection" | "propensity"
+        )
+    };
+    let mut checked = 0;
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        let mut decl = serde_json::Map::new();
+        for (c, v) in header.iter().zip(rec.iter()) {
+            if !keep(c) || v.is_empty() {
+                continue;
+            }
+            let value = if numeric.contains(&c) {
+                serde_json::json!(v.parse::<f64>().unwrap())
+            } else {
+                serde_json::json!(v)
+            };
+            decl.insert(c.to_string(), value);
+        }
+        let id = rec[0].to_string();
+        let body = serde_json::Value::Object(decl).to_string();
+        let req = format!(
+            "POST /v1/score HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {api}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (status, resp) = http(addr, &req).unwrap();
+        assert_eq!(status, 200, "{resp}");
+        let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+        let score = v["score"].as_f64().unwrap();
+        let want = bulk[&id];
+        assert!(
+            (score - want).abs() <= 1e-6,
+            "{id}: service {score} vs bulk {want}"
+        );
+        checked += 1;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(checked, 40);
+}

@@ -112,6 +112,30 @@ pub(crate) fn no_key_error(schema: &Schema) -> DataError {
     ))
 }
 
+/// Whether `key` can read data for `schema`: a schema that pseudonymises a column needs a
+/// key, and the key whose fingerprint the schema records (a model's schema does); a schema
+/// that pseudonymises nothing needs none. The one check every reader (files, JSON, the
+/// service at model load) makes, so a missing or wrong key is an error, never a model that
+/// scores every identifier as unseen.
+pub fn check_pseudonym_key(schema: &Schema, key: Option<&PseudonymKey>) -> Result<(), DataError> {
+    if schema.pseudonymised().is_empty() {
+        return Ok(());
+    }
+    let Some(key) = key else {
+        return Err(no_key_error(schema));
+    };
+    if let Some(want) = &schema.pseudonym_fingerprint {
+        if want != key.fingerprint() {
+            return Err(DataError::schema(format!(
+                "wrong pseudonym key: its fingerprint is {}, the model was trained with \
+                 the key of fingerprint {want} (every identifier would read as unseen)",
+                key.fingerprint()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Every categorical column's compiled rules, shared read-only by the validating threads.
 #[derive(Debug)]
 pub(crate) struct Domains {
@@ -126,20 +150,7 @@ impl Domains {
         key: Option<&PseudonymKey>,
         strict: bool,
     ) -> Result<Arc<Domains>, DataError> {
-        if !schema.pseudonymised().is_empty() {
-            let Some(key) = key else {
-                return Err(no_key_error(schema));
-            };
-            if let Some(want) = &schema.pseudonym_fingerprint {
-                if want != key.fingerprint() {
-                    return Err(DataError::schema(format!(
-                        "wrong pseudonym key: its fingerprint is {}, the model was trained with \
-                         the key of fingerprint {want} (every identifier would read as unseen)",
-                        key.fingerprint()
-                    )));
-                }
-            }
-        }
+        check_pseudonym_key(schema, key)?;
         Ok(Arc::new(Domains {
             columns: schema
                 .categorical

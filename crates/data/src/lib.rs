@@ -48,7 +48,7 @@ mod validate;
 pub mod write;
 
 pub use batch::Batch;
-pub use domain::Unseen;
+pub use domain::{check_pseudonym_key, Unseen};
 pub use error::{DataError, DataErrorKind};
 pub use ids::{id_key, DeferredIds, DuplicateCheck, Found, DEFAULT_RUN_ENTRIES};
 pub use json::{batch_from_json, batch_from_json_keyed};

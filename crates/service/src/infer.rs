@@ -26,15 +26,23 @@ use cr_infer::{DeclarationModel, Engine, InferError, LoadOptions};
 use crate::scorer::{FieldIssue, LoadError, ModelLoader, RiskScorer, ScoreError, Scored};
 
 /// Loads ONNX models with `cr-infer` (see the module docs).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct InferLoader {
     /// `Auto` (native when the core compiles, else ONNX Runtime), `Native` or `Ort`.
     pub engine: Engine,
+    /// The key of models whose schema pseudonymises identifier columns (`serve
+    /// --pseudonym-key`); `None`: the environment variable `CR_PSEUDONYM_KEY`, read when such
+    /// a model is loaded. A model that needs a key and gets none, or the wrong one, is not
+    /// loaded (the error says which), so it never scores every identifier as unseen.
+    pub pseudonym_key: Option<Arc<cr_data::PseudonymKey>>,
 }
 
 /// A loaded model: [`cr_infer::DeclarationModel`] behind the service's [`RiskScorer`] trait.
 pub struct InferScorer {
     model: DeclarationModel,
+    /// Applied to the pseudonymised columns of each request (checked against the model's
+    /// schema at load).
+    key: Option<Arc<cr_data::PseudonymKey>>,
 }
 
 impl std::fmt::Debug for InferScorer {
@@ -50,7 +58,27 @@ impl InferScorer {
     /// service already runs requests in parallel.
     pub fn load(path: &Path, engine: Engine) -> Result<InferScorer, InferError> {
         DeclarationModel::load(path, &LoadOptions { engine, threads: 1 })
-            .map(|model| InferScorer { model })
+            .map(|model| InferScorer { model, key: None })
+    }
+
+    /// [`InferScorer::load`] for a model that may pseudonymise identifiers: `key` (else the
+    /// environment's `CR_PSEUDONYM_KEY`) must be the key the model was trained with.
+    pub fn load_keyed(
+        path: &Path,
+        engine: Engine,
+        key: Option<Arc<cr_data::PseudonymKey>>,
+    ) -> Result<InferScorer, LoadError> {
+        let mut s = InferScorer::load(path, engine)?;
+        if !s.schema().pseudonymised().is_empty() {
+            let key = match key {
+                Some(k) => Some(k),
+                None => cr_data::PseudonymKey::load(None)?.map(Arc::new),
+            };
+            cr_data::check_pseudonym_key(s.schema(), key.as_deref())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            s.key = key;
+        }
+        Ok(s)
     }
 
     /// `Native` or `Ort`.
@@ -91,7 +119,10 @@ impl RiskScorer for InferScorer {
         &self,
         records: &[serde_json::Value],
     ) -> Result<(cr_data::Batch, Vec<f32>), ScoreError> {
-        let (batch, rejects) = cr_data::batch_from_json(self.schema(), records, "request");
+        let (batch, rejects) =
+            cr_data::batch_from_json_keyed(self.schema(), records, "request", self.key.as_deref())
+                // the key was checked against the schema at load
+                .map_err(|e| ScoreError::Internal(Arc::new(e)))?;
         if !rejects.is_empty() {
             let issues = rejects
                 .iter()
@@ -136,8 +167,7 @@ impl RiskScorer for InferScorer {
 
 impl ModelLoader for InferLoader {
     fn load(&self, path: &Path) -> Result<Arc<dyn RiskScorer>, LoadError> {
-        InferScorer::load(path, self.engine)
+        InferScorer::load_keyed(path, self.engine, self.pseudonym_key.clone())
             .map(|s| Arc::new(s) as Arc<dyn RiskScorer>)
-            .map_err(LoadError::from)
     }
 }

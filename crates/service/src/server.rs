@@ -49,6 +49,9 @@ pub struct ServeConfig {
     pub integrity_interval: Option<Duration>,
     /// Connection limits and timeouts.
     pub connections: ConnectionLimits,
+    /// The key for models that pseudonymise identifier columns (`serve --pseudonym-key`);
+    /// `None`: `CR_PSEUDONYM_KEY` from the environment (see [`crate::InferLoader`]).
+    pub pseudonym_key: Option<std::sync::Arc<cr_data::PseudonymKey>>,
 }
 
 /// What one client connection may hold. A client that opens connections and sends nothing (or
@@ -103,6 +106,7 @@ impl ServeConfig {
             refresh_interval: Some(Duration::from_secs(5)),
             integrity_interval: Some(Duration::from_secs(30)),
             connections: ConnectionLimits::default(),
+            pseudonym_key: None,
         }
     }
 
@@ -244,9 +248,15 @@ pub async fn run(
 ) -> Result<()> {
     let path = config.registry.clone();
     let limits = config.limits.clone();
-    let state = tokio::task::spawn_blocking(move || AppState::open(&path, limits))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("startup task failed: {e}")))??;
+    let loader = crate::infer::InferLoader {
+        pseudonym_key: config.pseudonym_key.clone(),
+        ..Default::default()
+    };
+    let state = tokio::task::spawn_blocking(move || {
+        AppState::open_with_loader(&path, limits, std::sync::Arc::new(loader))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("startup task failed: {e}")))??;
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServiceError::Io {

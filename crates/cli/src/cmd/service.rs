@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// for audit queue space) before the request gets 503 [default: 2000].
     #[arg(long)]
     audit_lock_deadline_ms: Option<u64>,
+    /// File holding the pseudonym key of models trained with pseudonymised identifier
+    /// columns (as given to `train`); without it the environment variable CR_PSEUDONYM_KEY.
+    /// Such a model without its key, or with another key, is not loaded (/readyz 503 and an
+    /// error naming the key's fingerprint), never served with every identifier unseen.
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -117,6 +123,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(ms) = a.audit_lock_deadline_ms {
         cfg.limits.audit.lock_deadline = Duration::from_millis(ms.max(1));
+    }
+    if a.pseudonym_key.is_some() {
+        cfg.pseudonym_key = super::load_key(a.pseudonym_key.as_deref())?.map(std::sync::Arc::new);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
