@@ -80,10 +80,11 @@ fn bind_graph_digest(path: &std::path::Path) -> Result<(), Box<dyn std::error::E
             (cr_model::meta::FEATURES, &features),
         ],
     );
-    m.metadata_props.push(cr_onnx::proto::StringStringEntryProto {
-        key: Some(cr_model::meta::GRAPH_DIGEST_KEY.to_string()),
-        value: Some(digest),
-    });
+    m.metadata_props
+        .push(cr_onnx::proto::StringStringEntryProto {
+            key: Some(cr_model::meta::GRAPH_DIGEST_KEY.to_string()),
+            value: Some(digest),
+        });
     cr_onnx::save_model(path, &m)?;
     Ok(())
 }
