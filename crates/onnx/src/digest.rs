@@ -13,7 +13,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::proto::GraphProto;
+use crate::proto::{GraphProto, ModelProto, StringStringEntryProto};
 
 /// Metadata key of the digest (lower-case hex SHA-256); spelled in [`cr_model::meta`], the one
 /// home of the model file's keys, and re-exported here for readers of this module.
@@ -41,4 +41,43 @@ pub fn graph_digest(graph: &GraphProto, bound: &[(&str, &str)]) -> String {
     }
     let d = h.finalize();
     d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Add the digest of `model`'s graph and its pipeline / features metadata (the pair our
+/// exporter binds) under [`GRAPH_DIGEST_KEY`], unless one is there: for models made outside
+/// our exporter that carry our pipeline metadata (the service's scikit-learn test and
+/// benchmark fixtures). Python cannot compute it: its protobuf encodes fields in another
+/// order than prost. Errors name the missing part.
+pub fn bind_graph_digest(model: &mut ModelProto) -> Result<(), String> {
+    let get = |k: &str| {
+        model
+            .metadata_props
+            .iter()
+            .find(|p| p.key.as_deref() == Some(k))
+            .and_then(|p| p.value.clone())
+    };
+    if get(GRAPH_DIGEST_KEY).is_some() {
+        return Ok(());
+    }
+    let (pipeline, features) = (get(cr_model::meta::PIPELINE), get(cr_model::meta::FEATURES));
+    let (Some(pipeline), Some(features)) = (pipeline, features) else {
+        return Err(format!(
+            "the model has no {} / {} metadata to bind its graph to",
+            cr_model::meta::PIPELINE,
+            cr_model::meta::FEATURES
+        ));
+    };
+    let graph = model.graph.as_ref().ok_or("the model has no graph")?;
+    let digest = graph_digest(
+        graph,
+        &[
+            (cr_model::meta::PIPELINE, &pipeline),
+            (cr_model::meta::FEATURES, &features),
+        ],
+    );
+    model.metadata_props.push(StringStringEntryProto {
+        key: Some(GRAPH_DIGEST_KEY.to_string()),
+        value: Some(digest),
+    });
+    Ok(())
 }

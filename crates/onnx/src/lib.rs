@@ -37,7 +37,7 @@ pub mod proto {
 pub use builder::{
     attr, Dim, ElemType, GraphBuilder, ModelBuilder, DEFAULT_IR_VERSION, PRODUCER_NAME,
 };
-pub use digest::{graph_digest, GRAPH_DIGEST_KEY};
+pub use digest::{bind_graph_digest, graph_digest, GRAPH_DIGEST_KEY};
 pub use error::OnnxError;
 pub use io::{decode, encode, load_model, save_model};
 pub use read::{

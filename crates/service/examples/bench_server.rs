@@ -54,37 +54,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The benchmark's model is made by scikit-learn + skl2onnx with our pipeline metadata
 /// (crates/service/tests/support/make_model.py), so it lacks the graph digest our exporter
-/// writes, without which the native engine refuses a raw-field model. Add it as the service
-/// tests do (in Rust: Python's protobuf encodes fields in another order than prost).
+/// writes, without which the native engine refuses a raw-field model.
 fn bind_graph_digest(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = cr_onnx::load_model(path)?;
-    let get = |k: &str| {
-        m.metadata_props
-            .iter()
-            .find(|p| p.key.as_deref() == Some(k))
-            .and_then(|p| p.value.clone())
-    };
-    if get(cr_model::meta::GRAPH_DIGEST_KEY).is_some() {
-        return Ok(());
-    }
-    let (Some(pipeline), Some(features)) =
-        (get(cr_model::meta::PIPELINE), get(cr_model::meta::FEATURES))
-    else {
-        return Err("the benchmark model has no pipeline / features metadata".into());
-    };
-    let graph = m.graph.as_ref().ok_or("the benchmark model has no graph")?;
-    let digest = cr_onnx::graph_digest(
-        graph,
-        &[
-            (cr_model::meta::PIPELINE, &pipeline),
-            (cr_model::meta::FEATURES, &features),
-        ],
-    );
-    m.metadata_props
-        .push(cr_onnx::proto::StringStringEntryProto {
-            key: Some(cr_model::meta::GRAPH_DIGEST_KEY.to_string()),
-            value: Some(digest),
-        });
+    cr_onnx::bind_graph_digest(&mut m)?;
     cr_onnx::save_model(path, &m)?;
     Ok(())
 }

@@ -77,33 +77,11 @@ pub fn models() -> &'static Models {
     })
 }
 
-/// Add the graph digest our exporter writes (`cr_onnx::graph_digest` over the graph and the
-/// pipeline / features metadata): without it the native engine refuses a raw-field model and
-/// ONNX Runtime scores it. Computed here, in Rust, because Python's protobuf encodes fields in
-/// tag order and prost in declaration order, so a Python-side digest would not match.
+/// Add the graph digest our exporter writes (`cr_onnx::bind_graph_digest`): without it the
+/// native engine refuses a raw-field model and ONNX Runtime scores it.
 fn bind_graph_digest(path: &Path) {
     let mut m = cr_onnx::load_model(path).expect("load generated model");
-    let get = |k: &str| {
-        m.metadata_props
-            .iter()
-            .find(|p| p.key.as_deref() == Some(k))
-            .and_then(|p| p.value.clone())
-            .expect("generated model metadata")
-    };
-    let (pipeline, features) = (get(cr_model::meta::PIPELINE), get(cr_model::meta::FEATURES));
-    let graph = m.graph.as_ref().expect("graph");
-    let digest = cr_onnx::graph_digest(
-        graph,
-        &[
-            (cr_model::meta::PIPELINE, &pipeline),
-            (cr_model::meta::FEATURES, &features),
-        ],
-    );
-    m.metadata_props
-        .push(cr_onnx::proto::StringStringEntryProto {
-            key: Some(cr_onnx::GRAPH_DIGEST_KEY.to_string()),
-            value: Some(digest),
-        });
+    cr_onnx::bind_graph_digest(&mut m).expect("generated model metadata");
     cr_onnx::save_model(path, &m).expect("save generated model");
 }
 
